@@ -1,0 +1,97 @@
+"""The interface every backend implements, and the symbolic system they share."""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+from ..parts import TIME
+
+__all__ = ["CompiledModel", "SolveResult", "SymbolicSystem"]
+
+
+@dataclass
+class SolveResult:
+    """States at the requested times (``y``: len(t) × n_states) and solver statistics."""
+
+    t: np.ndarray
+    y: np.ndarray
+    success: bool
+    t_reached: float
+    message: str = ""
+    n_steps: int = 0
+    n_rhs: int = 0
+
+
+class SymbolicSystem:
+    """``dy/dt = f(t, y, p)``, its Jacobian ``∂f/∂y`` and the observables, in SymPy.
+
+    Built once per model structure; backends turn it into code.
+    """
+
+    def __init__(self, model):
+        self.state_names = model.state_names
+        self.parameter_names = model.parameter_names
+        self.y = model.state_symbols
+        self.p = model.parameter_symbols
+        self.t = TIME
+        self.rhs = sp.Matrix(model.rhs_expressions())
+        self.jacobian = self.rhs.jacobian(self.y)
+        self.observable_names = list(model.observable_expressions())
+        self.observables = list(model.observable_expressions().values())
+        self.initial = model.initial_state_expressions()
+        self.hash = model.structure_hash
+
+    @property
+    def n_states(self) -> int:
+        return len(self.y)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.p)
+
+
+class CompiledModel(abc.ABC):
+    """What a backend returns: numerical f, J, observables and a solver.
+
+    Subclasses implement :meth:`rhs`, :meth:`jac` and :meth:`solve`.
+    """
+
+    backend = "abstract"
+
+    def __init__(self, system: SymbolicSystem):
+        self.system = system
+        self.state_names = system.state_names
+        self.parameter_names = system.parameter_names
+        self.observable_names = system.observable_names
+        args = (system.t, system.y, system.p)
+        # Observables and initial values are cheap, evaluated once per simulation on the
+        # whole output grid: NumPy is fast enough for them on every backend.
+        self._observe = sp.lambdify(args, system.observables, modules="numpy", cse=True)
+        self._initial = sp.lambdify((system.p,), system.initial, modules="numpy")
+
+    @property
+    def n_states(self) -> int:
+        return self.system.n_states
+
+    @abc.abstractmethod
+    def rhs(self, t: float, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Implemented by each backend."""
+
+    @abc.abstractmethod
+    def jac(self, t: float, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Implemented by each backend."""
+
+    @abc.abstractmethod
+    def solve(self, t0, y0, p, t_out, rtol, atol, max_steps=100_000) -> SolveResult:
+        """Implemented by each backend."""
+
+    def initial_state(self, p: np.ndarray) -> np.ndarray:
+        return np.asarray(self._initial(p), dtype=float)
+
+    def observe(self, t: np.ndarray, Y: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Observables at each row of ``Y`` (len(t) × n_states) → len(t) × n_obs."""
+        values = self._observe(t, list(Y.T), p)
+        return np.column_stack([np.broadcast_to(np.asarray(v, dtype=float), t.shape) for v in values])

@@ -1,0 +1,59 @@
+"""SymPy → C: the right-hand side and the dense Jacobian as plain C99 functions.
+
+Shared by the CVODE backend (compiled at run time) and the C export
+(:func:`nanopk.to_c`).  States become ``y[i]`` and parameters ``p[j]``; common
+subexpressions are computed once (``sympy.cse``); only non-zero Jacobian entries are
+written, column-major (``J[i + j*N] = ∂f_i/∂y_j``), the layout CVODE's dense matrix uses.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.c import C99CodePrinter
+
+__all__ = ["c_function_bodies", "c_identifier"]
+
+
+class _Printer(C99CodePrinter):
+    """C99 printer that writes small integer powers as products (exact and fast)."""
+
+    def _print_Pow(self, expr):
+        base, exp = expr.args
+        if exp.is_Integer and 1 < int(exp) <= 4:
+            b = self.parenthesize(base, 100)
+            return "*".join([f"({b})"] * int(exp))
+        if exp == -1:
+            return f"1.0/({self._print(base)})"
+        return super()._print_Pow(expr)
+
+
+def c_identifier(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
+
+
+def _indexed(system):
+    mapping = {s: sp.Symbol(f"y[{i}]") for i, s in enumerate(system.y)}
+    mapping.update({s: sp.Symbol(f"p[{j}]") for j, s in enumerate(system.p)})
+    return mapping
+
+
+def _block(assignments: list[tuple[str, sp.Expr]], mapping: dict, indent: str = "    ") -> str:
+    printer = _Printer()
+    exprs = [e.xreplace(mapping) for _, e in assignments]
+    replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("x"), optimizations="basic")
+    lines = [f"{indent}const double {sym} = {printer.doprint(val)};" for sym, val in replacements]
+    lines += [f"{indent}{target} = {printer.doprint(e)};" for (target, _), e in zip(assignments, reduced)]
+    return "\n".join(lines)
+
+
+def c_function_bodies(system) -> dict[str, str]:
+    """C bodies of ``rhs`` (writes ``dydt``) and ``jac`` (writes ``J``), with ``n`` and ``nnz``."""
+    mapping = _indexed(system)
+    n = system.n_states
+    rhs = [(f"dydt[{i}]", system.rhs[i]) for i in range(n)]
+    jac = [(f"J[{i + j * n}]", system.jacobian[i, j]) for j in range(n) for i in range(n) if system.jacobian[i, j] != 0]
+    return {
+        "rhs": _block(rhs, mapping),
+        "jac": _block(jac, mapping) if jac else "    (void)J;",
+        "n": n,
+        "nnz": len(jac),
+    }

@@ -1,0 +1,57 @@
+"""Compile once per model structure, with the fastest backend the machine can build.
+
+``compile_model(model, "auto")`` returns the compiled (CVODE) backend when this machine
+can build it and the reference (NumPy/LSODA) backend otherwise, with a warning that
+says why and how to fix it.  Results are memoised in-process by the model's structural
+hash, so models that differ only in parameter values share one compiled artifact (the
+CVODE library is also cached on disk across processes).
+"""
+from __future__ import annotations
+
+import warnings
+
+from .backends.base import CompiledModel, SymbolicSystem
+from .errors import ModelError
+
+__all__ = ["compile_model", "BACKENDS", "BackendFallbackWarning"]
+
+BACKENDS = ("auto", "cvode", "reference")
+_MEMO: dict[tuple[str, str], CompiledModel] = {}
+_SYSTEMS: dict[str, SymbolicSystem] = {}
+
+
+class BackendFallbackWarning(UserWarning):
+    """The compiled backend could not be built; the reference backend is used instead."""
+
+
+def symbolic_system(model) -> SymbolicSystem:
+    key = model.structure_hash
+    if key not in _SYSTEMS:
+        _SYSTEMS[key] = SymbolicSystem(model)
+    return _SYSTEMS[key]
+
+
+def compile_model(model, backend: str = "auto") -> CompiledModel:
+    """Compile ``model`` with ``backend`` (``"auto"``, ``"cvode"`` or ``"reference"``)."""
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    key = (model.structure_hash, backend)
+    if key in _MEMO:
+        return _MEMO[key]
+    system = symbolic_system(model)
+    if backend == "reference":
+        from .backends.reference import ReferenceModel
+
+        compiled = ReferenceModel(system)
+    else:
+        from .backends.cvode import BackendUnavailable, CvodeModel
+
+        try:
+            compiled = CvodeModel(system)
+        except BackendUnavailable as exc:
+            if backend == "cvode":
+                raise
+            warnings.warn(f"nanopk uses the slower reference backend because the compiled one is unavailable: {exc}", BackendFallbackWarning, stacklevel=2)
+            return compile_model(model, "reference")
+    _MEMO[key] = compiled
+    return compiled

@@ -1,0 +1,413 @@
+"""The immutable compartment model: parts in, ODEs derived from the flux graph.
+
+For mass states the right-hand side is never written by hand:
+
+    dA_i/dt = Σ_{f : target(f) = i} rate_f − Σ_{f : source(f) = i} rate_f
+
+so Σ_i dA_i/dt = 0 over all mass states, whatever the rate laws are.  Every model gets
+a ``depot`` state (dose not yet administered, kind ``depot``), a ``dose`` parameter
+(µg, the whole regimen) and an ``infusion_rate`` control (µg/h, set per dosing
+segment by the simulator), so bolus, infusion and repeated dosing need no change of
+structure and ``total`` = 100 %ID at all times.
+
+Observables: one per organ named on the states (``State.organ``), in %ID, plus
+``total``; mechanisms may add others (coverage, hydrodynamic diameter, ``dissolved``).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter, OrderedDict
+from dataclasses import replace
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import sympy as sp
+
+from .errors import ModelError, suggest
+from .parts import (
+    MASS_KINDS,
+    STATE_KINDS,
+    TIME,
+    Assignment,
+    Flux,
+    Observable,
+    Parameter,
+    Part,
+    RateRule,
+    State,
+    amount_observable,
+    symbol,
+)
+
+__all__ = ["Model", "DOSE", "INFUSION_RATE", "DEPOT"]
+
+DOSE = "dose"
+INFUSION_RATE = "infusion_rate"
+DEPOT = "depot"
+
+_DOSE_PARAMETER = Parameter(
+    DOSE, 1.0, "ug", "set by the dosing regimen (total of all administrations)", (1e-12, math.inf),
+    "total administered NP mass; %ID is relative to it",
+)
+_INFUSION_PARAMETER = Parameter(
+    INFUSION_RATE, 0.0, "ug/h", "control input, set by the simulator for each dosing segment", (0.0, math.inf),
+    "zero-order input from the depot into the dose target",
+)
+
+
+class Model:
+    """A nanoparticle compartment model composed from mechanism parts.
+
+    Parameters
+    ----------
+    name : str
+        Model name (``models/NAME.toml``).
+    parts : sequence of Part
+        What the mechanisms contribute.
+    dose_target : str
+        The state an IV dose enters (e.g. ``"venous_blood"``).
+    description, metadata :
+        Free text and a dict carried along (species, spec path, particle, notes).
+
+    Notes
+    -----
+    A model is immutable: :meth:`with_parameters` and :meth:`with_parts` return new
+    models.  Two models with the same structure share one compiled artifact, because
+    compilation is keyed by :attr:`structure_hash`, which ignores parameter values.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        parts: Sequence[Part],
+        dose_target: str,
+        description: str = "",
+        metadata: Mapping | None = None,
+    ):
+        self._name = str(name)
+        self._parts = tuple(parts)
+        self._dose_target = dose_target
+        self._description = description
+        self._metadata = dict(metadata or {})
+        whole = Part("model")
+        for part in self._parts:
+            whole = whole + part
+        self._states = tuple(whole.states)
+        if DEPOT not in {s.name for s in self._states}:
+            self._states += (State(DEPOT, "depot", description="dose not yet administered"),)
+        params = list(whole.parameters)
+        names = {p.name for p in params}
+        for builtin in (_DOSE_PARAMETER, _INFUSION_PARAMETER):
+            if builtin.name not in names:
+                params.append(builtin)
+        self._parameters = tuple(params)
+        self._fluxes = tuple(whole.fluxes) + (
+            Flux("infusion", DEPOT, dose_target, symbol(INFUSION_RATE), "zero-order infusion"),
+        )
+        self._rate_rules = tuple(whole.rate_rules)
+        self._assignments = tuple(whole.assignments)
+        self._notes = tuple(whole.notes)
+        self._observables = self._derive_observables(whole.observables)
+        self._cache: dict = {}
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def description(self) -> str:
+        return self._description
+
+    @property
+    def metadata(self) -> dict:
+        return dict(self._metadata)
+
+    @property
+    def parts(self) -> tuple[Part, ...]:
+        return self._parts
+
+    @property
+    def dose_target(self) -> str:
+        return self._dose_target
+
+    @property
+    def states(self) -> tuple[State, ...]:
+        return self._states
+
+    @property
+    def state_names(self) -> list[str]:
+        return [s.name for s in self._states]
+
+    @property
+    def mass_states(self) -> list[str]:
+        return [s.name for s in self._states if s.is_mass]
+
+    @property
+    def parameters(self) -> "OrderedDict[str, Parameter]":
+        """Parameters by name, in declaration order (the dose and control last)."""
+        return OrderedDict((p.name, p) for p in self._parameters)
+
+    @property
+    def parameter_names(self) -> list[str]:
+        return [p.name for p in self._parameters]
+
+    @property
+    def fluxes(self) -> tuple[Flux, ...]:
+        return self._fluxes
+
+    @property
+    def rate_rules(self) -> tuple[RateRule, ...]:
+        return self._rate_rules
+
+    @property
+    def assignments(self) -> tuple[Assignment, ...]:
+        return self._assignments
+
+    @property
+    def observables(self) -> "OrderedDict[str, Observable]":
+        return OrderedDict((o.name, o) for o in self._observables)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self._notes
+
+    def __repr__(self) -> str:
+        return (
+            f"<nanopk.Model {self._name!r}: {len(self._states)} states, "
+            f"{len(self._parameters)} parameters, {len(self._fluxes)} fluxes>"
+        )
+
+    # ------------------------------------------------------------------ edits
+    def with_parameters(self, values: Mapping[str, float] | None = None, **kwargs) -> "Model":
+        """A new model with parameter default values replaced.
+
+        Raises
+        ------
+        ModelError
+            If a name is not a parameter of the model (every unknown name is listed).
+        """
+        values = dict(values or {}, **kwargs)
+        self.check_parameter_names(values)
+        new_parts = []
+        for part in self._parts:
+            new_params = tuple(p.with_value(values[p.name]) if p.name in values else p for p in part.parameters)
+            new_parts.append(replace(part, parameters=new_params))
+        model = Model(self._name, new_parts, self._dose_target, self._description, self._metadata)
+        builtin = {k: v for k, v in values.items() if k in (DOSE, INFUSION_RATE)}
+        if builtin:  # dose and control live on the model, not on a part
+            model._parameters = tuple(p.with_value(builtin[p.name]) if p.name in builtin else p for p in model._parameters)
+        return model
+
+    def with_parts(self, *parts: Part, name: str | None = None) -> "Model":
+        """A new model with extra parts added."""
+        return Model(name or self._name, self._parts + tuple(parts), self._dose_target, self._description, self._metadata)
+
+    def with_metadata(self, **items) -> "Model":
+        model = Model(self._name, self._parts, self._dose_target, self._description, {**self._metadata, **items})
+        model._parameters = self._parameters
+        return model
+
+    def check_parameter_names(self, names: Iterable[str]) -> None:
+        known = set(self.parameter_names)
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ModelError(
+                f"model {self._name!r} has no parameter(s) {', '.join(repr(u) for u in unknown)}",
+                [f"{u!r}{suggest(u, known) or ' is not a parameter'}" for u in unknown],
+            )
+
+    def parameter_vector(self, overrides: Mapping[str, float] | None = None) -> np.ndarray:
+        """Parameter values in :attr:`parameter_names` order, with ``overrides`` applied."""
+        overrides = dict(overrides or {})
+        self.check_parameter_names(overrides)
+        return np.array([float(overrides.get(p.name, p.value)) for p in self._parameters])
+
+    # ------------------------------------------------------------------ equations
+    def _derive_observables(self, declared: Sequence[Observable]) -> tuple[Observable, ...]:
+        organs: "OrderedDict[str, list[str]]" = OrderedDict()
+        for s in self._states:
+            if s.organ and s.is_mass:
+                organs.setdefault(s.organ, []).append(s.name)
+        derived = [amount_observable(organ, names, DOSE, f"{organ}: all NP mass in the organ") for organ, names in organs.items()]
+        declared_names = {o.name for o in declared}
+        observables = [o for o in derived if o.name not in declared_names] + list(declared)
+        observables.append(amount_observable("total", self.mass_states, DOSE, "every mass state plus sinks: mass balance made visible"))
+        return tuple(observables)
+
+    def assignment_substitutions(self) -> dict:
+        """``{symbol: expression in states, parameters and t}`` with nested assignments resolved."""
+        key = "assign_subs"
+        if key not in self._cache:
+            resolved: dict = {}
+            pending = {a.symbol: a.expr for a in self._assignments}
+            for _ in range(len(pending) + 1):
+                progressed = False
+                for sym, expr in list(pending.items()):
+                    if not (expr.free_symbols & set(pending)):
+                        resolved[sym] = expr.xreplace(resolved)
+                        del pending[sym]
+                        progressed = True
+                if not pending or not progressed:
+                    break
+            if pending:
+                raise ModelError(f"model {self._name!r}: assignments refer to each other in a cycle", [str(s) for s in pending])
+            self._cache[key] = resolved
+        return self._cache[key]
+
+    def rhs_expressions(self) -> list[sp.Expr]:
+        """``dy/dt`` for every state, in :attr:`state_names` order, assignments substituted."""
+        key = "rhs"
+        if key not in self._cache:
+            subs = self.assignment_substitutions()
+            index = {s.name: i for i, s in enumerate(self._states)}
+            rhs = [sp.Integer(0)] * len(self._states)
+            for f in self._fluxes:
+                rate = sp.sympify(f.rate).xreplace(subs)
+                rhs[index[f.source]] -= rate
+                rhs[index[f.target]] += rate
+            for rule in self._rate_rules:
+                rhs[index[rule.state]] += sp.sympify(rule.expr).xreplace(subs)
+            self._cache[key] = rhs
+        return self._cache[key]
+
+    def observable_expressions(self) -> "OrderedDict[str, sp.Expr]":
+        subs = self.assignment_substitutions()
+        return OrderedDict((o.name, sp.sympify(o.expr).xreplace(subs)) for o in self._observables)
+
+    def initial_state_expressions(self) -> list[sp.Expr]:
+        """Initial values before dosing: 0 for mass; the declared value for the rest."""
+        subs = self.assignment_substitutions()
+        out = []
+        for s in self._states:
+            v = s.initial
+            out.append(symbol(v).xreplace(subs) if isinstance(v, str) else sp.Float(v))
+        return out
+
+    @property
+    def state_symbols(self) -> list[sp.Symbol]:
+        return [s.symbol for s in self._states]
+
+    @property
+    def parameter_symbols(self) -> list[sp.Symbol]:
+        return [p.symbol for p in self._parameters]
+
+    @property
+    def structure_hash(self) -> str:
+        """Hash of the equations and the order of states and parameters (not values)."""
+        key = "hash"
+        if key not in self._cache:
+            h = hashlib.sha256()
+            h.update(repr(self.state_names).encode())
+            h.update(repr(self.parameter_names).encode())
+            for e in self.rhs_expressions():
+                h.update(sp.srepr(e).encode())
+            for e in self.initial_state_expressions():
+                h.update(sp.srepr(e).encode())
+            self._cache[key] = h.hexdigest()[:20]
+        return self._cache[key]
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> "Model":
+        """Check the model and report every problem at once.
+
+        Checks: duplicate names; fluxes between undeclared or non-mass states;
+        symbols that are not declared; non-mass states without a rate rule, rate
+        rules on mass states; missing or non-finite initial values and defaults;
+        defaults outside their bounds; units — every flux must be mass/time, every
+        rate rule the state's unit per time, every assignment its declared unit.
+
+        Returns the model itself, so ``Model(...).validate()`` chains.
+
+        Raises
+        ------
+        ModelError
+            With ``.problems`` listing every problem found.
+        """
+        from .unitcheck import check_units
+
+        problems: list[str] = []
+        names = [s.name for s in self._states] + [p.name for p in self._parameters] + [a.name for a in self._assignments]
+        for name, count in Counter(names).items():
+            if count > 1:
+                problems.append(f"duplicate name {name!r} declared {count} times (states, parameters and assignments share one namespace)")
+        if "t" in names:
+            problems.append("the name 't' is reserved for time")
+        states = {s.name: s for s in self._states}
+        for s in self._states:
+            if s.kind not in STATE_KINDS:
+                problems.append(f"state {s.name!r} has kind {s.kind!r}; expected one of {sorted(STATE_KINDS)}")
+            if s.is_mass and s.unit not in ("ug", "microgram"):
+                problems.append(f"mass state {s.name!r} must be in ug (got {s.unit!r})")
+        if self._dose_target not in states:
+            problems.append(f"dose target {self._dose_target!r} is not a state{suggest(self._dose_target, states)}")
+        elif states[self._dose_target].kind != "particle":
+            problems.append(f"dose target {self._dose_target!r} must be a particle state (got kind {states[self._dose_target].kind!r})")
+        known = {symbol(n) for n in names} | {TIME}
+        for f in self._fluxes:
+            for end, sname in (("source", f.source), ("target", f.target)):
+                if sname not in states:
+                    problems.append(f"flux {f.name!r}: {end} {sname!r} is not a declared state{suggest(sname, states)}")
+                elif not states[sname].is_mass:
+                    problems.append(f"flux {f.name!r}: {end} {sname!r} is a {states[sname].kind} state; fluxes move mass only (use a rate rule)")
+            problems += _undeclared(f"flux {f.name!r}", f.rate, known, names)
+        ruled = Counter(r.state for r in self._rate_rules)
+        for r in self._rate_rules:
+            if r.state not in states:
+                problems.append(f"rate rule for undeclared state {r.state!r}{suggest(r.state, states)}")
+            elif states[r.state].is_mass:
+                problems.append(f"rate rule on mass state {r.state!r}: mass moves only by fluxes, so that mass balance holds")
+            problems += _undeclared(f"rate rule of {r.state!r}", r.expr, known, names)
+        for sname, count in ruled.items():
+            if count > 1:
+                problems.append(f"state {sname!r} has {count} rate rules; combine them into one")
+        for s in self._states:
+            if not s.is_mass and s.name not in ruled:
+                problems.append(f"non-mass state {s.name!r} has no rate rule")
+            if isinstance(s.initial, str):
+                if symbol(s.initial) not in known:
+                    problems.append(f"initial value of {s.name!r} refers to undeclared {s.initial!r}{suggest(s.initial, names)}")
+            elif s.initial is None or not math.isfinite(float(s.initial)):
+                problems.append(f"state {s.name!r} has no finite initial value (got {s.initial!r})")
+        for a in self._assignments:
+            problems += _undeclared(f"assignment {a.name!r}", a.expr, known, names)
+        for o in self._observables:
+            problems += _undeclared(f"observable {o.name!r}", o.expr, known, names)
+        for p in self._parameters:
+            lo, hi = p.bounds
+            if not math.isfinite(p.value):
+                problems.append(f"parameter {p.name!r} has a non-finite default {p.value!r}")
+            elif not (lo <= p.value <= hi):
+                problems.append(f"parameter {p.name!r} default {p.value!r} lies outside its bounds [{lo}, {hi}]")
+            if not p.source:
+                problems.append(f"parameter {p.name!r} has no literature source")
+        if not problems:
+            problems += check_units(self)
+        if problems:
+            raise ModelError(f"model {self._name!r} is invalid ({len(problems)} problem(s)):", problems)
+        return self
+
+    # ------------------------------------------------------------------ running
+    def compile(self, backend: str = "auto"):
+        """Compile (or load from cache) the numerical right-hand side and Jacobian."""
+        from .compile import compile_model
+
+        return compile_model(self, backend)
+
+    def simulate(self, times_h, params: Mapping[str, float] | None = None, dose=None, **options):
+        """Simulate and return observables in %ID (see :func:`nanopk.simulate.simulate`)."""
+        from .simulate import simulate
+
+        return simulate(self, times_h, params=params, dose=dose, **options)
+
+    def integrator(self, params: Mapping[str, float] | None = None, **options):
+        """A stepping integrator for co-simulation (see :class:`nanopk.stepping.Integrator`)."""
+        from .stepping import Integrator
+
+        return Integrator(self, params=params, **options)
+
+
+def _undeclared(where: str, expr, known: set, names: Sequence[str]) -> list[str]:
+    missing = sorted(str(s) for s in sp.sympify(expr).free_symbols - known)
+    return [f"{where} uses undeclared symbol {m!r}{suggest(m, names)}" for m in missing]

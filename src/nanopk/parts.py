@@ -1,0 +1,206 @@
+"""The building blocks a mechanism returns: states, parameters, fluxes, observables.
+
+A *part* is what one mechanism contributes to a model.  Mechanisms never build whole
+models; :class:`nanopk.model.Model` composes parts and derives the ODEs from the flux
+graph, so that
+
+    dA_i/dt = Σ_{fluxes into i} rate − Σ_{fluxes out of i} rate
+
+and the sum of all mass states (particles, dissolved ions, excreta and the undelivered
+dose) is constant by construction.  States that are not mass (protein-corona coverage,
+particle counts, the size of a growing corona) evolve by *rate rules* and stay out of
+the mass balance.
+
+Every parameter carries a value, a unit that pint understands, bounds and the
+literature source of its default.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import sympy as sp
+
+__all__ = [
+    "MASS_KINDS",
+    "STATE_KINDS",
+    "TIME",
+    "State",
+    "Parameter",
+    "Flux",
+    "RateRule",
+    "Assignment",
+    "Observable",
+    "Part",
+    "symbol",
+    "amount_observable",
+]
+
+#: Kinds of state whose amounts are NP mass (µg) and enter the mass balance.
+#: ``particle``: intact nanoparticles; ``dissolved``: mass released as ions;
+#: ``sink``: cumulative excreta (urine, faeces); ``depot``: dose not yet given.
+MASS_KINDS = frozenset({"particle", "dissolved", "sink", "depot"})
+#: All state kinds; the ones outside MASS_KINDS evolve by rate rules.
+STATE_KINDS = MASS_KINDS | frozenset({"coverage", "number", "auxiliary"})
+
+#: Model time, in hours since the first dose.
+TIME = sp.Symbol("t", real=True, nonnegative=True)
+
+
+def symbol(name: str) -> sp.Symbol:
+    """The SymPy symbol nanopk uses for a state, parameter or assignment name."""
+    return sp.Symbol(name, real=True)
+
+
+@dataclass(frozen=True)
+class State:
+    """A state variable.
+
+    Parameters
+    ----------
+    name : str
+        Identifier (valid in Python, C and SBML).
+    kind : str
+        One of :data:`STATE_KINDS`.
+    unit : str
+        ``"ug"`` for mass kinds; the unit of the quantity otherwise.
+    initial : float or str
+        Initial value; a string names a parameter or assignment (non-mass states only:
+        mass states start empty and receive the dose).
+    organ : str, optional
+        The organ whose observable this state counts toward (``"liver"``).
+    volume : str, optional
+        Name of the parameter or assignment that is the volume (L) of the space the
+        state occupies; used for SBML compartments and concentrations.
+    """
+
+    name: str
+    kind: str = "particle"
+    unit: str = "ug"
+    initial: float | str = 0.0
+    organ: str | None = None
+    volume: str | None = None
+    description: str = ""
+
+    @property
+    def symbol(self) -> sp.Symbol:
+        return symbol(self.name)
+
+    @property
+    def is_mass(self) -> bool:
+        return self.kind in MASS_KINDS
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A model parameter: value, unit, bounds and the source of its default.
+
+    ``bounds`` are the physically admissible range used by fits (and by the contract
+    test that simulates every model at its bounds).  ``source`` is a citation
+    (author, journal, year, DOI or table).
+    """
+
+    name: str
+    value: float
+    unit: str
+    source: str
+    bounds: tuple[float, float] = (0.0, math.inf)
+    description: str = ""
+
+    @property
+    def symbol(self) -> sp.Symbol:
+        return symbol(self.name)
+
+    def with_value(self, value: float) -> "Parameter":
+        return Parameter(self.name, float(value), self.unit, self.source, self.bounds, self.description)
+
+
+@dataclass(frozen=True)
+class Flux:
+    """Mass moving from ``source`` to ``target`` at ``rate`` (µg/h).
+
+    Both ends are mass states; what leaves one enters the other, which is what makes
+    mass balance structural.  Elimination goes to a sink state (urine, faeces).
+    """
+
+    name: str
+    source: str
+    target: str
+    rate: sp.Expr
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RateRule:
+    """``d state / dt = expr`` for a state that is not mass (coverage, number)."""
+
+    state: str
+    expr: sp.Expr
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A named derived quantity, ``name = expr`` (e.g. a blood flow from cardiac output).
+
+    Assignments keep rate laws readable; they are substituted before compilation and
+    exported as SBML assignment rules.
+    """
+
+    name: str
+    expr: sp.Expr
+    unit: str
+    description: str = ""
+
+    @property
+    def symbol(self) -> sp.Symbol:
+        return symbol(self.name)
+
+
+@dataclass(frozen=True)
+class Observable:
+    """A measured quantity: ``expr`` over states, parameters and assignments, in ``unit``."""
+
+    name: str
+    expr: sp.Expr
+    unit: str = "percent_ID"
+    description: str = ""
+
+
+def amount_observable(name: str, states: Iterable[str], dose: str = "dose", description: str = "") -> Observable:
+    """Observable in %ID: ``100 · Σ states / dose``."""
+    total = sp.Add(*[symbol(s) for s in states])
+    return Observable(name, 100 * total / symbol(dose), "percent_ID", description)
+
+
+@dataclass(frozen=True)
+class Part:
+    """What a mechanism contributes: states, parameters, fluxes and the rest.
+
+    Parts compose by concatenation (``part_a + part_b``); a part may refer to states
+    and parameters declared by another part, which ``Model.validate`` checks once all
+    parts are together.
+    """
+
+    name: str
+    states: tuple[State, ...] = ()
+    parameters: tuple[Parameter, ...] = ()
+    fluxes: tuple[Flux, ...] = ()
+    rate_rules: tuple[RateRule, ...] = ()
+    assignments: tuple[Assignment, ...] = ()
+    observables: tuple[Observable, ...] = ()
+    #: Modelling assumptions worth stating (exported as comments and annotations).
+    notes: tuple[str, ...] = field(default=())
+
+    def __add__(self, other: "Part") -> "Part":
+        return Part(
+            f"{self.name}+{other.name}",
+            self.states + other.states,
+            self.parameters + other.parameters,
+            self.fluxes + other.fluxes,
+            self.rate_rules + other.rate_rules,
+            self.assignments + other.assignments,
+            self.observables + other.observables,
+            self.notes + other.notes,
+        )

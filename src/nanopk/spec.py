@@ -1,0 +1,183 @@
+"""Declarative model specs (``models/*.toml``) and ``load_model``.
+
+A spec names the species, where the dose enters, the default dose and the mechanisms
+(``use = "family.variant"`` plus that variant's options); it may override parameter
+defaults, each override with its own source::
+
+    name = "mouse_pbpk"
+    species = "mouse"
+    dose_target = "venous_blood"
+
+    [dose]
+    value = 0.85
+    unit = "mg/kg"
+    source = "Cho et al. 2010 ..."
+
+    [[mechanisms]]
+    use = "circulation.whole_body"
+
+    [parameters.Kmax_liver]
+    value = 0.3
+    source = "..."
+
+Every problem in a spec is reported with the key it concerns and the valid choices.
+"""
+from __future__ import annotations
+
+import inspect
+import tomllib
+from pathlib import Path
+
+import pint
+
+from .errors import SpecError, suggest
+from .mechanisms.base import BuildContext, resolve_mechanism
+from .model import DOSE, Model
+from .parts import Parameter, Part
+from .particle import Particle
+from .resources import models_dir
+from .units import Q_
+
+__all__ = ["load_model", "list_models", "model_path", "dose_to_ug"]
+
+_TOP_KEYS = {"name", "description", "species", "dose_target", "dose", "mechanisms", "parameters", "particle", "reference", "notes"}
+
+
+def list_models() -> list[str]:
+    """Names of the bundled models (``models/*.toml``)."""
+    return sorted(p.stem for p in models_dir().glob("*.toml"))
+
+
+def model_path(name_or_path) -> Path:
+    """Resolve a bundled model name or a path to a spec file."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.exists():
+            raise SpecError(f"model spec {str(path)!r} does not exist")
+        return path
+    candidate = models_dir() / f"{name_or_path}.toml"
+    if not candidate.exists():
+        names = list_models()
+        raise SpecError(f"unknown model {name_or_path!r}{suggest(str(name_or_path), names)}; bundled models: {', '.join(names)}")
+    return candidate
+
+
+def dose_to_ug(value: float, unit: str, body_weight_kg: float | None) -> float:
+    """Convert a dose (µg, mg, mg/kg, µg/kg, ...) to µg; per-kg doses need a body weight."""
+    from .units import to_pint_string
+
+    try:
+        q = Q_(float(value), to_pint_string(unit))
+    except (pint.UndefinedUnitError, pint.DefinitionSyntaxError, ValueError) as exc:
+        raise SpecError(f"dose unit {unit!r} is not understood ({exc}); use e.g. 'ug', 'mg' or 'mg/kg'") from None
+    if q.check("[mass]"):
+        return float(q.to("microgram").magnitude)
+    if q.check("[mass]/[mass]"):
+        if body_weight_kg is None:
+            raise SpecError(f"a dose in {unit} needs a body weight")
+        return float((q * Q_(body_weight_kg, "kg")).to("microgram").magnitude)
+    raise SpecError(f"dose unit {unit!r} is neither a mass nor a mass per body weight (mg/kg)")
+
+
+def load_model(name_or_path, particle: Particle | dict | str | None = None, params: dict | None = None) -> Model:
+    """Build a model from a bundled name (``"mouse_pbpk"``) or a path to a spec.
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        A name from :func:`list_models` or a ``.toml`` file.
+    particle : Particle, dict or str, optional
+        The nanoparticle; its properties set the mechanistic parameters (size →
+        permeability and renal sieving, coating → opsonin adsorption and stability,
+        material → dissolution).  Defaults to the spec's ``[particle]`` table.
+    params : dict, optional
+        Parameter values overriding the defaults.
+
+    Raises
+    ------
+    SpecError
+        Listing every problem in the spec (unknown key, mechanism, option or
+        parameter, each with the valid choices).
+    """
+    path = model_path(name_or_path)
+    try:
+        spec = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"model spec {path} is not valid TOML: {exc}") from None
+    problems = []
+    for key in spec:
+        if key not in _TOP_KEYS:
+            problems.append(f"unknown key {key!r}{suggest(key, _TOP_KEYS)}; valid keys: {', '.join(sorted(_TOP_KEYS))}")
+    for key in ("name", "species", "dose_target", "mechanisms"):
+        if key not in spec:
+            problems.append(f"missing key {key!r}")
+    if problems:
+        raise SpecError(f"invalid model spec {path}:", problems)
+
+    if isinstance(particle, str):
+        particle = Particle.parse(particle)
+    elif isinstance(particle, dict):
+        particle = Particle.from_dict(particle)
+    elif particle is None and "particle" in spec:
+        particle = Particle.from_dict(spec["particle"])
+    ctx = BuildContext(species=spec["species"], particle=particle)
+    try:
+        ctx.physiology
+    except Exception as exc:  # unknown species: report as a spec problem
+        raise SpecError(f"invalid model spec {path}:", [f"species: {exc}"]) from None
+
+    parts: list[Part] = []
+    for i, entry in enumerate(spec["mechanisms"], start=1):
+        entry = dict(entry)
+        ref = entry.pop("use", None)
+        if ref is None:
+            problems.append(f"mechanisms[{i}] has no 'use' key (write use = \"family.variant\")")
+            continue
+        try:
+            func = resolve_mechanism(ref)
+        except SpecError as exc:
+            problems.append(f"mechanisms[{i}]: {exc}")
+            continue
+        accepted = [n for n in inspect.signature(func).parameters if n != "ctx"]
+        bad = [k for k in entry if k not in accepted]
+        if bad:
+            problems += [f"mechanisms[{i}] ({ref}): unknown option {k!r}{suggest(k, accepted)}; valid options: {', '.join(accepted) or 'none'}" for k in bad]
+            continue
+        parts.append(func(ctx, **entry))
+    if problems:
+        raise SpecError(f"invalid model spec {path}:", problems)
+
+    declared = {p.name: p for part in parts for p in part.parameters}
+    overrides = spec.get("parameters", {})
+    for name, override in overrides.items():
+        if name not in declared and name != DOSE:
+            problems.append(f"parameters.{name}: no such parameter{suggest(name, declared)}")
+        elif not isinstance(override, dict) or "value" not in override or "source" not in override:
+            problems.append(f"parameters.{name}: write {{ value = ..., source = \"...\" }} (an override needs its source)")
+    if problems:
+        raise SpecError(f"invalid model spec {path}:", problems)
+    new_parts = []
+    for part in parts:
+        ps = []
+        for p in part.parameters:
+            o = overrides.get(p.name)
+            ps.append(Parameter(p.name, float(o["value"]), o.get("unit", p.unit), o["source"], p.bounds, p.description) if o else p)
+        new_parts.append(Part(part.name, part.states, tuple(ps), part.fluxes, part.rate_rules, part.assignments, part.observables, part.notes))
+    parts = new_parts
+
+    dose = spec.get("dose", {"value": 1.0, "unit": "ug", "source": "nominal 1 µg (results are in %ID, independent of dose for linear models)"})
+    bw = declared["BW"].value if "BW" in declared else None
+    dose_ug = dose_to_ug(dose.get("value", 1.0), dose.get("unit", "ug"), bw)
+    dose_source = dose.get("source", "")
+    if not dose_source:
+        raise SpecError(f"invalid model spec {path}:", ["dose: give a 'source' for the default dose"])
+    parts.append(Part("dosing", parameters=(Parameter(DOSE, dose_ug, "ug", f"{dose['value']} {dose['unit']}: {dose_source}", (1e-9, 1e12), "administered NP mass"),)))
+
+    model = Model(
+        spec["name"], parts, spec["dose_target"], spec.get("description", ""),
+        {"species": spec["species"], "spec": str(path), "particle": particle.to_dict() if particle else None,
+         "reference": spec.get("reference", ""), "notes": spec.get("notes", "")},
+    )
+    if params:
+        model = model.with_parameters(params)
+    return model.validate()
