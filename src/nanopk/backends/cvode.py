@@ -34,6 +34,11 @@ __all__ = ["CvodeModel", "BackendUnavailable", "sundials_libraries", "cache_dir"
 
 _DRIVER = (Path(__file__).with_name("cvode_driver.c")).read_text()
 _LIBS = ("core", "nvecserial", "sunmatrixdense", "sunlinsoldense", "cvode")
+#: CVODE controls the *local* error; on the closed-form problems of tests/test_closed_form.py
+#: its global error came out 7-13x the requested tolerance, LSODA's within it.  Asking
+#: CVODE for a quarter of the tolerance keeps the global error inside what the user
+#: requested (RMS < 2 tolerance units) for ~25 % more steps.
+TOLERANCE_SAFETY = 0.25
 _DOUBLE_P = np.ctypeslib.ndpointer(dtype=np.float64, flags="C_CONTIGUOUS")
 
 
@@ -134,11 +139,11 @@ class CvodeModel(CompiledModel):
         t_out = np.ascontiguousarray(t_out, dtype=float)
         n = self.n_states
         yout = np.empty((len(t_out), n))
-        atol = np.ascontiguousarray(np.broadcast_to(atol, (n,)), dtype=float)
+        atol = np.ascontiguousarray(np.broadcast_to(atol, (n,)), dtype=float) * TOLERANCE_SAFETY
         info = np.zeros(4)
         flag = self._lib.nanopk_solve(
             float(t0), np.ascontiguousarray(y0, float), np.ascontiguousarray(p, float), len(t_out), t_out, yout,
-            float(rtol), atol, int(max_steps), info,
+            float(rtol) * TOLERANCE_SAFETY, atol, int(max_steps), info,
         )
         return SolveResult(t_out, yout, flag == 0, float(info[0]), _CVODE_FLAGS.get(flag, f"CVODE flag {flag}"), int(info[1]), int(info[2]))
 
