@@ -1,0 +1,303 @@
+"""The ``nanopk`` command line.
+
+    nanopk models
+    nanopk simulate MODEL [--param NAME=VALUE ...] [--particle ...] [--times ...] [--out sim.csv] [--json sim.json]
+    nanopk fit DATASET --model MODEL [--vary A,B,...] [--json fit.json] [--plot fit.png]
+    nanopk compare DATASET_A DATASET_B --model MODEL [--vary ...] [--json cmp.json] [--plot cmp.png]
+    nanopk export MODEL (--sbml out.xml | --c outdir/ | --json model.json)
+    nanopk delivery (DATASET --model MODEL | FIT.json) [--json de.json]
+    nanopk meta COLLECTION --model MODEL [--scheduler ADDRESS] [--json meta.json]
+    nanopk datasets
+
+Errors a user can cause (unknown model, bad parameter, bad data) are printed as one
+clear message with exit status 2; they never end in a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import NanopkError
+
+DEFAULT_TIMES = "1,4,24,168"
+
+
+def _parse_params(items) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise NanopkError(f"--param {item!r} must be NAME=VALUE (e.g. --param Kmax_liver=0.5)")
+        name, value = item.split("=", 1)
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise NanopkError(f"--param {name}: {value!r} is not a number") from None
+    return out
+
+
+def _parse_times(text: str) -> np.ndarray:
+    """``"1,4,24,168"`` or ``"0:168:50"`` (start:stop:count)."""
+    try:
+        if ":" in text:
+            a, b, n = text.split(":")
+            return np.linspace(float(a), float(b), int(n))
+        return np.array([float(x) for x in text.split(",") if x.strip()])
+    except ValueError:
+        raise NanopkError(f"--times {text!r}: give comma-separated hours (1,4,24) or start:stop:count (0:168:50)") from None
+
+
+def _load(args):
+    from .spec import load_model
+
+    return load_model(args.model, particle=getattr(args, "particle", None))
+
+
+def _write_json(path, payload):
+    Path(path).write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    print(f"wrote {path}")
+
+
+def cmd_models(args):
+    from .spec import list_models, load_model
+
+    rows = []
+    for name in list_models():
+        m = load_model(name)
+        rows.append({"name": name, "states": len(m.states), "parameters": len(m.parameters), "species": m.metadata["species"],
+                     "description": " ".join(m.description.split())})
+    for r in rows:
+        print(f"{r['name']:<22} {r['states']:>4} states  {r['parameters']:>4} params  {r['species']:<6} {r['description'][:70]}")
+    if args.json:
+        _write_json(args.json, rows)
+
+
+def cmd_simulate(args):
+    model = _load(args)
+    times = _parse_times(args.times)
+    t0 = time.perf_counter()
+    sim = model.simulate(times, params=_parse_params(args.param), backend=args.backend)
+    elapsed = time.perf_counter() - t0
+    with_units = sim.rename(columns=lambda c: f"{c} [%ID]" if sim.attrs["units"].get(c) == "percent_ID" else c)
+    print(f"# {model.name}: {len(model.states)} states, backend {sim.attrs['backend']}, dose {sim.attrs['dose_ug']:.4g} µg, {elapsed*1000:.1f} ms")
+    print(with_units.to_string(float_format=lambda v: f"{v:.4g}"))
+    if args.out:
+        sim.to_csv(args.out)
+        print(f"wrote {args.out}")
+    if args.json:
+        _write_json(args.json, {
+            "model": model.name, "backend": sim.attrs["backend"], "dose_ug": sim.attrs["dose_ug"],
+            "units": sim.attrs["units"], "time_h": list(sim.index),
+            "observables": {c: sim[c].tolist() for c in sim.columns},
+            "max_total_deviation_pct": float(np.max(np.abs(sim["total"] - 100.0))),
+        })
+
+
+def cmd_datasets(args):
+    from .data import list_datasets
+
+    table = list_datasets()
+    print(table.to_string(index=False))
+    if args.json:
+        _write_json(args.json, table.to_dict(orient="records"))
+
+
+def cmd_fit(args):
+    from .data import read_dataset
+    from .fit import fit
+
+    model = _load(args)
+    ds = read_dataset(args.dataset)
+    vary = [v.strip() for v in args.vary.split(",")] if args.vary else None
+    t0 = time.perf_counter()
+    result = fit(model, ds, vary=vary, multistart=args.multistart)
+    wall = time.perf_counter() - t0
+    _attach_delivery(result)
+    print(result.report())
+    print(f"wall time {wall:.2f} s")
+    if args.json:
+        result.to_json(args.json)
+        print(f"wrote {args.json}")
+    if args.plot:
+        result.plot(args.plot)
+        print(f"wrote {args.plot}")
+    return 0 if result.success else 1
+
+
+def _attach_delivery(result):
+    """Add DE24/DE168/DEmax to a fit of a model with a tumour (DESIGN.md fit JSON)."""
+    if "tumour" not in result.model.observables:
+        return None
+    from .delivery import delivery_efficiency
+
+    de = delivery_efficiency(result)
+    result.extra_json["delivery"] = de
+    return de
+
+
+def cmd_compare(args):
+    from .compare import compare
+    from .data import read_dataset
+
+    model = _load(args)
+    a, b = read_dataset(args.dataset_a), read_dataset(args.dataset_b)
+    vary = [v.strip() for v in args.vary.split(",")] if args.vary else None
+    cmp = compare(model, {a.name: a, b.name: b}, vary=vary)
+    print(cmp.report())
+    if args.json:
+        cmp.to_json(args.json)
+        print(f"wrote {args.json}")
+    if args.plot:
+        cmp.plot(args.plot)
+        print(f"wrote {args.plot}")
+
+
+def cmd_export(args):
+    model = _load(args)
+    if args.sbml:
+        from .export.sbml import to_sbml
+
+        to_sbml(model, args.sbml)
+        print(f"wrote {args.sbml}")
+    if args.c:
+        from .export.c import to_c
+
+        for path in to_c(model, args.c) or []:
+            print(f"wrote {path}")
+    if args.json:
+        from .export.json import to_json
+
+        to_json(model, args.json)
+        print(f"wrote {args.json}")
+    if not (args.sbml or args.c or args.json):
+        raise NanopkError("nanopk export needs one of --sbml FILE, --c DIR or --json FILE")
+
+
+def cmd_delivery(args):
+    from .delivery import delivery_efficiency
+
+    source = Path(args.source)
+    if source.suffix == ".json" and source.exists() and not source.with_suffix(".csv").exists():
+        payload = json.loads(source.read_text())
+        if "delivery" not in payload:
+            raise NanopkError(f"{source} holds no 'delivery' entry; fit a model with a tumour (e.g. --model mouse_tumour)")
+        de = payload["delivery"]
+    else:
+        if not args.model:
+            raise NanopkError("nanopk delivery DATASET needs --model MODEL")
+        from .data import read_dataset
+        from .fit import fit
+
+        result = fit(_load(args), read_dataset(args.source), vary=[v.strip() for v in args.vary.split(",")] if args.vary else None)
+        de = delivery_efficiency(result)
+    for key, item in de.items():
+        if isinstance(item, dict) and "value" in item:
+            ci = item.get("ci95")
+            ci_text = f"  95% CI [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""
+            print(f"{key:<16} {item['value']:.4g}{ci_text}")
+    if args.json:
+        _write_json(args.json, de)
+
+
+def cmd_meta(args):
+    from .meta import run_meta, summarise
+
+    store = args.store or "meta.sqlite"
+    run_meta(args.collection, model=args.model, scheduler=args.scheduler, store=store, limit=args.limit)
+    summary = summarise(store)
+    printable = {k: v for k, v in summary.items() if k != "datasets"}
+    print(json.dumps(printable, indent=2, default=float))
+    if args.json:
+        _write_json(args.json, summary)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nanopk", description="Nanoparticle pharmacokinetics: simulate, fit, compare, export.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def model_args(p, positional=True):
+        if positional:
+            p.add_argument("model", help="bundled model name (see `nanopk models`) or path to a .toml spec")
+        else:
+            p.add_argument("--model", required=False, default="mouse_pbpk", help="model name or spec path (default mouse_pbpk)")
+        p.add_argument("--particle", help="e.g. material=Au,core_diameter_nm=15,coating=PEG,coating_mw_da=5000")
+
+    p = sub.add_parser("models", help="list the bundled models")
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("datasets", help="list the bundled datasets")
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("simulate", help="simulate a model; observables in %ID")
+    model_args(p)
+    p.add_argument("--param", action="append", help="NAME=VALUE (repeatable)")
+    p.add_argument("--times", default=DEFAULT_TIMES, help="hours: 1,4,24,168 or start:stop:count")
+    p.add_argument("--backend", default="auto", choices=["auto", "cvode", "reference"])
+    p.add_argument("--out", help="write the table as CSV")
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("fit", help="fit a model to a dataset")
+    p.add_argument("dataset", help="bundled dataset name or path to a CSV (with its JSON sidecar)")
+    model_args(p, positional=False)
+    p.add_argument("--vary", help="comma-separated parameter names")
+    p.add_argument("--multistart", type=int, default=0)
+    p.add_argument("--json")
+    p.add_argument("--plot")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("compare", help="compare two groups (e.g. PEG vs bare)")
+    p.add_argument("dataset_a")
+    p.add_argument("dataset_b")
+    model_args(p, positional=False)
+    p.add_argument("--vary")
+    p.add_argument("--json")
+    p.add_argument("--plot")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("export", help="export a model to SBML, C or JSON")
+    model_args(p)
+    p.add_argument("--sbml")
+    p.add_argument("--c")
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("delivery", help="tumour delivery efficiency (DE24, DE168, DEmax)")
+    p.add_argument("source", help="a dataset (with --model) or a fit JSON")
+    model_args(p, positional=False)
+    p.add_argument("--vary")
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_delivery)
+
+    p = sub.add_parser("meta", help="meta-analysis of a collection (Nano-Tumor Database or a folder of datasets)")
+    p.add_argument("collection")
+    p.add_argument("--model", default="mouse_tumour")
+    p.add_argument("--scheduler", help="Dask scheduler address (default: local processes)")
+    p.add_argument("--store", help="SQLite results store (resumable; default meta.sqlite)")
+    p.add_argument("--limit", type=int, help="only the first N datasets")
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_meta)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        status = args.func(args)
+    except NanopkError as exc:
+        print(f"nanopk {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(f"nanopk {args.command}: {exc}", file=sys.stderr)
+        return 2
+    return int(status or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
