@@ -295,7 +295,7 @@ class Model:
 
     @property
     def structure_hash(self) -> str:
-        """Hash of the equations and the order of states and parameters (not values)."""
+        """Hash of the equations, observables and the order of states and parameters (not values)."""
         key = "hash"
         if key not in self._cache:
             h = hashlib.sha256()
@@ -305,6 +305,8 @@ class Model:
                 h.update(sp.srepr(e).encode())
             for e in self.initial_state_expressions():
                 h.update(sp.srepr(e).encode())
+            for name, e in self.observable_expressions().items():
+                h.update(name.encode() + sp.srepr(e).encode())
             self._cache[key] = h.hexdigest()[:20]
         return self._cache[key]
 

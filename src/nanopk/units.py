@@ -14,7 +14,10 @@ import functools
 
 import pint
 
-__all__ = ["ureg", "Q_", "parse_unit", "dimensionality", "to_pint_string"]
+__all__ = [
+    "ureg", "Q_", "parse_unit", "dimensionality", "to_pint_string",
+    "is_dose_fraction", "COMMON_UNITS",
+]
 
 ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
 # A fraction of the injected dose: 1 ID = 100 %ID (a mass ratio, hence dimensionless).
@@ -39,14 +42,29 @@ _ALIASES = {
     "ng/organ": "nanogram",
     "µg": "microgram",
     "ug": "microgram",
+    "ng": "nanogram",
+    "mg": "milligram",
+    "ng/mg": "nanogram / milligram",
+    "µg/mg": "microgram / milligram",
+    "ug/mg": "microgram / milligram",
+    "mg/kg": "milligram / kilogram",
+    "µg/kg": "microgram / kilogram",
+    "ug/kg": "microgram / kilogram",
+    "%id/cc": "percent_ID / milliliter",
+    "%id/kg": "percent_ID / kilogram",
     "1": "dimensionless",
     "": "dimensionless",
 }
 
 
+#: Units biodistribution data usually come in (for "did you mean" suggestions).
+COMMON_UNITS = ("%ID", "%ID/g", "%ID/mL", "ng/g", "µg/g", "ng/mL", "µg/mL", "µg/organ", "ng", "µg", "mg/kg")
+
+
 def to_pint_string(unit: str) -> str:
     """Map a lab spelling (``"%ID/g"``, ``"µg/g"``) to a pint expression."""
-    key = str(unit).strip()
+    # Greek small mu (U+03BC) looks like the micro sign (U+00B5) and both are typed.
+    key = str(unit).strip().replace("\u03bc", "µ")
     return _ALIASES.get(key.lower(), key.replace("µ", "u").replace("%", "percent_"))
 
 
@@ -54,6 +72,17 @@ def to_pint_string(unit: str) -> str:
 def parse_unit(unit: str) -> pint.Unit:
     """Parse a unit string; raises ``pint.UndefinedUnitError`` for unknown names."""
     return ureg.parse_units(to_pint_string(unit))
+
+
+def is_dose_fraction(unit: str) -> bool:
+    """Whether ``unit`` measures a fraction of the injected dose (%ID, %ID/g, ID/mL...).
+
+    pint treats %ID and a mass ratio such as ng/g alike (both dimensionless), so the
+    distinction is made on the unit's names: a dose fraction contains ``percent_ID`` or
+    ``injected_dose``.  Raises ``pint.UndefinedUnitError`` for an unknown unit.
+    """
+    names = parse_unit(unit)._units
+    return any(name in names for name in ("percent_ID", "injected_dose"))
 
 
 def dimensionality(unit: str):

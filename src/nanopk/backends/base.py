@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,12 +38,27 @@ class SymbolicSystem:
         self.y = model.state_symbols
         self.p = model.parameter_symbols
         self.t = TIME
-        self.rhs = sp.Matrix(model.rhs_expressions())
-        self.jacobian = self.rhs.jacobian(self.y)
-        self.observable_names = list(model.observable_expressions())
-        self.observables = list(model.observable_expressions().values())
-        self.initial = model.initial_state_expressions()
+        self.observable_names = list(model.observables)
         self.hash = model.structure_hash
+        self._model = model
+
+    # The symbolic pieces are derived on first use: a backend that finds its compiled
+    # artifact in the cache never needs the Jacobian.
+    @functools.cached_property
+    def rhs(self) -> sp.Matrix:
+        return sp.Matrix(self._model.rhs_expressions())
+
+    @functools.cached_property
+    def jacobian(self) -> sp.Matrix:
+        return self.rhs.jacobian(self.y)
+
+    @functools.cached_property
+    def observables(self) -> list:
+        return list(self._model.observable_expressions().values())
+
+    @functools.cached_property
+    def initial(self) -> list:
+        return self._model.initial_state_expressions()
 
     @property
     def n_states(self) -> int:
@@ -66,11 +82,15 @@ class CompiledModel(abc.ABC):
         self.state_names = system.state_names
         self.parameter_names = system.parameter_names
         self.observable_names = system.observable_names
-        args = (system.t, system.y, system.p)
-        # Observables and initial values are cheap, evaluated once per simulation on the
-        # whole output grid: NumPy is fast enough for them on every backend.
-        self._observe = sp.lambdify(args, system.observables, modules="numpy", cse=True)
-        self._initial = sp.lambdify((system.p,), system.initial, modules="numpy")
+
+    @functools.cached_property
+    def _observe(self):
+        args = (self.system.t, self.system.y, self.system.p)
+        return sp.lambdify(args, self.system.observables, modules="numpy", cse=True)
+
+    @functools.cached_property
+    def _initial(self):
+        return sp.lambdify((self.system.p,), self.system.initial, modules="numpy")
 
     @property
     def n_states(self) -> int:

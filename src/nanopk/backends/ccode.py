@@ -46,14 +46,20 @@ def _block(assignments: list[tuple[str, sp.Expr]], mapping: dict, indent: str = 
 
 
 def c_function_bodies(system) -> dict[str, str]:
-    """C bodies of ``rhs`` (writes ``dydt``) and ``jac`` (writes ``J``), with ``n`` and ``nnz``."""
+    """C bodies of ``rhs`` (writes ``dydt``), ``jac`` (writes ``J``), ``observe`` (writes
+    ``out``) and ``initial`` (writes ``y0``), with ``n``, ``n_obs`` and ``nnz``."""
     mapping = _indexed(system)
     n = system.n_states
     rhs = [(f"dydt[{i}]", system.rhs[i]) for i in range(n)]
     jac = [(f"J[{i + j * n}]", system.jacobian[i, j]) for j in range(n) for i in range(n) if system.jacobian[i, j] != 0]
+    obs = [(f"out[{k}]", e) for k, e in enumerate(system.observables)]
+    init = [(f"y0[{i}]", sp.sympify(e)) for i, e in enumerate(system.initial)]
     return {
         "rhs": _block(rhs, mapping),
         "jac": _block(jac, mapping) if jac else "    (void)J;",
+        "observe": _block(obs, mapping),
+        "initial": _block(init, mapping),
         "n": n,
+        "n_obs": len(obs),
         "nnz": len(jac),
     }

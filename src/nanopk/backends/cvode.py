@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import glob
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -54,13 +55,14 @@ def cache_dir() -> Path:
 
 def sundials_libraries() -> list[str]:
     """Paths of the SUNDIALS shared libraries bundled with scikit-sundae."""
-    try:
-        import sksundae  # noqa: F401  (only its bundled libraries are used)
-    except ImportError:
+    # Locate the wheel without importing it: only its bundled libraries are used, and
+    # importing sksundae's Python layer would cost ~0.8 s of start-up.
+    spec = importlib.util.find_spec("sksundae")
+    if spec is None or spec.origin is None:
         raise BackendUnavailable(
             "the compiled backend needs SUNDIALS from the 'scikit-sundae' wheel: pip install scikit-sundae"
-        ) from None
-    libdir = Path(sksundae.__file__).resolve().parent.parent / "scikit_sundae.libs"
+        )
+    libdir = Path(spec.origin).resolve().parent.parent / "scikit_sundae.libs"
     found = []
     for lib in _LIBS:
         matches = sorted(glob.glob(str(libdir / f"libsundials_{lib}-*.so*")))
@@ -83,17 +85,29 @@ def generate_source(system: SymbolicSystem) -> str:
         f"/* nanopk model {system.hash}: {bodies['n']} states, {system.n_params} parameters */\n"
         f"#define NANOPK_N {bodies['n']}\n"
         + _DRIVER.replace("/*RHS_BODY*/", bodies["rhs"]).replace("/*JAC_BODY*/", bodies["jac"])
+        .replace("/*OBS_BODY*/", bodies["observe"]).replace("/*INIT_BODY*/", bodies["initial"])
     )
 
 
-def build_library(system: SymbolicSystem, source: str | None = None) -> Path:
-    """Compile (or find in the cache) the shared library for ``system``."""
+def _artifact_key(system: SymbolicSystem, libs: list[str]) -> str:
+    """What the compiled library depends on: the model structure, the driver, SUNDIALS."""
+    from .. import __version__
+
+    parts = [system.hash, __version__, hashlib.sha256(_DRIVER.encode()).hexdigest(), *(Path(x).name for x in libs)]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def build_library(system: SymbolicSystem) -> Path:
+    """Compile (or find in the cache) the shared library for ``system``.
+
+    The cache key is the model's structural hash (equations, observables, order of states
+    and parameters), so a cached library is found without generating any code.
+    """
     libs = sundials_libraries()
-    source = source if source is not None else generate_source(system)
-    key = hashlib.sha256((source + "|".join(Path(x).name for x in libs)).encode()).hexdigest()[:16]
-    target = cache_dir() / f"nanopk_{system.hash}_{key}.so"
+    target = cache_dir() / f"nanopk_{system.hash}_{_artifact_key(system, libs)}.so"
     if target.exists():
         return target
+    source = generate_source(system)
     cc = _compiler()
     libdir = str(Path(libs[0]).parent)
     with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
@@ -104,7 +118,7 @@ def build_library(system: SymbolicSystem, source: str | None = None) -> Path:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise BackendUnavailable(f"compiling the model failed ({' '.join(cmd[:3])} ...):\n{proc.stderr[-2000:]}")
-        (cache_dir() / f"nanopk_{system.hash}_{key}.c").write_text(source)
+        target.with_suffix(".c").write_text(source)
         os.replace(out, target)
     return target
 
@@ -123,7 +137,22 @@ class CvodeModel(CompiledModel):
             ctypes.c_double, _DOUBLE_P, ctypes.c_long, _DOUBLE_P,
         ]
         lib.nanopk_solve.restype = ctypes.c_int
+        lib.nanopk_observe.argtypes = [ctypes.c_double, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P]
+        lib.nanopk_initial.argtypes = [_DOUBLE_P, _DOUBLE_P]
         self._lib = lib
+        self.n_observables = len(system.observable_names)
+
+    def initial_state(self, p):
+        y0 = np.empty(self.n_states)
+        self._lib.nanopk_initial(np.ascontiguousarray(p, float), y0)
+        return y0
+
+    def observe(self, t, Y, p):
+        p = np.ascontiguousarray(p, float)
+        out = np.empty((len(t), self.n_observables))
+        for k in range(len(t)):
+            self._lib.nanopk_observe(float(t[k]), np.ascontiguousarray(Y[k]), out[k], p)
+        return out
 
     def rhs(self, t, y, p):
         out = np.empty(self.n_states)

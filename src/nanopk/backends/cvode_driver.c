@@ -57,6 +57,17 @@ void nanopk_jac(double t, const double *y, double *J, const double *p)
 /*JAC_BODY*/
 }
 
+void nanopk_observe(double t, const double *y, double *out, const double *p)
+{
+    (void)t;
+/*OBS_BODY*/
+}
+
+void nanopk_initial(const double *p, double *y0)
+{
+/*INIT_BODY*/
+}
+
 static int cv_rhs(sunrealtype t, N_Vector y, N_Vector ydot, void *user_data)
 {
     double *dy = N_VGetArrayPointer(ydot);
