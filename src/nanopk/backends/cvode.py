@@ -138,6 +138,7 @@ class CvodeModel(CompiledModel):
         ]
         lib.nanopk_solve.restype = ctypes.c_int
         lib.nanopk_observe.argtypes = [ctypes.c_double, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P]
+        lib.nanopk_observe_many.argtypes = [ctypes.c_int, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, ctypes.c_int]
         lib.nanopk_initial.argtypes = [_DOUBLE_P, _DOUBLE_P]
         self._lib = lib
         self.n_observables = len(system.observable_names)
@@ -148,10 +149,9 @@ class CvodeModel(CompiledModel):
         return y0
 
     def observe(self, t, Y, p):
-        p = np.ascontiguousarray(p, float)
+        t = np.ascontiguousarray(t, float)
         out = np.empty((len(t), self.n_observables))
-        for k in range(len(t)):
-            self._lib.nanopk_observe(float(t[k]), np.ascontiguousarray(Y[k]), out[k], p)
+        self._lib.nanopk_observe_many(len(t), t, np.ascontiguousarray(Y, float), np.ascontiguousarray(p, float), out, self.n_observables)
         return out
 
     def rhs(self, t, y, p):

@@ -63,6 +63,13 @@ void nanopk_observe(double t, const double *y, double *out, const double *p)
 /*OBS_BODY*/
 }
 
+/* Observables at nt output rows: Y is nt x N (row-major), out is nt x n_obs. */
+void nanopk_observe_many(int nt, const double *t, const double *Y, const double *p, double *out, int n_obs)
+{
+    for (int k = 0; k < nt; k++)
+        nanopk_observe(t[k], Y + (size_t)k * NANOPK_N, out + (size_t)k * n_obs, p);
+}
+
 void nanopk_initial(const double *p, double *y0)
 {
 /*INIT_BODY*/
