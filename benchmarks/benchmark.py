@@ -1,0 +1,199 @@
+"""Side-by-side benchmark: nanopk (compiled CVODE, reference LSODA) vs libroadrunner.
+
+Run from the repository root:
+
+    python benchmarks/benchmark.py [--runs 200] [--out benchmarks/RESULTS.md]
+
+For each model, libroadrunner loads nanopk's own SBML export of the same model, and the
+three engines are timed *interleaved* (one run of each in turn), so machine noise hits
+them alike; medians and ratios to libroadrunner are reported, not absolute times alone.
+Same tolerances for all: rtol 1e-6, atol 1e-9 × dose, 0–168 h, 50 output points.
+(nanopk asks CVODE for a quarter of the requested tolerance, see
+nanopk.backends.cvode.TOLERANCE_SAFETY, so it does more work than libroadrunner here.)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import nanopk
+from nanopk.compile import compile_model
+
+RTOL, ATOL = 1e-6, 1e-9
+TIMES = np.linspace(0.0, 168.0, 50)
+
+
+def roadrunner_for(model):
+    import roadrunner
+
+    from nanopk.export.sbml import to_sbml
+
+    r = roadrunner.RoadRunner(to_sbml(model))
+    r.integrator.relative_tolerance = RTOL
+    r.integrator.absolute_tolerance = ATOL * model.parameters["dose"].value
+    r.timeCourseSelections = ["time"] + model.state_names
+    return r
+
+
+def run_roadrunner(r):
+    r.resetAll()
+    return r.simulate(0.0, 168.0, len(TIMES))
+
+
+def median_ms(samples):
+    return 1000 * statistics.median(samples)
+
+
+def bench_model(name, runs, particle=None):
+    model = nanopk.load_model(name, particle=particle)
+    fast, ref = compile_model(model, "cvode"), compile_model(model, "reference")
+    r = roadrunner_for(model)
+    # Warm-up, and the trajectories compared.
+    sim_fast = model.simulate(TIMES, backend="cvode", rtol=RTOL, atol=ATOL, states=True)
+    rr = np.asarray(run_roadrunner(r))
+    p = model.parameter_vector()
+    obs_rr = fast.observe(rr[:, 0], rr[:, 1:], p)
+    obs_fast = sim_fast[list(model.observables)].to_numpy()
+    scale = np.abs(obs_rr) > 1e-4  # %ID values above 1e-6 of the dose
+    max_rel = float(np.max(np.abs(obs_fast - obs_rr)[scale] / np.abs(obs_rr)[scale]))
+    t_fast, t_ref, t_rr = [], [], []
+    ref_runs = max(20, runs // 10) if len(model.states) > 40 else runs
+    for i in range(runs):
+        a = time.perf_counter()
+        model.simulate(TIMES, backend="cvode", rtol=RTOL, atol=ATOL)
+        b = time.perf_counter()
+        run_roadrunner(r)
+        c = time.perf_counter()
+        t_fast.append(b - a)
+        t_rr.append(c - b)
+        if i < ref_runs:
+            d = time.perf_counter()
+            model.simulate(TIMES, backend="reference", rtol=RTOL, atol=ATOL)
+            t_ref.append(time.perf_counter() - d)
+    return {
+        "model": name if particle is None else f"{name} ({particle})",
+        "states": len(model.states),
+        "fast_ms": median_ms(t_fast),
+        "ref_ms": median_ms(t_ref),
+        "rr_ms": median_ms(t_rr),
+        "ratio_fast": median_ms(t_fast) / median_ms(t_rr),
+        "ratio_ref": median_ms(t_ref) / median_ms(t_rr),
+        "max_rel": max_rel,
+        "runs": runs,
+        "ref_runs": ref_runs,
+    }
+
+
+def compile_and_load_times(name):
+    """First call in a fresh cache, then a second process that finds the cached library."""
+    code = (
+        "import time; t0=time.perf_counter(); import nanopk; t1=time.perf_counter();"
+        f"m=nanopk.load_model({name!r}); m.compile('cvode'); m.simulate([1.0]); t2=time.perf_counter();"
+        "print(t1-t0, t2-t1)"
+    )
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NANOPK_CACHE_DIR=cache)
+        first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+        second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+    return float(first[0]), float(first[1]), float(second[0]), float(second[1])
+
+
+def scaling_output_points(name="mouse_pbpk", runs=50):
+    model = nanopk.load_model(name)
+    rows = []
+    for n in (10, 50, 200, 1000, 5000):
+        times = np.linspace(0, 168, n)
+        model.simulate(times)
+        samples = []
+        for _ in range(runs):
+            a = time.perf_counter()
+            model.simulate(times)
+            samples.append(time.perf_counter() - a)
+        rows.append((n, median_ms(samples)))
+    return rows
+
+
+def scaling_states(runs=30):
+    """Time vs number of states through the aggregation size classes, when available."""
+    rows = []
+    spec = nanopk.spec.model_path("aggregation_plasma") if "aggregation_plasma" in nanopk.list_models() else None
+    if spec is None:
+        return rows
+    text = spec.read_text()
+    for k in (1, 2, 5, 10, 20, 50):
+        path = Path(tempfile.mkdtemp()) / f"agg_{k}.toml"
+        if "classes" not in text:
+            return rows
+        import re
+
+        path.write_text(re.sub(r"classes\s*=\s*\d+", f"classes = {k}", text))
+        model = nanopk.load_model(path)
+        model.simulate(TIMES)
+        samples = []
+        for _ in range(runs):
+            a = time.perf_counter()
+            model.simulate(TIMES)
+            samples.append(time.perf_counter() - a)
+        rows.append((len(model.states), median_ms(samples)))
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--out", default="benchmarks/RESULTS.md")
+    args = parser.parse_args(argv)
+    available = nanopk.list_models()
+    lines = [
+        "# nanopk benchmark results",
+        "",
+        f"Command: `python benchmarks/benchmark.py --runs {args.runs}` (from the repository root).",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}.",
+        f"Tolerances: rtol {RTOL:g}, atol {ATOL:g} × dose; 0–168 h, {len(TIMES)} output points; runs interleaved.",
+        "",
+        "## One simulation: nanopk vs libroadrunner on nanopk's SBML of the same model",
+        "",
+        "| model | states | nanopk CVODE (ms) | nanopk reference (ms) | libroadrunner (ms) | CVODE / rr | reference / rr | max rel. diff vs rr |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in ("mouse_pbpk", "mouse_tumour", "mouse_tumour_full"):
+        if name not in available:
+            lines.append(f"| {name} | – | not in models/ at the time of this run | | | | | |")
+            continue
+        row = bench_model(name, args.runs)
+        lines.append(
+            f"| {row['model']} | {row['states']} | {row['fast_ms']:.3f} | {row['ref_ms']:.2f} | {row['rr_ms']:.3f} | "
+            f"**{row['ratio_fast']:.2f}×** | {row['ratio_ref']:.1f}× | {row['max_rel']:.1e} |"
+        )
+        print(lines[-1], flush=True)
+    lines += ["", f"Medians of {args.runs} interleaved runs (reference: at least 20).", "", "## Compile and load", "",
+              "| model | import nanopk (s) | first call incl. compile (s) | second process: import (s) | second process: load cached + first simulation (s) |",
+              "|---|---|---|---|---|"]
+    for name in ("mouse_pbpk", "mouse_tumour", "mouse_tumour_full"):
+        if name in available:
+            i1, c1, i2, c2 = compile_and_load_times(name)
+            lines.append(f"| {name} | {i1:.2f} | {c1:.2f} | {i2:.2f} | {c2:.3f} |")
+            print(lines[-1], flush=True)
+    lines += ["", "## Cost vs number of output points (mouse_pbpk, CVODE)", "", "| output points | median ms |", "|---|---|"]
+    lines += [f"| {n} | {ms:.3f} |" for n, ms in scaling_output_points()]
+    states = scaling_states()
+    lines += ["", "## Cost vs number of states (aggregation size classes, CVODE)", ""]
+    if states:
+        lines += ["| states | median ms |", "|---|---|"] + [f"| {n} | {ms:.3f} |" for n, ms in states]
+    else:
+        lines.append("aggregation_plasma with a `classes` option was not available at the time of this run.")
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
