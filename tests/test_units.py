@@ -1,0 +1,47 @@
+"""The pint registry: %ID defined once, lab spellings mapped, dose fractions told from mass ratios."""
+import pint
+import pytest
+
+from nanopk.units import COMMON_UNITS, Q_, dimensionality, is_dose_fraction, parse_unit, to_pint_string
+
+
+def test_percent_id_is_a_hundredth_of_the_dose():
+    """100 %ID = 1 ID, and %ID/g × g = %ID."""
+    assert Q_(100, "percent_ID").to("injected_dose").magnitude == pytest.approx(1.0, rel=1e-12)
+    assert (Q_(10, parse_unit("%ID/g")) * Q_(1.1, "g")).to("percent_ID").magnitude == pytest.approx(11.0, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "spelling, expected",
+    [("%ID/g", "percent_ID / gram"), ("%id/ML", "percent_ID / milliliter"), ("µg/g", "microgram / gram"),
+     ("\u03bcg/g", "microgram / gram"), ("ug/organ", "microgram"), ("mg/kg", "milligram / kilogram"),
+     ("ng/mg", "nanogram / milligram"), ("%ID/cc", "percent_ID / milliliter")],
+)
+def test_lab_spellings(spelling, expected):
+    """Spreadsheet spellings map to pint expressions (micro sign and Greek mu alike)."""
+    assert to_pint_string(spelling) == expected
+
+
+def test_unknown_unit_raises_pint_error():
+    """An unknown unit name is a pint UndefinedUnitError."""
+    with pytest.raises(pint.errors.UndefinedUnitError):
+        parse_unit("ng/gg")
+
+
+@pytest.mark.parametrize("unit, fraction", [("%ID", True), ("%ID/g", True), ("%ID/mL", True), ("ID", True),
+                                            ("ng/g", False), ("µg/organ", False), ("mg/kg", False), ("ng/mL", False)])
+def test_dose_fraction_versus_mass_ratio(unit, fraction):
+    """%ID and ng/g are both dimensionless to pint; is_dose_fraction tells them apart."""
+    assert is_dose_fraction(unit) is fraction
+
+
+def test_dimensionality_of_per_gram_units():
+    """%ID/g is per mass; ng/g is dimensionless."""
+    assert dimensionality("%ID/g") == Q_(1, "1/g").dimensionality
+    assert dimensionality("ng/g") == Q_(1, "").dimensionality
+
+
+def test_common_units_all_parse():
+    """Every unit offered in suggestions parses."""
+    for unit in COMMON_UNITS:
+        parse_unit(unit)
