@@ -212,3 +212,30 @@ def test_solver_failure_names_time_parameters_and_remedy():
 def test_times_must_be_increasing(mouse):
     with pytest.raises(ModelError, match="`times_h` must be increasing"):
         mouse.simulate([4.0, 1.0])
+
+
+def test_generated_c_brackets_powers_in_denominators():
+    """Regression: x/R**3 once printed as x/(R)*(R)*(R) (= x·R) and broke size-dependent EPR."""
+    from nanopk.backends.base import SymbolicSystem
+
+    R = symbol("R")
+    model = _tiny(
+        parameters=(Parameter("k", 0.1, "1/h", "test"), Parameter("R", 2.0, "dimensionless", "test")),
+        fluxes=(Flux("out", "blood", "gut", symbol("k") * symbol("blood") / R**3 + symbol("k") * symbol("blood") / R**-2 / 8),),
+    )
+    fast, ref = model.compile("cvode"), model.compile("reference")
+    y = np.array([1.0, 0.0, 0.0])
+    p = model.parameter_vector()
+    expected = 0.1 / 8 + 0.1 * 4 / 8
+    assert ref.rhs(0.0, y, p)[1] == pytest.approx(expected, rel=1e-14)
+    assert fast.rhs(0.0, y, p)[1] == pytest.approx(expected, rel=1e-14)
+    assert isinstance(SymbolicSystem(model).jacobian, sp.Matrix)
+
+
+def test_helper_formulas_are_not_mechanism_variants():
+    """Only functions taking the build context are mechanisms (helpers like renal_sieving are not)."""
+    from nanopk.mechanisms.base import resolve_mechanism
+
+    assert resolve_mechanism("clearance.biliary_excretion").__name__ == "biliary_excretion"
+    with pytest.raises(SpecError, match="no variant 'hill'"):
+        resolve_mechanism("clearance.hill")

@@ -19,8 +19,9 @@ class _Printer(C99CodePrinter):
     def _print_Pow(self, expr):
         base, exp = expr.args
         if exp.is_Integer and 1 < int(exp) <= 4:
-            b = self.parenthesize(base, 100)
-            return "*".join([f"({b})"] * int(exp))
+            b = self._print(base)
+            # Bracket the whole product: it may stand in a denominator (x/R**3).
+            return "(" + "*".join([f"({b})"] * int(exp)) + ")"
         if exp == -1:
             return f"1.0/({self._print(base)})"
         return super()._print_Pow(expr)

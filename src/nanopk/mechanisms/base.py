@@ -57,7 +57,12 @@ def resolve_mechanism(ref: str):
     if family not in FAMILIES or not variant:
         raise SpecError(f"unknown mechanism {ref!r}{suggest(family, FAMILIES)}; write 'family.variant' with family one of {', '.join(FAMILIES)}")
     module = importlib.import_module(f"nanopk.mechanisms.{family}")
-    variants = [n for n, f in inspect.getmembers(module, inspect.isfunction) if f.__module__ == module.__name__ and not n.startswith("_")]
+    # A variant is a public function of the module whose first argument is the context;
+    # helper formulas (e.g. epr.two_pore_permeability) are not mechanisms.
+    variants = [
+        n for n, f in inspect.getmembers(module, inspect.isfunction)
+        if f.__module__ == module.__name__ and not n.startswith("_") and next(iter(inspect.signature(f).parameters), None) == "ctx"
+    ]
     if variant not in variants:
         raise SpecError(f"mechanism family {family!r} has no variant {variant!r}{suggest(variant, variants)}; valid: {', '.join(sorted(variants))}")
     return getattr(module, variant)
