@@ -91,12 +91,102 @@ _MOUSE = Physiology(
             Organ("gi", 0.0422, None, None, f"{_BROWN}, Table 4"),
             Organ("adipose", 0.07, None, None, f"{_BROWN}, Table 4"),
             # A typical subcutaneous xenograft of ~0.5 g in a 20 g mouse.
-            Organ("tumour", 0.024, 0.01, 0.01, "Chou et al. 2023 (J Control Release 361:53): VTC 0.024, QTC 0.01, BVT 0.01"),
+            Organ("tumour", 0.024, 0.01, 0.01, "second-generation Lin-lab AI-PBPK model code (UFPBPK/Nano-AI-PBPK-G2, PBPK/NanoPBPK.R): VTC 0.024 (Sykes 2014; Wilhelm 2016), QTC 0.01, BVT 0.01"),
         )
     },
 )
 
-SPECIES: dict[str, Physiology] = {"mouse": _MOUSE}
+_NTUA_RAT = (
+    "rat physiology table 'Rat physiological parameters.xlsx' (ntua-unit-of-control-and-informatics/"
+    "TiO2_PBPK_IV @45dbb42; shared datasets/raw, PROVENANCE.md §8)"
+)
+_CHOU2022 = "Chou et al., Part Fibre Toxicol 2022;19:47 (doi:10.1186/s12989-022-00489-4), model code UFPBPK/Nano-iPBPK"
+_DAVIES_MORRIS = "Davies & Morris, Pharm Res 1993;10:1093"
+
+# Rat: organ masses (% BW), regional blood flows (% cardiac output) and residual
+# (capillary) blood fractions of Brown et al. 1997.  Masses, flows and capillary
+# fractions of liver, lung, kidney, brain, spleen, heart and skin are the same numbers
+# in the shared NTUA rat table, which is cited alongside.  The liver flow is the hepatic
+# artery only (2.1 % of 17.4 % total), because in nanopk's circulation the portal
+# inflow arrives from the spleen.
+_RAT = Physiology(
+    species="rat",
+    body_weight_kg=0.25,
+    cardiac_output_L_h_kg075=14.0,
+    blood_fraction=0.074,
+    plasma_fraction=0.0312,
+    source=(
+        f"BW 0.25 kg: reference adult rat ({_BROWN}); QCC 14.0 L/h/kg^0.75: {_BROWN}, as in Lin-lab rat PBPK "
+        f"models (Chou 2022 uses 15.0); blood 7.4 % BW: {_BROWN}; plasma 31.2 mL/kg: {_DAVIES_MORRIS}"
+    ),
+    organs={
+        o.name: o
+        for o in (
+            # name, mass fraction of BW, fraction of cardiac output, capillary blood fraction
+            Organ("liver", 0.0366, 0.021, 0.21,
+                  f"mass 3.66 % BW, capillary blood 0.21: {_BROWN} and {_NTUA_RAT}; hepatic artery 2.1 % of cardiac "
+                  f"output: {_BROWN}, as QLC 0.021 in {_CHOU2022} (total hepatic 17.4 % in {_NTUA_RAT})"),
+            Organ("lung", 0.005, 1.0, 0.36,
+                  f"mass 0.50 % BW, capillary blood 0.36: {_BROWN} and {_NTUA_RAT}; the lung receives the whole cardiac output"),
+            Organ("kidney", 0.0073, 0.141, 0.16,
+                  f"mass 0.73 % BW, flow 14.1 %, capillary blood 0.16: {_BROWN} and {_NTUA_RAT}"),
+            Organ("brain", 0.0057, 0.020, 0.03,
+                  f"mass 0.57 % BW, flow 2.0 %, capillary blood 0.03: {_BROWN} and {_NTUA_RAT}"),
+            Organ("spleen", 0.002, 0.0085, 0.22,
+                  f"mass 0.20 % BW, capillary blood 0.22: {_BROWN} and {_NTUA_RAT}; flow 0.85 %: {_DAVIES_MORRIS}, "
+                  f"as QSC 0.0085 in {_CHOU2022} ({_NTUA_RAT} lists 1.22 %)"),
+            Organ("muscle", 0.4043, 0.278, 0.04,
+                  f"mass 40.43 % BW, flow 27.8 %: {_BROWN} ({_NTUA_RAT}: 40 %, 27.8 %); capillary blood 0.04: {_BROWN} "
+                  f"Table 30 as carried for muscle by Chou et al. 2023 ({_NTUA_RAT} lists 0.0143)"),
+            Organ("heart", 0.0033, 0.049, 0.26,
+                  f"mass 0.33 % BW, flow 4.9 %, capillary blood 0.26: {_BROWN} and {_NTUA_RAT}"),
+            Organ("skin", 0.1903, 0.058, 0.02,
+                  f"mass 19.03 % BW, flow 5.8 %, capillary blood 0.02: {_BROWN} and {_NTUA_RAT}"),
+            Organ("bone", 0.073, 0.122, 0.04,
+                  f"mass 7.3 % BW: {_BROWN} ({_NTUA_RAT} lists skeleton 10 %); flow 12.2 %, capillary blood 0.04: {_NTUA_RAT}"),
+            Organ("gi", 0.027, None, None, f"mass 2.7 % BW (GI tract, stomach and intestines): {_BROWN}"),
+            Organ("adipose", 0.07, 0.07, 0.0055,
+                  f"mass 7.0 % BW: {_BROWN}; flow 7 %, capillary blood 0.0055: {_NTUA_RAT}"),
+        )
+    },
+)
+
+# Human (reference adult, 70 kg): Brown et al. 1997 masses and flows; Brown gives no
+# human residual-blood fractions, so the rat values stand in (stated per organ).
+_WILLIAMS_LEGGETT = "Williams & Leggett, Clin Phys Physiol Meas 1989;10:187"
+_RAT_SURROGATE = f"capillary blood fraction: rat value ({_BROWN}) as a surrogate"
+_HUMAN = Physiology(
+    species="human",
+    body_weight_kg=70.0,
+    cardiac_output_L_h_kg075=16.1,
+    blood_fraction=0.079,
+    plasma_fraction=0.0429,
+    source=(
+        f"BW 70 kg: reference adult ({_BROWN}); QCC 16.1 L/h/kg^0.75 = resting cardiac output 6.5 L/min "
+        f"(reference adult male, {_WILLIAMS_LEGGETT}) / 70^0.75; blood 7.9 % BW: {_BROWN}; plasma 3.0 L "
+        f"for 70 kg: {_DAVIES_MORRIS}"
+    ),
+    organs={
+        o.name: o
+        for o in (
+            Organ("liver", 0.0257, 0.046, 0.21,
+                  f"mass 2.57 % BW, hepatic artery 4.6 % of cardiac output (total hepatic 22.7 %): {_BROWN}; {_RAT_SURROGATE}"),
+            Organ("lung", 0.0076, 1.0, 0.36,
+                  f"mass 0.76 % BW: {_BROWN}; the lung receives the whole cardiac output; {_RAT_SURROGATE}"),
+            Organ("kidney", 0.0044, 0.175, 0.16, f"mass 0.44 % BW, flow 17.5 %: {_BROWN}; {_RAT_SURROGATE}"),
+            Organ("brain", 0.020, 0.114, 0.03, f"mass 2.00 % BW, flow 11.4 %: {_BROWN}; {_RAT_SURROGATE}"),
+            Organ("spleen", 0.0026, 0.014, 0.22,
+                  f"mass 0.26 % BW: {_BROWN}; flow 77 of 5600 mL/min = 1.4 %: {_DAVIES_MORRIS}; {_RAT_SURROGATE}"),
+            Organ("muscle", 0.40, 0.191, 0.04, f"mass 40.0 % BW, flow 19.1 %: {_BROWN}; {_RAT_SURROGATE}"),
+            Organ("heart", 0.0047, 0.040, 0.26, f"mass 0.47 % BW, flow 4.0 %: {_BROWN}; {_RAT_SURROGATE}"),
+            Organ("skin", 0.0371, 0.058, 0.02, f"mass 3.71 % BW, flow 5.8 %: {_BROWN}; {_RAT_SURROGATE}"),
+            Organ("bone", 0.1429, 0.042, 0.04, f"mass 14.29 % BW, flow 4.2 %: {_BROWN}; {_RAT_SURROGATE}"),
+            Organ("adipose", 0.2142, 0.052, 0.0055, f"mass 21.42 % BW, flow 5.2 %: {_BROWN}; {_RAT_SURROGATE}"),
+        )
+    },
+)
+
+SPECIES: dict[str, Physiology] = {"mouse": _MOUSE, "rat": _RAT, "human": _HUMAN}
 
 
 def get_physiology(species: str) -> Physiology:
