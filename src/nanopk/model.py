@@ -262,14 +262,15 @@ class Model:
         if key not in self._cache:
             subs = self.assignment_substitutions()
             index = {s.name: i for i, s in enumerate(self._states)}
-            rhs = [sp.Integer(0)] * len(self._states)
+            terms: list[list] = [[] for _ in self._states]
             for f in self._fluxes:
                 rate = sp.sympify(f.rate).xreplace(subs)
-                rhs[index[f.source]] -= rate
-                rhs[index[f.target]] += rate
+                terms[index[f.source]].append(-rate)
+                terms[index[f.target]].append(rate)
             for rule in self._rate_rules:
-                rhs[index[rule.state]] += sp.sympify(rule.expr).xreplace(subs)
-            self._cache[key] = rhs
+                terms[index[rule.state]].append(sp.sympify(rule.expr).xreplace(subs))
+            # One Add per state: repeated += re-canonicalises a growing sum (quadratic).
+            self._cache[key] = [sp.Add(*t) for t in terms]
         return self._cache[key]
 
     def observable_expressions(self) -> "OrderedDict[str, sp.Expr]":
