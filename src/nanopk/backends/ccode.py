@@ -40,7 +40,9 @@ def _indexed(system):
 def _block(assignments: list[tuple[str, sp.Expr]], mapping: dict, indent: str = "    ") -> str:
     printer = _Printer()
     exprs = [e.xreplace(mapping) for _, e in assignments]
-    replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("x"), optimizations="basic")
+    # optimizations=None: SymPy's "basic" pass spent 80 % of the time in factor_terms
+    # for ~1 % shorter code on mouse_tumour_full.
+    replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("x"), optimizations=None)
     lines = [f"{indent}const double {sym} = {printer.doprint(val)};" for sym, val in replacements]
     lines += [f"{indent}{target} = {printer.doprint(e)};" for (target, _), e in zip(assignments, reduced)]
     return "\n".join(lines)
