@@ -1,0 +1,42 @@
+"""Fitting nanoparticle PK models to biodistribution data (lmfit).
+
+>>> import nanopk
+>>> result = nanopk.fit(model, dataset, vary=["Kmax_liver", "Kmax_spleen"])  # doctest: +SKIP
+>>> print(result.report())                                                 # doctest: +SKIP
+
+Modules: :mod:`.objective` (residuals, log-parameter transform, Jacobian hooks),
+:mod:`.uncertainty` (covariance, profile likelihood, MCMC, parameter sampling),
+:mod:`.metrics` (goodness of fit), :mod:`.result` (:class:`FitResult`, JSON, report),
+:mod:`.plot` (figures; needs matplotlib).
+
+``nanopk.fit`` is both this module and the function :func:`fit`: the package's lazy
+attribute returns the function, but importing any submodule binds the *module* to
+``nanopk.fit``, so the module is made callable and forwards to :func:`fit`.  Either
+way ``nanopk.fit(model, data, vary=[...])`` fits and ``nanopk.fit.sample_parameters``
+is available.
+"""
+from __future__ import annotations
+
+import sys
+import types
+
+from ._data import FitData, FitWarning
+from .core import fit
+from .result import FitResult
+from .uncertainty import MCMCResult, sample_parameters
+
+__all__ = ["fit", "FitResult", "FitWarning", "FitData", "MCMCResult", "sample_parameters"]
+
+# The function carries the helpers too, for code that got the function from the lazy
+# attribute (``nanopk.fit.sample_parameters`` whichever object ``nanopk.fit`` is).
+fit.sample_parameters = sample_parameters
+fit.FitResult = FitResult
+fit.FitWarning = FitWarning
+
+
+class _CallableModule(types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        return fit(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

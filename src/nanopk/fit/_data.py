@@ -1,0 +1,282 @@
+"""What a fit needs from a dataset: rows in %ID at hours, mapped onto model observables.
+
+A fit accepts a :class:`nanopk.data.Dataset`, a path or bundled name that
+:func:`nanopk.read_dataset` reads, a pandas DataFrame in the long layout (columns
+``time_h``, ``tissue``, ``value`` in %ID and optionally ``sd``, ``se``/``sem``,
+``n``, ``lloq``, ``censored``, ``group``; ``df.attrs`` may give ``name``,
+``dose_ug`` and ``body_weight_g``), or a list or dict of these.  A dataset with
+several groups becomes one fitted dataset per group (``<name>_<group>``).  Each
+becomes one :class:`FitData`: the rows the model can predict, the simulation grid,
+and a record of every row that was left out and why.
+
+Nothing is dropped silently.  Rows are excluded, each listed in ``FitData.excluded``
+and in the fit's :class:`FitWarning`, when
+
+- their tissue is not an observable of the model (``heart`` in a model without a
+  heart), unless ``tissue_map`` maps it onto one;
+- they are censored (zero, or below the limit of quantification) and no positive
+  ``lloq`` is known on a log scale — there is then neither a logarithm nor a
+  censored likelihood;
+- the value is zero or negative on a log scale, or the time or value is missing.
+
+Censored rows with a known ``lloq`` are kept and enter the likelihood as censored
+observations (Beal's M3; see :mod:`nanopk.fit.objective`), unless
+``censored="exclude"``.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import FitError
+
+__all__ = ["FitData", "FitWarning", "coerce_datasets"]
+
+
+class FitWarning(UserWarning):
+    """Something about a fit the user must know: rows left out, a parameter at a
+    bound, strongly correlated parameters, a singular covariance, no convergence."""
+
+
+@dataclass
+class FitData:
+    """One dataset prepared for fitting.
+
+    Attributes
+    ----------
+    name : str
+        Identifier used in per-dataset parameter names (``Kmax_liver__<name>``).
+    source : object
+        What the user passed (a Dataset, a DataFrame ...).
+    dose_ug : float
+        Injected dose (µg): the simulation's bolus at t = 0.
+    rows : pandas.DataFrame
+        The rows used: ``tissue`` (data name), ``observable`` (model name),
+        ``time_h``, ``observed`` (%ID), ``sd`` (per-animal SD, %ID), ``se``
+        (standard error of the mean, %ID; SD/√n when only one of them is given),
+        ``n``, ``lloq`` (%ID), ``censored``, ``row`` (the row in the source file,
+        header = row 1, for a Dataset; the 0-based position for a DataFrame).
+    times : numpy.ndarray
+        Sorted unique output times of the simulation.
+    excluded : list of dict
+        Left-out rows: ``dataset``, ``tissue``, ``rows``, ``reason``.
+    fixed : dict
+        Per-dataset parameter values set from the dataset (``BW`` from
+        ``body_weight_g``).
+    meta : dict
+        The dataset's metadata (sidecar).
+    """
+
+    name: str
+    source: object
+    dose_ug: float
+    rows: pd.DataFrame
+    times: np.ndarray
+    excluded: list = field(default_factory=list)
+    fixed: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def time_index(self) -> np.ndarray:
+        return np.searchsorted(self.times, self.rows["time_h"].to_numpy())
+
+
+def _identifier(name: str) -> str:
+    """A valid lmfit parameter-name fragment from a dataset name."""
+    out = re.sub(r"\W", "_", str(name)).strip("_")
+    if not out or out[0].isdigit():
+        out = "d_" + out
+    return out
+
+
+def _read(item):
+    if isinstance(item, (str, Path)):
+        from ..data import read_dataset
+
+        return read_dataset(item)
+    return item
+
+
+def _num(table: pd.DataFrame, *names) -> np.ndarray:
+    for n in names:
+        if n in table.columns:
+            return pd.to_numeric(table[n], errors="coerce").to_numpy(dtype=float)
+    return np.full(len(table), np.nan)
+
+
+def _standard(table: pd.DataFrame, value: str, sd: str, se: str, lloq: str, name: str, time_unit: str) -> pd.DataFrame:
+    """Columns ``tissue, time_h, value, sd, se, n, lloq, censored, group, row`` from a %ID table."""
+    if "tissue" not in table.columns:
+        raise FitError(f"dataset {name!r} has no `tissue` column (columns: {', '.join(map(str, table.columns))})")
+    if "time_h" in table.columns:
+        time_h = _num(table, "time_h")
+    elif "time" in table.columns and str(time_unit).lower() in ("h", "hour", "hours", "hr"):
+        time_h = _num(table, "time")
+    else:
+        raise FitError(f"dataset {name!r} needs a `time_h` column (hours after dosing); got {', '.join(map(str, table.columns))}")
+    out = pd.DataFrame({"tissue": table["tissue"].astype(str).to_numpy(), "time_h": time_h})
+    out["value"] = _num(table, value)
+    out["sd"] = _num(table, sd)
+    out["se"] = _num(table, se)
+    out["n"] = _num(table, "n")
+    out["lloq"] = _num(table, lloq)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = np.where(out["n"] > 0, out["n"], np.nan)
+        out["se"] = np.where(np.isfinite(out["se"]), out["se"], out["sd"] / np.sqrt(n))
+        out["sd"] = np.where(np.isfinite(out["sd"]), out["sd"], out["se"] * np.sqrt(n))
+    if "censored" in table.columns:
+        cens = table["censored"].fillna(False).astype(bool).to_numpy()
+    else:
+        cens = np.zeros(len(table), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        cens = cens | (np.isfinite(out["lloq"]) & (out["value"] < out["lloq"])).to_numpy()
+    out["censored"] = cens
+    out["group"] = table["group"].astype(str).to_numpy() if "group" in table.columns else ""
+    out["row"] = table["row"].to_numpy() if "row" in table.columns else np.arange(len(table))
+    return out
+
+
+def _tables_of(item, key, index, model, tissue_map) -> list[tuple]:
+    """``[(name, standard %ID table, dose_ug, meta, excluded)]``, one per group of ``item``."""
+    observables = set(model.observables) - {"total"}
+    if isinstance(item, pd.DataFrame):
+        attrs = dict(item.attrs)
+        name = key or attrs.get("name") or f"dataset{index + 1}"
+        table = _standard(item, "value", "sd", "se" if "se" in item.columns else "sem", "lloq", name, attrs.get("time_unit", "h"))
+        dose = attrs.get("dose_ug", float(model.parameters["dose"].value))
+        meta, excluded = attrs, []
+    elif hasattr(item, "percent_id") and hasattr(item, "table"):
+        name = key or getattr(item, "name", None) or f"dataset{index + 1}"
+        meta = dict(getattr(item, "meta", {}) or {})
+        dose = getattr(item, "dose_ug", None)
+        raw = item.table
+        # Tissues the model cannot predict are listed, not converted: converting them
+        # could need organ masses the dataset does not have (lymph node, testis).
+        mapped = raw["tissue"].map(lambda t: tissue_map.get(t, t))
+        unknown = ~mapped.isin(observables)
+        excluded = []
+        for tissue, rows in raw[unknown].groupby("tissue", sort=False)["row"]:
+            target = tissue_map.get(tissue, tissue)
+            excluded.append({"dataset": name, "tissue": tissue, "rows": [int(r) for r in rows],
+                             "reason": f"model {model.name!r} has no observable {target!r}"})
+        wanted = list(dict.fromkeys(raw.loc[~unknown, "tissue"]))
+        if not wanted:
+            raise FitError(f"dataset {name!r}: none of its tissues ({', '.join(dict.fromkeys(raw['tissue']))}) is an observable "
+                           f"of model {model.name!r} ({', '.join(sorted(observables))}); map them with tissue_map=")
+        pid = item.percent_id(tissues=wanted)
+        table = _standard(pid, "value_pid", "sd_pid", "sem_pid", "lloq_pid", name, "h")
+    else:
+        raise FitError(
+            f"`data` must be a nanopk Dataset, a path or bundled dataset name, a DataFrame, or a list/dict of these "
+            f"(got {type(item).__name__})"
+        )
+    if dose is None or not (isinstance(dose, (int, float)) and math.isfinite(dose) and dose > 0):
+        raise FitError(f"dataset {name!r} has no dose in µg (got {dose!r}); a fit simulates each dataset with its own dose "
+                       "(give the sidecar a dose and, for mg/kg, a body_weight_g)")
+    groups = list(dict.fromkeys(table["group"]))
+    if len(groups) <= 1:
+        return [(name, table, float(dose), meta, excluded)]
+    out = []
+    for g in groups:
+        sub = table[table["group"] == g].reset_index(drop=True)
+        gname = f"{name}_{g}" if g else name
+        ex = [dict(e, dataset=gname) for e in excluded] if g == groups[0] else []
+        out.append((gname, sub, float(dose), meta, ex))
+    return out
+
+
+def _prepare(name, table, dose_ug, meta, excluded, source, model, log_scale, censored, tissue_map, body_weight) -> FitData:
+    observables = set(model.observables) - {"total"}
+    tissue = table["tissue"].to_numpy(dtype=object)
+    mapped = np.array([tissue_map.get(t, t) for t in tissue], dtype=object)
+    time_h, value = table["time_h"].to_numpy(dtype=float), table["value"].to_numpy(dtype=float)
+    lloq, cens = table["lloq"].to_numpy(dtype=float), table["censored"].to_numpy(dtype=bool)
+    file_rows = table["row"].to_numpy()
+    keep = np.ones(len(table), dtype=bool)
+
+    def exclude(mask, reason_of):
+        groups: dict = {}
+        for i in np.flatnonzero(mask & keep):
+            groups.setdefault(tissue[i], []).append(int(file_rows[i]))
+        for t, rows in groups.items():
+            excluded.append({"dataset": name, "tissue": t, "rows": rows, "reason": reason_of(t)})
+        keep[mask] = False
+
+    exclude(np.array([m not in observables for m in mapped], dtype=bool),
+            lambda t: f"model {model.name!r} has no observable {tissue_map.get(t, t)!r}")
+    exclude(~np.isfinite(time_h) | (time_h < 0), lambda t: "time is missing, negative or not finite")
+    if censored == "exclude":
+        exclude(cens, lambda t: "censored (zero or below the limit of quantification) and censored='exclude'")
+    if log_scale:
+        exclude(cens & ~(np.isfinite(lloq) & (lloq > 0)), lambda t: "censored (zero or below the limit of quantification) "
+                "with no positive `lloq`, so neither a log-scale residual nor a censored likelihood can be formed "
+                "(give the lloq, or use error_model='additive')")
+    else:
+        exclude(cens & ~np.isfinite(lloq), lambda t: "censored with no `lloq` for the censored likelihood")
+    exclude(~np.isfinite(value) & ~cens, lambda t: "value is missing or not finite")
+    if log_scale:
+        exclude((value <= 0) & ~cens, lambda t: "value ≤ 0 cannot enter a log-scale fit and no `lloq` is given "
+                "(give an lloq to fit it as censored, or use error_model='additive')")
+    rows = pd.DataFrame({
+        "tissue": tissue[keep],
+        "observable": mapped[keep],
+        "time_h": time_h[keep],
+        "observed": value[keep],
+        "sd": table["sd"].to_numpy(dtype=float)[keep],
+        "se": table["se"].to_numpy(dtype=float)[keep],
+        "n": table["n"].to_numpy(dtype=float)[keep],
+        "lloq": lloq[keep],
+        "censored": cens[keep],
+        "row": file_rows[keep],
+    })
+    if rows.empty:
+        raise FitError(f"dataset {name!r}: no rows left to fit; " + "; ".join(f"{e['tissue']} ({e['reason']})" for e in excluded))
+    fixed = {}
+    bw_g = meta.get("body_weight_g")
+    if body_weight == "dataset" and bw_g is not None and "BW" in model.parameters:
+        try:
+            bw = float(bw_g) / 1000.0
+        except (TypeError, ValueError):
+            bw = math.nan
+        if math.isfinite(bw) and bw > 0:
+            fixed["BW"] = bw
+    times = np.unique(rows["time_h"].to_numpy())
+    return FitData(_identifier(name), source, float(dose_ug), rows, times, excluded, fixed, meta)
+
+
+def coerce_datasets(data, model, log_scale: bool, censored: str = "m3", tissue_map: dict | None = None,
+                    body_weight: str = "dataset") -> list[FitData]:
+    """Turn whatever ``fit`` was given as ``data`` into a list of :class:`FitData`."""
+    tissue_map = dict(tissue_map or {})
+    if censored not in ("m3", "exclude"):
+        raise FitError(f"`censored` must be 'm3' or 'exclude' (got {censored!r})")
+    if body_weight not in ("dataset", "model"):
+        raise FitError(f"`body_weight` must be 'dataset' or 'model' (got {body_weight!r})")
+    if isinstance(data, dict):
+        items = [(str(k), v) for k, v in data.items()]
+    elif isinstance(data, (list, tuple)):
+        items = [(None, v) for v in data]
+    else:
+        items = [(None, data)]
+    if not items:
+        raise FitError("`data` is empty; give at least one dataset")
+    prepared = []
+    for i, (key, item) in enumerate(items):
+        source = _read(item)
+        for name, table, dose, meta, excluded in _tables_of(source, key, i, model, tissue_map):
+            prepared.append(_prepare(name, table, dose, meta, excluded, source, model, log_scale, censored, tissue_map, body_weight))
+    names = [d.name for d in prepared]
+    seen: dict = {}
+    for d in prepared:  # make names unique: a, a_2, a_3
+        if names.count(d.name) > 1:
+            seen[d.name] = seen.get(d.name, 0) + 1
+            if seen[d.name] > 1:
+                d.name = f"{d.name}_{seen[d.name]}"
+                for e in d.excluded:
+                    e["dataset"] = d.name
+    return prepared

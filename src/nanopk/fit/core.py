@@ -1,0 +1,275 @@
+"""``fit``: estimate model parameters from biodistribution data with lmfit.
+
+The objective (:mod:`nanopk.fit.objective`) simulates every dataset with its own dose
+at its own time points and returns weighted residuals — on the log scale by default;
+parameters are optimised as ``ln θ`` inside bounds taken from the model.  Uncertainty
+comes from the covariance at the optimum (:mod:`nanopk.fit.uncertainty`), optionally
+refined by profile likelihood or MCMC.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import FitError
+from ._data import FitWarning, coerce_datasets
+from ._optimize import minimize
+from .metrics import goodness_of_fit
+from .objective import Objective, SensitivityJacobian, build_parameters
+from .result import FitResult
+from .uncertainty import covariance, parameter_flags
+
+__all__ = ["fit"]
+
+JACOBIANS = ("fd", "sensitivity")
+
+
+def _jacobian(jacobian, objective):
+    if jacobian == "fd":
+        return None
+    if jacobian == "sensitivity":
+        return SensitivityJacobian(objective)
+    if callable(jacobian):
+        return jacobian
+    raise FitError(f"`jacobian` must be 'fd', 'sensitivity' or a callable jac(objective, x) (got {jacobian!r})")
+
+
+def _starts(objective: Objective, multistart: int, seed, span_decades: float) -> list[np.ndarray]:
+    """The default start plus ``multistart`` Latin-hypercube starts.
+
+    The box is the (log) bounds intersected with ``span_decades`` decades either
+    side of the default start: full PBPK bounds span 6–12 decades, where most
+    corners do not integrate or sit on flat plateaus of the objective.
+    """
+    x0 = objective.x0
+    starts = [x0]
+    if multistart <= 0:
+        return starts
+    from scipy.stats import qmc
+
+    span = np.array([span_decades * math.log(10) if s.log else span_decades * max(abs(s.start), 1.0)
+                     for s in objective.specs])
+    lo = np.maximum(objective.xmin, x0 - span)
+    hi = np.minimum(objective.xmax, x0 + span)
+    sample = qmc.LatinHypercube(d=len(x0), seed=seed).random(int(multistart))
+    starts += list(lo + sample * (hi - lo))
+    return starts
+
+
+def fit(model, data, vary=None, shared=None, error_model: str = "log", multistart: int = 0, method: str = "least_squares",
+        backend: str = "auto", *, weighting: str = "se", error_params: dict | None = None, sigma_floor: float = 0.05,
+        censored: str = "m3", tissue_map: dict | None = None, body_weight: str = "dataset", start: dict | None = None,
+        bounds: dict | None = None, jacobian: str | Callable = "fd", diff_step: float = 1e-4, rtol: float = 1e-8,
+        atol: float = 1e-12, max_nfev: int | None = None, ftol: float = 1e-10, xtol: float = 1e-10, gtol: float = 1e-10,
+        seed: int | None = 0, multistart_span: float = 2.0, scale_covar: bool = True, profile: bool | list = False,
+        loss: str = "linear", f_scale: float = 1.0, **method_kws) -> FitResult:
+    """Fit ``model`` to biodistribution data.
+
+    Parameters
+    ----------
+    model : nanopk.Model or str
+        The model (or a bundled model name).
+    data : Dataset, str, path, DataFrame, or a list / dict of these
+        Several datasets are fitted at once; dict keys name them.
+    vary : list of str, optional
+        Model parameters to estimate; the others stay at the model's values.
+        Default: the phagocytic uptake (``Kmax``, and ``K50`` for liver and spleen)
+        of each measured organ, and for a tumour ``PATC_tumour``, ``P_tumour``,
+        ``Kmax_tumour``, ``Krelease_tumour`` (see
+        :data:`nanopk.fit.objective.DEFAULT_VARY`).
+    shared : list of str, optional
+        With several datasets: parameters common to all; every other varied
+        parameter gets one copy per dataset, named ``NAME__<dataset>``.  ``None``
+        (default) shares every varied parameter; ``[]`` shares none.
+    error_model : {"log", "additive", "combined"}
+        Residual model (see :mod:`nanopk.fit.objective`); ``"log"`` is proportional
+        error, the usual choice for %ID spanning decades.
+    multistart : int
+        Extra starts from a seeded Latin hypercube within ``multistart_span``
+        decades of the defaults (inside the bounds); the best converged optimum wins.
+    method : str
+        lmfit method: ``"least_squares"`` (default, trust-region reflective),
+        ``"leastsq"``, ``"nelder"``, …
+    backend : {"auto", "cvode", "reference"}
+    weighting : {"se", "sd", "none"}
+        ``"se"``: weight by the standard error of each mean (SD/√n when the dataset
+        reports per-animal SDs and n); ``"sd"``: by the SD as reported; ``"none"``:
+        unit weights.
+    error_params : dict, optional
+        ``add`` (%ID) and ``prop`` for the combined error model.
+    sigma_floor : float
+        Smallest log-scale σ (default 0.05).
+    censored : {"m3", "exclude"}
+        Rows below their limit of quantification: censored likelihood (Beal M3,
+        default) or excluded with a warning.
+    tissue_map : dict, optional
+        Data tissue → model observable (e.g. ``{"plasma": "blood"}``).
+    body_weight : {"dataset", "model"}
+        Set the model's ``BW`` from each dataset's ``body_weight_g`` (default) or
+        keep the model's value.
+    start, bounds : dict, optional
+        Start values and ``(lower, upper)`` bounds (natural scale) by parameter name
+        (model name, or per-dataset name).
+    jacobian : {"fd", "sensitivity"} or callable
+        Finite differences (default), backend sensitivities, or
+        ``jac(objective, x) -> (n_residuals, n_varied)``.
+    diff_step : float
+        Relative finite-difference step on the log parameters (1e-4: well above the
+        solver noise at ``rtol=1e-8``).
+    rtol, atol : float
+        Solver tolerances inside the fit (``atol`` relative to the dose).
+    max_nfev : int, optional
+        Evaluation budget per local optimisation.
+    ftol, xtol, gtol : float
+        Convergence tolerances (least_squares / leastsq).
+    seed : int, optional
+        Seed of the multistart design.
+    scale_covar : bool
+        Scale the covariance by χ²/(N − k) (lmfit's default).
+    profile : bool or list of str
+        Also compute profile-likelihood intervals (all parameters, or those listed).
+    loss, f_scale :
+        Robust loss of ``least_squares`` (``"linear"`` = ordinary least squares,
+        ``"soft_l1"``, ``"huber"``, ``"cauchy"``, ``"arctan"``) and the residual scale
+        (σ units) beyond which it down-weights; see :mod:`nanopk.fit.objective`.
+    **method_kws
+        Passed to the lmfit method.
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    FitError
+        For an invalid set-up (unknown parameter, empty data, a start the solver
+        cannot integrate).
+
+    Warns
+    -----
+    FitWarning
+        One per fit, listing every issue: excluded rows, no convergence, singular
+        covariance, parameters at a bound, |ρ| > 0.95, unidentifiable parameters,
+        solver failures during the search.
+    """
+    t_start = time.perf_counter()
+    if isinstance(model, str):
+        from ..spec import load_model
+
+        model = load_model(model)
+    if error_model not in ("log", "additive", "combined"):
+        raise FitError(f"unknown error_model {error_model!r}; valid: log, additive, combined")
+    if not (isinstance(diff_step, (int, float)) and 0 < diff_step < 0.1):
+        raise FitError(f"`diff_step` must be a small positive relative step, e.g. 1e-4 (got {diff_step!r})")
+    if int(multistart) < 0:
+        raise FitError(f"`multistart` must be ≥ 0 (got {multistart})")
+    datasets = coerce_datasets(data, model, error_model == "log", censored, tissue_map, body_weight)
+    specs = build_parameters(model, datasets, vary, shared, start, bounds)
+    objective = Objective(model, datasets, specs, error_model, weighting, error_params, sigma_floor, backend, rtol, atol,
+                          loss=loss, f_scale=f_scale)
+    jac = _jacobian(jacobian, objective)
+    objective.residual(objective.x0)
+    if objective.n_solver_failures:
+        raise FitError(f"the model cannot be simulated at the start values: {objective.last_solver_error}")
+    n_free = objective.n_residuals - len(specs)
+    if n_free < 0:
+        raise FitError(f"{len(specs)} parameters cannot be fitted to {objective.n_residuals} observations; vary fewer")
+
+    optimizer = dict(method=method, jac=jac, diff_step=diff_step, max_nfev=max_nfev, ftol=ftol, xtol=xtol, gtol=gtol, **method_kws)
+    outcomes = []
+    for x_start in _starts(objective, int(multistart), seed, multistart_span):
+        outcomes.append(minimize(objective, x_start, **optimizer))
+    converged = [o for o in outcomes if o.converged]
+    best = min(converged or outcomes, key=lambda o: o.cost)
+    x = best.x
+    resid = objective.residual(x)
+    chisqr = float(resid @ resid)
+    cov = covariance(objective, x, resid, jac=jac, scale_covar=scale_covar)
+    flags = parameter_flags(objective, cov)
+    flags["converged"] = best.converged
+
+    preds = objective.predict(x)
+    frames = []
+    for d, p in zip(datasets, preds):
+        f = d.rows.copy()
+        f.insert(0, "dataset", d.name)
+        f["predicted"] = p
+        f["residual"] = objective.residual_from(d, p)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f["fold"] = p / f["observed"].to_numpy(dtype=float)
+        frames.append(f)
+    predictions = pd.concat(frames, ignore_index=True)
+    cols = ["dataset", "tissue", "observable", "time_h", "observed", "sd", "n", "predicted", "censored", "lloq",
+            "sigma", "residual", "fold", "row"]
+    predictions = predictions[cols]
+
+    metrics = goodness_of_fit(resid, predictions, len(specs))
+    metrics["loss"] = loss
+    metrics["cost"] = objective.loss_value(resid)
+    finite = bool(np.isfinite(chisqr) and np.all(np.isfinite(x)))
+    success = best.converged and not cov.singular and finite
+    if not best.converged:
+        message = f"did not converge: {best.message}"
+    elif cov.singular:
+        message = f"converged ({best.message}) but the covariance is singular (rcond {cov.rcond:.2g})"
+    elif not finite:
+        message = "the objective is not finite at the optimum"
+    else:
+        message = f"converged: {best.message}"
+
+    notes = _warnings(datasets, objective, best, cov, flags, outcomes, converged)
+    options = {
+        "error_model": error_model, "weighting": weighting, "method": method,
+        "jacobian": jacobian if isinstance(jacobian, str) else getattr(jacobian, "__name__", "callable"),
+        "diff_step": diff_step, "backend": backend, "rtol": rtol, "atol": atol, "multistart": int(multistart),
+        "seed": seed, "scale_covar": scale_covar, "loss": loss, "f_scale": f_scale, "sigma_floor": sigma_floor, "censored": censored,
+        "shared": None if shared is None else list([shared] if isinstance(shared, str) else shared),
+        "vary": sorted({s.model_name for s in specs}, key=[s.model_name for s in specs].index), "body_weight": body_weight,
+        "error_params": objective.error_params if error_model == "combined" else None,
+        "optimizer": optimizer,
+    }
+    result = FitResult(model=model, objective=objective, x=x, outcome=best, outcomes=outcomes, covariance=cov,
+                       flags=flags, metrics=metrics, predictions=predictions, warnings=notes, options=options,
+                       success=success, message=message)
+    metrics.update(n_evaluations=objective.n_calls, n_simulations=objective.n_simulations,
+                   n_solver_failures=objective.n_solver_failures, wall_time_s=time.perf_counter() - t_start,
+                   optimizer_wall_time_s=sum(o.wall_time_s for o in outcomes),
+                   optimizer_evaluations=sum(o.nfev for o in outcomes))
+    if profile:
+        result.profile(None if profile is True else list(profile))
+    if result.warnings:
+        head = f"fit of {model.name!r} to {', '.join(d.name for d in datasets)}: {len(result.warnings)} issue(s)"
+        warnings.warn(head + "\n" + "\n".join(f"  - {w}" for w in result.warnings), FitWarning, stacklevel=2)
+    return result
+
+
+def _warnings(datasets, objective, best, cov, flags, outcomes, converged) -> list[str]:
+    notes = []
+    for d in datasets:
+        for e in d.excluded:
+            rows = e["rows"]
+            shown = ", ".join(map(str, rows[:12])) + (f" … ({len(rows)} in all)" if len(rows) > 12 else "")
+            notes.append(f"excluded {len(rows)} row(s) of {e['tissue']!r} in dataset {e['dataset']!r} (rows {shown}): {e['reason']}")
+    if not best.converged:
+        notes.append(f"the fit did not converge ({best.message}); do not use its parameters — raise max_nfev, "
+                     "try multistart, or vary fewer parameters")
+    if len(outcomes) > 1 and not converged:
+        notes.append(f"none of the {len(outcomes)} starts converged")
+    if cov.singular:
+        notes.append(f"the covariance is singular (rcond {cov.rcond:.2g}): some parameters are not identifiable from "
+                     "these data; fix some of them or profile them with result.profile(name)")
+    for name, side in flags["at_bound"]:
+        notes.append(f"{name} is at its {side} bound; its Wald interval is unreliable (use result.profile({name!r}))")
+    for a, b, r in flags["correlated"]:
+        notes.append(f"{a} and {b} are highly correlated (ρ = {r:+.3f}); the data determine a combination of them")
+    for name in flags["unidentifiable"]:
+        notes.append(f"{name} is practically unidentifiable (95 % interval spans more than a factor of 10⁴)")
+    if objective.n_solver_failures:
+        notes.append(f"the solver failed at {objective.n_solver_failures} trial parameter set(s) during the search "
+                     f"(penalised); last: {objective.last_solver_error}")
+    return notes

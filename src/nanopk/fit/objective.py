@@ -1,0 +1,535 @@
+"""The weighted residuals a fit minimises, on log-transformed parameters.
+
+For observation *i* (mean ``y_i`` of ``n_i`` animals with standard deviation
+``SD_i``) and prediction ``ŷ_i`` (%ID), the residual is
+
+    log (default):  r_i = (ln y_i − ln ŷ_i) / σ_i,   σ_i = sqrt(ln(1 + (s_i / y_i)²))
+    additive:       r_i = (y_i − ŷ_i) / σ_i,         σ_i = s_i
+    combined:       r_i = (y_i − ŷ_i) / σ_i,         σ_i = sqrt(s_i² + (b · ŷ_i)²)
+
+where ``s_i`` is the uncertainty of the observation.  The data are group means, so by
+default (``weighting="se"``) ``s_i`` is the standard error of the mean,
+``SD_i/sqrt(n_i)`` — the dataset layer derives it from a per-animal SD and n, or takes
+a reported SEM as is — and the SD itself when n is unknown.  ``weighting="sd"`` uses
+the per-animal SD (each mean weighted like one animal; SEM·√n when only an SEM is
+reported); ``weighting="none"`` ignores the reported spread.  The log-scale σ is the
+log-normal SD whose coefficient of variation is ``s_i / y_i`` (moment matching).
+Rows without a spread get the median σ of the rows of the same dataset that have
+one; when no row has one, σ = 1 on the log scale (the residual is the log error
+itself) and ``error_params['add']`` for the additive models.  On the log scale σ
+never falls below ``sigma_floor`` (default 0.05, i.e. 5 % CV), so a reported SD of 0
+or a suspiciously tight one cannot dominate the fit.  With ``scale_covar`` (the
+default) the covariance is rescaled by χ²/(N − k), so only the *relative* weights
+matter for the intervals.
+
+In the combined model ``b = error_params['prop']`` (default 0.1) and, without an
+SD, ``s_i = error_params['add']`` (default 0.01 %ID).  σ is evaluated at the current
+prediction (iteratively reweighted least squares, without the log-determinant term).
+
+Censored observations (below the limit of quantification ``L``; Beal's M3 method)
+contribute ``-2 ln Φ(z)`` to the objective, as the residual ``sqrt(-2 ln Φ(z))``
+with ``z = (ln L − ln ŷ)/σ`` (log scale; ``σ`` from the rule above, or the dataset
+median) or ``z = (L − ŷ)/σ`` (additive) — the probability that the measurement fell
+below ``L`` given the prediction.
+
+Parameters are optimised on the log scale (``x = ln θ``) whenever their lower bound
+is ≥ 0 and their start value is positive; otherwise on the natural scale.  A lower
+bound of 0 becomes ``start × 1e-6`` on the log scale (six decades below the start; a
+log-parameter cannot reach 0, and one that runs to this floor is flagged as at a
+bound, i.e. indistinguishable from zero); an infinite upper bound becomes
+``start × 1e6``.
+
+Robust losses.  ``loss`` (``"linear"``, default; ``"soft_l1"``, ``"huber"``,
+``"cauchy"``, ``"arctan"``) and ``f_scale`` are scipy's: the fit minimises
+``Σ f²·ρ((r_i/f)²)``, which grows like ``Σ r_i²`` for small residuals and more slowly
+beyond ``f`` (in σ units; with σ = 1 on the log scale, ``f_scale = 0.5`` starts
+down-weighting misfits beyond a factor e^0.5 ≈ 1.65).  Use one when some observations
+cannot be fitted by any mass-conserving model (organ totals above 100 %ID), so that
+they do not drag every other prediction.  Intervals then use the iteratively
+reweighted approximation (see :mod:`nanopk.fit.uncertainty`).
+
+Jacobians.  ``jacobian="fd"`` lets the optimiser difference the residuals with a
+relative step ``diff_step`` (default 1e-4, well above the solver noise at
+``rtol=1e-8``).  ``jacobian="sensitivity"`` uses forward parameter sensitivities from
+the backend (``compiled.solve_sensitivities``; see :class:`SensitivityJacobian`) and
+the chain rule through the observables, the residual model and the log transform.
+Any callable ``jac(objective, x) -> ndarray (n_residuals, n_varied)`` may be given
+instead.
+
+References
+----------
+1. Beal SL. Ways to fit a PK model with some data below the quantification limit.
+   J Pharmacokinet Pharmacodyn 2001;28:481 (doi:10.1023/A:1012299115260).
+2. Newville M et al. LMFIT: non-linear least-squares minimization and curve-fitting
+   for Python (doi:10.5281/zenodo.11813).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+from scipy.special import log_ndtr
+
+from ..errors import FitError, SolverError, suggest
+from ..simulate import solve_states
+from ._data import FitData
+
+__all__ = ["FitParameter", "Objective", "SensitivityJacobian", "build_parameters", "default_vary", "DEFAULT_VARY",
+           "ERROR_MODELS", "LOSSES", "PRED_FLOOR"]
+
+ERROR_MODELS = ("log", "additive", "combined")
+WEIGHTINGS = ("se", "sd", "none")
+#: Predictions below this (%ID) are raised to it before taking logs: a solver can
+#: return 0 or −1e-15 for an organ the particles have not reached yet.
+PRED_FLOOR = 1e-10
+#: Residual given to every point when the solver fails at a trial parameter set, so the
+#: optimiser backs off (a trust-region step is rejected) instead of stopping.
+PENALTY = 1e3
+_ZERO_FLOOR_DECADES = 6.0
+
+#: Robust losses of scipy.optimize.least_squares: ρ(z) and ρ'(z) of z = (r/f)².
+LOSSES = {
+    "linear": (lambda z: z, lambda z: np.ones_like(z)),
+    "soft_l1": (lambda z: 2 * (np.sqrt(1 + z) - 1), lambda z: 1 / np.sqrt(1 + z)),
+    "huber": (lambda z: np.where(z <= 1, z, 2 * np.sqrt(z) - 1), lambda z: np.where(z <= 1, 1.0, 1 / np.sqrt(np.maximum(z, 1)))),
+    "cauchy": (lambda z: np.log1p(z), lambda z: 1 / (1 + z)),
+    "arctan": (lambda z: np.arctan(z), lambda z: 1 / (1 + z ** 2)),
+}
+
+
+@dataclass
+class FitParameter:
+    """One optimised quantity.
+
+    ``name`` is the lmfit name (``Kmax_liver`` or, per dataset,
+    ``Kmax_liver__<dataset>``); ``model_name`` the model parameter it sets;
+    ``dataset`` ``None`` when shared by every dataset.  ``lower``/``upper`` are
+    natural-scale bounds, ``xmin``/``xmax`` the optimiser's (log when ``log``).
+    """
+
+    name: str
+    model_name: str
+    dataset: str | None
+    log: bool
+    start: float
+    lower: float
+    upper: float
+    unit: str
+    source: str
+
+    @property
+    def xmin(self) -> float:
+        return math.log(self.lower) if self.log else self.lower
+
+    @property
+    def xmax(self) -> float:
+        return math.log(self.upper) if self.log else self.upper
+
+    @property
+    def x0(self) -> float:
+        return math.log(self.start) if self.log else self.start
+
+    def to_natural(self, x: float) -> float:
+        return math.exp(x) if self.log else float(x)
+
+    def to_internal(self, value: float) -> float:
+        if self.log:
+            if not value > 0:
+                raise FitError(f"parameter {self.name!r} is fitted on the log scale and needs a positive value (got {value!r})")
+            return math.log(value)
+        return float(value)
+
+
+#: What ``vary=None`` fits, per measured organ (when the model has the parameter):
+#: the phagocytic uptake that dominates nanoparticle biodistribution, and for a
+#: tumour the four parameters identifiable from a few tumour time points.
+DEFAULT_VARY = {
+    "liver": ("Kmax_liver", "K50_liver"),
+    "spleen": ("Kmax_spleen", "K50_spleen"),
+    "kidney": ("Kmax_kidney",),
+    "lung": ("Kmax_lung",),
+    "tumour": ("PATC_tumour", "P_tumour", "Kmax_tumour", "Krelease_tumour"),
+}
+
+
+def default_vary(model, datasets: list[FitData]) -> list[str]:
+    """Parameters fitted when ``vary`` is not given (see :data:`DEFAULT_VARY`)."""
+    observed = {o for d in datasets for o in d.rows["observable"]}
+    names = [n for organ, group in DEFAULT_VARY.items() if organ in observed for n in group if n in model.parameters]
+    if not names:
+        raise FitError(f"`vary` was not given and none of the default parameters ({', '.join(n for g in DEFAULT_VARY.values() for n in g)}) "
+                       f"is in model {model.name!r} for the measured tissues; name the parameters to fit, e.g. vary=['Kmax_liver']")
+    return names
+
+
+def build_parameters(model, datasets: list[FitData], vary, shared, start, bounds) -> list[FitParameter]:
+    """The optimised parameters: shared ones first, then per-dataset copies."""
+    if vary is None:
+        vary = default_vary(model, datasets)
+    vary = [vary] if isinstance(vary, str) else list(vary)
+    if not vary:
+        raise FitError("`vary` is empty; name the model parameters to fit, e.g. vary=['Kmax_liver', 'Kmax_spleen']")
+    known = model.parameters
+    unknown = [v for v in vary if v not in known]
+    if unknown:
+        raise FitError("cannot vary unknown parameter(s): " + "; ".join(f"{u!r}{suggest(u, known)}" for u in unknown))
+    dup = sorted({v for v in vary if vary.count(v) > 1})
+    if dup:
+        raise FitError(f"`vary` names {', '.join(map(repr, dup))} more than once")
+    builtin = [v for v in vary if v in ("dose", "infusion_rate")]
+    if builtin:
+        raise FitError(f"{', '.join(map(repr, builtin))} is set by each dataset's dosing and cannot be fitted")
+    if shared is None:
+        shared_set = set(vary)
+    else:
+        shared = [shared] if isinstance(shared, str) else list(shared)
+        stray = [s for s in shared if s not in vary]
+        if stray:
+            raise FitError(f"`shared` names {', '.join(map(repr, stray))}, which {'is' if len(stray) == 1 else 'are'} not in `vary`{suggest(stray[0], vary)}")
+        shared_set = set(shared)
+    if len(datasets) == 1:
+        shared_set = set(vary)
+    start = dict(start or {})
+    bounds = dict(bounds or {})
+    specs: list[FitParameter] = []
+    for name in vary:
+        copies = [(name, None)] if name in shared_set else [(f"{name}__{d.name}", d.name) for d in datasets]
+        for pname, ds in copies:
+            specs.append(_spec(known[name], pname, ds, start, bounds))
+    names = {s.name for s in specs}
+    stray = [k for k in list(start) + list(bounds) if k not in names and k not in vary]
+    if stray:
+        raise FitError("`start`/`bounds` name(s) not fitted: " + "; ".join(f"{s!r}{suggest(s, names)}" for s in stray))
+    return specs
+
+
+def _spec(param, pname: str, dataset, start: dict, bounds: dict) -> FitParameter:
+    given = pname in start or param.name in start
+    value = float(start.get(pname, start.get(param.name, param.value)))
+    lo, hi = bounds.get(pname, bounds.get(param.name, param.bounds))
+    lo, hi = float(lo), float(hi)
+    if not given and hi > lo and not (lo <= value <= hi):
+        # The model default lies outside bounds the user narrowed: start in the middle
+        # (geometric for positive bounds).
+        value = math.sqrt(lo * hi) if lo > 0 and math.isfinite(hi) else (lo + hi) / 2 if math.isfinite(hi) else lo
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise FitError(f"start value of {pname!r} must be finite and inside its bounds [{lo:g}, {hi:g}] (got {value!r})")
+    log = lo >= 0 and value > 0
+    if log:
+        if lo <= 0:
+            lo = value * 10 ** -_ZERO_FLOOR_DECADES
+        if not math.isfinite(hi):
+            hi = value * 10 ** _ZERO_FLOOR_DECADES
+    elif not (math.isfinite(lo) and math.isfinite(hi)):
+        if value == 0 and lo >= 0:
+            raise FitError(f"cannot fit {pname!r} from a start value of 0 with bounds [{lo:g}, {hi:g}]: give a positive start, e.g. start={{{pname!r}: 1e-3}}")
+    if not hi > lo:
+        raise FitError(f"bounds of {pname!r} are empty: [{lo:g}, {hi:g}]")
+    return FitParameter(pname, param.name, dataset, log, value, lo, hi, param.unit, param.source)
+
+
+class Objective:
+    """Residuals of every dataset as a function of the optimised vector ``x``.
+
+    Parameters
+    ----------
+    model : nanopk.Model
+    datasets : list of FitData
+    specs : list of FitParameter
+    error_model : {"log", "additive", "combined"}
+    weighting : {"se", "sd", "none"}
+    error_params : dict
+        ``add`` (%ID) and ``prop`` (fraction) for the combined model.
+    sigma_floor : float
+        Smallest σ on the log scale.
+    backend, rtol, atol, max_steps :
+        Passed to :func:`nanopk.simulate.solve_states`.
+
+    Attributes
+    ----------
+    n_calls : int
+        Residual evaluations (each simulates every dataset once).
+    n_simulations : int
+    n_solver_failures : int
+    """
+
+    def __init__(self, model, datasets, specs, error_model="log", weighting="se", error_params=None, sigma_floor=0.05,
+                 backend="auto", rtol=1e-8, atol=1e-12, max_steps=200_000, loss="linear", f_scale=1.0):
+        if loss not in LOSSES:
+            raise FitError(f"unknown loss {loss!r}{suggest(str(loss), LOSSES)}; valid: {', '.join(LOSSES)}")
+        if not (isinstance(f_scale, (int, float)) and f_scale > 0):
+            raise FitError(f"`f_scale` must be a positive residual scale (got {f_scale!r})")
+        self.loss, self.f_scale = loss, float(f_scale)
+        if error_model not in ERROR_MODELS:
+            raise FitError(f"unknown error_model {error_model!r}{suggest(str(error_model), ERROR_MODELS)}; valid: {', '.join(ERROR_MODELS)}")
+        if weighting not in WEIGHTINGS:
+            raise FitError(f"unknown weighting {weighting!r}; valid: {', '.join(WEIGHTINGS)}")
+        self.model = model
+        self.datasets = list(datasets)
+        self.specs = list(specs)
+        self.names = [s.name for s in self.specs]
+        self.error_model = error_model
+        self.weighting = weighting
+        self.error_params = {"add": 0.01, "prop": 0.1, **dict(error_params or {})}
+        self.sigma_floor = float(sigma_floor)
+        self.backend = backend
+        self.rtol, self.atol, self.max_steps = float(rtol), float(atol), int(max_steps)
+        self.n_calls = 0
+        self.n_simulations = 0
+        self.n_solver_failures = 0
+        self.last_solver_error: str | None = None
+        self._obs_index = {n: i for i, n in enumerate(model.observables)}
+        self._arrays = {}
+        for d in self.datasets:
+            d.rows["sigma"] = self._base_sigma(d)
+            # Plain arrays, so an evaluation touches no pandas machinery.
+            self._arrays[d.name] = {
+                "y": d.rows["observed"].to_numpy(dtype=float),
+                "sigma": d.rows["sigma"].to_numpy(dtype=float),
+                "censored": d.rows["censored"].to_numpy(dtype=bool),
+                "lloq": d.rows["lloq"].to_numpy(dtype=float),
+                "cols": np.array([self._obs_index[o] for o in d.rows["observable"]], dtype=int),
+                "ti": d.time_index,
+            }
+            a = self._arrays[d.name]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                a["log_y"] = np.log(a["y"])
+                a["log_lloq"] = np.log(a["lloq"])
+        self.n_residuals = sum(len(d.rows) for d in self.datasets)
+
+    # ------------------------------------------------------------------ setup
+    def _base_sigma(self, d: FitData) -> np.ndarray:
+        """σ of each row (log units, or %ID for additive/combined), before the floor."""
+        y = d.rows["observed"].to_numpy(dtype=float)
+        sd, se = d.rows["sd"].to_numpy(dtype=float), d.rows["se"].to_numpy(dtype=float)
+        if self.weighting == "none":
+            s = np.full(len(y), np.nan)
+        elif self.weighting == "se":
+            s = np.where(np.isfinite(se), se, sd)
+        else:
+            s = np.where(np.isfinite(sd), sd, se)
+        s = np.where(np.isfinite(s) & (s >= 0), s, np.nan)
+        cens = d.rows["censored"].to_numpy(dtype=bool)
+        if self.error_model == "log":
+            ref = np.where(cens, d.rows["lloq"].to_numpy(dtype=float), y)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                sigma = np.sqrt(np.log1p((s / ref) ** 2))
+            sigma[cens & ~(np.isfinite(sigma))] = np.nan
+            fill = np.nanmedian(sigma) if np.any(np.isfinite(sigma)) else 1.0
+            sigma = np.where(np.isfinite(sigma), sigma, fill)
+            return np.maximum(sigma, self.sigma_floor)
+        fill = np.nanmedian(s) if np.any(np.isfinite(s)) else self.error_params["add"]
+        s = np.where(np.isfinite(s), s, fill)
+        return np.maximum(s, 1e-12)
+
+    # ------------------------------------------------------------------ mapping
+    @property
+    def x0(self) -> np.ndarray:
+        return np.array([s.x0 for s in self.specs])
+
+    @property
+    def xmin(self) -> np.ndarray:
+        return np.array([s.xmin for s in self.specs])
+
+    @property
+    def xmax(self) -> np.ndarray:
+        return np.array([s.xmax for s in self.specs])
+
+    def natural(self, x) -> dict[str, float]:
+        """``{lmfit name: natural-scale value}``."""
+        return {s.name: s.to_natural(v) for s, v in zip(self.specs, x)}
+
+    def overrides(self, x, d: FitData) -> dict[str, float]:
+        """Model parameter values for dataset ``d`` at ``x`` (fixed per-dataset values first)."""
+        out = dict(d.fixed)
+        for s, v in zip(self.specs, x):
+            if s.dataset is None or s.dataset == d.name:
+                out[s.model_name] = s.to_natural(v)
+        return out
+
+    # ------------------------------------------------------------------ evaluation
+    def simulate(self, x, d: FitData, times=None):
+        """Observables (len(times) × n_observables, %ID) of dataset ``d`` at ``x``."""
+        times = d.times if times is None else np.asarray(times, dtype=float)
+        t, Y, p, compiled, _ = solve_states(self.model, times, self.overrides(x, d), d.dose_ug, self.backend,
+                                            self.rtol, self.atol, self.max_steps)
+        self.n_simulations += 1
+        return compiled.observe(t, Y, p)
+
+    def predict(self, x) -> list[np.ndarray]:
+        """Predicted %ID for every row of every dataset."""
+        out = []
+        for d in self.datasets:
+            obs = self.simulate(x, d)
+            a = self._arrays[d.name]
+            out.append(obs[a["ti"], a["cols"]])
+        return out
+
+    def residual_from(self, d: FitData, pred: np.ndarray) -> np.ndarray:
+        """Weighted residuals of dataset ``d`` given its predictions."""
+        a = self._arrays[d.name]
+        y, sigma, cens, lloq = a["y"], a["sigma"], a["censored"], a["lloq"]
+        if self.error_model == "log":
+            lp = np.log(np.maximum(pred, PRED_FLOOR))
+            r = (a["log_y"] - lp) / sigma
+            if cens.any():
+                z = (a["log_lloq"][cens] - lp[cens]) / sigma[cens]
+                r[cens] = np.sqrt(-2.0 * log_ndtr(z))
+            return r
+        if self.error_model == "combined":
+            sigma = np.sqrt(sigma ** 2 + (self.error_params["prop"] * pred) ** 2)
+        r = (y - pred) / sigma
+        if cens.any():
+            z = (lloq[cens] - pred[cens]) / sigma[cens]
+            r[cens] = np.sqrt(-2.0 * log_ndtr(z))
+        return r
+
+    def residual(self, x) -> np.ndarray:
+        """The residual vector at ``x`` (datasets concatenated in order)."""
+        self.n_calls += 1
+        x = np.asarray(x, dtype=float)
+        try:
+            preds = self.predict(x)
+        except SolverError as exc:
+            self.n_solver_failures += 1
+            self.last_solver_error = str(exc)
+            return np.full(self.n_residuals, PENALTY)
+        r = np.concatenate([self.residual_from(d, p) for d, p in zip(self.datasets, preds)])
+        if not np.all(np.isfinite(r)):
+            self.n_solver_failures += 1
+            self.last_solver_error = "non-finite residuals"
+            r = np.where(np.isfinite(r), r, PENALTY)
+        return r
+
+    def lmfit_residual(self, params) -> np.ndarray:
+        """``fcn`` for :class:`lmfit.Minimizer` (parameters hold ``x``)."""
+        return self.residual([params[n].value for n in self.names])
+
+    def chisqr(self, x) -> float:
+        r = self.residual(x)
+        return float(r @ r)
+
+    def loss_value(self, r) -> float:
+        """``Σ f²·ρ((r/f)²)``: twice scipy's cost; ``χ² = Σ r²`` for the linear loss."""
+        r = np.asarray(r, dtype=float)
+        if self.loss == "linear":
+            return float(r @ r)
+        rho, _ = LOSSES[self.loss]
+        return float(self.f_scale ** 2 * np.sum(rho((r / self.f_scale) ** 2)))
+
+    def loss_weights(self, r) -> np.ndarray:
+        """IRLS weights ``ρ'((r/f)²)`` of each residual (1 for the linear loss)."""
+        _, drho = LOSSES[self.loss]
+        return np.asarray(drho((np.asarray(r, dtype=float) / self.f_scale) ** 2), dtype=float)
+
+
+def _finite_difference_jacobian(objective: Objective, x, step=1e-4) -> np.ndarray:
+    """Central differences of the residuals (one-sided next to a bound).
+
+    The step is ``step·max(1, |x_j|)`` on the optimiser's (log) scale, as in scipy's
+    ``diff_step``: with the solver at ``rtol=1e-8`` the truncation and noise errors
+    are both ~1e-8 relative, far below what an interval needs.
+    """
+    x = np.asarray(x, dtype=float)
+    lo, hi = objective.xmin, objective.xmax
+    f0 = None
+    J = np.empty((objective.n_residuals, x.size))
+    for j in range(x.size):
+        h = step * max(1.0, abs(x[j]))
+        up, down = x.copy(), x.copy()
+        up[j] += h
+        down[j] -= h
+        if up[j] <= hi[j] and down[j] >= lo[j]:
+            J[:, j] = (objective.residual(up) - objective.residual(down)) / (2 * h)
+            continue
+        if f0 is None:
+            f0 = objective.residual(x)
+        if up[j] <= hi[j]:
+            J[:, j] = (objective.residual(up) - f0) / h
+        else:
+            J[:, j] = (f0 - objective.residual(down)) / h
+    return J
+
+
+class SensitivityJacobian:
+    """d(residual)/dx from forward sensitivities of the ODE solution.
+
+    Needs the compiled backend to provide::
+
+        solve_sensitivities(t0, y0, s0, p, t_out, rtol, atol, max_steps, indices)
+            -> result with .success, .message, .y (len(t_out) × n_states) and
+               .s (len(t_out) × n_states × len(indices)) = ∂y/∂p[indices]
+
+    where ``s0`` (n_states × len(indices)) is ∂y(t0)/∂p.  The chain rule then runs
+    through the observables (∂h/∂y·S + ∂h/∂p, derived symbolically), the residual
+    model and the log transform (∂θ/∂x = θ).  Doses are single boluses at t = 0 (the
+    form of biodistribution data).
+    """
+
+    def __init__(self, objective: Objective):
+        from ..compile import compile_model
+
+        self.objective = objective
+        self.compiled = compile_model(objective.model, objective.backend)
+        if not hasattr(self.compiled, "solve_sensitivities"):
+            raise FitError(
+                f"jacobian='sensitivity' needs forward sensitivities, which the {self.compiled.backend!r} backend does not "
+                "provide (no `solve_sensitivities`); use jacobian='fd' (finite differences with diff_step=1e-4)"
+            )
+        system = self.compiled.system
+        h = sp.Matrix(system.observables)
+        args = (system.t, system.y, system.p)
+        self._dh_dy = sp.lambdify(args, h.jacobian(system.y), modules="numpy", cse=True)
+        self._dh_dp = sp.lambdify(args, h.jacobian(system.p), modules="numpy", cse=True)
+        self._dy0_dp = sp.lambdify((system.p,), sp.Matrix(system.initial).jacobian(system.p), modules="numpy")
+        self._pnames = list(system.parameter_names)
+
+    def __call__(self, objective: Objective, x) -> np.ndarray:
+        from ..model import DEPOT
+
+        obj = objective
+        model = obj.model
+        x = np.asarray(x, dtype=float)
+        blocks = []
+        obs_index = obj._obs_index
+        for d in obj.datasets:
+            own = [k for k, s in enumerate(obj.specs) if s.dataset is None or s.dataset == d.name]
+            indices = [self._pnames.index(obj.specs[k].model_name) for k in own]
+            p = model.parameter_vector(obj.overrides(x, d))
+            p[self._pnames.index("dose")] = d.dose_ug
+            y0 = self.compiled.initial_state(p)
+            y0[model.state_names.index(DEPOT)] = 0.0
+            y0[model.state_names.index(model.dose_target)] += d.dose_ug
+            s0 = np.asarray(self._dy0_dp(p), dtype=float)[:, indices]
+            atol = np.array([obj.atol * d.dose_ug if s.is_mass else obj.atol for s in model.states])
+            res = self.compiled.solve_sensitivities(0.0, y0, s0, p, d.times, obj.rtol, atol, obj.max_steps, indices)
+            obj.n_simulations += 1
+            if not res.success:
+                raise FitError(f"sensitivity solve failed for dataset {d.name!r}: {res.message}")
+            ti = d.time_index
+            cols = np.array([obs_index[o] for o in d.rows["observable"]], dtype=int)
+            dpred = np.empty((len(d.rows), len(own)))
+            pred = np.empty(len(d.rows))
+            obs = self.compiled.observe(d.times, res.y, p)
+            for r, (k_t, c) in enumerate(zip(ti, cols)):
+                t = d.times[k_t]
+                dhdy = np.asarray(self._dh_dy(t, list(res.y[k_t]), p), dtype=float)[c]
+                dhdp = np.asarray(self._dh_dp(t, list(res.y[k_t]), p), dtype=float)[c, indices]
+                dpred[r] = dhdy @ res.s[k_t] + dhdp
+                pred[r] = obs[k_t, c]
+            for j, k in enumerate(own):  # ∂θ/∂x
+                if obj.specs[k].log:
+                    dpred[:, j] *= obj.specs[k].to_natural(x[k])
+            block = np.zeros((len(d.rows), len(obj.specs)))
+            block[:, own] = self._dresidual_dpred(d, pred)[:, None] * dpred
+            blocks.append(block)
+        return np.vstack(blocks)
+
+    def _dresidual_dpred(self, d: FitData, pred: np.ndarray) -> np.ndarray:
+        obj = self.objective
+        h = np.maximum(np.abs(pred) * 1e-7, 1e-14)
+        # The residual is a scalar function of each prediction, so a one-dimensional
+        # central difference per row is exact to O(h²) and needs no new simulation.
+        return (obj.residual_from(d, pred + h) - obj.residual_from(d, pred - h)) / (2 * h)

@@ -1,0 +1,356 @@
+"""The result of a fit: parameters with intervals, goodness of fit, predictions, JSON.
+
+A :class:`FitResult` keeps the exact model it fitted (``result.model`` is
+``model.with_parameters(best)``), the objective (so intervals can be refined later
+with :meth:`FitResult.profile` and :meth:`FitResult.mcmc`), and every warning the fit
+raised.  ``success`` is True only when the optimiser converged, the covariance is
+non-singular and the objective is finite.  A parameter at a bound or a strongly
+correlated pair does *not* make a fit unsuccessful — the optimum is still the
+optimum, and a rate running to its floor is a finding ("indistinguishable from
+zero") — but both are flagged in ``flags``, the report, the JSON and a
+:class:`FitWarning`, because the Wald interval of such parameters is not to be
+trusted (use :meth:`profile`).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import lmfit
+import numpy as np
+import pandas as pd
+
+from ..errors import FitError, suggest
+from .uncertainty import Z95, profile as _profile, run_mcmc, sample_parameters
+
+__all__ = ["FitResult"]
+
+
+def _clean(obj):
+    """JSON-safe copy: non-finite floats → None, NumPy scalars → Python."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_clean(v) for v in obj.tolist()]
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, pd.DataFrame):
+        return _clean(obj.to_dict(orient="records"))
+    return obj
+
+
+class FitResult:
+    """What :func:`nanopk.fit` returns.
+
+    Attributes
+    ----------
+    params : lmfit.Parameters
+        Fitted parameters on the natural scale, ``stderr`` by the delta method,
+        ``correl`` between them; ``par.user_data`` holds ``unit``, ``ci95`` (cut at the bounds),
+        ``log_scale``, ``model_parameter``, ``dataset`` (``None`` if shared),
+        ``stderr_log``, ``at_bound`` and ``source`` (of the default).
+    params_log : lmfit.Parameters
+        The optimised (log-scale) parameters with their standard errors.
+    success : bool
+    message : str
+        Why the fit succeeded or not.
+    model : nanopk.Model
+        The model with the fitted values (shared ones, plus per-dataset ones when
+        there is a single dataset).
+    models : dict
+        ``{dataset: model}`` with that dataset's fitted and fixed values.
+    datasets : dict
+        ``{dataset name: what was passed}``.
+    metrics : dict
+        ``chisqr``, ``redchi``, ``aic``, ``bic``, ``r2_log``, ``aafe``, ``afe``,
+        ``frac_within_2fold``, ``frac_within_3fold``, ``n_points``, ``n_censored``,
+        ``n_varied``, ``n_evaluations``, ``n_simulations``, ``wall_time_s``.
+    predictions : pandas.DataFrame
+        One row per fitted observation: ``dataset``, ``tissue``, ``observable``,
+        ``time_h``, ``observed``, ``sd``, ``n``, ``predicted``, ``censored``,
+        ``lloq``, ``sigma``, ``residual``, ``fold`` (predicted/observed), ``row``.
+    excluded : list of dict
+        Rows left out: ``dataset``, ``tissue``, ``rows``, ``reason``.
+    warnings : list of str
+    flags : dict
+        ``at_bound`` [(name, side)], ``correlated`` [(a, b, ρ)],
+        ``unidentifiable`` [names], ``singular`` (bool), ``converged`` (bool).
+    extra_json : dict
+        Merged into :meth:`to_json` (e.g. ``delivery`` added by
+        :func:`nanopk.delivery_efficiency`).
+    """
+
+    def __init__(self, *, model, objective, x, outcome, outcomes, covariance, flags, metrics, predictions,
+                 warnings, options, success, message):
+        self._base_model = model
+        self.objective = objective
+        self.x = np.asarray(x, dtype=float)
+        self.outcome = outcome
+        self.outcomes = list(outcomes)
+        self.covariance = covariance
+        self.flags = flags
+        self.metrics = metrics
+        self.predictions = predictions
+        self.warnings = list(warnings)
+        self.options = dict(options)
+        self.success = bool(success)
+        self.message = message
+        self.extra_json: dict = {}
+        self.profiles: dict = {}
+        self.mcmc_result = None
+        self.datasets = {d.name: d.source for d in objective.datasets}
+        self.excluded = [e for d in objective.datasets for e in d.excluded]
+        self.params_log, self.params = self._parameters()
+        self.models = {d.name: model.with_parameters(objective.overrides(self.x, d)) for d in objective.datasets}
+        if len(self.models) == 1:
+            self.model = next(iter(self.models.values()))
+        else:
+            shared = {s.model_name: s.to_natural(v) for s, v in zip(objective.specs, self.x) if s.dataset is None}
+            self.model = model.with_parameters(shared)
+
+    # ------------------------------------------------------------------ parameters
+    def _parameters(self):
+        obj, cov = self.objective, self.covariance
+        at_bound = dict(self.flags.get("at_bound", []))
+        plog, pnat = lmfit.Parameters(), lmfit.Parameters()
+        for i, s in enumerate(obj.specs):
+            x, se = float(self.x[i]), float(cov.stderr[i])
+            plog.add(s.name, value=x, min=s.xmin, max=s.xmax)
+            value = s.to_natural(x)
+            pnat.add(s.name, value=value, min=s.lower, max=s.upper)
+            if np.isfinite(se):
+                plog[s.name].stderr = se
+                if s.log:
+                    pnat[s.name].stderr = value * se
+                    with np.errstate(over="ignore"):
+                        ci = [math.exp(x - Z95 * se), math.exp(min(x + Z95 * se, 700.0))]
+                else:
+                    pnat[s.name].stderr = se
+                    ci = [x - Z95 * se, x + Z95 * se]
+                # An interval reaching past a bound ends at it (the bound is the
+                # physically admissible range; at_bound flags the parameter).
+                ci = [max(ci[0], s.lower), min(ci[1], s.upper)]
+            else:
+                ci = None
+            pnat[s.name].init_value = s.start
+            pnat[s.name].user_data = {
+                "unit": s.unit, "ci95": ci, "log_scale": s.log, "model_parameter": s.model_name,
+                "dataset": s.dataset, "stderr_log": se if (s.log and np.isfinite(se)) else None,
+                "at_bound": at_bound.get(s.name), "source": s.source, "start": s.start,
+            }
+        if cov.correl is not None:
+            for i, a in enumerate(obj.names):
+                for j, b in enumerate(obj.names):
+                    if i != j:
+                        plog[a].correl = plog[a].correl or {}
+                        pnat[a].correl = pnat[a].correl or {}
+                        plog[a].correl[b] = float(cov.correl[i, j])
+                        pnat[a].correl[b] = float(cov.correl[i, j])
+        return plog, pnat
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.objective.names)
+
+    @property
+    def values(self) -> dict:
+        """``{name: fitted value}`` on the natural scale."""
+        return {n: p.value for n, p in self.params.items()}
+
+    def ci95(self, name: str | None = None):
+        """95 % interval(s) on the natural scale: profile-likelihood if computed, else Wald (log scale)."""
+        if name is None:
+            return {n: self.ci95(n) for n in self.names}
+        self._check_name(name)
+        if name in self.profiles:
+            return list(self.profiles[name]["ci95"])
+        return self.params[name].user_data["ci95"]
+
+    def _check_name(self, name):
+        if name not in self.params:
+            raise FitError(f"{name!r} is not a fitted parameter{suggest(name, self.names)}; fitted: {', '.join(self.names)}")
+
+    @property
+    def nfev(self) -> int:
+        return int(self.metrics["n_evaluations"])
+
+    # ------------------------------------------------------------------ refinements
+    def profile(self, name: str | list | None = None, max_steps: int = 12):
+        """Profile-likelihood 95 % interval(s); stored in ``profiles`` and the JSON.
+
+        ``name`` may be one parameter, a list, or ``None`` for all.  Returns the
+        profile dict (see :func:`nanopk.fit.uncertainty.profile`), or a dict of them.
+        """
+        if name is None or isinstance(name, (list, tuple)):
+            names = self.names if name is None else list(name)
+            return {n: self.profile(n, max_steps) for n in names}
+        self._check_name(name)
+        prof = _profile(self, name, max_steps=max_steps)
+        self.profiles[name] = prof
+        self.params[name].user_data["ci95_profile"] = prof["ci95"]
+        if prof["open"]:
+            note = (f"profile likelihood of {name} does not reach the 95 % threshold toward the "
+                    f"{' and '.join(prof['open'])} bound: the parameter is practically unidentifiable on that side")
+            if note not in self.warnings:
+                self.warnings.append(note)
+        if "better_optimum" in prof:
+            note = f"profiling {name} found a lower χ² at {name} = {prof['better_optimum']:.4g}: the fit was a local optimum; refit with multistart"
+            if note not in self.warnings:
+                self.warnings.append(note)
+        return prof
+
+    def mcmc(self, steps: int = 1000, nwalkers: int | None = None, burn: int | None = None, thin: int = 1,
+             progress: bool = True, seed: int | None = 0):
+        """Posterior samples with emcee (``pip install 'nanopk[mcmc]'``); see :class:`MCMCResult`."""
+        self.mcmc_result = run_mcmc(self, steps=steps, nwalkers=nwalkers, burn=burn, thin=thin, progress=progress, seed=seed)
+        return self.mcmc_result
+
+    @property
+    def mcmc_chain(self) -> pd.DataFrame | None:
+        """Posterior samples (natural scale) of the last :meth:`mcmc` run, or ``None``."""
+        return None if self.mcmc_result is None else self.mcmc_result.chain
+
+    def sample_parameters(self, n: int, seed: int | None = None) -> pd.DataFrame:
+        """Parameter sets drawn from the fitted covariance (log scale); see :func:`nanopk.fit.sample_parameters`."""
+        return sample_parameters(self, n, seed)
+
+    def simulate(self, times_h, dataset: str | None = None, **options) -> pd.DataFrame:
+        """Simulate the fitted model for ``dataset`` (its dose and its own parameters)."""
+        d = self._dataset(dataset)
+        opts = {"rtol": self.objective.rtol, "atol": self.objective.atol, "backend": self.objective.backend, **options}
+        return self.models[d.name].simulate(times_h, dose=d.dose_ug, **opts)
+
+    def _dataset(self, dataset):
+        ds = self.objective.datasets
+        if dataset is None:
+            if len(ds) > 1:
+                raise FitError(f"this fit has {len(ds)} datasets; name one: {', '.join(d.name for d in ds)}")
+            return ds[0]
+        for d in ds:
+            if d.name == dataset:
+                return d
+        names = [d.name for d in ds]
+        raise FitError(f"unknown dataset {dataset!r}{suggest(str(dataset), names)}; datasets: {', '.join(names)}")
+
+    # ------------------------------------------------------------------ output
+    def to_dict(self) -> dict:
+        """Everything :meth:`to_json` writes, as a dict."""
+        obj = self.objective
+        params = {}
+        for name, p in self.params.items():
+            u = p.user_data
+            entry = {
+                "value": p.value, "stderr": p.stderr, "unit": u["unit"], "ci95": u["ci95"],
+                "start": u["start"], "bounds": [p.min, p.max], "log_scale": u["log_scale"],
+                "model_parameter": u["model_parameter"], "dataset": u["dataset"],
+                "stderr_log": u["stderr_log"], "at_bound": u["at_bound"],
+            }
+            if "ci95_profile" in u:
+                entry["ci95_profile"] = u["ci95_profile"]
+            params[name] = entry
+        names = [d.name for d in obj.datasets]
+        datasets = []
+        for d in obj.datasets:
+            src = d.meta.get("source") if isinstance(d.meta.get("source"), dict) else {}
+            datasets.append({"name": d.name, "dose_ug": d.dose_ug, "n_rows": int(len(d.rows)), "fixed": d.fixed,
+                             "citation": src.get("citation"), "doi": src.get("doi")})
+        correl = None
+        if self.covariance.correl is not None:
+            correl = {a: {b: float(self.covariance.correl[i, j]) for j, b in enumerate(obj.names) if j != i}
+                      for i, a in enumerate(obj.names)}
+        out = {
+            "model": self._base_model.name,
+            "dataset": names[0] if len(names) == 1 else names,
+            "datasets": datasets,
+            "success": self.success,
+            "message": self.message,
+            "params": params,
+            "correlation": correl,
+            "metrics": dict(self.metrics),
+            "warnings": list(self.warnings),
+            "flags": {
+                "converged": self.flags.get("converged"),
+                "singular": self.flags.get("singular"),
+                "at_bound": [{"name": n, "side": s} for n, s in self.flags.get("at_bound", [])],
+                "correlated": [{"a": a, "b": b, "rho": r} for a, b, r in self.flags.get("correlated", [])],
+                "unidentifiable": list(self.flags.get("unidentifiable", [])),
+            },
+            "excluded": self.excluded,
+            "options": {k: v for k, v in self.options.items() if k != "optimizer"},
+            "multistart": [
+                {"start": dict(zip(obj.names, [s.to_natural(v) for s, v in zip(obj.specs, o.x_start)])),
+                 "chisqr": o.chisqr, "converged": o.converged, "nfev": o.nfev} for o in self.outcomes
+            ],
+        }
+        if self.profiles:
+            out["profiles"] = {n: {"ci95": p["ci95"], "open": p["open"], "nfev": p["nfev"]} for n, p in self.profiles.items()}
+        if self.mcmc_result is not None:
+            out["mcmc"] = self.mcmc_result.to_dict()
+        out.update(self.extra_json)
+        return _clean(out)
+
+    def to_json(self, path=None, indent: int = 2) -> str:
+        """The fit as JSON (keys: ``model``, ``dataset``, ``success``, ``params``, ``metrics``,
+        ``warnings`` … and whatever :attr:`extra_json` holds); written to ``path`` if given."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        if path is not None:
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        return text
+
+    def report(self) -> str:
+        """A plain-text report: parameters with intervals, goodness of fit, warnings."""
+        m = self.metrics
+        names = [d.name for d in self.objective.datasets]
+        lines = [
+            f"nanopk fit of model {self._base_model.name!r} to {', '.join(names)}",
+            f"  success: {self.success} ({self.message})",
+            f"  error model: {self.options.get('error_model')}, method: {self.options.get('method')}, "
+            f"jacobian: {self.options.get('jacobian')}, backend: {self.objective.backend}",
+            "",
+            "Parameters (95 % CI on the natural scale; Wald on log scale unless profiled):",
+        ]
+        width = max(len(n) for n in self.names)
+        for name, p in self.params.items():
+            u = p.user_data
+            ci = self.ci95(name)
+            how = "profile" if name in self.profiles else "wald"
+            ci_text = "[" + ", ".join("open" if c is None else f"{c:.4g}" for c in ci) + f"] ({how})" if ci else "(no CI)"
+            se = f"± {p.stderr:.3g}" if p.stderr is not None else "± n/a"
+            flag = f"  AT {u['at_bound'].upper()} BOUND" if u["at_bound"] else ""
+            lines.append(f"  {name:<{width}} = {p.value:<11.5g} {se:<11} {u['unit']:<14} {ci_text}  (start {u['start']:.4g}){flag}")
+        lines += [
+            "",
+            "Goodness of fit:",
+            f"  n_points {m['n_points']} (+{m['n_censored']} censored), n_varied {m['n_varied']}, "
+            f"chisqr {m['chisqr']:.4g}, redchi {m['redchi']:.4g}, AIC {m['aic']:.4g}, BIC {m['bic']:.4g}",
+            f"  R² (log) {m['r2_log']:.3f}, AAFE {m['aafe']:.3f}, AFE {m['afe']:.3f}, "
+            f"within 2-fold {100 * m['frac_within_2fold']:.1f} %, within 3-fold {100 * m['frac_within_3fold']:.1f} %",
+            f"  {m['n_evaluations']} objective evaluations ({m['n_simulations']} simulations) in {m['wall_time_s']:.2f} s",
+        ]
+        if self.flags.get("correlated"):
+            lines.append("  correlations |ρ| > 0.95: " + ", ".join(f"{a}/{b} {r:+.3f}" for a, b, r in self.flags["correlated"]))
+        if self.excluded:
+            lines += ["", "Excluded rows:"]
+            lines += [f"  {e['dataset']}: {e['tissue']} (rows {', '.join(map(str, e['rows']))}): {e['reason']}" for e in self.excluded]
+        if self.warnings:
+            lines += ["", "Warnings:"] + [f"  - {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        vals = ", ".join(f"{n}={p.value:.4g}" for n, p in self.params.items())
+        return f"<FitResult {self._base_model.name!r} success={self.success} {vals}>"
+
+    def plot(self, path=None, **kwargs):
+        """Observed (± SD) vs predicted time courses per tissue (log y) and predicted vs
+        observed with 1:1 and 2-fold lines; see :func:`nanopk.fit.plot.plot_fit`."""
+        from .plot import plot_fit
+
+        return plot_fit(self, path=path, **kwargs)
