@@ -10,7 +10,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.c import C99CodePrinter
 
-__all__ = ["c_function_bodies", "c_identifier"]
+__all__ = ["c_function_bodies", "c_dfdp_body", "c_identifier"]
 
 
 class _Printer(C99CodePrinter):
@@ -66,3 +66,16 @@ def c_function_bodies(system) -> dict[str, str]:
         "n_obs": len(obs),
         "nnz": len(jac),
     }
+
+
+def c_dfdp_body(system, indices) -> str:
+    """C body writing ``D[i + j*N] = ∂f_i/∂p_{indices[j]}`` (column-major, non-zeros only)."""
+    mapping = _indexed(system)
+    n = system.n_states
+    entries = []
+    for j, k in enumerate(indices):
+        pk = system.p[k]
+        for i in range(n):
+            if pk in system.rhs[i].free_symbols:
+                entries.append((f"D[{i + j * n}]", system.rhs[i].diff(pk)))
+    return _block(entries, mapping) if entries else "    (void)D;"

@@ -29,12 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from .base import CompiledModel, SolveResult, SymbolicSystem
-from .ccode import c_function_bodies
+from .ccode import c_dfdp_body, c_function_bodies
 
 __all__ = ["CvodeModel", "BackendUnavailable", "sundials_libraries", "cache_dir"]
 
 _DRIVER = (Path(__file__).with_name("cvode_driver.c")).read_text()
-_LIBS = ("core", "nvecserial", "sunmatrixdense", "sunlinsoldense", "cvode")
+_SENSITIVITY = (Path(__file__).with_name("cvode_sensitivity.c")).read_text()
+_LIBS = ("core", "nvecserial", "sunmatrixdense", "sunlinsoldense", "sunmatrixband", "sunlinsolband", "cvode")
 #: CVODE controls the *local* error; on the closed-form problems of tests/test_closed_form.py
 #: its global error came out 7-13x the requested tolerance, LSODA's within it.  Asking
 #: CVODE for a quarter of the tolerance keeps the global error inside what the user
@@ -97,17 +98,29 @@ def _artifact_key(system: SymbolicSystem, libs: list[str]) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def build_library(system: SymbolicSystem) -> Path:
+def generate_sensitivity_source(system: SymbolicSystem, indices: tuple[int, ...]) -> str:
+    return (
+        generate_source(system)
+        + f"\n#define NANOPK_K {len(indices)}\n"
+        + _SENSITIVITY.replace("/*DFDP_BODY*/", c_dfdp_body(system, indices))
+    )
+
+
+def build_library(system: SymbolicSystem, sensitivities: tuple[int, ...] | None = None) -> Path:
     """Compile (or find in the cache) the shared library for ``system``.
 
     The cache key is the model's structural hash (equations, observables, order of states
-    and parameters), so a cached library is found without generating any code.
+    and parameters), so a cached library is found without generating any code.  With
+    ``sensitivities`` (parameter indices) the library also integrates dy/dp for them.
     """
     libs = sundials_libraries()
-    target = cache_dir() / f"nanopk_{system.hash}_{_artifact_key(system, libs)}.so"
+    key = _artifact_key(system, libs)
+    if sensitivities is not None:
+        key += "_s" + hashlib.sha256((repr(tuple(sensitivities)) + _SENSITIVITY).encode()).hexdigest()[:10]
+    target = cache_dir() / f"nanopk_{system.hash}_{key}.so"
     if target.exists():
         return target
-    source = generate_source(system)
+    source = generate_source(system) if sensitivities is None else generate_sensitivity_source(system, tuple(sensitivities))
     cc = _compiler()
     libdir = str(Path(libs[0]).parent)
     with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
@@ -153,6 +166,39 @@ class CvodeModel(CompiledModel):
         out = np.empty((len(t), self.n_observables))
         self._lib.nanopk_observe_many(len(t), t, np.ascontiguousarray(Y, float), np.ascontiguousarray(p, float), out, self.n_observables)
         return out
+
+    def _sensitivity_library(self, indices: tuple[int, ...]):
+        cache = self.__dict__.setdefault("_sens_libs", {})
+        if indices not in cache:
+            lib = ctypes.CDLL(str(build_library(self.system, indices)))
+            lib.nanopk_solve_sens.argtypes = self._lib.nanopk_solve.argtypes
+            lib.nanopk_solve_sens.restype = ctypes.c_int
+            cache[indices] = lib
+        return cache[indices]
+
+    def solve_sensitivities(self, t0, y0, s0, p, t_out, rtol, atol, max_steps=100_000, indices=()) -> SolveResult:
+        """Integrate y and S = ∂y/∂p[indices] together (forward sensitivities).
+
+        ``s0`` is ∂y(t0)/∂p[indices] (n_states × k).  Returns a :class:`SolveResult`
+        with ``.y`` (len(t_out) × n) and ``.s`` (len(t_out) × n × k).  The absolute
+        tolerance of s_j is atol / |p_j|, so that p_j·s_j is controlled like y.
+        """
+        indices = tuple(int(i) for i in indices)
+        lib = self._sensitivity_library(indices)
+        n, k = self.n_states, len(indices)
+        t_out = np.ascontiguousarray(t_out, dtype=float)
+        p = np.ascontiguousarray(p, float)
+        z0 = np.concatenate([np.asarray(y0, float), np.asarray(s0, float).reshape(n, k).T.ravel()])
+        atol_y = np.broadcast_to(np.asarray(atol, float), (n,))
+        scales = [1.0 / max(abs(p[i]), 1e-300) if p[i] != 0 else 1.0 for i in indices]
+        atol_z = np.concatenate([atol_y] + [atol_y * sc for sc in scales]) * TOLERANCE_SAFETY
+        zout = np.empty((len(t_out), n * (k + 1)))
+        info = np.zeros(4)
+        flag = lib.nanopk_solve_sens(float(t0), np.ascontiguousarray(z0), p, len(t_out), t_out, zout,
+                                     float(rtol) * TOLERANCE_SAFETY, np.ascontiguousarray(atol_z), int(max_steps), info)
+        res = SolveResult(t_out, zout[:, :n], flag == 0, float(info[0]), _CVODE_FLAGS.get(flag, f"CVODE flag {flag}"), int(info[1]), int(info[2]))
+        res.s = zout[:, n:].reshape(len(t_out), k, n).transpose(0, 2, 1)
+        return res
 
     def rhs(self, t, y, p):
         out = np.empty(self.n_states)

@@ -30,6 +30,9 @@ extern SUNMatrix SUNDenseMatrix(sunindextype m, sunindextype n, SUNContext ctx);
 extern sunrealtype *SUNDenseMatrix_Column(SUNMatrix A, sunindextype j);
 extern void SUNMatDestroy(SUNMatrix A);
 extern SUNLinearSolver SUNLinSol_Dense(N_Vector y, SUNMatrix A, SUNContext ctx);
+extern SUNMatrix SUNBandMatrix(sunindextype n, sunindextype mu, sunindextype ml, SUNContext ctx);
+extern sunrealtype *SUNBandMatrix_Column(SUNMatrix A, sunindextype j);
+extern SUNLinearSolver SUNLinSol_Band(N_Vector y, SUNMatrix A, SUNContext ctx);
 extern int SUNLinSolFree(SUNLinearSolver S);
 extern void *CVodeCreate(int lmm, SUNContext ctx);
 extern int CVodeInit(void *mem, CVRhsFn f, sunrealtype t0, N_Vector y0);
@@ -44,6 +47,7 @@ extern int CVodeGetNumSteps(void *mem, long *n);
 extern int CVodeGetNumRhsEvals(void *mem, long *n);
 extern void CVodeFree(void **mem);
 
+#define SUN_BAND_ELEMENT(col, i, j) ((col)[(i) - (j)]) /* col = SUNBandMatrix_Column(A, j) */
 #define CV_BDF 2
 #define CV_NORMAL 1
 
@@ -95,44 +99,47 @@ static int cv_jac(sunrealtype t, N_Vector y, N_Vector fy, SUNMatrix Jm, void *us
 }
 
 /*
- * Integrate from t0 to each tout[k] (increasing), writing y(tout[k]) to
- * yout[k*N ... k*N+N-1].  info[0] = time reached, info[1] = steps, info[2] = f evaluations.
+ * Integrate an n-dimensional system (the model, or the model with its forward
+ * sensitivities) from t0 to each tout[k] (increasing), writing y(tout[k]) to
+ * yout[k*n ... k*n+n-1].  info[0] = time reached, info[1] = steps, info[2] = f evaluations.
  * Returns 0 on success or the CVODE flag.
  */
-int nanopk_solve(double t0, const double *y0, const double *p, int nout, const double *tout,
-                 double *yout, double rtol, const double *atol, long max_steps, double *info)
+static int run_cvode(int n, int band, CVRhsFn rhs, CVLsJacFn jac, double t0, const double *y0, const double *p,
+                     int nout, const double *tout, double *yout, double rtol, const double *atol,
+                     long max_steps, double *info)
 {
     SUNContext ctx = NULL;
     int flag = 0;
     info[0] = t0;
     if (SUNContext_Create(0, &ctx) != 0) return -100;
     SUNContext_ClearErrHandlers(ctx); /* errors come back as flags, not stderr text */
-    N_Vector y = N_VNew_Serial(NANOPK_N, ctx);
-    N_Vector abstol = N_VNew_Serial(NANOPK_N, ctx);
-    SUNMatrix A = SUNDenseMatrix(NANOPK_N, NANOPK_N, ctx);
-    SUNLinearSolver LS = SUNLinSol_Dense(y, A, ctx);
+    N_Vector y = N_VNew_Serial(n, ctx);
+    N_Vector abstol = N_VNew_Serial(n, ctx);
+    /* band > 0: a banded Newton matrix of that half-bandwidth (block-diagonal systems) */
+    SUNMatrix A = band > 0 ? SUNBandMatrix(n, band, band, ctx) : SUNDenseMatrix(n, n, ctx);
+    SUNLinearSolver LS = band > 0 ? SUNLinSol_Band(y, A, ctx) : SUNLinSol_Dense(y, A, ctx);
     void *mem = CVodeCreate(CV_BDF, ctx);
     if (!y || !abstol || !A || !LS || !mem) { flag = -100; goto done; }
-    memcpy(N_VGetArrayPointer(y), y0, sizeof(double) * NANOPK_N);
-    memcpy(N_VGetArrayPointer(abstol), atol, sizeof(double) * NANOPK_N);
-    if ((flag = CVodeInit(mem, cv_rhs, t0, y)) != 0) goto done;
+    memcpy(N_VGetArrayPointer(y), y0, sizeof(double) * n);
+    memcpy(N_VGetArrayPointer(abstol), atol, sizeof(double) * n);
+    if ((flag = CVodeInit(mem, rhs, t0, y)) != 0) goto done;
     if ((flag = CVodeSVtolerances(mem, rtol, abstol)) != 0) goto done;
     CVodeSetUserData(mem, (void *)p);
     CVodeSetMaxNumSteps(mem, max_steps);
     if ((flag = CVodeSetLinearSolver(mem, LS, A)) != 0) goto done;
-    if ((flag = CVodeSetJacFn(mem, cv_jac)) != 0) goto done;
+    if ((flag = CVodeSetJacFn(mem, jac)) != 0) goto done;
     if (nout > 0) CVodeSetStopTime(mem, tout[nout - 1]);
     for (int k = 0; k < nout; k++) {
         sunrealtype tret = t0;
         if (tout[k] <= t0) {
-            memcpy(yout + (size_t)k * NANOPK_N, y0, sizeof(double) * NANOPK_N);
+            memcpy(yout + (size_t)k * n, y0, sizeof(double) * n);
             continue;
         }
         flag = CVode(mem, tout[k], y, &tret, CV_NORMAL);
         info[0] = tret;
         if (flag < 0) goto done;
         flag = 0;
-        memcpy(yout + (size_t)k * NANOPK_N, N_VGetArrayPointer(y), sizeof(double) * NANOPK_N);
+        memcpy(yout + (size_t)k * n, N_VGetArrayPointer(y), sizeof(double) * n);
     }
 done:
     if (mem) {
@@ -149,4 +156,10 @@ done:
     if (y) N_VDestroy(y);
     SUNContext_Free(&ctx);
     return flag;
+}
+
+int nanopk_solve(double t0, const double *y0, const double *p, int nout, const double *tout,
+                 double *yout, double rtol, const double *atol, long max_steps, double *info)
+{
+    return run_cvode(NANOPK_N, 0, cv_rhs, cv_jac, t0, y0, p, nout, tout, yout, rtol, atol, max_steps, info);
 }

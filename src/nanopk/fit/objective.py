@@ -479,11 +479,19 @@ class SensitivityJacobian:
                 "provide (no `solve_sensitivities`); use jacobian='fd' (finite differences with diff_step=1e-4)"
             )
         system = self.compiled.system
-        h = sp.Matrix(system.observables)
-        args = (system.t, system.y, system.p)
-        self._dh_dy = sp.lambdify(args, h.jacobian(system.y), modules="numpy", cse=True)
-        self._dh_dp = sp.lambdify(args, h.jacobian(system.p), modules="numpy", cse=True)
-        self._dy0_dp = sp.lambdify((system.p,), sp.Matrix(system.initial).jacobian(system.p), modules="numpy")
+        # The observation derivatives depend only on the model structure: derive and
+        # lambdify them once per compiled model, not once per fit.
+        cached = self.compiled.__dict__.get("_observation_derivatives")
+        if cached is None:
+            h = sp.Matrix(system.observables)
+            args = (system.t, system.y, system.p)
+            cached = (
+                sp.lambdify(args, h.jacobian(system.y), modules="numpy", cse=True),
+                sp.lambdify(args, h.jacobian(system.p), modules="numpy", cse=True),
+                sp.lambdify((system.p,), sp.Matrix(system.initial).jacobian(system.p), modules="numpy"),
+            )
+            self.compiled.__dict__["_observation_derivatives"] = cached
+        self._dh_dy, self._dh_dp, self._dy0_dp = cached
         self._pnames = list(system.parameter_names)
 
     def __call__(self, objective: Objective, x) -> np.ndarray:
