@@ -116,8 +116,11 @@ def cmd_fit(args):
     t0 = time.perf_counter()
     result = fit(model, ds, vary=vary, multistart=args.multistart)
     wall = time.perf_counter() - t0
-    _attach_delivery(result)
+    de = _attach_delivery(result)
     print(result.report())
+    if de:
+        print("\nTumour delivery (%ID in the whole tumour; 95 % interval from the fit's covariance):")
+        _print_delivery(de)
     print(f"wall time {wall:.2f} s")
     if args.json:
         result.to_json(args.json)
@@ -194,13 +197,17 @@ def cmd_delivery(args):
 
         result = fit(_load(args), read_dataset(args.source), vary=[v.strip() for v in args.vary.split(",")] if args.vary else None)
         de = delivery_efficiency(result)
-    for key, item in de.items():
-        if isinstance(item, dict) and "value" in item:
-            ci = item.get("ci95")
-            ci_text = f"  95% CI [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""
-            print(f"{key:<16} {item['value']:.4g}{ci_text}")
+    _print_delivery(de)
     if args.json:
         _write_json(args.json, de)
+
+
+def _print_delivery(de: dict) -> None:
+    for key, item in de.items():
+        if isinstance(item, dict) and "value" in item and item["value"] is not None:
+            ci = item.get("ci95")
+            ci_text = f"  95 % CI [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""
+            print(f"  {key:<15} {item['value']:.4g} {item.get('unit', '')}{ci_text}")
 
 
 def cmd_meta(args):
