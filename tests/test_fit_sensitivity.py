@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import nanopk
-from nanopk.fit.objective import SensitivityJacobian
 from test_fit_reference import TRUE, digits, synthetic
 
 
@@ -50,10 +49,3 @@ def test_fit_with_exact_gradients_reaches_the_finite_difference_optimum(mouse):
     assert exact.metrics["chisqr"] == pytest.approx(fd.metrics["chisqr"], rel=1e-4)
     print(f"\nfd: {fd.metrics['n_evaluations']} evaluations, {fd.metrics['wall_time_s']:.3f} s; "
           f"sensitivity: {exact.metrics['n_evaluations']} evaluations, {exact.metrics['wall_time_s']:.3f} s")
-
-
-def test_reference_backend_has_no_sensitivities_and_says_so(mouse):
-    data = synthetic(mouse, TRUE, seed=1)
-    with pytest.raises(nanopk.FitError, match="jacobian='sensitivity' needs forward sensitivities"):
-        nanopk.fit(mouse, data, vary=["Kmax_liver"], jacobian="sensitivity", backend="reference")
-    assert SensitivityJacobian is not None

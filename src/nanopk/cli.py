@@ -214,7 +214,8 @@ def cmd_meta(args):
     from .meta import run_meta, summarise
 
     store = args.store or "meta.sqlite"
-    run_meta(args.collection, model=args.model, scheduler=args.scheduler, store=store, limit=args.limit)
+    run_meta(args.collection, model=args.model, scheduler=args.scheduler, store=store, limit=args.limit,
+             workers=args.workers, progress=not args.no_progress, prior=args.prior, informative_t_h=args.informative_t_h)
     summary = summarise(store)
     printable = {k: v for k, v in summary.items() if k != "datasets"}
     print(json.dumps(printable, indent=2, default=float))
@@ -288,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="Dask scheduler address (default: local processes)")
     p.add_argument("--store", help="SQLite results store (resumable; default meta.sqlite)")
     p.add_argument("--limit", type=int, help="only the first N datasets")
+    p.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    p.add_argument("--prior", default="empirical", choices=["empirical", "published"],
+                   help="prior for the tumour parameters: fitted to the long (>= --informative-t-h) datasets, or the published medians")
+    p.add_argument("--informative-t-h", type=float, default=168.0, help="datasets measured to this time (h) set the empirical prior")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json")
     p.set_defaults(func=cmd_meta)
     return parser

@@ -1,0 +1,622 @@
+"""Compare nanoparticle groups (coatings, sizes): which mechanisms differ, and by how much.
+
+Given biodistribution data of two or more groups (e.g. PEG-coated and bare particles of
+the same core), :func:`compare` fits
+
+- each group alone (its own parameters, blood half-life and delivery);
+- all groups jointly, the parameters in ``shared`` common to all groups and the other
+  varied parameters group-specific (the *full* model, through the fit layer's
+  multi-dataset ``shared`` support);
+- for each parameter group G (e.g. phagocytic uptake = ``Kmax_*``; extravasation =
+  ``PAC_*``/``P_*``), the *reduced* model in which G is shared too.
+
+Likelihood-ratio test of "G does not differ between groups" (Wilks):
+
+    known σ (every row has an SD):  Λ = χ²_reduced − χ²_full
+    unknown σ (profiled out):       Λ = N · ln(χ²_reduced / χ²_full)
+    p = P(χ²_df > Λ),   df = (number of groups − 1) · |G|
+
+    ΔAIC = AIC_full − AIC_reduced = 2·df − Λ     (negative: the groups differ)
+
+Ratios of group-specific parameters to the reference group (the first), with 95 %
+intervals by the delta method on the log scale, from the full fit's covariance:
+
+    ln R = x_g − x_ref,   Var(ln R) = Var x_g + Var x_ref − 2 Cov(x_g, x_ref),
+    95 % CI = exp(ln R ± 1.96 · SE).
+
+Groups may also differ by :class:`nanopk.Particle` (the mechanistic route: the same
+physiology, a different particle; ``particles={"PEG": p1, "bare": p2}``): each group
+is then fitted with ``load_model(model, particle=p)``; the full model is the groups
+fitted separately and the reduced models are joint fits across the groups' models.
+
+References
+----------
+1. Wilks SS. The large-sample distribution of the likelihood ratio for testing
+   composite hypotheses. Ann Math Stat 1938;9:60.
+2. Burnham KP, Anderson DR. Model Selection and Multimodel Inference, 2nd ed.
+   Springer 2002.
+3. Owens DE, Peppas NA. Opsonization, biodistribution, and pharmacokinetics of
+   polymeric nanoparticles. Int J Pharm 2006;307:93 (PEG and phagocytic uptake).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys as _sys
+import types as _types
+import warnings
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import FitError, ModelError, suggest
+
+__all__ = ["compare", "Comparison", "default_parameter_groups", "PARAMETER_FAMILIES", "observed_kinetics", "terminal_slope"]
+
+Z95 = 1.959963984540054
+
+#: Mechanism families for the default tests, by parameter-name pattern.
+PARAMETER_FAMILIES = {
+    "phagocytic uptake": r"^(Kmax|K50|n)_(?!tumour)",
+    "phagocyte release": r"^Krelease_(?!tumour)",
+    "extravasation": r"^(PAC|P|PATC)_",
+    "tumour cell uptake": r"^(Kmax|K50|n|Krelease)_tumour$",
+    "excretion": r"^K(urine|bile)C$",
+    "corona and opsonisation": r"^(kon|koff|opsonin)",
+}
+
+
+def default_parameter_groups(names: Sequence[str]) -> dict[str, list[str]]:
+    """Group parameter names by mechanism family; unmatched names get a group of their own."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        for family, pattern in PARAMETER_FAMILIES.items():
+            if re.search(pattern, name):
+                groups.setdefault(family, []).append(name)
+                break
+        else:
+            groups.setdefault(name, []).append(name)
+    return groups
+
+
+def _chi2_sf(x: float, df: int) -> float:
+    from scipy.stats import chi2
+
+    return float(chi2.sf(max(x, 0.0), df))
+
+
+class Comparison:
+    """What :func:`compare` returns.
+
+    Attributes
+    ----------
+    groups : list of str
+        Group names, the reference first.
+    fits : dict
+        ``{group: FitResult}`` of each group fitted alone.
+    full : FitResult or None
+        The joint fit with ``shared`` parameters common and the rest group-specific
+        (``None`` on the particle route, where the full model is the separate fits).
+    reduced : dict
+        ``{parameter group: FitResult or dict}`` joint fits with that group shared too.
+    tests : pandas.DataFrame
+        One row per parameter group: ``parameters``, ``df``, ``statistic``,
+        ``lrt_p``, ``delta_aic``, ``chisqr_full``, ``chisqr_reduced``.
+    ratios : pandas.DataFrame
+        One row per group-specific parameter and non-reference group: ``parameter``,
+        ``group``, ``reference``, ``ratio``, ``ci95_low``, ``ci95_high``, ``value``,
+        ``reference_value``.
+    pk : dict
+        ``{group: {"t_half_blood_h", "t50_blood_h", "DE24", ...}}`` (each
+        ``{value, ci95, unit}``) from the group's own fit.
+    observed : dict
+        ``{group: {tissue: {...}}}``: the data themselves, without a model — AUC,
+        Cmax, mean %ID per tissue and the blood half-life by log-linear regression
+        (:func:`observed_kinetics`).
+    """
+
+    def __init__(self, *, model_name, groups, fits, full, reduced, tests, ratios, pk, options, sigma_known):
+        self.model_name = model_name
+        self.observed = {g: observed_kinetics(f.predictions) for g, f in fits.items()}
+        self.groups = groups
+        self.fits = fits
+        self.full = full
+        self.reduced = reduced
+        self.tests = tests
+        self.ratios = ratios
+        self.pk = pk
+        self.options = options
+        self.sigma_known = sigma_known
+
+    def test(self, group: str) -> dict:
+        """The test row of one parameter group as a dict."""
+        if group not in self.tests.index:
+            raise KeyError(f"no test {group!r}{suggest(group, list(self.tests.index))}; tests: {', '.join(self.tests.index)}")
+        return self.tests.loc[group].to_dict()
+
+    def ratio(self, parameter: str, group: str | None = None) -> dict:
+        """Ratio of ``parameter`` in ``group`` (default: the second) to the reference group."""
+        group = group or self.groups[1]
+        hit = self.ratios[(self.ratios["parameter"] == parameter) & (self.ratios["group"] == group)]
+        if hit.empty:
+            raise KeyError(f"no ratio for {parameter!r} in group {group!r}{suggest(parameter, set(self.ratios['parameter']))}")
+        return hit.iloc[0].to_dict()
+
+    def __repr__(self) -> str:
+        tests = ", ".join(f"{g}: p={r.lrt_p:.3g}" for g, r in self.tests.iterrows())
+        return f"<Comparison {self.model_name!r} {' vs '.join(self.groups)}; {tests}>"
+
+    def report(self) -> str:
+        """Plain-text report (same as :meth:`summary`)."""
+        return self.summary()
+
+    def summary(self) -> str:
+        """Plain-text summary: tests, ratios, half-lives and delivery."""
+        lines = [f"nanopk comparison of {' vs '.join(self.groups)} (model {self.model_name!r}; "
+                 f"{'known SDs: Δχ²' if self.sigma_known else 'σ profiled: N·ln(χ²_r/χ²_f)'} LRT)"]
+        lines.append("Does each mechanism differ between groups?")
+        for g, r in self.tests.iterrows():
+            lines.append(f"  {g:<28} df={int(r['df'])}  Λ={r['statistic']:.3g}  p={r['lrt_p']:.3g}  ΔAIC={r['delta_aic']:+.3g}"
+                         f"  ({', '.join(r['parameters'])})")
+        lines.append(f"Parameter ratios (group / {self.groups[0]}), 95 % CI (delta method, log scale):")
+        for _, r in self.ratios.iterrows():
+            ci = "n/a" if r["ci95_low"] is None or pd.isna(r["ci95_low"]) else f"[{r['ci95_low']:.3g}, {r['ci95_high']:.3g}]"
+            lines.append(f"  {r['parameter']:<20} {r['group']}: {r['ratio']:.3g} {ci}")
+        lines.append("Observed (no model): blood t½ by log-linear regression, AUC over the sampled times:")
+        for g, o in self.observed.items():
+            b = o.get("blood", {})
+            parts = [f"blood t½ {b['t_half_h']:.3g} h ({b['n_points']} pts)" if b.get("t_half_h") else "blood t½ n/a"]
+            parts += [f"{tis} AUC {e['auc']:.3g} %ID·h" for tis, e in o.items() if e.get("auc") is not None]
+            lines.append(f"  {g}: " + "; ".join(parts))
+        lines.append("Blood kinetics and delivery (each group's own fit):")
+        for g, m in self.pk.items():
+            parts = [f"{k} {v['value']:.3g}" + (f" [{v['ci95'][0]:.3g}, {v['ci95'][1]:.3g}]" if v.get("ci95") else "")
+                     for k, v in m.items() if isinstance(v, dict) and v.get("value") is not None]
+            lines.append(f"  {g}: " + "; ".join(parts))
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        from .fit.result import _clean
+
+        tests = {g: {"parameters": list(r["parameters"]), "df": int(r["df"]), "statistic": r["statistic"],
+                     "lrt_p": r["lrt_p"], "delta_aic": r["delta_aic"], "chisqr_full": r["chisqr_full"],
+                     "chisqr_reduced": r["chisqr_reduced"]} for g, r in self.tests.iterrows()}
+        return _clean({
+            "model": self.model_name,
+            "groups": self.groups,
+            "reference": self.groups[0],
+            "fits": {g: f.to_dict() for g, f in self.fits.items()},
+            "full_fit": self.full.to_dict() if self.full is not None else None,
+            "tests": tests,
+            "lrt_p": {g: t["lrt_p"] for g, t in tests.items()},
+            "delta_aic": {g: t["delta_aic"] for g, t in tests.items()},
+            "ratios": self.ratios.to_dict("records"),
+            "half_lives": {g: {k: m.get(k) for k in ("t_half_blood_h", "t50_blood_h")} for g, m in self.pk.items()},
+            "delivery": {g: {k: m[k] for k in ("DE24", "DE168", "DEmax") if k in m} for g, m in self.pk.items()},
+            "pk": self.pk,
+            "observed": self.observed,
+            "sigma_known": self.sigma_known,
+            "options": self.options,
+        })
+
+    def to_json(self, path=None, indent: int = 2) -> str:
+        """JSON with both groups' fits, the tests (``lrt_p``, ``delta_aic``), half-lives and delivery."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        if path is not None:
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        return text
+
+    # ------------------------------------------------------------------ plots
+    def plot(self, path=None, figsize=None):
+        """Observed and predicted time courses of every group side by side (one column per
+        group, one row per tissue, log y) and a forest plot of the parameter ratios."""
+        Figure = _figure_class()
+        tissues = []
+        for f in self.fits.values():
+            for t in f.predictions["observable"]:
+                if t not in tissues:
+                    tissues.append(t)
+        ncols = len(self.groups) + 1
+        fig = Figure(figsize=figsize or (3.4 * ncols, 2.4 * max(len(tissues), 2)), layout="constrained")
+        grid = fig.add_gridspec(max(len(tissues), 1), ncols)
+        for j, g in enumerate(self.groups):
+            fit = self.fits[g]
+            pred = fit.predictions
+            t_max = float(pred["time_h"].max())
+            t_min = float(pred.loc[pred["time_h"] > 0, "time_h"].min()) if (pred["time_h"] > 0).any() else 0.05
+            times = np.geomspace(t_min / 2, t_max * 1.2, 150)
+            sim = fit.simulate(times)
+            for i, tissue in enumerate(tissues):
+                ax = fig.add_subplot(grid[i, j])
+                rows = pred[pred["observable"] == tissue]
+                if len(rows):
+                    ax.errorbar(rows["time_h"], rows["observed"], yerr=rows["sd"].where(rows["sd"].notna(), None),
+                                fmt="o", ms=3, color=f"C{j}", label="observed")
+                if tissue in sim:
+                    ax.plot(times, sim[tissue], color=f"C{j}", label="fitted")
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                ax.set_title(f"{g}: {tissue}", fontsize="small")
+                if i == len(tissues) - 1:
+                    ax.set_xlabel("time (h)")
+                if j == 0:
+                    ax.set_ylabel("%ID")
+        ax = fig.add_subplot(grid[:, -1])
+        self.forest(ax=ax)
+        if path is not None:
+            fig.savefig(path)
+        return fig
+
+    def forest(self, ax=None, path=None):
+        """Forest plot of parameter ratios (group / reference) with 95 % intervals, log x."""
+        if ax is None:
+            Figure = _figure_class()
+            fig = Figure(figsize=(4.5, 0.45 * max(len(self.ratios), 2) + 1.2), layout="constrained")
+            ax = fig.add_subplot()
+        else:
+            fig = ax.figure
+        r = self.ratios.reset_index(drop=True)
+        y = np.arange(len(r))[::-1]
+        for k, (_, row) in enumerate(r.iterrows()):
+            lo, hi = row["ci95_low"], row["ci95_high"]
+            if lo is not None and not pd.isna(lo):
+                ax.plot([lo, hi], [y[k], y[k]], color="C0")
+            ax.plot([row["ratio"]], [y[k]], "s", color="C0")
+        ax.axvline(1.0, color="0.5", ls="--")
+        ax.set_xscale("log")
+        ax.set_yticks(y)
+        ax.set_yticklabels([f"{p} ({g})" for p, g in zip(r["parameter"], r["group"])], fontsize="small")
+        ax.set_xlabel(f"ratio to {self.groups[0]} (95 % CI)")
+        if path is not None:
+            fig.savefig(path)
+        return ax
+
+
+def _figure_class():
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("plots need matplotlib: pip install 'nanopk[plot]'") from None
+    return Figure
+
+
+# --------------------------------------------------------------------------- observed (NCA)
+def terminal_slope(t, y, min_points: int = 3) -> dict | None:
+    """λz by log-linear regression on the last k ≥ ``min_points`` points, k maximising the
+    adjusted R² (ties within 1e-4 go to more points), as in standard non-compartmental
+    analysis (Gabrielsson & Weiner, Pharmacokinetic and Pharmacodynamic Data Analysis,
+    5th ed. 2016, ch. 2).  Returns ``{lambda_z, t_half_h, n_points, adj_r2}`` or ``None``.
+    """
+    t = np.asarray(t, float)
+    y = np.asarray(y, float)
+    ok = np.isfinite(t) & np.isfinite(y) & (y > 0)
+    t, y = t[ok], y[ok]
+    best = None
+    for k in range(min_points, len(t) + 1):
+        tt, ly = t[-k:], np.log(y[-k:])
+        if np.ptp(tt) <= 0:
+            continue
+        slope, _ = np.polyfit(tt, ly, 1)
+        r2 = np.corrcoef(tt, ly)[0, 1] ** 2 if np.ptp(ly) > 0 else 1.0
+        adj = 1 - (1 - r2) * (k - 1) / (k - 2)
+        if slope < 0 and (best is None or adj > best["adj_r2"] - 1e-4):
+            best = {"lambda_z": float(-slope), "t_half_h": float(math.log(2) / -slope), "n_points": int(k), "adj_r2": float(adj)}
+    return best
+
+
+def observed_kinetics(predictions: pd.DataFrame, tissues=("blood", "liver", "spleen", "lung", "kidney", "tumour")) -> dict:
+    """Non-compartmental summary of the observed %ID per tissue (no model).
+
+    For each tissue present: ``auc`` (%ID·h, trapezoids from the first to the last
+    observation, no extrapolation), ``cmax``, ``tmax``, ``t_last``, ``mean_pid``; for blood also
+    ``t_half_h`` with its ``lambda_z``, ``n_points`` and ``adj_r2`` (:func:`terminal_slope`).
+    """
+    out = {}
+    obs = predictions[~predictions["censored"]] if "censored" in predictions else predictions
+    for tissue in tissues:
+        rows = obs[obs["observable"] == tissue]
+        if rows.empty:
+            continue
+        g = rows.groupby("time_h")["observed"].mean().sort_index()
+        t, y = g.index.to_numpy(float), g.to_numpy(float)
+        entry = {"auc": float(np.trapezoid(y, t)) if len(t) > 1 else None, "cmax": float(y.max()),
+                 "tmax": float(t[int(np.argmax(y))]), "t_last": float(t[-1]), "mean_pid": float(y.mean()),
+                 "times_h": t.tolist(), "values_pid": y.tolist()}
+        if tissue == "blood":
+            entry.update(terminal_slope(t, y) or {"t_half_h": None})
+        out[tissue] = entry
+    return out
+
+
+# --------------------------------------------------------------------------- helpers
+def _sigma_known(fits) -> bool:
+    """True when every fitted row of every group has a reported SD/SE (weights are real σ)."""
+    for f in fits:
+        pred = f.predictions
+        if not (pred["sd"].notna().all()):
+            return False
+    return True
+
+
+def _statistic(chi_full: float, chi_red: float, n: int, sigma_known: bool) -> float:
+    if sigma_known:
+        return max(chi_red - chi_full, 0.0)
+    if chi_full <= 0 or chi_red <= 0:
+        return 0.0
+    return max(n * math.log(chi_red / chi_full), 0.0)
+
+
+def _fit_quietly(*args, **kwargs):
+    """``nanopk.fit`` with its FitWarning kept on the result, not raised at the caller."""
+    from .fit import FitWarning, fit
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        return fit(*args, **kwargs)
+
+
+def _ratios(full, groups, specific, reference) -> pd.DataFrame:
+    """Delta-method ratios from a joint fit: ``NAME__group`` vs ``NAME__reference``."""
+    obj = full.objective
+    idx = {s.name: i for i, s in enumerate(obj.specs)}
+    cov = full.covariance.covar
+    rows = []
+    for name in specific:
+        ref = f"{name}__{reference}"
+        for g in groups[1:]:
+            key = f"{name}__{g}"
+            if key not in idx or ref not in idx:
+                continue
+            i, j = idx[key], idx[ref]
+            si, sj = obj.specs[i], obj.specs[j]
+            vi, vj = si.to_natural(full.x[i]), sj.to_natural(full.x[j])
+            ratio = vi / vj if vj else math.nan
+            lo = hi = None
+            if cov is not None and si.log and sj.log:
+                var = cov[i, i] + cov[j, j] - 2 * cov[i, j]
+                if var >= 0 and math.isfinite(var):
+                    se = math.sqrt(var)
+                    d = full.x[i] - full.x[j]
+                    lo, hi = math.exp(d - Z95 * se), math.exp(min(d + Z95 * se, 700.0))
+            rows.append({"parameter": name, "group": g, "reference": reference, "ratio": ratio, "ci95_low": lo,
+                         "ci95_high": hi, "value": vi, "reference_value": vj})
+    return pd.DataFrame(rows, columns=["parameter", "group", "reference", "ratio", "ci95_low", "ci95_high", "value",
+                                       "reference_value"])
+
+
+def _ratios_independent(fits, groups, specific, reference) -> pd.DataFrame:
+    """Ratios from separately fitted groups (independent estimates: covariances add)."""
+    rows = []
+    ref = fits[reference]
+    for name in specific:
+        for g in groups[1:]:
+            f = fits[g]
+            if name not in f.params or name not in ref.params:
+                continue
+            vi, vj = f.params[name].value, ref.params[name].value
+            si, sj = f.params[name].user_data.get("stderr_log"), ref.params[name].user_data.get("stderr_log")
+            lo = hi = None
+            if si is not None and sj is not None:
+                se = math.sqrt(si**2 + sj**2)
+                d = math.log(vi / vj)
+                lo, hi = math.exp(d - Z95 * se), math.exp(d + Z95 * se)
+            rows.append({"parameter": name, "group": g, "reference": reference, "ratio": vi / vj, "ci95_low": lo,
+                         "ci95_high": hi, "value": vi, "reference_value": vj})
+    return pd.DataFrame(rows, columns=["parameter", "group", "reference", "ratio", "ci95_low", "ci95_high", "value",
+                                       "reference_value"])
+
+
+def _group_pk(fit, n_samples: int, seed: int) -> dict:
+    from .delivery import METRICS, metrics_with_intervals
+
+    model = fit.model
+    values = {k: v for k, v in fit.values.items() if k in model.parameters}
+    out = metrics_with_intervals(model, values, fit, n_samples=n_samples, seed=seed, names=METRICS)
+    out.pop("_uncertainty", None)
+    return out
+
+
+# --------------------------------------------------------------------------- joint fit across models
+def _joint_fit_models(models: dict, data: dict, vary, tied, fit_kwargs) -> dict:
+    """Joint least squares across per-group models (the particle route's reduced model).
+
+    ``tied`` parameters take one value for all groups; the other ``vary`` parameters
+    one per group.  Starts from the groups' separate fits.  Returns ``chisqr``,
+    ``n_points``, ``values``.
+    """
+    from scipy.optimize import least_squares
+
+    from .fit._data import coerce_datasets
+    from .fit.objective import Objective, build_parameters
+
+    objectives = {}
+    for g, model in models.items():
+        ds = coerce_datasets({g: data[g]}, model, True, fit_kwargs.get("censored", "m3"), fit_kwargs.get("tissue_map") or {},
+                             fit_kwargs.get("body_weight", "dataset"))
+        specs = build_parameters(model, ds, vary, None, None, None)
+        objectives[g] = Objective(model, ds, specs, rtol=fit_kwargs.get("rtol", 1e-8), atol=fit_kwargs.get("atol", 1e-12))
+    layout, x0, lo, hi = [], [], [], []
+    first = next(iter(objectives.values()))
+    for name in tied:
+        s = first.specs[first.names.index(name)]
+        layout.append(("tied", name))
+        x0.append(s.x0), lo.append(s.xmin), hi.append(s.xmax)
+    for g, obj in objectives.items():
+        for s in obj.specs:
+            if s.name not in tied:
+                layout.append((g, s.name))
+                x0.append(s.x0), lo.append(s.xmin), hi.append(s.xmax)
+    x0 = np.clip(np.array(x0), np.array(lo) + 1e-9, np.array(hi) - 1e-9)
+
+    def unpack(x):
+        per = {g: np.array([obj.specs[k].x0 for k in range(len(obj.specs))]) for g, obj in objectives.items()}
+        for (owner, name), v in zip(layout, x):
+            for g, obj in objectives.items():
+                if owner in ("tied", g) and name in obj.names:
+                    per[g][obj.names.index(name)] = v
+        return per
+
+    def residual(x):
+        per = unpack(x)
+        return np.concatenate([objectives[g].residual(per[g]) for g in objectives])
+
+    res = least_squares(residual, x0, bounds=(lo, hi), method="trf", diff_step=1e-4, x_scale=1.0, max_nfev=500)
+    r = residual(res.x)
+    return {"chisqr": float(r @ r), "n_points": int(r.size), "converged": bool(res.success), "x": res.x.tolist(),
+            "values": {f"{name}" if owner == "tied" else f"{name}__{owner}": float(math.exp(v)) for (owner, name), v in zip(layout, res.x)}}
+
+
+# --------------------------------------------------------------------------- compare
+def compare(model, datasets: Mapping, vary: Sequence[str] | None = None, shared: Sequence[str] | None = None,
+            groups_of_parameters: Mapping[str, Sequence[str]] | None = None, particles: Mapping | None = None,
+            n_samples: int = 100, seed: int = 0, **fit_kwargs) -> Comparison:
+    """Fit groups of nanoparticles separately and jointly; test which mechanisms differ.
+
+    Parameters
+    ----------
+    model : Model or str
+        The model (or a bundled name / spec path; required as a name or spec for the
+        particle route).
+    datasets : dict
+        ``{group name: dataset}`` (a :class:`nanopk.data.Dataset`, path, bundled name
+        or DataFrame, as :func:`nanopk.fit` accepts), two or more; the first group is
+        the reference of the ratios.  Names are made identifiers as the fit layer
+        does (``"PEG 5k"`` → ``"PEG_5k"``), since they become parts of parameter names.
+    vary : list of str, optional
+        Parameters fitted in every group (default: what :func:`nanopk.fit` varies by
+        default for the reference group's data).
+    shared : list of str, optional
+        Parameters common to all groups in the full model (default: none); the others
+        in ``vary`` are group-specific and tested.
+    groups_of_parameters : dict, optional
+        ``{test name: [parameter, ...]}`` — the mechanisms to test, e.g.
+        ``{"phagocytic uptake": ["Kmax_liver", "Kmax_spleen"]}``.  Default: the
+        group-specific parameters grouped by mechanism family
+        (:data:`PARAMETER_FAMILIES`).
+    particles : dict, optional
+        ``{group: Particle}``: each group uses ``load_model(model, particle=...)`` (the
+        mechanistic route; same physiology, different particle).
+    n_samples, seed :
+        Draws for the intervals of each group's half-life and delivery (0: none).
+    **fit_kwargs
+        Passed to :func:`nanopk.fit` (``error_model``, ``rtol``, ``multistart`` …).
+
+    Returns
+    -------
+    Comparison
+        ``.tests`` (``lrt_p``, ``delta_aic`` per parameter group), ``.ratios``,
+        ``.fits``, ``.pk`` (blood half-lives and delivery per group),
+        ``.to_json()``, ``.plot()``, ``.forest()``, ``.summary()``.
+
+    Raises
+    ------
+    FitError
+        Fewer than two groups, no ``vary``, names outside ``vary``.
+    """
+    from .model import Model
+    from .spec import load_model
+
+    if not isinstance(datasets, Mapping) or len(datasets) < 2:
+        raise FitError("`datasets` must be a dict of two or more groups, e.g. {'PEG': ds1, 'bare': ds2}")
+    from .fit._data import _identifier
+
+    # Group names become parts of lmfit names (Kmax_liver__PEG): the fit layer's identifier rule.
+    groups = [_identifier(str(g)) for g in datasets]
+    if len(set(groups)) != len(groups):
+        raise FitError(f"group names {', '.join(map(repr, datasets))} are not distinct once made identifiers ({', '.join(groups)})")
+    data = {_identifier(str(g)): d for g, d in datasets.items()}
+    if particles is not None:
+        particles = {_identifier(str(g)): p for g, p in particles.items()}
+    if vary is not None and len(vary) == 0:
+        raise FitError("`vary` is empty: name the parameters fitted in every group, e.g. ['Kmax_liver', 'Kmax_spleen']")
+    if vary is None:  # the fit layer's default for the reference group's data
+        probe = _fit_quietly(load_model(model) if isinstance(model, (str, Path)) else model, {groups[0]: data[groups[0]]},
+                             vary=None, **fit_kwargs)
+        vary = list(probe.options["vary"])
+    vary = [vary] if isinstance(vary, str) else list(vary)
+    shared = [] if shared is None else ([shared] if isinstance(shared, str) else list(shared))
+    stray = [s for s in shared if s not in vary]
+    if stray:
+        raise FitError(f"`shared` names {', '.join(map(repr, stray))} not in `vary`{suggest(stray[0], vary)}")
+    specific = [v for v in vary if v not in shared]
+    if not specific:
+        raise FitError("every varied parameter is shared: nothing can differ between groups; leave some out of `shared`")
+    if groups_of_parameters is None:
+        tests_of = default_parameter_groups(specific)
+    else:
+        tests_of = {str(k): ([v] if isinstance(v, str) else list(v)) for k, v in groups_of_parameters.items()}
+        bad = [p for ps in tests_of.values() for p in ps if p not in specific]
+        if bad:
+            raise FitError(f"`groups_of_parameters` names {', '.join(map(repr, bad))}, which are not group-specific "
+                           f"(not in `vary`, or in `shared`); group-specific: {', '.join(specific)}")
+
+    if particles is not None:
+        missing = [g for g in groups if g not in particles]
+        if missing:
+            raise FitError(f"`particles` has no particle for group(s) {', '.join(missing)}")
+        if isinstance(model, Model):
+            source = model.metadata.get("spec")
+            if not source:
+                raise ModelError(f"model {model.name!r} has no spec to rebuild with a particle; pass its name")
+        else:
+            source = model
+        models = {g: load_model(source, particle=particles[g]) for g in groups}
+        model_name = next(iter(models.values())).name
+    else:
+        base = load_model(model) if isinstance(model, (str, Path)) else model
+        models = {g: base for g in groups}
+        model_name = base.name
+
+    fits = {g: _fit_quietly(models[g], {g: data[g]}, vary=vary, **fit_kwargs) for g in groups}
+    sigma_known = _sigma_known(fits.values())
+    reference = groups[0]
+    rows = []
+    reduced: dict = {}
+    if particles is None:
+        full = _fit_quietly(models[reference], data, vary=vary, shared=shared, **fit_kwargs)
+        chi_full, n_full = float(full.metrics["chisqr"]), int(full.metrics["n_residuals"])
+        for test, params in tests_of.items():
+            red = _fit_quietly(models[reference], data, vary=vary, shared=shared + params, **fit_kwargs)
+            reduced[test] = red
+            chi_red = float(red.metrics["chisqr"])
+            df = (len(groups) - 1) * len(params)
+            stat = _statistic(chi_full, chi_red, n_full, sigma_known)
+            rows.append({"test": test, "parameters": params, "df": df, "statistic": stat, "lrt_p": _chi2_sf(stat, df),
+                         "delta_aic": 2 * df - stat, "chisqr_full": chi_full, "chisqr_reduced": chi_red})
+        ratios = _ratios(full, groups, specific, reference)
+    else:
+        if shared:
+            raise FitError("with `particles`, the full model is the groups fitted separately: leave `shared` empty")
+        full = None
+        chi_full = sum(float(f.metrics["chisqr"]) for f in fits.values())
+        n_full = sum(int(f.metrics["n_residuals"]) for f in fits.values())
+        for test, params in tests_of.items():
+            red = _joint_fit_models(models, data, vary, params, fit_kwargs)
+            reduced[test] = red
+            df = (len(groups) - 1) * len(params)
+            stat = _statistic(chi_full, red["chisqr"], n_full, sigma_known)
+            rows.append({"test": test, "parameters": params, "df": df, "statistic": stat, "lrt_p": _chi2_sf(stat, df),
+                         "delta_aic": 2 * df - stat, "chisqr_full": chi_full, "chisqr_reduced": red["chisqr"]})
+        ratios = _ratios_independent(fits, groups, specific, reference)
+    tests = pd.DataFrame(rows).set_index("test")
+    pk = {g: _group_pk(fits[g], n_samples, seed) for g in groups}
+    options = {"vary": vary, "shared": shared, "groups_of_parameters": tests_of, "n_samples": n_samples, "seed": seed,
+               "particles": {g: p.to_dict() if hasattr(p, "to_dict") else dict(p) for g, p in particles.items()} if particles else None,
+               "fit": {k: v for k, v in fit_kwargs.items() if isinstance(v, (int, float, str, bool, type(None)))}}
+    return Comparison(model_name=model_name, groups=groups, fits=fits, full=full, reduced=reduced, tests=tests,
+                      ratios=ratios, pk=pk, options=options, sigma_known=sigma_known)
+
+
+# ``nanopk.compare`` is both this module and the function: the package's lazy attribute
+# returns the function, but importing the module (``from nanopk.compare import ...``)
+# binds the *module* to ``nanopk.compare``.  Making the module callable keeps
+# ``nanopk.compare(model, {...})`` working either way (as nanopk.fit does).
+class _CallableModule(_types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        return compare(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,29 @@
+"""Meta-analysis of tumour delivery across many datasets (the Nano-Tumor Database).
+
+    collection = read_nano_tumor_db("path/to/raw")      # or read_dataset_folder("datasets/")
+    run_meta(collection, model="mouse_tumour", store="meta.sqlite")
+    summarise("meta.sqlite")                            # medians of DE24/DE168/DEmax by class
+
+Each dataset's tumour sub-model is fitted with the rest of the body at its defaults, as
+in Cheng et al., ACS Nano 2020 (PMID 32078303) and Chou et al., J Control Release
+2023;361:53; results go to an SQLite store as they finish, so a run resumes.
+"""
+from __future__ import annotations
+
+from .reader import Collection, MetaItem, read_collection, read_dataset_folder, read_nano_tumor_db
+
+__all__ = ["Collection", "MetaItem", "read_collection", "read_nano_tumor_db", "read_dataset_folder",
+           "run_meta", "fit_item", "summarise", "DEFAULT_VARY"]
+
+
+def __getattr__(name):
+    # The runner pulls in scipy.optimize and the model machinery; load it on first use.
+    if name in ("run_meta", "fit_item", "DEFAULT_VARY", "MetaFitSettings"):
+        from . import runner
+
+        return getattr(runner, name)
+    if name == "summarise":
+        from .summary import summarise
+
+        return summarise
+    raise AttributeError(f"module 'nanopk.meta' has no attribute {name!r}")

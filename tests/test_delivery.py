@@ -1,0 +1,179 @@
+"""Delivery efficiency (Cheng et al., ACS Nano 2020, PMID 32078303): definitions, intervals, prediction."""
+import json
+import math
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nanopk
+from nanopk import ModelError
+from nanopk.delivery import (
+    METRICS,
+    _first_crossing,
+    delivery_efficiency,
+    delivery_grid,
+    pk_metrics,
+    plot_delivery,
+    predict_delivery,
+    terminal_half_life,
+)
+
+
+@pytest.fixture(scope="module")
+def tumour_model():
+    return nanopk.load_model("mouse_tumour")
+
+
+def test_grid_holds_24_and_168_exactly():
+    """DE24 and DE168 are read at grid points, not interpolated."""
+    grid = delivery_grid()
+    assert grid[0] == 0.0 and grid[-1] == 168.0 and 24.0 in grid
+    assert np.all(np.diff(grid) > 0)
+
+
+def test_terminal_half_life_of_an_exponential_is_exact():
+    """A mono-exponential y = e^(−kt) gives t½ = ln2/k to 1e-10 relative."""
+    t = np.linspace(0, 168, 400)
+    k = 0.05
+    assert terminal_half_life(t, 80 * np.exp(-k * t)) == pytest.approx(math.log(2) / k, rel=1e-10)
+    assert terminal_half_life(t, 1 + 0 * t) is None  # not declining
+
+
+def test_first_crossing_interpolates_log_linearly():
+    """On an exponential sampled coarsely, the 50 % crossing is exact (log-linear interpolation)."""
+    t = np.array([0.0, 10.0, 20.0, 30.0])
+    y = 100 * np.exp(-0.1 * t)
+    assert _first_crossing(t, y, 50.0) == pytest.approx(math.log(2) / 0.1, rel=1e-12)
+    assert _first_crossing(t, y, 1e-3) is None
+
+
+def test_delivery_metrics_match_their_definitions(tumour_model):
+    """DE24/DE168 are tumour %ID at 24/168 h, DEmax the maximum over 0–168 h, AUC the integral."""
+    de = delivery_efficiency(tumour_model)
+    assert set(METRICS) <= set(de)
+    sim = tumour_model.simulate([24.0, 168.0])
+    assert de["DE24"]["value"] == pytest.approx(sim.loc[24.0, "tumour"], rel=1e-6)
+    assert de["DE168"]["value"] == pytest.approx(sim.loc[168.0, "tumour"], rel=1e-6)
+    fine = np.linspace(0, 168, 3361)
+    dense = tumour_model.simulate(fine, rtol=1e-8, atol=1e-12)
+    assert de["DEmax"]["value"] == pytest.approx(dense["tumour"].max(), rel=1e-3)
+    assert de["DEmax"]["value"] >= max(de["DE24"]["value"], de["DE168"]["value"])
+    assert 0 < de["t_max_h"]["value"] <= 168
+    assert de["AUC_tumour"]["value"] == pytest.approx(np.trapezoid(dense["tumour"], fine), rel=2e-3)
+    auc_blood = np.trapezoid(dense["blood"], fine)
+    assert de["AUC_ratio"]["value"] == pytest.approx(de["AUC_tumour"]["value"] / auc_blood, rel=3e-3)
+    # A model with given parameters has no uncertainty to propagate.
+    assert all(de[m]["ci95"] is None for m in METRICS)
+    assert de["uncertainty"]["source"] is None
+
+
+def test_t50_reads_the_whole_vasculature(tumour_model):
+    """t50_blood_h is when blood pools plus organ capillary blood hold 50 %ID."""
+    m = pk_metrics(tumour_model)
+    sim = tumour_model.simulate([m["t50_blood_h"]], states=True)
+    cols = [c for c in sim.columns if c.endswith("_capillary") or c in ("state:arterial_blood", "state:venous_blood")]
+    circulating = 100 * sim[cols].to_numpy().sum() / sim.attrs["dose_ug"]
+    assert circulating == pytest.approx(50.0, rel=2e-3)
+
+
+def test_model_without_tumour_has_no_delivery_efficiency():
+    """mouse_pbpk has no tumour: the error says which model to use instead."""
+    with pytest.raises(ModelError, match="no 'tumour' observable.*mouse_tumour"):
+        delivery_efficiency(nanopk.load_model("mouse_pbpk"))
+    assert "t_half_blood_h" in pk_metrics(nanopk.load_model("mouse_pbpk"))
+
+
+def _synthetic_tumour(model, cv, seed, params):
+    """Tumour and blood %ID at 6 times with log-normal noise of coefficient ``cv`` (SD given)."""
+    rng = np.random.default_rng(seed)
+    times = np.array([1.0, 4.0, 12.0, 24.0, 72.0, 168.0])
+    sim = model.simulate(times, params=params)
+    rows = []
+    for tissue in ("tumour", "blood"):
+        for t in times:
+            v = sim.loc[t, tissue] * math.exp(rng.normal(0.0, cv))
+            rows.append({"time_h": t, "tissue": tissue, "value": v, "sd": v * cv})
+    df = pd.DataFrame(rows)
+    df.attrs.update(name=f"synthetic_cv{cv}", dose_ug=float(model.parameters["dose"].value), body_weight_g=20.0)
+    return df
+
+
+def test_intervals_shrink_as_noise_falls(tumour_model):
+    """Fits to data with 30 % vs 5 % noise: every DE interval is narrower at 5 % (intervals from
+    the fit's covariance), and both contain the true value."""
+    from nanopk.fit import FitWarning, fit
+
+    truth = {"PATC_tumour": 0.006, "Kmax_tumour": 0.5}
+    true_de = pk_metrics(tumour_model, truth)
+    widths = {}
+    for cv in (0.3, 0.05):
+        data = _synthetic_tumour(tumour_model, cv, seed=3, params=truth)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FitWarning)
+            result = fit(tumour_model, data, vary=["PATC_tumour", "Kmax_tumour"])
+        assert result.success
+        de = delivery_efficiency(result, n_samples=60, seed=1)
+        assert de["uncertainty"]["source"] == "covariance"
+        widths[cv] = {}
+        for m in ("DE24", "DE168", "DEmax"):
+            lo, hi = de[m]["ci95"]
+            assert lo <= de[m]["value"] <= hi
+            widths[cv][m] = math.log(hi / lo)
+            if cv == 0.05:
+                assert lo * 0.95 <= true_de[m] <= hi * 1.05
+    for m in ("DE24", "DE168", "DEmax"):
+        assert widths[0.05][m] < 0.5 * widths[0.3][m], (m, widths)
+
+
+def test_predict_delivery_grid_is_tidy_and_size_dependent():
+    """A size × coating grid through the mechanistic model: one row per particle, d_h from the
+    particle (PEG adds 2.6 nm/kDa; Chen 2013), DE rising with size for bare Au below the
+    large-pore cut-off as the two-pore EPR and renal sieving predict."""
+    df = predict_delivery("mouse_tumour_full", {"size": [5, 50], "coating": ["PEG", "none"]}, base={"material": "Au"})
+    assert len(df) == 4
+    assert {"material", "core_diameter_nm", "coating", "d_h", "DE24", "DE168", "DEmax"} <= set(df.columns)
+    peg5 = df[(df.core_diameter_nm == 5) & (df.coating == "PEG")].iloc[0]
+    assert peg5["d_h"] == pytest.approx(5 + 26.0)
+    bare = df[df.coating == "none"].set_index("core_diameter_nm")
+    assert bare.loc[50, "DE24"] > bare.loc[5, "DE24"]
+    assert (df["DEmax"] >= df["DE24"] - 1e-12).all()
+
+
+def test_predict_delivery_rejects_unknown_grid_keys():
+    """A misspelt grid key is named with the nearest valid one."""
+    with pytest.raises(ModelError, match="'szie'.*did you mean 'size'"):
+        predict_delivery("mouse_tumour", {"szie": [15]})
+
+
+def test_plot_delivery_draws_on_a_figure(tumour_model, tmp_path):
+    """The plot returns an Axes and saves a file."""
+    ax = plot_delivery(tumour_model, path=tmp_path / "de.png")
+    assert ax.get_ylabel() == "tumour (%ID)"
+    assert (tmp_path / "de.png").stat().st_size > 0
+
+
+def test_plot_without_matplotlib_says_how_to_install(monkeypatch, tumour_model):
+    """Without matplotlib the error names the extra to install."""
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ImportError, match=r"pip install 'nanopk\[plot\]'"):
+        plot_delivery(tumour_model)
+
+
+def test_mcmc_draws_take_precedence_and_the_fit_json_carries_delivery(tumour_model):
+    """After result.mcmc(), intervals come from the posterior draws; the fit JSON gets `delivery`."""
+    from nanopk.fit import FitWarning, fit
+
+    data = _synthetic_tumour(tumour_model, 0.1, seed=5, params={"PATC_tumour": 0.006, "Kmax_tumour": 0.5})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        result = fit(tumour_model, data, vary=["PATC_tumour", "Kmax_tumour"])
+        result.mcmc(steps=80, nwalkers=6, progress=False, seed=0)
+    de = delivery_efficiency(result, n_samples=40, seed=0)
+    assert de["uncertainty"] == {"source": "mcmc", "n_draws": 40, "n_failed": 0}
+    lo, hi = de["DE24"]["ci95"]
+    assert lo < de["DE24"]["value"] < hi
+    d = json.loads(result.to_json())
+    assert d["delivery"]["DE24"]["ci95"] == pytest.approx([lo, hi])
