@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,20 @@ def _load(args):
     from .spec import load_model
 
     return load_model(args.model, particle=getattr(args, "particle", None))
+
+
+def _vary(args):
+    return [v.strip() for v in args.vary.split(",") if v.strip()] if getattr(args, "vary", None) else None
+
+
+def _write_outputs(result, args):
+    """``--json`` and ``--plot`` for a fit or a comparison."""
+    if args.json:
+        result.to_json(args.json)
+        print(f"wrote {args.json}")
+    if args.plot:
+        result.plot(args.plot)
+        print(f"wrote {args.plot}")
 
 
 def _write_json(path, payload):
@@ -112,9 +127,8 @@ def cmd_fit(args):
 
     model = _load(args)
     ds = read_dataset(args.dataset)
-    vary = [v.strip() for v in args.vary.split(",")] if args.vary else None
     t0 = time.perf_counter()
-    result = fit(model, ds, vary=vary, multistart=args.multistart)
+    result = fit(model, ds, vary=_vary(args), multistart=args.multistart)
     wall = time.perf_counter() - t0
     de = _attach_delivery(result)
     print(result.report())
@@ -122,12 +136,7 @@ def cmd_fit(args):
         print("\nTumour delivery (%ID in the whole tumour; 95 % interval from the fit's covariance):")
         _print_delivery(de)
     print(f"wall time {wall:.2f} s")
-    if args.json:
-        result.to_json(args.json)
-        print(f"wrote {args.json}")
-    if args.plot:
-        result.plot(args.plot)
-        print(f"wrote {args.plot}")
+    _write_outputs(result, args)
     return 0 if result.success else 1
 
 
@@ -148,15 +157,9 @@ def cmd_compare(args):
 
     model = _load(args)
     a, b = read_dataset(args.dataset_a), read_dataset(args.dataset_b)
-    vary = [v.strip() for v in args.vary.split(",")] if args.vary else None
-    cmp = compare(model, {a.name: a, b.name: b}, vary=vary)
+    cmp = compare(model, {a.name: a, b.name: b}, vary=_vary(args))
     print(cmp.report())
-    if args.json:
-        cmp.to_json(args.json)
-        print(f"wrote {args.json}")
-    if args.plot:
-        cmp.plot(args.plot)
-        print(f"wrote {args.plot}")
+    _write_outputs(cmp, args)
 
 
 def cmd_export(args):
@@ -195,7 +198,7 @@ def cmd_delivery(args):
         from .data import read_dataset
         from .fit import fit
 
-        result = fit(_load(args), read_dataset(args.source), vary=[v.strip() for v in args.vary.split(",")] if args.vary else None)
+        result = fit(_load(args), read_dataset(args.source), vary=_vary(args))
         de = delivery_efficiency(result)
     _print_delivery(de)
     if args.json:
@@ -301,8 +304,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from .data import DataWarning
+    from .fit import FitWarning
+
     try:
-        status = args.func(args)
+        with warnings.catch_warnings():
+            # Fit and data warnings are part of the printed report (and of --json); do not
+            # repeat them on stderr as Python warnings.
+            warnings.simplefilter("ignore", FitWarning)
+            warnings.simplefilter("ignore", DataWarning)
+            status = args.func(args)
     except NanopkError as exc:
         print(f"nanopk {args.command}: error: {exc}", file=sys.stderr)
         return 2
