@@ -123,19 +123,19 @@ def scaling_output_points(name="mouse_pbpk", runs=50):
 
 
 def scaling_states(runs=30):
-    """Time vs number of states through the aggregation size classes, when available."""
+    """Time vs number of states through the aggregation size classes K (aggregation_plasma)."""
     rows = []
     spec = nanopk.spec.model_path("aggregation_plasma") if "aggregation_plasma" in nanopk.list_models() else None
     if spec is None:
         return rows
     text = spec.read_text()
+    import re
+
+    if not re.search(r"^K\s*=\s*\d+", text, re.M):
+        return rows
     for k in (1, 2, 5, 10, 20, 50):
         path = Path(tempfile.mkdtemp()) / f"agg_{k}.toml"
-        if "classes" not in text:
-            return rows
-        import re
-
-        path.write_text(re.sub(r"classes\s*=\s*\d+", f"classes = {k}", text))
+        path.write_text(re.sub(r"^K\s*=\s*\d+", f"K = {k}", text, flags=re.M))
         model = nanopk.load_model(path)
         model.simulate(TIMES)
         samples = []

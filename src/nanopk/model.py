@@ -296,18 +296,24 @@ class Model:
 
     @property
     def structure_hash(self) -> str:
-        """Hash of the equations, observables and the order of states and parameters (not values)."""
+        """Hash of the model's definitions and the order of states and parameters (not values).
+
+        Hashes what defines the equations -- states, flux ends and rate laws, rate rules,
+        assignments, observables -- rather than the substituted ODEs: equal definitions
+        give equal equations, and a cached compiled model is found without deriving them.
+        """
         key = "hash"
         if key not in self._cache:
             h = hashlib.sha256()
             h.update(repr(self.state_names).encode())
             h.update(repr(self.parameter_names).encode())
-            for e in self.rhs_expressions():
-                h.update(sp.srepr(e).encode())
-            for e in self.initial_state_expressions():
-                h.update(sp.srepr(e).encode())
-            for name, e in self.observable_expressions().items():
-                h.update(name.encode() + sp.srepr(e).encode())
+            h.update(repr([(s.kind, s.initial) for s in self._states]).encode())
+            items = [(f.source, f.target, f.rate) for f in self._fluxes]
+            items += [(r.state, r.expr) for r in self._rate_rules]
+            items += [(a.name, a.expr) for a in self._assignments]
+            items += [(o.name, o.expr) for o in self._observables]
+            for *names, expr in items:
+                h.update(repr(names).encode() + sp.srepr(sp.sympify(expr)).encode())
             self._cache[key] = h.hexdigest()[:20]
         return self._cache[key]
 
