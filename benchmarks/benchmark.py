@@ -53,6 +53,17 @@ def median_ms(samples):
     return 1000 * statistics.median(samples)
 
 
+def timed_simulations(model, times, runs):
+    """Median ms of ``runs`` simulations of ``model`` at ``times``, after one warm-up."""
+    model.simulate(times)
+    samples = []
+    for _ in range(runs):
+        a = time.perf_counter()
+        model.simulate(times)
+        samples.append(time.perf_counter() - a)
+    return median_ms(samples)
+
+
 def bench_model(name, runs, particle=None):
     model = nanopk.load_model(name, particle=particle)
     fast, ref = compile_model(model, "cvode"), compile_model(model, "reference")
@@ -111,14 +122,7 @@ def scaling_output_points(name="mouse_pbpk", runs=50):
     model = nanopk.load_model(name)
     rows = []
     for n in (10, 50, 200, 1000, 5000):
-        times = np.linspace(0, 168, n)
-        model.simulate(times)
-        samples = []
-        for _ in range(runs):
-            a = time.perf_counter()
-            model.simulate(times)
-            samples.append(time.perf_counter() - a)
-        rows.append((n, median_ms(samples)))
+        rows.append((n, timed_simulations(model, np.linspace(0, 168, n), runs)))
     return rows
 
 
@@ -137,13 +141,7 @@ def scaling_states(runs=30):
         path = Path(tempfile.mkdtemp()) / f"agg_{k}.toml"
         path.write_text(re.sub(r"^K\s*=\s*\d+", f"K = {k}", text, flags=re.M))
         model = nanopk.load_model(path)
-        model.simulate(TIMES)
-        samples = []
-        for _ in range(runs):
-            a = time.perf_counter()
-            model.simulate(TIMES)
-            samples.append(time.perf_counter() - a)
-        rows.append((len(model.states), median_ms(samples)))
+        rows.append((len(model.states), timed_simulations(model, TIMES, runs)))
     return rows
 
 
