@@ -31,9 +31,11 @@ def _amount_ug(amount, body_weight_kg):
 
         value, _, unit = amount.strip().partition(" ")
         try:
-            return dose_to_ug(float(value), unit.strip() or "ug", body_weight_kg)
+            number = float(value)
         except ValueError:
             raise ModelError(f"dose {amount!r} must read 'VALUE UNIT', e.g. '0.85 mg/kg' or '20 ug'") from None
+        # Only the number is guarded: a unit problem keeps dose_to_ug's own reason.
+        return dose_to_ug(number, unit.strip() or "ug", body_weight_kg)
     value = float(amount)
     if not math.isfinite(value) or value <= 0:
         raise ModelError(f"dose amount must be a positive number of µg (got {amount!r})")

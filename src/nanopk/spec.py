@@ -28,7 +28,6 @@ import inspect
 import tomllib
 from pathlib import Path
 
-import pint
 
 from .errors import SpecError, suggest
 from .mechanisms.base import BuildContext, resolve_mechanism
@@ -36,7 +35,6 @@ from .model import DOSE, Model
 from .parts import Parameter, Part
 from .particle import Particle
 from .resources import models_dir
-from .units import Q_
 
 __all__ = ["load_model", "list_models", "model_path", "dose_to_ug"]
 
@@ -63,20 +61,19 @@ def model_path(name_or_path) -> Path:
 
 
 def dose_to_ug(value: float, unit: str, body_weight_kg: float | None) -> float:
-    """Convert a dose (µg, mg, mg/kg, µg/kg, ...) to µg; per-kg doses need a body weight."""
-    from .units import to_pint_string
+    """Convert a dose (µg, mg, mg/kg, µg/kg, ...) to µg; per-kg doses need a body weight.
 
-    try:
-        q = Q_(float(value), to_pint_string(unit))
-    except (pint.UndefinedUnitError, pint.DefinitionSyntaxError, ValueError) as exc:
-        raise SpecError(f"dose unit {unit!r} is not understood ({exc}); use e.g. 'ug', 'mg' or 'mg/kg'") from None
-    if q.check("[mass]"):
-        return float(q.to("microgram").magnitude)
-    if q.check("[mass]/[mass]"):
-        if body_weight_kg is None:
-            raise SpecError(f"a dose in {unit} needs a body weight")
-        return float((q * Q_(body_weight_kg, "kg")).to("microgram").magnitude)
-    raise SpecError(f"dose unit {unit!r} is neither a mass nor a mass per body weight (mg/kg)")
+    The conversion is the data layer's (:func:`nanopk.data.convert.dose_in_ug`); this
+    wrapper raises instead of returning the reason a dose has no mass.
+    """
+    from .data.convert import dose_in_ug
+
+    dose_ug, reason = dose_in_ug(value, unit, None if body_weight_kg is None else 1000.0 * body_weight_kg)
+    if dose_ug is None:
+        if body_weight_kg is None and "body_weight" in reason:
+            reason = f"a dose in {unit} needs a body weight, and the model has no BW parameter"
+        raise SpecError(f"cannot use dose {value} {unit}: {reason}; give e.g. 'ug', 'mg' or 'mg/kg'")
+    return dose_ug
 
 
 def load_model(name_or_path, particle: Particle | dict | str | None = None, params: dict | None = None) -> Model:
