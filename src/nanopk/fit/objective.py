@@ -521,11 +521,15 @@ class SensitivityJacobian:
             dpred = np.empty((len(d.rows), len(own)))
             pred = np.empty(len(d.rows))
             obs = self.compiled.observe(d.times, res.y, p)
+            # d(observable)/dθ at each output time, once per time (many rows share one).
+            dobs = {}
+            for k_t in np.unique(ti):
+                t, y_t = d.times[k_t], list(res.y[k_t])
+                dhdy = np.asarray(self._dh_dy(t, y_t, p), dtype=float)
+                dhdp = np.asarray(self._dh_dp(t, y_t, p), dtype=float)[:, indices]
+                dobs[k_t] = dhdy @ res.s[k_t] + dhdp
             for r, (k_t, c) in enumerate(zip(ti, cols)):
-                t = d.times[k_t]
-                dhdy = np.asarray(self._dh_dy(t, list(res.y[k_t]), p), dtype=float)[c]
-                dhdp = np.asarray(self._dh_dp(t, list(res.y[k_t]), p), dtype=float)[c, indices]
-                dpred[r] = dhdy @ res.s[k_t] + dhdp
+                dpred[r] = dobs[k_t][c]
                 pred[r] = obs[k_t, c]
             for j, k in enumerate(own):  # ∂θ/∂x
                 if obj.specs[k].log:
