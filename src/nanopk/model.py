@@ -204,11 +204,6 @@ class Model:
         """A new model with extra parts added."""
         return Model(name or self._name, self._parts + tuple(parts), self._dose_target, self._description, self._metadata)
 
-    def with_metadata(self, **items) -> "Model":
-        model = Model(self._name, self._parts, self._dose_target, self._description, {**self._metadata, **items})
-        model._parameters = self._parameters
-        return model
-
     def check_parameter_names(self, names: Iterable[str]) -> None:
         known = set(self.parameter_names)
         unknown = [n for n in names if n not in known]
