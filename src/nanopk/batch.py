@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -19,9 +19,26 @@ import numpy as np
 from .compile import compile_model
 from .simulate import solve_states
 
-__all__ = ["simulate_many"]
+__all__ = ["simulate_many", "thread_pool"]
 
 _JOB: dict = {}  # the batch being run; set before forking so workers inherit it
+_THREAD_POOLS: dict = {}
+
+
+def thread_pool(workers: int) -> ThreadPoolExecutor | None:
+    """A process-wide pool of ``workers`` threads (``None`` for one worker).
+
+    For work whose time is spent inside the compiled solver, which releases the GIL:
+    the simulations of one finite-difference Jacobian (:mod:`nanopk.fit`).  Pools are
+    kept per process id, because a forked child inherits the pool object but not its
+    threads, and a pool without threads never runs what it is given.
+    """
+    if workers <= 1:
+        return None
+    key = (os.getpid(), int(workers))
+    if key not in _THREAD_POOLS:
+        _THREAD_POOLS[key] = ThreadPoolExecutor(int(workers), thread_name_prefix="nanopk")
+    return _THREAD_POOLS[key]
 
 
 def _run_chunk(param_sets):

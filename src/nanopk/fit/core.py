@@ -9,6 +9,7 @@ refined by profile likelihood or MCMC.
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from typing import Callable
@@ -17,10 +18,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FitError
+from ..batch import thread_pool
 from ._data import FitWarning, coerce_datasets
 from ._optimize import minimize
 from .metrics import goodness_of_fit
-from .objective import Objective, SensitivityJacobian, build_parameters
+from .objective import ForwardDifferenceJacobian, Objective, SensitivityJacobian, build_parameters
 from .result import FitResult
 from .uncertainty import covariance, parameter_flags
 
@@ -29,14 +31,24 @@ __all__ = ["fit"]
 JACOBIANS = ("fd", "sensitivity")
 
 
-def _jacobian(jacobian, objective):
+def _jacobian(jacobian, objective, method, diff_step, pool):
     if jacobian == "fd":
-        return None
+        # least_squares gets the threaded forward differences; other methods difference
+        # the residuals themselves.
+        return ForwardDifferenceJacobian(diff_step, pool) if method == "least_squares" else None
     if jacobian == "sensitivity":
         return SensitivityJacobian(objective)
     if callable(jacobian):
         return jacobian
     raise FitError(f"`jacobian` must be 'fd', 'sensitivity' or a callable jac(objective, x) (got {jacobian!r})")
+
+
+def _workers(workers, n_varied: int) -> int:
+    if workers is None:
+        return max(1, min(os.cpu_count() or 1, n_varied))
+    if not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
+        raise FitError(f"`workers` must be a positive integer (got {workers!r})")
+    return workers
 
 
 def _starts(objective: Objective, multistart: int, seed, span_decades: float) -> list[np.ndarray]:
@@ -67,7 +79,7 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         bounds: dict | None = None, jacobian: str | Callable = "fd", diff_step: float = 1e-4, rtol: float = 1e-8,
         atol: float = 1e-12, max_nfev: int | None = None, ftol: float = 1e-10, xtol: float = 1e-10, gtol: float = 1e-10,
         seed: int | None = 0, multistart_span: float = 2.0, scale_covar: bool = True, profile: bool | list = False,
-        loss: str = "linear", f_scale: float = 1.0, **method_kws) -> FitResult:
+        loss: str = "linear", f_scale: float = 1.0, workers: int | None = None, **method_kws) -> FitResult:
     """Fit ``model`` to biodistribution data.
 
     Parameters
@@ -133,6 +145,10 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         Scale the covariance by χ²/(N − k) (lmfit's default).
     profile : bool or list of str
         Also compute profile-likelihood intervals (all parameters, or those listed).
+    workers : int, optional
+        Threads that run the simulations of a finite-difference Jacobian concurrently
+        (default: one per core; ``1``: sequential).  The compiled solver releases the
+        GIL, so the perturbed solves of one Jacobian run in parallel.
     loss, f_scale :
         Robust loss of ``least_squares`` (``"linear"`` = ordinary least squares,
         ``"soft_l1"``, ``"huber"``, ``"cauchy"``, ``"arctan"``) and the residual scale
@@ -172,7 +188,8 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
     specs = build_parameters(model, datasets, vary, shared, start, bounds)
     objective = Objective(model, datasets, specs, error_model, weighting, error_params, sigma_floor, backend, rtol, atol,
                           loss=loss, f_scale=f_scale)
-    jac = _jacobian(jacobian, objective)
+    pool = thread_pool(_workers(workers, len(specs)))
+    jac = _jacobian(jacobian, objective, method, diff_step, pool)
     objective.residual(objective.x0)
     if objective.n_solver_failures:
         raise FitError(f"the model cannot be simulated at the start values: {objective.last_solver_error}")
@@ -189,7 +206,8 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
     x = best.x
     resid = objective.residual(x)
     chisqr = float(resid @ resid)
-    cov = covariance(objective, x, resid, jac=jac, scale_covar=scale_covar)
+    # Intervals from central differences (second-order accurate) unless the Jacobian is exact.
+    cov = covariance(objective, x, resid, jac=None if jacobian == "fd" else jac, scale_covar=scale_covar, pool=pool)
     flags = parameter_flags(objective, cov)
     flags["converged"] = best.converged
 
@@ -224,6 +242,7 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
 
     notes = _warnings(datasets, objective, best, cov, flags, outcomes, converged)
     options = {
+        "workers": 1 if pool is None else pool._max_workers,
         "error_model": error_model, "weighting": weighting, "method": method,
         "jacobian": jacobian if isinstance(jacobian, str) else getattr(jacobian, "__name__", "callable"),
         "diff_step": diff_step, "backend": backend, "rtol": rtol, "atol": atol, "multistart": int(multistart),

@@ -66,6 +66,7 @@ References
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,7 +77,7 @@ from ..errors import FitError, SolverError, suggest
 from ..simulate import solve_states
 from ._data import FitData
 
-__all__ = ["FitParameter", "Objective", "SensitivityJacobian", "build_parameters", "default_vary", "DEFAULT_VARY",
+__all__ = ["FitParameter", "Objective", "ForwardDifferenceJacobian", "SensitivityJacobian", "build_parameters", "default_vary", "DEFAULT_VARY",
            "ERROR_MODELS", "LOSSES", "PRED_FLOOR"]
 
 ERROR_MODELS = ("log", "additive", "combined")
@@ -280,6 +281,9 @@ class Objective:
         self.n_simulations = 0
         self.n_solver_failures = 0
         self.last_solver_error: str | None = None
+        # Finite-difference Jacobians evaluate residuals from several threads at once.
+        self._lock = threading.Lock()
+        self._last: tuple[np.ndarray, np.ndarray] | None = None
         self._obs_index = {n: i for i, n in enumerate(model.observables)}
         self._arrays = {}
         for d in self.datasets:
@@ -355,7 +359,8 @@ class Objective:
         times = d.times if times is None else np.asarray(times, dtype=float)
         t, Y, p, compiled, _ = solve_states(self.model, times, self.overrides(x, d), d.dose_ug, self.backend,
                                             self.rtol, self.atol, self.max_steps)
-        self.n_simulations += 1
+        with self._lock:
+            self.n_simulations += 1
         return compiled.observe(t, Y, p)
 
     def predict(self, x) -> list[np.ndarray]:
@@ -388,20 +393,35 @@ class Objective:
 
     def residual(self, x) -> np.ndarray:
         """The residual vector at ``x`` (datasets concatenated in order)."""
-        self.n_calls += 1
-        x = np.asarray(x, dtype=float)
+        x = np.array(x, dtype=float)
+        with self._lock:
+            self.n_calls += 1
         try:
             preds = self.predict(x)
         except SolverError as exc:
-            self.n_solver_failures += 1
-            self.last_solver_error = str(exc)
+            with self._lock:
+                self.n_solver_failures += 1
+                self.last_solver_error = str(exc)
             return np.full(self.n_residuals, PENALTY)
         r = np.concatenate([self.residual_from(d, p) for d, p in zip(self.datasets, preds)])
         if not np.all(np.isfinite(r)):
-            self.n_solver_failures += 1
-            self.last_solver_error = "non-finite residuals"
+            with self._lock:
+                self.n_solver_failures += 1
+                self.last_solver_error = "non-finite residuals"
             r = np.where(np.isfinite(r), r, PENALTY)
+        self._last = (x, r)
         return r
+
+    def cached_residual(self, x) -> np.ndarray:
+        """The residuals at ``x``, reusing the last evaluation when it was at exactly ``x``.
+
+        The optimiser evaluates the residuals at a new point before it asks for the
+        Jacobian there, so a forward difference needs no extra simulation for ``r(x)``.
+        """
+        last = self._last
+        if last is not None and np.array_equal(last[0], x):
+            return last[1].copy()
+        return self.residual(x)
 
     def lmfit_residual(self, params) -> np.ndarray:
         """``fcn`` for :class:`lmfit.Minimizer` (parameters hold ``x``)."""
@@ -425,32 +445,74 @@ class Objective:
         return np.asarray(drho((np.asarray(r, dtype=float) / self.f_scale) ** 2), dtype=float)
 
 
-def _finite_difference_jacobian(objective: Objective, x, step=1e-4) -> np.ndarray:
+def _finite_difference_jacobian(objective: Objective, x, step=1e-4, pool=None) -> np.ndarray:
     """Central differences of the residuals (one-sided next to a bound).
 
     The step is ``step·max(1, |x_j|)`` on the optimiser's (log) scale, as in scipy's
     ``diff_step``: with the solver at ``rtol=1e-8`` the truncation and noise errors
-    are both ~1e-8 relative, far below what an interval needs.
+    are both ~1e-8 relative, far below what an interval needs.  With a thread
+    ``pool`` the simulations run concurrently (see :class:`ForwardDifferenceJacobian`).
     """
     x = np.asarray(x, dtype=float)
     lo, hi = objective.xmin, objective.xmax
-    f0 = None
-    J = np.empty((objective.n_residuals, x.size))
+    plans = []  # per parameter: (point a, point b, divisor); None stands for x itself
     for j in range(x.size):
         h = step * max(1.0, abs(x[j]))
         up, down = x.copy(), x.copy()
         up[j] += h
         down[j] -= h
         if up[j] <= hi[j] and down[j] >= lo[j]:
-            J[:, j] = (objective.residual(up) - objective.residual(down)) / (2 * h)
-            continue
-        if f0 is None:
-            f0 = objective.residual(x)
-        if up[j] <= hi[j]:
-            J[:, j] = (objective.residual(up) - f0) / h
+            plans.append((up, down, 2 * h))
+        elif up[j] <= hi[j]:
+            plans.append((up, None, h))
         else:
-            J[:, j] = (f0 - objective.residual(down)) / h
+            plans.append((None, down, h))
+    one_sided = any(a is None or b is None for a, b, _ in plans)
+    points = ([x] if one_sided else []) + [p for a, b, _ in plans for p in (a, b) if p is not None]
+    values = list(pool.map(objective.residual, points)) if pool is not None else [objective.residual(p) for p in points]
+    f0 = values[0] if one_sided else None
+    rest = iter(values[1:] if one_sided else values)
+    J = np.empty((objective.n_residuals, x.size))
+    for j, (a, b, div) in enumerate(plans):
+        fa = next(rest) if a is not None else f0
+        fb = next(rest) if b is not None else f0
+        J[:, j] = (fa - fb) / div
     return J
+
+
+class ForwardDifferenceJacobian:
+    """∂r/∂x by forward differences, the perturbed simulations running concurrently.
+
+        J[:, j] = (r(x + h_j·e_j) − r(x)) / h_j,   h_j = diff_step · max(1, |x_j|)
+
+    — scipy's ``"2-point"`` rule, with the step reversed where ``x + h_j`` would cross
+    the upper bound.  The compiled solver runs in C without the GIL (a ``ctypes`` call
+    releases it), so the ``k`` perturbed solves of one Jacobian run on ``workers``
+    threads in parallel; ``r(x)`` is the optimiser's last evaluation
+    (:meth:`Objective.cached_residual`).  On one worker it is the sequential rule.
+    """
+
+    def __init__(self, diff_step: float = 1e-4, pool=None):
+        self.diff_step = float(diff_step)
+        self.pool = pool
+
+    def steps(self, objective: Objective, x) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        h = self.diff_step * np.maximum(1.0, np.abs(x))
+        h = np.where(x + h > objective.xmax, -h, h)
+        return (x + h) - x  # the step actually representable at x
+
+    def __call__(self, objective: Objective, x) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        f0 = objective.cached_residual(x)
+        h = self.steps(objective, x)
+        points = []
+        for j in range(x.size):
+            xj = x.copy()
+            xj[j] += h[j]
+            points.append(xj)
+        columns = list(self.pool.map(objective.residual, points)) if self.pool is not None else [objective.residual(p) for p in points]
+        return np.column_stack([(fj - f0) / hj for fj, hj in zip(columns, h)])
 
 
 class SensitivityJacobian:

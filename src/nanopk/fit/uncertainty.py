@@ -75,11 +75,16 @@ class Covariance:
     jacobian: np.ndarray = field(repr=False, default=None)
 
 
-def covariance(objective: Objective, x, residual, jac=None, scale_covar: bool = True, step: float = 1e-4) -> Covariance:
-    """Covariance of ``x`` from the residual Jacobian (see the module docstring)."""
+def covariance(objective: Objective, x, residual, jac=None, scale_covar: bool = True, step: float = 1e-4,
+               pool=None) -> Covariance:
+    """Covariance of ``x`` from the residual Jacobian (see the module docstring).
+
+    Without ``jac`` the Jacobian is central differences, run on the thread ``pool``
+    when one is given.
+    """
     x = np.asarray(x, dtype=float)
     r = np.asarray(residual, dtype=float)
-    J = jac(objective, x) if jac is not None else _finite_difference_jacobian(objective, x, step)
+    J = jac(objective, x) if jac is not None else _finite_difference_jacobian(objective, x, step, pool)
     if objective.loss != "linear":  # IRLS: rows weighted by sqrt(ρ'((r/f)²))
         w = np.sqrt(objective.loss_weights(r))
         J, r = J * w[:, None], r * w
