@@ -3,7 +3,8 @@
     nanopk models
     nanopk simulate MODEL [--param NAME=VALUE ...] [--particle ...] [--times ...] [--out sim.csv] [--json sim.json]
     nanopk fit DATASET --model MODEL [--vary A,B,...] [--json fit.json] [--plot fit.png]
-    nanopk compare DATASET_A DATASET_B --model MODEL [--vary ...] [--json cmp.json] [--plot cmp.png]
+    nanopk compare DATASET_A DATASET_B --model MODEL [--vary ...] [--shared ...] [--param NAME=VALUE ...]
+                   [--json cmp.json] [--plot cmp.png]
     nanopk export MODEL (--sbml out.xml | --c outdir/ | --json model.json)
     nanopk delivery (DATASET --model MODEL | FIT.json) [--json de.json]
     nanopk meta COLLECTION --model MODEL [--scheduler ADDRESS] [--json meta.json]
@@ -29,8 +30,9 @@ DEFAULT_TIMES = "1,4,24,168"
 
 
 def _parse_params(items) -> dict:
+    """``--param`` values: each ``NAME=VALUE`` or a comma-separated list of them."""
     out = {}
-    for item in items or []:
+    for item in (part for group in items or [] for part in group.split(",") if part.strip()):
         if "=" not in item:
             raise NanopkError(f"--param {item!r} must be NAME=VALUE (e.g. --param Kmax_liver=0.5)")
         name, value = item.split("=", 1)
@@ -52,14 +54,24 @@ def _parse_times(text: str) -> np.ndarray:
         raise NanopkError(f"--times {text!r}: give comma-separated hours (1,4,24) or start:stop:count (0:168:50)") from None
 
 
-def _load(args):
+def _load(args, fixed: bool = False):
+    """The model of ``--model``/``--particle``; with ``fixed``, ``--param`` values set in it."""
     from .spec import load_model
 
-    return load_model(args.model, particle=getattr(args, "particle", None))
+    model = load_model(args.model, particle=getattr(args, "particle", None))
+    values = _parse_params(getattr(args, "param", None)) if fixed else {}
+    if values:
+        model.check_parameter_names(values)
+        model = model.with_parameters(values)
+    return model
+
+
+def _names(text):
+    return [v.strip() for v in text.split(",") if v.strip()] if text else None
 
 
 def _vary(args):
-    return [v.strip() for v in args.vary.split(",") if v.strip()] if getattr(args, "vary", None) else None
+    return _names(getattr(args, "vary", None))
 
 
 def _write_outputs(result, args):
@@ -125,7 +137,7 @@ def cmd_fit(args):
     from .data import read_dataset
     from .fit import fit
 
-    model = _load(args)
+    model = _load(args, fixed=True)
     ds = read_dataset(args.dataset)
     t0 = time.perf_counter()
     result = fit(model, ds, vary=_vary(args), multistart=args.multistart)
@@ -155,9 +167,9 @@ def cmd_compare(args):
     from .compare import compare
     from .data import read_dataset
 
-    model = _load(args)
+    model = _load(args, fixed=True)
     a, b = read_dataset(args.dataset_a), read_dataset(args.dataset_b)
-    cmp = compare(model, {a.name: a, b.name: b}, vary=_vary(args))
+    cmp = compare(model, {a.name: a, b.name: b}, vary=_vary(args), shared=_names(args.shared))
     print(cmp.report())
     _write_outputs(cmp, args)
 
@@ -258,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help="bundled dataset name or path to a CSV (with its JSON sidecar)")
     model_args(p, positional=False)
     p.add_argument("--vary", help="comma-separated parameter names")
+    p.add_argument("--param", action="append", help="NAME=VALUE[,NAME=VALUE...]: hold model parameters at these values (repeatable)")
     p.add_argument("--multistart", type=int, default=0)
     p.add_argument("--json")
     p.add_argument("--plot")
@@ -267,7 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset_a")
     p.add_argument("dataset_b")
     model_args(p, positional=False)
-    p.add_argument("--vary")
+    p.add_argument("--vary", help="comma-separated parameters fitted per group")
+    p.add_argument("--shared", help="comma-separated parameters of --vary common to both groups (default: none; the others are tested)")
+    p.add_argument("--param", action="append", help="NAME=VALUE[,NAME=VALUE...]: hold model parameters at these values (repeatable)")
     p.add_argument("--json")
     p.add_argument("--plot")
     p.set_defaults(func=cmd_compare)

@@ -56,6 +56,10 @@ from .errors import FitError, ModelError, suggest
 
 __all__ = ["compare", "Comparison", "default_parameter_groups", "PARAMETER_FAMILIES", "observed_kinetics", "terminal_slope"]
 
+#: Below this fraction of points within 2-fold (the customary PBPK acceptance, see
+#: :mod:`nanopk.fit.metrics`) a group's fit is flagged as poor in the summary.
+POOR_FIT_WITHIN_2FOLD = 0.5
+
 Z95 = 1.959963984540054
 
 #: Mechanism families for the default tests, by parameter-name pattern.
@@ -157,6 +161,13 @@ class Comparison:
         """Plain-text summary: tests, ratios, half-lives and delivery."""
         lines = [f"nanopk comparison of {' vs '.join(self.groups)} (model {self.model_name!r}; "
                  f"{'known SDs: Δχ²' if self.sigma_known else 'σ profiled: N·ln(χ²_r/χ²_f)'} LRT)"]
+        lines.append("Fit quality of each group's own fit (a test between groups means little if the model misses the data):")
+        for g, f in self.fits.items():
+            q = f.metrics
+            poor = q.get("frac_within_2fold", 1.0) < POOR_FIT_WITHIN_2FOLD
+            lines.append(f"  {g}: R²(log) {q.get('r2_log', float('nan')):.3g}; {100 * q.get('frac_within_2fold', float('nan')):.0f} % of "
+                         f"points within 2-fold; converged {f.success}"
+                         + ("  <- POOR FIT: the model does not describe these data; read the tests below with caution" if poor else ""))
         lines.append("Does each mechanism differ between groups?")
         for g, r in self.tests.iterrows():
             lines.append(f"  {g:<28} df={int(r['df'])}  Λ={r['statistic']:.3g}  p={r['lrt_p']:.3g}  ΔAIC={r['delta_aic']:+.3g}"
