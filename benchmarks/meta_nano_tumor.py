@@ -78,6 +78,40 @@ def _versus_measured(collection, summary) -> None:
               f"database {10 ** np.median(p):.3f} (R² {1 - np.sum((p - o) ** 2) / ss:.2f})")
 
 
+def _published_parameters_in_nanopk(collection, model_name: str) -> None:
+    """DE from the database's own fitted tumour parameters, run through nanopk's model.
+
+    Each dataset's KTRES*/PATC/PT/QTC/BVT (Model_dataset.xlsx) with its body weight, tumour
+    weight and dose: if nanopk's model were the one that produced the stored DE values,
+    the medians would match them.
+    """
+    import numpy as np
+
+    from nanopk.delivery import pk_metrics
+    from nanopk.meta.runner import MetaFitSettings, _dataset_params
+    from nanopk.spec import load_model
+
+    model = load_model(model_name)
+    names = ("PATC_tumour", "P_tumour", "Kmax_tumour", "K50_tumour", "n_tumour", "Krelease_tumour")
+    ours, stored = {m: [] for m in ("DE24", "DE168")}, {m: [] for m in ("DE24", "DE168")}
+    for it in collection:
+        pub = it.published
+        if any(pub.get(k) is None for k in names + ("DE24", "DE168")):
+            continue
+        params = _dataset_params(model, it, MetaFitSettings(model=model_name, fixed={}))
+        for name in names:
+            lo, hi = model.parameters[name].bounds
+            params[name] = float(np.clip(pub[name], lo, hi))
+        params.update({k: pub[c] for k, c in (("f_Q_tumour", "QTC"), ("f_B_tumour", "BVT")) if pub.get(c) is not None})
+        m = pk_metrics(model, params, blood_states=False)
+        for key in ours:
+            ours[key].append(m[key])
+            stored[key].append(pub[key])
+    if ours["DE24"]:
+        print(f"\nThe database's own fitted tumour parameters run through nanopk's {model_name} ({len(ours['DE24'])} datasets): "
+              + "; ".join(f"median {k} {np.median(ours[k]):.3f} (stored {np.median(stored[k]):.3f})" for k in ours))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw", default=str(REPO.parent / "shared" / "datasets" / "raw"),
@@ -140,6 +174,7 @@ def main(argv=None) -> int:
         print("\nPer dataset, nanopk vs the database's PBPK-derived values: "
               + "; ".join(f"{m}: median ratio {a['median_ratio']:.2f}, R² (log10) {a['r2_log10']:.2f}" for m, a in agree.items()))
     _versus_measured(collection, s)
+    _published_parameters_in_nanopk(collection, args.model)
     if args.json:
         Path(args.json).write_text(json.dumps({"run": run, "summary": s}, indent=2, default=str) + "\n")
     return 0
