@@ -100,7 +100,11 @@ def minimize(objective: Objective, x0, fixed=(), method="least_squares", jac=Non
         raise FitError(f"an analytic `jacobian` is supported with method='least_squares' only (got method={method!r})")
     t0 = time.perf_counter()
     calls0 = objective.n_calls
-    res = mini.minimize(method=method, params=params, max_nfev=max_nfev, **options)
+    # nanopk computes the covariance itself (fit.uncertainty).  lmfit's least_squares always
+    # adds its own estimate from the last Jacobian, and on a near-singular problem takes the
+    # square root of a slightly negative variance: silence that, the estimate is not used.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        res = mini.minimize(method=method, params=params, max_nfev=max_nfev, **options)
     wall = time.perf_counter() - t0
     x = np.array([res.params[n].value for n in objective.names])
     r = objective.residual(x)
