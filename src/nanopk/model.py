@@ -23,6 +23,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import sympy as sp
+from sympy.core.operations import AssocOp
 
 from .errors import ModelError, suggest
 from .parts import (
@@ -231,50 +232,73 @@ class Model:
         observables.append(amount_observable("total", self.mass_states, DOSE, "every mass state plus sinks: mass balance made visible"))
         return tuple(observables)
 
+    def ordered_assignments(self) -> list[Assignment]:
+        """Assignments in dependency order: each refers only to assignments before it.
+
+        Raises
+        ------
+        ModelError
+            If assignments refer to each other in a cycle.
+        """
+        key = "assign_order"
+        if key not in self._cache:
+            ordered: list[Assignment] = []
+            pending = {a.symbol: a for a in self._assignments}
+            while pending:
+                ready = [s for s, a in pending.items() if not (sp.sympify(a.expr).free_symbols & pending.keys())]
+                if not ready:
+                    raise ModelError(f"model {self._name!r}: assignments refer to each other in a cycle", [str(s) for s in pending])
+                ordered += [pending.pop(s) for s in ready]
+            self._cache[key] = ordered
+        return self._cache[key]
+
     def assignment_substitutions(self) -> dict:
         """``{symbol: expression in states, parameters and t}`` with nested assignments resolved."""
         key = "assign_subs"
         if key not in self._cache:
             resolved: dict = {}
-            pending = {a.symbol: a.expr for a in self._assignments}
-            for _ in range(len(pending) + 1):
-                progressed = False
-                for sym, expr in list(pending.items()):
-                    if not (expr.free_symbols & set(pending)):
-                        resolved[sym] = expr.xreplace(resolved)
-                        del pending[sym]
-                        progressed = True
-                if not pending or not progressed:
-                    break
-            if pending:
-                raise ModelError(f"model {self._name!r}: assignments refer to each other in a cycle", [str(s) for s in pending])
+            for a in self.ordered_assignments():
+                resolved[a.symbol] = sp.sympify(a.expr).xreplace(resolved)
             self._cache[key] = resolved
         return self._cache[key]
 
-    def rhs_expressions(self) -> list[sp.Expr]:
-        """``dy/dt`` for every state, in :attr:`state_names` order, assignments substituted."""
-        key = "rhs"
+    def rate_terms(self) -> list[tuple[sp.Expr, tuple[tuple[int, int], ...]]]:
+        """Every rate law once, assignments kept, with the states it changes.
+
+        ``(rate, ((i, ±1), ...))``: a flux takes mass from its source (−1) to its target
+        (+1); a rate rule drives its own state (+1).  So ``dy_i/dt = Σ sign · rate``,
+        and a derivative of the system needs each rate law differentiated only once.
+        """
+        index = {s.name: i for i, s in enumerate(self._states)}
+        terms = [(sp.sympify(f.rate), ((index[f.source], -1), (index[f.target], 1))) for f in self._fluxes]
+        terms += [(sp.sympify(r.expr), ((index[r.state], 1),)) for r in self._rate_rules]
+        return terms
+
+    def rhs_expressions(self, substitute: bool = True) -> list[sp.Expr]:
+        """``dy/dt`` for every state, in :attr:`state_names` order.
+
+        With ``substitute=False`` the assignments stay as symbols (see
+        :meth:`ordered_assignments`), the form code generators print.
+        """
+        key = ("rhs", substitute)
         if key not in self._cache:
-            subs = self.assignment_substitutions()
-            index = {s.name: i for i, s in enumerate(self._states)}
+            subs = self.assignment_substitutions() if substitute else {}
             terms: list[list] = [[] for _ in self._states]
-            for f in self._fluxes:
-                rate = sp.sympify(f.rate).xreplace(subs)
-                terms[index[f.source]].append(-rate)
-                terms[index[f.target]].append(rate)
-            for rule in self._rate_rules:
-                terms[index[rule.state]].append(sp.sympify(rule.expr).xreplace(subs))
+            for rate, changes in self.rate_terms():
+                rate = rate.xreplace(subs)
+                for i, sign in changes:
+                    terms[i].append(sign * rate)
             # One Add per state: repeated += re-canonicalises a growing sum (quadratic).
             self._cache[key] = [sp.Add(*t) for t in terms]
         return self._cache[key]
 
-    def observable_expressions(self) -> "OrderedDict[str, sp.Expr]":
-        subs = self.assignment_substitutions()
+    def observable_expressions(self, substitute: bool = True) -> "OrderedDict[str, sp.Expr]":
+        subs = self.assignment_substitutions() if substitute else {}
         return OrderedDict((o.name, sp.sympify(o.expr).xreplace(subs)) for o in self._observables)
 
-    def initial_state_expressions(self) -> list[sp.Expr]:
+    def initial_state_expressions(self, substitute: bool = True) -> list[sp.Expr]:
         """Initial values before dosing: 0 for mass; the declared value for the rest."""
-        subs = self.assignment_substitutions()
+        subs = self.assignment_substitutions() if substitute else {}
         out = []
         for s in self._states:
             v = s.initial
@@ -307,8 +331,9 @@ class Model:
             items += [(r.state, r.expr) for r in self._rate_rules]
             items += [(a.name, a.expr) for a in self._assignments]
             items += [(o.name, o.expr) for o in self._observables]
+            text: dict = {}
             for *names, expr in items:
-                h.update(repr(names).encode() + sp.srepr(sp.sympify(expr)).encode())
+                h.update(repr(names).encode() + _tree_text(sp.sympify(expr), text).encode())
             self._cache[key] = h.hexdigest()[:20]
         return self._cache[key]
 
@@ -390,6 +415,8 @@ class Model:
             problems += check_units(self)
         if problems:
             raise ModelError(f"model {self._name!r} is invalid ({len(problems)} problem(s)):", problems)
+        # The unit check dominates loading a model; simulate() need not repeat it.
+        self._cache["validated"] = True
         return self
 
     # ------------------------------------------------------------------ running
@@ -410,6 +437,28 @@ class Model:
         from .stepping import Integrator
 
         return Integrator(self, params=params, **options)
+
+
+def _tree_text(expr, memo: dict) -> str:
+    """An exact, process-independent text of ``expr``'s tree, for hashing.
+
+    Atoms print their full content (symbol names with assumptions, the binary value of
+    floats), so different trees give different texts.  Arguments of commutative
+    operations (sums, products, Max, And...) are sorted, so the order an expression
+    was built in does not matter.  Ten times faster than ``sympy.srepr``, which orders
+    terms through SymPy's printing machinery; ``memo`` shares subtrees between rate laws.
+    """
+    if expr in memo:
+        return memo[expr]
+    if expr.is_Atom:
+        out = f"{type(expr).__name__}{expr._hashable_content()!r}"
+    else:
+        args = [_tree_text(a, memo) for a in expr.args]
+        if isinstance(expr, AssocOp) and expr.is_commutative:
+            args.sort()
+        out = f"{type(expr).__name__}({','.join(args)})"
+    memo[expr] = out
+    return out
 
 
 def _undeclared(where: str, expr, known: set, names: Sequence[str]) -> list[str]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from ..parts import TIME
+from .symbolic import SymbolicSystem
 
 __all__ = ["CompiledModel", "SolveResult", "SymbolicSystem"]
 
@@ -24,53 +24,6 @@ class SolveResult:
     message: str = ""
     n_steps: int = 0
     n_rhs: int = 0
-
-
-class SymbolicSystem:
-    """``dy/dt = f(t, y, p)``, its Jacobian ``∂f/∂y`` and the observables, in SymPy.
-
-    Built once per model structure; backends turn it into code.
-    """
-
-    def __init__(self, model):
-        self.state_names = model.state_names
-        self.parameter_names = model.parameter_names
-        self.y = model.state_symbols
-        self.p = model.parameter_symbols
-        self.t = TIME
-        self.observable_names = list(model.observables)
-        self.hash = model.structure_hash
-        self._model = model
-
-    # The symbolic pieces are derived on first use: a backend that finds its compiled
-    # artifact in the cache never needs the Jacobian.
-    @functools.cached_property
-    def rhs(self) -> sp.Matrix:
-        return sp.Matrix(self._model.rhs_expressions())
-
-    @functools.cached_property
-    def jacobian(self) -> sp.Matrix:
-        # Differentiate only where a state occurs: the same matrix as rhs.jacobian(y),
-        # 25x faster on mouse_tumour_full (most entries are structurally zero).
-        occurs = [e.free_symbols for e in self.rhs]
-        n = len(self.y)
-        return sp.Matrix(n, n, lambda i, j: self.rhs[i].diff(self.y[j]) if self.y[j] in occurs[i] else sp.Integer(0))
-
-    @functools.cached_property
-    def observables(self) -> list:
-        return list(self._model.observable_expressions().values())
-
-    @functools.cached_property
-    def initial(self) -> list:
-        return self._model.initial_state_expressions()
-
-    @property
-    def n_states(self) -> int:
-        return len(self.y)
-
-    @property
-    def n_params(self) -> int:
-        return len(self.p)
 
 
 class CompiledModel(abc.ABC):

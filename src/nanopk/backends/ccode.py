@@ -1,20 +1,89 @@
 """SymPy → C: the right-hand side and the dense Jacobian as plain C99 functions.
 
 Shared by the CVODE backend (compiled at run time) and the C export
-(:func:`nanopk.to_c`).  States become ``y[i]`` and parameters ``p[j]``; common
-subexpressions are computed once (``sympy.cse``); only non-zero Jacobian entries are
-written, column-major (``J[i + j*N] = ∂f_i/∂y_j``), the layout CVODE's dense matrix uses.
+(:func:`nanopk.to_c`).  States become ``y[i]`` and parameters ``p[j]``; the code follows
+the layered form of :mod:`.symbolic`: the assignments as constants ``a_<name>``, each
+rate law once (``r<k>``, in the order of the model's fluxes, then its rate rules), and
+``dydt`` as signed sums of the rates; what a function computes more than once is
+computed once (``x<n>``, see :mod:`.sharing`).  Only non-zero Jacobian entries are written,
+column-major (``J[i + j*N] = ∂f_i/∂y_j``), the layout CVODE's dense matrix uses.
 """
 from __future__ import annotations
 
 import sympy as sp
 from sympy.printing.c import C99CodePrinter
+from sympy.printing.precedence import PRECEDENCE
 
-__all__ = ["c_function_bodies", "c_dfdp_body", "c_identifier"]
+from .sharing import Products, repeated
+
+__all__ = [
+    "c_function_bodies", "c_rhs_body", "c_jacobian_body", "c_observe_body", "c_initial_body", "c_dfdp_body",
+    "c_identifier",
+]
 
 
 class _Printer(C99CodePrinter):
-    """C99 printer that writes small integer powers as products (exact and fast)."""
+    """C99 printer for one function body.
+
+    Names model symbols as the generated code does (``y[i]``, ``p[j]``,
+    ``a_<assignment>``, the layered form's ``r<k>``) and writes small integer powers as
+    products.  A subexpression in ``shared`` (see :mod:`.sharing`) is computed once, as
+    a ``const double x<n>`` emitted (into :attr:`lines`) just before the first
+    statement that uses it.
+    """
+
+    def __init__(self, names: dict, products: Products, shared: set, indent: str):
+        # order="none": terms in SymPy's own (canonical) order; sorting them for
+        # display took a fifth of the printing.
+        super().__init__({"order": "none"})
+        # Printing names directly costs nothing; substituting them first (xreplace)
+        # rebuilt every expression and took a third of the code generation.
+        self._names = names
+        self._products = products
+        self._shared = dict.fromkeys(shared)
+        self._indent = indent
+        self._count = 0
+        self.lines: list[str] = []
+
+    def statement(self, target: str, expr) -> None:
+        # _print, not doprint: doprint walks each expression again for SymPy's
+        # UnevaluatedExpr and line formatting, which C does not need.
+        self._not_supported = set()
+        text = self._print(expr)  # first: it emits the shared subexpressions it uses
+        if self._not_supported:
+            raise NotImplementedError(f"no C for {', '.join(sorted(map(str, self._not_supported)))} in {target}")
+        self.lines.append(f"{self._indent}{target} = {text};")
+
+    def _print(self, expr, **kwargs):
+        name = self._shared.get(expr, "") if isinstance(expr, sp.Expr) else ""
+        if name is None:  # first use: define it
+            self._shared[expr] = ""  # while printed, it is its own text, not its name
+            text = super()._print(expr, **kwargs)  # emits the temporaries it uses first
+            self._shared[expr] = name = f"x{self._count}"
+            self._count += 1
+            self.lines.append(f"{self._indent}const double {name} = {text};")
+        return name or super()._print(expr, **kwargs)
+
+    def _print_Symbol(self, expr):
+        return self._names.get(expr) or super()._print_Symbol(expr)
+
+    _print_Dummy = _print_Symbol  # the rates r<k>
+
+    def _print_Mul(self, expr):
+        parts = self._products.parts(expr)
+        if parts is not expr.args:  # number · core, or constant · varying
+            coefficient = self._products(expr)[0]
+            factors = [self.parenthesize(part, PRECEDENCE["Mul"], strict=True) for part in parts]
+            if abs(coefficient) != 1:
+                factors.insert(0, self._print(abs(coefficient)))
+            return ("-" if coefficient < 0 else "") + "*".join(factors)
+        # A reciprocal computed once is a factor like any other: a*x3, not a/(V).
+        named = [f for f in expr.args if f.is_Pow and f.exp == -1 and f in self._shared]
+        if not named:
+            return super()._print_Mul(expr)
+        rest = expr.func(*[f for f in expr.args if f not in named])
+        factors = [] if rest == 1 else [self.parenthesize(rest, PRECEDENCE["Mul"], strict=True)]
+        return "*".join(factors + [self._print(f) for f in named])
 
     def _print_Pow(self, expr):
         base, exp = expr.args
@@ -31,51 +100,88 @@ def c_identifier(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
 
 
-def _indexed(system):
-    mapping = {s: sp.Symbol(f"y[{i}]") for i, s in enumerate(system.y)}
-    mapping.update({s: sp.Symbol(f"p[{j}]") for j, s in enumerate(system.p)})
-    return mapping
+def _c_names(system) -> dict:
+    names = {s: f"y[{i}]" for i, s in enumerate(system.y)}
+    names.update({s: f"p[{j}]" for j, s in enumerate(system.p)})
+    # The prefix keeps assignments clear of C keywords, <math.h> names (y0, j1, gamma),
+    # the rates r<k> and the shared subexpressions x<n>.
+    names.update({a: f"a_{c_identifier(a.name)}" for a, _ in system.assignments})
+    return names
 
 
-def _block(assignments: list[tuple[str, sp.Expr]], mapping: dict, indent: str = "    ") -> str:
-    printer = _Printer()
-    exprs = [e.xreplace(mapping) for _, e in assignments]
-    # optimizations=None: SymPy's "basic" pass spent 80 % of the time in factor_terms
-    # for ~1 % shorter code on mouse_tumour_full.
-    replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("x"), optimizations=None)
-    lines = [f"{indent}const double {sym} = {printer.doprint(val)};" for sym, val in replacements]
-    lines += [f"{indent}{target} = {printer.doprint(e)};" for (target, _), e in zip(assignments, reduced)]
-    return "\n".join(lines)
+def _block(system, outputs: list[tuple[str, sp.Expr]], definitions=(), indent: str = "    ") -> str:
+    """C statements setting each ``(target, expression)`` of ``outputs``.
+
+    Only what the outputs use is computed: the assignments, then the layered form's
+    ``definitions``, each as a ``const double`` in evaluation order, then the outputs;
+    what they share is computed once.
+    """
+    names = _c_names(system) | {s: s.name for s, _ in definitions}
+    needed = set().union(*(e.free_symbols for _, e in outputs))
+    for symbol, expr in reversed(definitions):
+        if symbol in needed:
+            needed |= expr.free_symbols
+    for a, expr in reversed(system.assignments):
+        if a in needed:
+            needed |= expr.free_symbols
+    statements = [(names[a], a, e) for a, e in system.assignments if a in needed]
+    statements += [(names[s], s, e) for s, e in definitions if s in needed]
+    varying = {*system.y, system.t}
+    for _, symbol, expr in statements:
+        if expr.free_symbols & varying:
+            varying.add(symbol)
+    products = Products(varying)
+    exprs = [e for *_, e in statements] + [e for _, e in outputs]
+    printer = _Printer(names, products, repeated(exprs, products), indent)
+    for name, _, expr in statements:
+        printer.statement(f"const double {name}", expr)
+    for target, expr in outputs:
+        printer.statement(target, expr)
+    return "\n".join(printer.lines)
+
+
+def _column_major(entries: dict, array: str, n: int) -> list[tuple[str, sp.Expr]]:
+    """Matrix entries ``{(i, j): expression}`` as ``array[i + j*n]``, in memory order."""
+    return [(f"{array}[{i + j * n}]", entries[i, j]) for i, j in sorted(entries, key=lambda ij: (ij[1], ij[0]))]
+
+
+def c_rhs_body(system) -> str:
+    """C body writing ``dydt``."""
+    rhs = system.layered_rhs
+    return _block(system, [(f"dydt[{i}]", e) for i, e in rhs.outputs.items()], rhs.definitions)
+
+
+def c_jacobian_body(system) -> str:
+    """C body writing the non-zero entries of ``J`` (column-major; the caller zeroes J)."""
+    jac = system.layered_jacobian
+    return _block(system, _column_major(jac, "J", system.n_states)) if jac else "    (void)J;"
+
+
+def c_observe_body(system) -> str:
+    """C body writing the observables to ``out``."""
+    return _block(system, [(f"out[{k}]", e) for k, e in enumerate(system.layered_observables)])
+
+
+def c_initial_body(system) -> str:
+    """C body writing the initial state to ``y0``."""
+    return _block(system, [(f"y0[{i}]", sp.sympify(e)) for i, e in enumerate(system.layered_initial)])
 
 
 def c_function_bodies(system) -> dict[str, str]:
     """C bodies of ``rhs`` (writes ``dydt``), ``jac`` (writes ``J``), ``observe`` (writes
     ``out``) and ``initial`` (writes ``y0``), with ``n``, ``n_obs`` and ``nnz``."""
-    mapping = _indexed(system)
-    n = system.n_states
-    rhs = [(f"dydt[{i}]", system.rhs[i]) for i in range(n)]
-    jac = [(f"J[{i + j * n}]", system.jacobian[i, j]) for j in range(n) for i in range(n) if system.jacobian[i, j] != 0]
-    obs = [(f"out[{k}]", e) for k, e in enumerate(system.observables)]
-    init = [(f"y0[{i}]", sp.sympify(e)) for i, e in enumerate(system.initial)]
     return {
-        "rhs": _block(rhs, mapping),
-        "jac": _block(jac, mapping) if jac else "    (void)J;",
-        "observe": _block(obs, mapping),
-        "initial": _block(init, mapping),
-        "n": n,
-        "n_obs": len(obs),
-        "nnz": len(jac),
+        "rhs": c_rhs_body(system),
+        "jac": c_jacobian_body(system),
+        "observe": c_observe_body(system),
+        "initial": c_initial_body(system),
+        "n": system.n_states,
+        "n_obs": len(system.layered_observables),
+        "nnz": len(system.layered_jacobian),
     }
 
 
 def c_dfdp_body(system, indices) -> str:
     """C body writing ``D[i + j*N] = ∂f_i/∂p_{indices[j]}`` (column-major, non-zeros only)."""
-    mapping = _indexed(system)
-    n = system.n_states
-    entries = []
-    for j, k in enumerate(indices):
-        pk = system.p[k]
-        for i in range(n):
-            if pk in system.rhs[i].free_symbols:
-                entries.append((f"D[{i + j * n}]", system.rhs[i].diff(pk)))
-    return _block(entries, mapping) if entries else "    (void)D;"
+    dfdp = system.layered_dfdp(indices)
+    return _block(system, _column_major(dfdp, "D", system.n_states)) if dfdp else "    (void)D;"

@@ -1,7 +1,8 @@
 /*
  * nanopk CVODE driver: integrates dy/dt = f(t, y, p) with SUNDIALS CVODE (BDF,
  * dense direct solver, analytic Jacobian) and writes the states at the output times.
- * The model's f and J bodies are inserted by nanopk.backends.cvode.
+ * nanopk.backends.cvode inserts the model's f, observables and initial state, and
+ * compiles the Jacobian J as a second translation unit.
  *
  * SUNDIALS headers are not shipped with the scikit-sundae wheel, so the handful of
  * declarations used here are written out below; they follow the SUNDIALS 7 C API
@@ -56,10 +57,8 @@ void nanopk_rhs(double t, const double *y, double *dydt, const double *p)
 /*RHS_BODY*/
 }
 
-void nanopk_jac(double t, const double *y, double *J, const double *p)
-{
-/*JAC_BODY*/
-}
+/* The Jacobian, the largest function, is its own translation unit, compiled in parallel. */
+void nanopk_jac(double t, const double *y, double *J, const double *p);
 
 void nanopk_observe(double t, const double *y, double *out, const double *p)
 {

@@ -80,7 +80,7 @@ def _equations_comment(model, values) -> str:
         for r in model.rate_rules:
             lines += _wrap(f"d{r.state}/dt = {sp.sstr(r.expr)}", indent=" *   ")
     if model.assignments:
-        lines += [" *", " * Assignments (substituted into the code below):"]
+        lines += [" *", " * Assignments (computed once per call as the constants a_<name> in the code below):"]
         for a in model.assignments:
             lines += _wrap(f"{a.name} = {sp.sstr(a.expr)} [{a.unit}]", indent=" *   ")
     lines += [" *", " * Parameters p[j]: value [unit] -- source"]

@@ -1,0 +1,184 @@
+"""The model's equations in SymPy, in the two forms the backends need.
+
+The *layered* form is how the generated code evaluates the model: each assignment
+(``Q_liver = Q_C·f_Q_liver``) is computed once, then each rate law once (``r_k``), and
+
+    dy_i/dt = Σ_k S_ik · r_k
+
+from the stoichiometry (a flux takes from its source, gives to its target).  Derivatives
+follow the same structure: each rate law is differentiated once, through the
+assignments by the chain rule,
+
+    dr_k/dv = ∂r_k/∂v + Σ_a ∂r_k/∂a · da/dv,      ∂f_i/∂v = Σ_k S_ik · dr_k/dv,
+
+so no assignment is ever expanded inside a rate law.  Differentiating the substituted
+right-hand side instead took 3.6 s on mouse_tumour_full; this takes 0.15 s.
+
+The *flat* form has everything substituted, for ``lambdify`` and the fits.
+"""
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from dataclasses import dataclass
+
+import sympy as sp
+from sympy.core.function import ArgumentIndexError
+
+from ..parts import TIME
+
+__all__ = ["Layered", "SymbolicSystem"]
+
+
+@dataclass(frozen=True)
+class Layered:
+    """Outputs written in named intermediates.
+
+    ``definitions`` are ``(symbol, expression)`` in evaluation order; an expression may
+    use the model's assignments and earlier definitions.  ``outputs`` maps a state index
+    to an expression in them.
+    """
+
+    definitions: tuple[tuple[sp.Symbol, sp.Expr], ...]
+    outputs: dict
+
+
+class SymbolicSystem:
+    """``dy/dt = f(t, y, p)``, its Jacobian ``∂f/∂y`` and the observables, in SymPy.
+
+    Built once per model structure; backends turn it into code.  Everything symbolic is
+    derived on first use: a backend that finds its compiled artifact in the cache never
+    needs it.
+    """
+
+    def __init__(self, model):
+        self.state_names = model.state_names
+        self.parameter_names = model.parameter_names
+        self.y = model.state_symbols
+        self.p = model.parameter_symbols
+        self.t = TIME
+        self.observable_names = list(model.observables)
+        self.hash = model.structure_hash
+        self._model = model
+
+    @property
+    def n_states(self) -> int:
+        return len(self.y)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.p)
+
+    # ------------------------------------------------------------------ layered form
+    @functools.cached_property
+    def assignments(self) -> list[tuple[sp.Symbol, sp.Expr]]:
+        """``(symbol, expression)`` in dependency order; expressions use earlier symbols."""
+        return [(a.symbol, sp.sympify(a.expr)) for a in self._model.ordered_assignments()]
+
+    @functools.cached_property
+    def layered_rhs(self) -> Layered:
+        """``dy_i/dt`` by state index, as signed sums of the rates ``r_k``."""
+        rates = []
+        parts: dict = defaultdict(list)
+        for k, (rate, changes) in enumerate(self._model.rate_terms()):
+            r = sp.Dummy(f"r{k}")
+            rates.append((r, rate))
+            for i, sign in changes:
+                parts[i].append(sign * r)
+        return Layered(tuple(rates), {i: sp.Add(*parts[i]) for i in range(self.n_states)})
+
+    @functools.cached_property
+    def layered_jacobian(self) -> dict[tuple[int, int], sp.Expr]:
+        """Non-zero ``∂f_i/∂y_j`` by ``(i, j)``, in the states, parameters and assignments."""
+        return self._derivative(self.y)
+
+    def layered_dfdp(self, indices) -> dict[tuple[int, int], sp.Expr]:
+        """Non-zero ``∂f_i/∂p_{indices[j]}`` by ``(i, j)``."""
+        return self._derivative([self.p[k] for k in indices])
+
+    @functools.cached_property
+    def layered_observables(self) -> list[sp.Expr]:
+        return list(self._model.observable_expressions(substitute=False).values())
+
+    @functools.cached_property
+    def layered_initial(self) -> list[sp.Expr]:
+        return self._model.initial_state_expressions(substitute=False)
+
+    def _derivative(self, wrt) -> dict[tuple[int, int], sp.Expr]:
+        column = {v: j for j, v in enumerate(wrt)}
+        wrt = set(wrt)
+        through: dict = {}  # da/dv for each assignment a, in dependency order
+        for a, expr in self.assignments:
+            through[a] = _gradient(expr, wrt, through)
+        parts: dict = defaultdict(list)
+        for rate, changes in self._model.rate_terms():
+            for v, d in _gradient(rate, wrt, through).items():
+                for i, sign in changes:
+                    parts[i, column[v]].append(sign * d)
+        entries = {ij: sp.Add(*terms) for ij, terms in parts.items()}
+        return {ij: entries[ij] for ij in sorted(entries) if entries[ij] != 0}
+
+    # ------------------------------------------------------------------ flat form
+    @functools.cached_property
+    def rhs(self) -> sp.Matrix:
+        return sp.Matrix(self._model.rhs_expressions())
+
+    @functools.cached_property
+    def jacobian(self) -> sp.Matrix:
+        subs = self._model.assignment_substitutions()
+        J = sp.zeros(self.n_states, self.n_states)
+        for (i, j), entry in self.layered_jacobian.items():
+            J[i, j] = entry.xreplace(subs)
+        return J
+
+    @functools.cached_property
+    def observables(self) -> list:
+        return list(self._model.observable_expressions().values())
+
+    @functools.cached_property
+    def initial(self) -> list:
+        return self._model.initial_state_expressions()
+
+
+def _gradient(expr, wrt: set, through: dict) -> dict:
+    """Non-zero ``{v: d expr/d v}`` for ``v`` in ``wrt``; ``through[a]`` holds ``{v: da/dv}``."""
+    symbols = expr.free_symbols
+    parts: dict = defaultdict(list)
+    for v in symbols & wrt:
+        parts[v].append(_diff(expr, v))
+    for a in symbols & through.keys():
+        if through[a]:
+            outer = _diff(expr, a)
+            for v, inner in through[a].items():
+                parts[v].append(outer * inner)
+    total = {v: sp.Add(*ds) for v, ds in parts.items()}
+    return {v: d for v, d in total.items() if d != 0}
+
+
+def _diff(expr, s):
+    """``∂expr/∂s``, the derivative ``expr.diff(s)`` gives, built five times faster.
+
+    SymPy differentiates a product by multiplying the factors pairwise, re-simplifying
+    each partial product; here each term of the product rule is built once, and only
+    the factors that contain ``s`` are differentiated.
+    """
+    if s not in expr.free_symbols:
+        return sp.S.Zero
+    if expr == s:
+        return sp.S.One
+    if expr.is_Add:
+        return sp.Add(*[_diff(term, s) for term in expr.args])
+    if expr.is_Mul:
+        f = expr.args
+        return sp.Add(*[sp.Mul(*f[:k], _diff(fk, s), *f[k + 1:]) for k, fk in enumerate(f) if s in fk.free_symbols])
+    if expr.is_Pow and s not in expr.exp.free_symbols:
+        base, n = expr.args
+        return n * base ** (n - 1) * _diff(base, s)
+    if isinstance(expr, sp.Piecewise):
+        return sp.Piecewise(*[(_diff(value, s), condition) for value, condition in expr.args])
+    if isinstance(expr, sp.Function):
+        try:  # chain rule through exp, log, tanh, Max, ...
+            return sp.Add(*[expr.fdiff(k + 1) * _diff(arg, s) for k, arg in enumerate(expr.args) if s in arg.free_symbols])
+        except ArgumentIndexError:
+            pass
+    return expr.diff(s)
