@@ -45,3 +45,30 @@ def test_common_units_all_parse():
     """Every unit offered in suggestions parses."""
     for unit in COMMON_UNITS:
         parse_unit(unit)
+
+
+def _units_in_subprocess(cache):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NANOPK_CACHE_DIR=str(cache))
+    code = ("from nanopk.units import ureg; "
+            "print((ureg.Quantity(2, 'percent_ID / gram') * ureg.Quantity(1.1, 'gram')).to('percent_ID').magnitude)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+def test_pint_definitions_are_cached_on_disk_and_give_the_same_units(tmp_path):
+    """The registry parsed once is written under $NANOPK_CACHE_DIR/pint; a second process
+    builds it from there and converts identically (2 %ID/g × 1.1 g = 2.2 %ID)."""
+    first = _units_in_subprocess(tmp_path)
+    assert any((tmp_path / "pint").iterdir())
+    assert first == pytest.approx(2.2, rel=1e-12)
+    assert _units_in_subprocess(tmp_path) == first
+
+
+def test_an_unusable_cache_folder_falls_back_to_parsing(tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should be")
+    assert _units_in_subprocess(blocker) == pytest.approx(2.2, rel=1e-12)

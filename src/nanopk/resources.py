@@ -1,13 +1,14 @@
-"""Where the bundled model specs and datasets live.
+"""Where the bundled model specs and datasets live, and where nanopk caches what it builds.
 
 A wheel carries them in ``nanopk/_bundled/`` (copied there by ``setup.py``); an editable
 install or a source checkout reads the top-level ``models/`` and ``datasets/`` folders.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-__all__ = ["models_dir", "datasets_dir"]
+__all__ = ["models_dir", "datasets_dir", "cache_dir"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -30,3 +31,13 @@ def models_dir() -> Path:
 def datasets_dir() -> Path:
     """Folder of the bundled datasets (``*.csv`` + ``*.json`` sidecars)."""
     return _find("datasets")
+
+
+def cache_dir() -> Path:
+    """nanopk's on-disk cache (compiled models, pint's parsed unit definitions), created if missing.
+
+    ``$NANOPK_CACHE_DIR``, default ``~/.cache/nanopk``.
+    """
+    path = Path(os.environ.get("NANOPK_CACHE_DIR", Path.home() / ".cache" / "nanopk"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

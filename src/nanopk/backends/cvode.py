@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..resources import cache_dir
 from .base import CompiledModel, SolveResult, SymbolicSystem
 from .ccode import c_dfdp_body, c_initial_body, c_jacobian_body, c_observe_body, c_rhs_body
 
@@ -60,12 +61,6 @@ CFLAGS = ("-O1", "-fno-math-errno")
 
 class BackendUnavailable(RuntimeError):
     """The compiled backend cannot be built here; the message says why and how to fix it."""
-
-
-def cache_dir() -> Path:
-    path = Path(os.environ.get("NANOPK_CACHE_DIR", Path.home() / ".cache" / "nanopk"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def sundials_libraries() -> list[str]:
