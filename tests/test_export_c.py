@@ -127,3 +127,35 @@ def test_header_names_states_parameters_and_layout(tmp_path):
     comment = re.sub(r"\n \*\s+", " ", source[: source.index("*/")])  # unwrap the comment lines
     assert "elimination: central -> eliminated: central*k10" in comment
     assert f"p[0] k10 = 0.2 [1/h] -- {model.parameters['k10'].source}" in comment
+
+
+def _model_with(rate_factor):
+    from nanopk import Flux, Model, Parameter, Part, State
+
+    k = nanopk.parts.symbol("k")
+    part = Part("elim", states=(State("central", organ="blood"), State("urine", "sink", organ="urine")),
+                parameters=(Parameter("k", 0.5, "1/h", "test value", (1e-3, 10.0)),),
+                fluxes=(Flux("renal", "central", "urine", k * rate_factor * nanopk.parts.symbol("central")),))
+    # Not validated: the unit check already refuses functions it does not know; this
+    # exercises the C printer's own guard for anything that gets past it.
+    return Model("unprintable", [part], "central")
+
+
+def test_a_function_without_c_equivalent_is_named_and_the_auto_backend_falls_back(tmp_path):
+    """The Riemann zeta function has no C99 counterpart: the C printer says which function and
+    where; compile 'auto' warns with that reason and falls back to the reference backend.
+    (nanopk.to_c validates first, and the unit check refuses zeta before any C is written.)"""
+    import sympy as sp
+
+    from nanopk.backends.ccode import c_function_bodies
+    from nanopk.compile import BackendFallbackWarning, compile_model, symbolic_system
+    from nanopk.errors import ExportError, ModelError
+
+    model = _model_with(sp.zeta(3))
+    with pytest.raises(ExportError, match=r"zeta\(3\) has no C99 equivalent.*backend='reference'"):
+        c_function_bodies(symbolic_system(model))
+    with pytest.raises(ModelError, match="cannot check units of zeta"):
+        to_c(model, tmp_path / "out")
+    with pytest.warns(BackendFallbackWarning, match="zeta"):
+        compiled = compile_model(model, "auto")
+    assert compiled.backend == "reference"

@@ -14,6 +14,7 @@ import sympy as sp
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.precedence import PRECEDENCE
 
+from ..errors import ExportError
 from .sharing import Products, repeated
 
 __all__ = [
@@ -34,8 +35,9 @@ class _Printer(C99CodePrinter):
 
     def __init__(self, names: dict, products: Products, shared: set, indent: str):
         # order="none": terms in SymPy's own (canonical) order; sorting them for
-        # display took a fifth of the printing.
-        super().__init__({"order": "none"})
+        # display took a fifth of the printing.  strict=False: a function C lacks is
+        # collected (_not_supported) so that statement() can name all of them.
+        super().__init__({"order": "none", "strict": False})
         # Printing names directly costs nothing; substituting them first (xreplace)
         # rebuilt every expression and took a third of the code generation.
         self._names = names
@@ -51,7 +53,9 @@ class _Printer(C99CodePrinter):
         self._not_supported = set()
         text = self._print(expr)  # first: it emits the shared subexpressions it uses
         if self._not_supported:
-            raise NotImplementedError(f"no C for {', '.join(sorted(map(str, self._not_supported)))} in {target}")
+            names = ", ".join(sorted(map(str, self._not_supported)))
+            raise ExportError(f"cannot write {target} as C: {names} has no C99 equivalent; write the rate law with "
+                              "exp, log, pow, sqrt, Min/Max or Piecewise, or simulate with backend='reference'")
         self.lines.append(f"{self._indent}{target} = {text};")
 
     def _print(self, expr, **kwargs):

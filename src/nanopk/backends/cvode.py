@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ExportError
 from ..resources import cache_dir
 from .base import CompiledModel, SolveResult, SymbolicSystem
 from .ccode import c_dfdp_body, c_initial_body, c_jacobian_body, c_observe_body, c_rhs_body
@@ -163,7 +164,10 @@ def _compile_in_parallel(cc: str, tmp: Path, units: dict) -> dict[str, str]:
     sources, jobs = {}, {}
     try:
         for name, generate in units.items():
-            sources[name] = generate()
+            try:
+                sources[name] = generate()
+            except ExportError as exc:  # an expression C cannot print: this backend cannot run the model
+                raise BackendUnavailable(str(exc)) from exc
             src = tmp / f"{name}.c"
             src.write_text(sources[name])
             cmd = [cc, *CFLAGS, "-fPIC", "-std=c99", "-c", "-o", str(src.with_suffix(".o")), str(src)]
