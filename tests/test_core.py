@@ -139,6 +139,40 @@ def test_validate_reports_unit_mismatch():
         model.validate()
 
 
+def test_unit_check_is_remembered_per_equations_and_units(tmp_path, monkeypatch):
+    """A model that passed the unit check is not re-checked (the check and pint's import
+    were most of loading a cached model); a changed unit is checked afresh and a failure
+    is never remembered."""
+    import nanopk.unitcheck as unitcheck
+
+    monkeypatch.setenv("NANOPK_CACHE_DIR", str(tmp_path))
+    calls = []
+    real = unitcheck.check_units
+    monkeypatch.setattr(unitcheck, "check_units", lambda m: calls.append(m.name) or real(m))
+    _tiny().validate()
+    _tiny().validate()
+    assert len(calls) == 1
+    bad = dict(parameters=(Parameter("k", 0.1, "L", "test"),))
+    for attempt in (2, 3):
+        with pytest.raises(ModelError, match="has unit"):
+            _tiny(**bad).validate()
+        assert len(calls) == attempt
+
+
+def test_loading_a_checked_model_does_not_import_pint(tmp_path):
+    """Second process: load + simulate a bundled model without importing pint."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NANOPK_CACHE_DIR=str(tmp_path))
+    code = ("import sys, nanopk; m = nanopk.load_model('mouse_tumour'); m.simulate([1.0]); "
+            "print('pint' in sys.modules)")
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+            for _ in range(2)]
+    assert runs == [["True"], ["False"]]
+
+
 def test_rate_rule_on_mass_state_is_rejected():
     """Mass may move only by fluxes; otherwise mass balance would not be structural."""
     model = _tiny(rate_rules=(RateRule("blood", -symbol("k") * symbol("blood")),))

@@ -72,3 +72,32 @@ def test_an_unusable_cache_folder_falls_back_to_parsing(tmp_path):
     blocker = tmp_path / "not_a_folder"
     blocker.write_text("a file where the cache folder should be")
     assert _units_in_subprocess(blocker) == pytest.approx(2.2, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "module, constant, quantity, target",
+    [("epr", "_PS_TO_L_PER_H", "cm/s * cm**2/g * kg", "L/h"),
+     ("clearance", "_UG_PER_G_TIMES_KG", "ug/g * kg", "ug"),
+     ("clearance", "ML_PER_MIN_TO_L_PER_H", "mL/min", "L/h")],
+)
+def test_mechanism_conversion_factors_are_pints(module, constant, quantity, target):
+    """The mechanisms write unit conversions as literals (building a model must not import
+    pint, which costs ~0.3 s on every load); each literal is exactly pint's factor."""
+    import importlib
+
+    value = getattr(importlib.import_module(f"nanopk.mechanisms.{module}"), constant)
+    assert value == pytest.approx(Q_(1.0, quantity).to(target).magnitude, rel=1e-12)
+
+
+@pytest.mark.parametrize("unit", ["ug", "mg", "ug/kg", "mg/kg"])
+@pytest.mark.parametrize("value, body_weight_kg", [(1.0, 0.02), (7.5, 0.25)])
+def test_spec_dose_table_is_pints_conversion(unit, value, body_weight_kg):
+    """Model specs' dose units convert by a table (no pint on the load path) that equals the
+    pint conversion of the data layer to 1e-12."""
+    from nanopk.data.convert import dose_in_ug
+    from nanopk.spec import SPEC_DOSE_UNITS, dose_to_ug
+
+    assert unit in SPEC_DOSE_UNITS
+    expected, reason = dose_in_ug(value, unit, 1000.0 * body_weight_kg)
+    assert reason == ""
+    assert dose_to_ug(value, unit, body_weight_kg) == pytest.approx(expected, rel=1e-12)

@@ -354,8 +354,6 @@ class Model:
         ModelError
             With ``.problems`` listing every problem found.
         """
-        from .unitcheck import check_units
-
         problems: list[str] = []
         names = [s.name for s in self._states] + [p.name for p in self._parameters] + [a.name for a in self._assignments]
         for name, count in Counter(names).items():
@@ -411,8 +409,12 @@ class Model:
                 problems.append(f"parameter {p.name!r} default {p.value!r} lies outside its bounds [{lo}, {hi}]")
             if not p.source:
                 problems.append(f"parameter {p.name!r} has no literature source")
-        if not problems:
+        if not problems and not _units_known_good(self):
+            from .unitcheck import check_units
+
             problems += check_units(self)
+            if not problems:
+                _remember_units_good(self)
         if problems:
             raise ModelError(f"model {self._name!r} is invalid ({len(problems)} problem(s)):", problems)
         # The unit check dominates loading a model; simulate() need not repeat it.
@@ -437,6 +439,49 @@ class Model:
         from .stepping import Integrator
 
         return Integrator(self, params=params, **options)
+
+
+# ---------------------------------------------------------------- unit-check memo
+# The unit check evaluates every rate law on pint quantities, and importing pint alone
+# costs ~0.3 s; together they were most of loading a cached model.  A model whose
+# equations, declared units and checking code are those of one that passed before
+# passes again, so a marker file under the cache directory, keyed by all three, lets
+# later processes skip both.
+
+
+def _unit_signature(model) -> str:
+    from pathlib import Path
+
+    h = hashlib.sha256(model.structure_hash.encode())
+    declared = [(s.name, s.unit) for s in model.states] + [(p.name, p.unit) for p in model.parameters.values()]
+    declared += [(a.name, a.unit) for a in model.assignments]
+    h.update(repr(declared).encode())
+    here = Path(__file__).resolve().parent
+    for checker in ("unitcheck.py", "units.py"):
+        h.update((here / checker).read_bytes())
+    return h.hexdigest()[:24]
+
+
+def _unit_marker(model):
+    from .resources import cache_dir
+
+    return cache_dir() / "unitcheck" / _unit_signature(model)
+
+
+def _units_known_good(model) -> bool:
+    try:
+        return _unit_marker(model).is_file()
+    except OSError:  # an unreadable cache only costs the check
+        return False
+
+
+def _remember_units_good(model) -> None:
+    try:
+        marker = _unit_marker(model)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        pass
 
 
 def _tree_text(expr, memo: dict) -> str:

@@ -60,12 +60,23 @@ def model_path(name_or_path) -> Path:
     return candidate
 
 
+#: The dose units model specs write: µg per unit, and whether the unit is per body mass
+#: (then µg per unit per kg of body weight).  Loading a model must not import pint (~0.3 s
+#: per process); tests/test_units.py checks every entry against pint's conversion.
+SPEC_DOSE_UNITS = {"ug": (1.0, False), "mg": (1000.0, False), "ug/kg": (1.0, True), "mg/kg": (1000.0, True)}
+
+
 def dose_to_ug(value: float, unit: str, body_weight_kg: float | None) -> float:
     """Convert a dose (µg, mg, mg/kg, µg/kg, ...) to µg; per-kg doses need a body weight.
 
-    The conversion is the data layer's (:func:`nanopk.data.convert.dose_in_ug`); this
-    wrapper raises instead of returning the reason a dose has no mass.
+    The units in :data:`SPEC_DOSE_UNITS` convert by table; any other goes through the
+    data layer's pint conversion (:func:`nanopk.data.convert.dose_in_ug`).  Raises
+    instead of returning the reason a dose has no mass.
     """
+    known = SPEC_DOSE_UNITS.get(unit.strip() if isinstance(unit, str) else unit)
+    if known is not None and (not known[1] or body_weight_kg is not None):
+        factor, per_kg = known
+        return float(value) * factor * (body_weight_kg if per_kg else 1.0)
     from .data.convert import dose_in_ug
 
     dose_ug, reason = dose_in_ug(value, unit, None if body_weight_kg is None else 1000.0 * body_weight_kg)

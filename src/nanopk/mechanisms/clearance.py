@@ -38,7 +38,6 @@ import sympy as sp
 
 from ..errors import SpecError
 from ..parts import Flux, Part, State, TIME, symbol
-from ..units import Q_
 from .base import BuildContext, param
 
 __all__ = [
@@ -144,8 +143,9 @@ CAPACITY_DEFAULTS = {
     "rest": (0.1, 0.2, 100.0, _CHOU2022_CODE),
 }
 
-#: µg/g · kg/L · L → µg: the organ mass in g is 1000 · ρ (kg/L) · V (L).
-_UG_PER_G_TIMES_KG = float(Q_(1.0, "ug/g * kg").to("ug").magnitude)
+#: µg/g · kg/L · L → µg: the organ mass in g is 1000 · ρ (kg/L) · V (L).  A literal so
+#: that building a model does not import pint; tests/test_units.py checks it with pint.
+_UG_PER_G_TIMES_KG = 1000.0
 
 
 def capacity_limited_phagocytic_uptake(ctx: BuildContext, organs=("liver", "spleen", "kidney", "lung"),
@@ -211,7 +211,9 @@ _CHOI2007 = "Choi et al., Nat Biotechnol 2007;25:1165 (doi:10.1038/nbt1340)"
 #: Mouse GFR 0.278 mL/min for a 28 g mouse (SCIENCE.md §1), as an allometric constant:
 #: 0.278 mL/min · 0.06 (L/h)/(mL/min) / 0.028^0.75 kg^0.75.
 GFR_MOUSE_ML_MIN, GFR_MOUSE_BW_KG = 0.278, 0.028
-GFRC_DEFAULT = float(Q_(GFR_MOUSE_ML_MIN, "mL/min").to("L/h").magnitude) / GFR_MOUSE_BW_KG**0.75
+#: 1 mL/min = 0.06 L/h (checked with pint in tests/test_units.py).
+ML_PER_MIN_TO_L_PER_H = 0.06
+GFRC_DEFAULT = GFR_MOUSE_ML_MIN * ML_PER_MIN_TO_L_PER_H / GFR_MOUSE_BW_KG**0.75
 #: Sieving midpoint (nm): quantum dots with a final hydrodynamic diameter < 5.5 nm are
 #: cleared in urine (Choi 2007).
 SIEVING_MIDPOINT_NM = 5.5
