@@ -199,14 +199,22 @@ class Model:
         builtin = {k: v for k, v in values.items() if k in (DOSE, INFUSION_RATE)}
         if builtin:  # dose and control live on the model, not on a part
             model._parameters = tuple(p.with_value(builtin[p.name]) if p.name in builtin else p for p in model._parameters)
+            model._cache.pop("parameter_defaults", None)
         return model
 
     def with_parts(self, *parts: Part, name: str | None = None) -> "Model":
         """A new model with extra parts added."""
         return Model(name or self._name, self._parts + tuple(parts), self._dose_target, self._description, self._metadata)
 
+    def _parameter_index(self) -> dict[str, int]:
+        # simulate() runs in fits thousands of times: name lookups must not rebuild lists.
+        index = self._cache.get("parameter_index")
+        if index is None:
+            index = self._cache["parameter_index"] = {p.name: i for i, p in enumerate(self._parameters)}
+        return index
+
     def check_parameter_names(self, names: Iterable[str]) -> None:
-        known = set(self.parameter_names)
+        known = self._parameter_index()
         unknown = [n for n in names if n not in known]
         if unknown:
             raise ModelError(
@@ -216,9 +224,16 @@ class Model:
 
     def parameter_vector(self, overrides: Mapping[str, float] | None = None) -> np.ndarray:
         """Parameter values in :attr:`parameter_names` order, with ``overrides`` applied."""
-        overrides = dict(overrides or {})
-        self.check_parameter_names(overrides)
-        return np.array([float(overrides.get(p.name, p.value)) for p in self._parameters])
+        defaults = self._cache.get("parameter_defaults")
+        if defaults is None:
+            defaults = self._cache["parameter_defaults"] = np.array([float(p.value) for p in self._parameters])
+        p = defaults.copy()
+        if overrides:
+            self.check_parameter_names(overrides)
+            index = self._parameter_index()
+            for name, value in overrides.items():
+                p[index[name]] = float(value)
+        return p
 
     # ------------------------------------------------------------------ equations
     def _derive_observables(self, declared: Sequence[Observable]) -> tuple[Observable, ...]:
