@@ -196,3 +196,48 @@ def test_too_few_informative_datasets_fall_back_to_the_published_prior(tmp_path)
     assert s["prior"]["kind"].startswith("published (only 2 informative")
     rod = next(r for r in s["datasets"] if r["id"] == "arnida2010_peg_au_rod")
     assert rod["DE168"] == pytest.approx(2.285, rel=0.5)  # measured at 168 h (Arnida et al. 2010)
+
+
+#: Published prior, σ = 0.3: the scipy loop that ``fit_item`` ran before it called ``nanopk.fit``
+#: (captured 30 datasets; largest relative difference DE24 4e-5, DE168 2e-4).
+_BEFORE_NANOPK_FIT = {
+    "1": (2.135910069407512, 1.9671505912605713,
+          {"PATC_tumour": 0.00253635, "P_tumour": 0.27011, "Kmax_tumour": 0.360274, "K50_tumour": 36.6844,
+           "Krelease_tumour": 0.0164797}),
+    "4": (5.66935478336161, 1.566691679391139,
+          {"PATC_tumour": 0.00786997, "P_tumour": 0.161152, "Kmax_tumour": 0.263144, "K50_tumour": 116.681,
+           "Krelease_tumour": 0.0301313}),
+}
+
+
+@needs_raw
+@pytest.mark.parametrize("key", sorted(_BEFORE_NANOPK_FIT))
+def test_fit_item_reproduces_the_former_engine(db, key):
+    """fit_item through nanopk.fit (priors as residual rows) gives the former scipy loop's MAP:
+    DE24 and DE168 to 1e-3, parameters to 2e-3 (solver noise / finite-difference steps differ)."""
+    row = runner.fit_item(db[key])
+    de24, de168, params = _BEFORE_NANOPK_FIT[key]
+    assert row["status"] == "ok" and row["converged"] and row["error"] is None
+    assert row["DE24"] == pytest.approx(de24, rel=1e-3) and row["DE168"] == pytest.approx(de168, rel=1e-3)
+    assert row["params"] == pytest.approx(params, rel=2e-3)
+
+
+def test_fit_item_reports_failures_as_rows_and_converged_honestly():
+    """A model without a tumour: status 'failed' with the error, no exception; too few points: 'skipped';
+    an evaluation budget too small: status 'ok' but converged False, and the error says why."""
+    from nanopk.meta import MetaItem
+    from nanopk.meta.runner import MetaFitSettings
+
+    item = MetaItem("synthetic", np.array([1.0, 6.0, 24.0, 72.0]), np.array([0.5, 1.5, 2.0, 1.2]), dose_mg_kg=5.0,
+                    body_weight_g=20.0, tumour_weight_g=0.2)
+    row = runner.fit_item(item, MetaFitSettings(model="mouse_pbpk", vary=("Kmax_liver",)))
+    assert row["status"] == "failed" and not row["converged"]
+    assert row["error"] == "ModelError: model 'mouse_pbpk' has no 'tumour' observable"
+    few = MetaItem("few", np.array([0.0, 24.0]), np.array([0.1, 1.0]))
+    assert runner.fit_item(few)["status"] == "skipped"
+    short = runner.fit_item(item, MetaFitSettings(max_nfev=2))
+    assert short["status"] == "ok" and short["converged"] is False
+    assert "max_nfev = 2" in short["error"] and short["nfev"] <= 3
+    done = runner.fit_item(item)
+    assert done["converged"] and done["error"] is None and done["nfev"] <= 200
+    assert done["params"]["PATC_tumour"] > 0 and 0 < done["DE24"] < 100

@@ -4,7 +4,9 @@ A fit accepts a :class:`nanopk.data.Dataset`, a path or bundled name that
 :func:`nanopk.read_dataset` reads, a pandas DataFrame in the long layout (columns
 ``time_h``, ``tissue``, ``value`` in %ID and optionally ``sd``, ``se``/``sem``,
 ``n``, ``lloq``, ``censored``, ``group``; ``df.attrs`` may give ``name``,
-``dose_ug`` and ``body_weight_g``), or a list or dict of these.  A dataset with
+``dose_ug``, ``body_weight_g`` and ``parameters``, a dict of model parameter values
+that hold for this dataset only, e.g. its tumour weight fraction), or a list or
+dict of these.  A dataset with
 several groups becomes one fitted dataset per group (``<name>_<group>``).  Each
 becomes one :class:`FitData`: the rows the model can predict, the simulation grid,
 and a record of every row that was left out and why.
@@ -67,7 +69,7 @@ class FitData:
         Left-out rows: ``dataset``, ``tissue``, ``rows``, ``reason``.
     fixed : dict
         Per-dataset parameter values set from the dataset (``BW`` from
-        ``body_weight_g``).
+        ``body_weight_g``, then ``attrs["parameters"]`` of a DataFrame).
     meta : dict
         The dataset's metadata (sidecar).
     """
@@ -245,8 +247,31 @@ def _prepare(name, table, dose_ug, meta, excluded, source, model, log_scale, cen
             bw = math.nan
         if math.isfinite(bw) and bw > 0:
             fixed["BW"] = bw
+    fixed.update(_dataset_parameters(meta.get("parameters"), name, model))
     times = np.unique(rows["time_h"].to_numpy())
     return FitData(_identifier(name), source, float(dose_ug), rows, times, excluded, fixed, meta)
+
+
+def _dataset_parameters(given, name, model) -> dict:
+    """``attrs["parameters"]`` checked: model parameters with finite values (all problems at once)."""
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise FitError(f"dataset {name!r}: attrs['parameters'] must be a dict {{parameter: value}} (got {type(given).__name__})")
+    from ..errors import suggest
+
+    known = model.parameters
+    problems = []
+    for key, value in given.items():
+        if key not in known:
+            problems.append(f"unknown parameter {key!r}{suggest(str(key), known)}")
+        elif key in ("dose", "infusion_rate"):
+            problems.append(f"{key!r} is the dataset's dosing (give attrs['dose_ug'])")
+        elif not (isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and math.isfinite(value)):
+            problems.append(f"{key!r} must be a finite number (got {value!r})")
+    if problems:
+        raise FitError(f"dataset {name!r}: attrs['parameters']: " + "; ".join(problems))
+    return {k: float(v) for k, v in given.items()}
 
 
 def coerce_datasets(data, model, log_scale: bool, censored: str = "m3", tissue_map: dict | None = None,

@@ -2,9 +2,15 @@
 
 The objective (:mod:`nanopk.fit.objective`) simulates every dataset with its own dose
 at its own time points and returns weighted residuals — on the log scale by default;
-parameters are optimised as ``ln θ`` inside bounds taken from the model.  Uncertainty
-comes from the covariance at the optimum (:mod:`nanopk.fit.uncertainty`), optionally
-refined by profile likelihood or MCMC.
+parameters are optimised as ``ln θ`` inside bounds taken from the model.  With
+``priors`` the residual vector gains one row per prior and the fit is the maximum a
+posteriori (MAP) estimate,
+
+    min_x  Σ_i r_i(x)² + Σ_j ((x_j − x̃_j)/s_j)²  =  −2 ln p(x | y) + const.
+
+Uncertainty comes from the covariance at the optimum (:mod:`nanopk.fit.uncertainty`;
+with priors the Laplace approximation of the posterior), optionally refined by
+profile likelihood or MCMC.
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ from ._optimize import minimize
 from .metrics import goodness_of_fit
 from .objective import ForwardDifferenceJacobian, Objective, SensitivityJacobian, build_parameters
 from .result import FitResult
-from .uncertainty import covariance, parameter_flags
+from .uncertainty import Covariance, covariance, parameter_flags
 
 __all__ = ["fit"]
 
@@ -39,7 +45,14 @@ def _jacobian(jacobian, objective, method, diff_step, pool):
     if jacobian == "sensitivity":
         return SensitivityJacobian(objective)
     if callable(jacobian):
-        return jacobian
+        if objective.n_priors == 0:
+            return jacobian
+
+        def with_priors(obj, x):  # a user Jacobian of the data rows gets the constant prior rows
+            return obj.with_prior_rows(jacobian(obj, x))
+
+        with_priors.__name__ = getattr(jacobian, "__name__", "callable")
+        return with_priors
     raise FitError(f"`jacobian` must be 'fd', 'sensitivity' or a callable jac(objective, x) (got {jacobian!r})")
 
 
@@ -79,7 +92,8 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         bounds: dict | None = None, jacobian: str | Callable = "fd", diff_step: float = 1e-4, rtol: float = 1e-8,
         atol: float = 1e-12, max_nfev: int | None = None, ftol: float = 1e-10, xtol: float = 1e-10, gtol: float = 1e-10,
         seed: int | None = 0, multistart_span: float = 2.0, scale_covar: bool = True, profile: bool | list = False,
-        loss: str = "linear", f_scale: float = 1.0, workers: int | None = None, **method_kws) -> FitResult:
+        loss: str = "linear", f_scale: float = 1.0, workers: int | None = None, priors: dict | None = None,
+        uncertainty: bool = True, warn: bool = True, **method_kws) -> FitResult:
     """Fit ``model`` to biodistribution data.
 
     Parameters
@@ -87,7 +101,9 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
     model : nanopk.Model or str
         The model (or a bundled model name).
     data : Dataset, str, path, DataFrame, or a list / dict of these
-        Several datasets are fitted at once; dict keys name them.
+        Several datasets are fitted at once; dict keys name them.  A DataFrame's
+        ``attrs`` may give ``name``, ``dose_ug``, ``body_weight_g`` and
+        ``parameters`` (model parameter values held for that dataset only).
     vary : list of str, optional
         Model parameters to estimate; the others stay at the model's values.
         Default: the phagocytic uptake (``Kmax``, and ``K50`` for liver and spleen)
@@ -113,9 +129,14 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         reports per-animal SDs and n); ``"sd"``: by the SD as reported; ``"none"``:
         unit weights.
     error_params : dict, optional
-        ``add`` (%ID) and ``prop`` for the combined error model.
+        ``add`` (%ID) and ``prop`` for the combined error model; ``sigma``, the
+        log-scale σ of rows without a reported spread when no row of their dataset
+        has one (default 1).  Proportional error of *known* σ, ignoring any SDs:
+        ``error_model="log", weighting="none", error_params={"sigma": 0.3},
+        scale_covar=False``.
     sigma_floor : float
-        Smallest log-scale σ (default 0.05).
+        Smallest log-scale σ derived from a reported spread (default 0.05); an
+        explicit ``error_params["sigma"]`` is used as given.
     censored : {"m3", "exclude"}
         Rows below their limit of quantification: censored likelihood (Beal M3,
         default) or excluded with a warning.
@@ -142,7 +163,8 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
     seed : int, optional
         Seed of the multistart design.
     scale_covar : bool
-        Scale the covariance by χ²/(N − k) (lmfit's default).
+        Scale the covariance by χ²/(N − k) (lmfit's default); with priors only the
+        data rows are scaled (see :mod:`nanopk.fit.uncertainty`).
     profile : bool or list of str
         Also compute profile-likelihood intervals (all parameters, or those listed).
     workers : int, optional
@@ -153,6 +175,28 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         Robust loss of ``least_squares`` (``"linear"`` = ordinary least squares,
         ``"soft_l1"``, ``"huber"``, ``"cauchy"``, ``"arctan"``) and the residual scale
         (σ units) beyond which it down-weights; see :mod:`nanopk.fit.objective`.
+    priors : dict, optional
+        ``{name: (median, ln_sd)}``: a log-normal prior ``ln θ ~ N(ln median, ln_sd²)``
+        on each named parameter fitted on the log scale (the default for positive
+        parameters).  For a parameter fitted on the natural scale (bounds below 0)
+        the pair is ``(mean, sd)`` of a normal prior ``θ ~ N(mean, sd²)``.  A model
+        name applies to every per-dataset copy ``NAME__<dataset>``; a copy's own name
+        to that copy.  ``ln_sd = inf`` is flat (no prior).  The fit is then the MAP
+        estimate; the goodness-of-fit metrics (χ², R², fold errors, AIC, BIC) use
+        the data residuals only, and the prior's share of the objective is
+        ``result.prior_penalty`` (``metrics["prior_penalty"]``).  AIC and BIC are
+        therefore those of the likelihood at the MAP estimate with k the number of
+        varied parameters — not a Bayesian criterion; compare them only between
+        fits with the same priors.  Needs ``loss="linear"``.
+    uncertainty : bool
+        Compute the covariance, standard errors, intervals and identifiability
+        flags (default).  ``False`` skips the 2k extra simulations of the central
+        differences, for batch fits that need only the estimates; ``success`` then
+        means converged with a finite objective.
+    warn : bool
+        Emit the :class:`FitWarning` (default).  ``False`` only records the issues in
+        ``result.warnings``, for batch callers that report them per fit (and for
+        threads, where ``warnings.catch_warnings`` is not safe).
     **method_kws
         Passed to the lmfit method.
 
@@ -164,7 +208,7 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
     ------
     FitError
         For an invalid set-up (unknown parameter, empty data, a start the solver
-        cannot integrate).
+        cannot integrate, a prior on a parameter not fitted or with sd ≤ 0).
 
     Warns
     -----
@@ -186,8 +230,14 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         raise FitError(f"`multistart` must be ≥ 0 (got {multistart})")
     datasets = coerce_datasets(data, model, error_model == "log", censored, tissue_map, body_weight)
     specs = build_parameters(model, datasets, vary, shared, start, bounds)
+    varied = {sp.model_name for sp in specs}
+    clash = {d.name: sorted(varied & set(d.meta.get("parameters") or {})) for d in datasets}
+    clash = {k: v for k, v in clash.items() if v}
+    if clash:
+        raise FitError("a parameter cannot be both varied and set by its dataset (attrs['parameters']): "
+                       + "; ".join(f"{', '.join(map(repr, v))} in dataset {k!r}" for k, v in clash.items()))
     objective = Objective(model, datasets, specs, error_model, weighting, error_params, sigma_floor, backend, rtol, atol,
-                          loss=loss, f_scale=f_scale)
+                          loss=loss, f_scale=f_scale, priors=priors)
     pool = thread_pool(_workers(workers, len(specs)))
     jac = _jacobian(jacobian, objective, method, diff_step, pool)
     objective.residual(objective.x0)
@@ -195,7 +245,9 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         raise FitError(f"the model cannot be simulated at the start values: {objective.last_solver_error}")
     n_free = objective.n_residuals - len(specs)
     if n_free < 0:
-        raise FitError(f"{len(specs)} parameters cannot be fitted to {objective.n_residuals} observations; vary fewer")
+        with_priors = f" and {objective.n_priors} prior(s)" if objective.n_priors else ""
+        raise FitError(f"{len(specs)} parameters cannot be fitted to {objective.n_data} observations{with_priors}; "
+                       "vary fewer" + ("" if objective.n_priors else " or give priors"))
 
     optimizer = dict(method=method, jac=jac, diff_step=diff_step, max_nfev=max_nfev, ftol=ftol, xtol=xtol, gtol=gtol, **method_kws)
     outcomes = []
@@ -204,10 +256,16 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
     converged = [o for o in outcomes if o.converged]
     best = min(converged or outcomes, key=lambda o: o.cost)
     x = best.x
-    resid = objective.residual(x)
-    chisqr = float(resid @ resid)
-    # Intervals from central differences (second-order accurate) unless the Jacobian is exact.
-    cov = covariance(objective, x, resid, jac=None if jacobian == "fd" else jac, scale_covar=scale_covar, pool=pool)
+    resid = objective.cached_residual(x)  # the optimiser's last evaluation is usually at x
+    r_data, r_prior = objective.split(resid)
+    chisqr = float(r_data @ r_data)
+    if uncertainty:
+        # Intervals from central differences (second-order accurate) unless the Jacobian is exact.
+        cov = covariance(objective, x, resid, jac=None if jacobian == "fd" else jac, scale_covar=scale_covar, pool=pool)
+    else:
+        k, dof = len(specs), objective.n_data - len(specs)
+        scale = chisqr / dof if (scale_covar and dof > 0) else 1.0  # still needed by profile() and mcmc()
+        cov = Covariance(objective.names, np.asarray(x, float), None, np.full(k, np.nan), None, scale, math.nan, False)
     flags = parameter_flags(objective, cov)
     flags["converged"] = best.converged
 
@@ -226,9 +284,11 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
             "sigma", "residual", "fold", "row"]
     predictions = predictions[cols]
 
-    metrics = goodness_of_fit(resid, predictions, len(specs))
+    metrics = goodness_of_fit(r_data, predictions, len(specs))
     metrics["loss"] = loss
-    metrics["cost"] = objective.loss_value(resid)
+    metrics["prior_penalty"] = float(r_prior @ r_prior)
+    metrics["n_priors"] = objective.n_priors
+    metrics["cost"] = objective.loss_value(resid)  # what was minimised: data + prior penalty
     finite = bool(np.isfinite(chisqr) and np.all(np.isfinite(x)))
     success = best.converged and not cov.singular and finite
     if not best.converged:
@@ -238,7 +298,7 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
     elif not finite:
         message = "the objective is not finite at the optimum"
     else:
-        message = f"converged: {best.message}"
+        message = f"converged: {best.message}" + ("" if uncertainty else " (uncertainty not computed)")
 
     notes = _warnings(datasets, objective, best, cov, flags, outcomes, converged)
     options = {
@@ -249,7 +309,10 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         "seed": seed, "scale_covar": scale_covar, "loss": loss, "f_scale": f_scale, "sigma_floor": sigma_floor, "censored": censored,
         "shared": None if shared is None else list([shared] if isinstance(shared, str) else shared),
         "vary": sorted({s.model_name for s in specs}, key=[s.model_name for s in specs].index), "body_weight": body_weight,
-        "error_params": objective.error_params if error_model == "combined" else None,
+        "error_params": (objective.error_params if error_model == "combined"
+                         else {"sigma": objective.error_params["sigma"]} if "sigma" in objective.error_params else None),
+        "priors": {n: list(v) for n, v in objective.priors.items()} or None,
+        "uncertainty": bool(uncertainty),
         "optimizer": optimizer,
     }
     result = FitResult(model=model, objective=objective, x=x, outcome=best, outcomes=outcomes, covariance=cov,
@@ -261,7 +324,7 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
                    optimizer_evaluations=sum(o.nfev for o in outcomes))
     if profile:
         result.profile(None if profile is True else list(profile))
-    if result.warnings:
+    if result.warnings and warn:
         head = f"fit of {model.name!r} to {', '.join(d.name for d in datasets)}: {len(result.warnings)} issue(s)"
         warnings.warn(head + "\n" + "\n".join(f"  - {w}" for w in result.warnings), FitWarning, stacklevel=2)
     return result

@@ -15,6 +15,10 @@ and, over the ``m`` uncensored observations with positive values and predictions
 ``aafe`` is 1 for a perfect fit; within 2 is the customary acceptance for PBPK
 predictions.
 
+With priors, ``r`` here is the data residuals only (the prior rows are reported as
+``prior_penalty`` by :func:`nanopk.fit`), so χ², AIC and BIC are those of the
+likelihood at the MAP estimate.
+
 References
 ----------
 1. Obach RS et al. The prediction of human pharmacokinetic parameters from

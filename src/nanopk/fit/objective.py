@@ -25,6 +25,23 @@ matter for the intervals.
 In the combined model ``b = error_params['prop']`` (default 0.1) and, without an
 SD, ``s_i = error_params['add']`` (default 0.01 %ID).  σ is evaluated at the current
 prediction (iteratively reweighted least squares, without the log-determinant term).
+On the log scale ``error_params['sigma']`` replaces the σ = 1 of datasets without any
+spread; with ``weighting="none"`` every row has it — proportional error of known σ
+(then fit with ``scale_covar=False``, so that σ is not re-estimated).
+
+Priors (maximum a posteriori).  A prior ``{name: (m, s)}`` on a parameter fitted on
+the log scale is log-normal, ``ln θ ~ N(ln m, s²)``; on a parameter fitted on the
+natural scale it is normal, ``θ ~ N(m, s²)``.  Each adds one row after the data
+residuals,
+
+    r_prior = (x − x̃) / s,    x̃ = ln m (log scale) or m (natural scale),
+
+so that ``Σ r² = −2 ln p(θ | y) + const``: every optimiser minimises the negative log
+posterior, and ``JᵀJ`` is the Gauss–Newton Hessian of the posterior (the Laplace
+approximation; :mod:`nanopk.fit.uncertainty`).  The prior rows do not depend on the
+model, so their Jacobian is the constant ``1/s`` in the column of their parameter.
+A prior on a model name applies to every per-dataset copy (``NAME__<dataset>``), one
+row each; a prior on a copy's own name applies to that copy only (and wins).
 
 Censored observations (below the limit of quantification ``L``; Beal's M3 method)
 contribute ``-2 ln Φ(z)`` to the objective, as the residual ``sqrt(-2 ln Φ(z))``
@@ -89,6 +106,10 @@ PRED_FLOOR = 1e-10
 #: optimiser backs off (a trust-region step is rejected) instead of stopping.
 PENALTY = 1e3
 _ZERO_FLOOR_DECADES = 6.0
+
+#: Keys of ``error_params``: additive SD (%ID) and proportional CV of the combined model,
+#: and the log-scale σ of rows without a reported spread.
+ERROR_PARAMS = ("add", "prop", "sigma")
 
 #: Robust losses of scipy.optimize.least_squares: ρ(z) and ρ'(z) of z = (r/f)².
 LOSSES = {
@@ -247,9 +268,22 @@ class Objective:
         Smallest σ on the log scale.
     backend, rtol, atol, max_steps :
         Passed to :func:`nanopk.simulate.solve_states`.
+    loss, f_scale :
+        Robust loss and its residual scale (see the module docstring).
+    priors : dict, optional
+        ``{name: (median, sd)}`` (see the module docstring); ``name`` is a varied
+        model parameter or a per-dataset copy.  ``sd = inf`` is a flat prior (no row).
 
     Attributes
     ----------
+    n_data : int
+        Data residuals (one per fitted observation).
+    n_priors : int
+        Prior rows, after the data residuals.
+    n_residuals : int
+        ``n_data + n_priors``.
+    priors : dict
+        ``{fitted name: (median, sd)}`` of every parameter with a prior.
     n_calls : int
         Residual evaluations (each simulates every dataset once).
     n_simulations : int
@@ -257,7 +291,7 @@ class Objective:
     """
 
     def __init__(self, model, datasets, specs, error_model="log", weighting="se", error_params=None, sigma_floor=0.05,
-                 backend="auto", rtol=1e-8, atol=1e-12, max_steps=200_000, loss="linear", f_scale=1.0):
+                 backend="auto", rtol=1e-8, atol=1e-12, max_steps=200_000, loss="linear", f_scale=1.0, priors=None):
         if loss not in LOSSES:
             raise FitError(f"unknown loss {loss!r}{suggest(str(loss), LOSSES)}; valid: {', '.join(LOSSES)}")
         if not (isinstance(f_scale, (int, float)) and f_scale > 0):
@@ -273,7 +307,7 @@ class Objective:
         self.names = [s.name for s in self.specs]
         self.error_model = error_model
         self.weighting = weighting
-        self.error_params = {"add": 0.01, "prop": 0.1, **dict(error_params or {})}
+        self.error_params = {"add": 0.01, "prop": 0.1, **_check_error_params(error_params)}
         self.sigma_floor = float(sigma_floor)
         self.backend = backend
         self.rtol, self.atol, self.max_steps = float(rtol), float(atol), int(max_steps)
@@ -301,7 +335,15 @@ class Objective:
             with np.errstate(divide="ignore", invalid="ignore"):
                 a["log_y"] = np.log(a["y"])
                 a["log_lloq"] = np.log(a["lloq"])
-        self.n_residuals = sum(len(d.rows) for d in self.datasets)
+        self.n_data = sum(len(d.rows) for d in self.datasets)
+        self.priors, self._prior_index, self._prior_center, self._prior_sd = _resolve_priors(priors, self.specs)
+        if self.priors and self.loss != "linear":
+            # scipy applies the loss to every residual: it would turn the Gaussian prior
+            # rows into a heavy-tailed prior nobody asked for.
+            raise FitError(f"priors need loss='linear' (got loss={self.loss!r}): a robust loss would also "
+                           "down-weight the prior rows")
+        self.n_priors = len(self._prior_index)
+        self.n_residuals = self.n_data + self.n_priors
 
     # ------------------------------------------------------------------ setup
     def _base_sigma(self, d: FitData) -> np.ndarray:
@@ -321,9 +363,10 @@ class Objective:
             with np.errstate(divide="ignore", invalid="ignore"):
                 sigma = np.sqrt(np.log1p((s / ref) ** 2))
             sigma[cens & ~(np.isfinite(sigma))] = np.nan
-            fill = np.nanmedian(sigma) if np.any(np.isfinite(sigma)) else 1.0
-            sigma = np.where(np.isfinite(sigma), sigma, fill)
-            return np.maximum(sigma, self.sigma_floor)
+            sigma = np.maximum(sigma, self.sigma_floor)  # NaN stays NaN
+            # An explicit σ is the user's statement of the error and is not floored.
+            fill = np.nanmedian(sigma) if np.any(np.isfinite(sigma)) else self.error_params.get("sigma", 1.0)
+            return np.where(np.isfinite(sigma), sigma, fill)
         fill = np.nanmedian(s) if np.any(np.isfinite(s)) else self.error_params["add"]
         s = np.where(np.isfinite(s), s, fill)
         return np.maximum(s, 1e-12)
@@ -391,24 +434,50 @@ class Objective:
             r[cens] = np.sqrt(-2.0 * log_ndtr(z))
         return r
 
+    def prior_residual(self, x) -> np.ndarray:
+        """The prior rows ``(x_k − x̃_k)/s_k`` at ``x`` (empty without priors)."""
+        x = np.asarray(x, dtype=float)
+        return (x[self._prior_index] - self._prior_center) / self._prior_sd
+
+    def prior_jacobian(self) -> np.ndarray:
+        """∂(prior rows)/∂x, ``(n_priors, n_varied)``: ``1/s`` in the column of each prior's parameter."""
+        P = np.zeros((self.n_priors, len(self.specs)))
+        P[np.arange(self.n_priors), self._prior_index] = 1.0 / self._prior_sd
+        return P
+
+    def with_prior_rows(self, J) -> np.ndarray:
+        """A data Jacobian ``(n_data, n_varied)`` with the prior rows appended."""
+        J = np.asarray(J, dtype=float)
+        if self.n_priors and J.shape[0] == self.n_data:
+            return np.vstack([J, self.prior_jacobian()])
+        return J
+
+    def split(self, r) -> tuple[np.ndarray, np.ndarray]:
+        """``(data residuals, prior rows)`` of a full residual vector."""
+        r = np.asarray(r, dtype=float)
+        return r[: self.n_data], r[self.n_data:]
+
     def residual(self, x) -> np.ndarray:
-        """The residual vector at ``x`` (datasets concatenated in order)."""
+        """The residual vector at ``x``: datasets concatenated in order, then the prior rows."""
         x = np.array(x, dtype=float)
         with self._lock:
             self.n_calls += 1
+        prior = self.prior_residual(x)
         try:
             preds = self.predict(x)
         except SolverError as exc:
             with self._lock:
                 self.n_solver_failures += 1
                 self.last_solver_error = str(exc)
-            return np.full(self.n_residuals, PENALTY)
+            # The prior rows stay exact: they need no simulation.
+            return np.concatenate([np.full(self.n_data, PENALTY), prior])
         r = np.concatenate([self.residual_from(d, p) for d, p in zip(self.datasets, preds)])
         if not np.all(np.isfinite(r)):
             with self._lock:
                 self.n_solver_failures += 1
                 self.last_solver_error = "non-finite residuals"
             r = np.where(np.isfinite(r), r, PENALTY)
+        r = np.concatenate([r, prior])
         self._last = (x, r)
         return r
 
@@ -443,6 +512,75 @@ class Objective:
         """IRLS weights ``ρ'((r/f)²)`` of each residual (1 for the linear loss)."""
         _, drho = LOSSES[self.loss]
         return np.asarray(drho((np.asarray(r, dtype=float) / self.f_scale) ** 2), dtype=float)
+
+
+def _check_error_params(error_params) -> dict:
+    """``error_params`` as a dict of positive numbers with known keys (all problems at once)."""
+    if error_params is None:
+        return {}
+    if not isinstance(error_params, dict):
+        raise FitError(f"`error_params` must be a dict with keys among {', '.join(ERROR_PARAMS)} (got {error_params!r})")
+    problems = []
+    for key, value in error_params.items():
+        if key not in ERROR_PARAMS:
+            problems.append(f"unknown key {key!r}{suggest(str(key), ERROR_PARAMS)}")
+        elif not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
+            problems.append(f"{key!r} must be a positive number (got {value!r})")
+    if problems:
+        raise FitError(f"`error_params`: {'; '.join(problems)}; valid keys: {', '.join(ERROR_PARAMS)}")
+    return {k: float(v) for k, v in error_params.items()}
+
+
+def _resolve_priors(priors, specs) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+    """Validate ``priors`` against the fitted parameters; one row per prior'd copy.
+
+    Returns ``({fitted name: (median, sd)}, spec indices, centres x̃, sds)``.  Every
+    unknown name and every invalid value is collected before one FitError is raised.
+    """
+    empty = ({}, np.zeros(0, dtype=int), np.zeros(0), np.zeros(0))
+    if priors is None:
+        return empty
+    if not isinstance(priors, dict):
+        raise FitError(f"`priors` must be a dict {{name: (median, sd)}} (got {type(priors).__name__})")
+    fitted = [s.name for s in specs]
+    model_names = list(dict.fromkeys(s.model_name for s in specs))
+    known = set(fitted) | set(model_names)
+    unknown = [k for k in priors if k not in known]
+    if unknown:
+        raise FitError("`priors` name(s) not fitted: " + "; ".join(f"{u!r}{suggest(str(u), sorted(known))}" for u in unknown)
+                       + f"; varied parameters: {', '.join(model_names)}")
+    problems = []
+    for name, value in priors.items():
+        try:
+            median, sd = (float(v) for v in value)
+        except (TypeError, ValueError):
+            problems.append(f"{name!r} must be a pair (median, sd) of numbers (got {value!r})")
+            continue
+        log = any(s.log for s in specs if name in (s.name, s.model_name))
+        if not (sd > 0):  # also catches NaN
+            problems.append(f"{name!r} needs sd > 0 (got {sd!r})")
+        if log and not (median > 0 and math.isfinite(median)):
+            problems.append(f"{name!r} is fitted on the log scale, so its prior median must be positive and finite "
+                            f"(got {median!r})")
+        elif not math.isfinite(median):
+            problems.append(f"{name!r} needs a finite prior mean (got {median!r})")
+    if problems:
+        raise FitError("invalid prior(s): " + "; ".join(problems))
+    resolved, index, center, sd = {}, [], [], []
+    for k, s in enumerate(specs):
+        if s.name in priors:  # a copy's own prior wins over its model name's
+            median, spread = (float(v) for v in priors[s.name])
+        elif s.model_name in priors:
+            median, spread = (float(v) for v in priors[s.model_name])
+        else:
+            continue
+        resolved[s.name] = (median, spread)
+        if math.isinf(spread):
+            continue  # flat: contributes nothing
+        index.append(k)
+        center.append(math.log(median) if s.log else median)
+        sd.append(spread)
+    return resolved, np.array(index, dtype=int), np.array(center, dtype=float), np.array(sd, dtype=float)
 
 
 def _finite_difference_jacobian(objective: Objective, x, step=1e-4, pool=None) -> np.ndarray:
@@ -599,7 +737,7 @@ class SensitivityJacobian:
             block = np.zeros((len(d.rows), len(obj.specs)))
             block[:, own] = self._dresidual_dpred(d, pred)[:, None] * dpred
             blocks.append(block)
-        return np.vstack(blocks)
+        return obj.with_prior_rows(np.vstack(blocks))
 
     def _dresidual_dpred(self, d: FitData, pred: np.ndarray) -> np.ndarray:
         obj = self.objective

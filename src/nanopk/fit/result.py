@@ -72,7 +72,12 @@ class FitResult:
     metrics : dict
         ``chisqr``, ``redchi``, ``aic``, ``bic``, ``r2_log``, ``aafe``, ``afe``,
         ``frac_within_2fold``, ``frac_within_3fold``, ``n_points``, ``n_censored``,
-        ``n_varied``, ``n_evaluations``, ``n_simulations``, ``wall_time_s``.
+        ``n_varied``, ``n_evaluations``, ``n_simulations``, ``wall_time_s`` — of the
+        data residuals only — and ``prior_penalty`` (``Σ r_prior²``, 0 without
+        priors), ``n_priors`` and ``cost`` (the minimised objective, data + prior).
+    priors : dict
+        ``{fitted name: (median, sd)}`` of every parameter with a prior (empty
+        without); see :func:`nanopk.fit`.
     predictions : pandas.DataFrame
         One row per fitted observation: ``dataset``, ``tissue``, ``observable``,
         ``time_h``, ``observed``, ``sd``, ``n``, ``predicted``, ``censored``,
@@ -177,6 +182,15 @@ class FitResult:
     def _check_name(self, name):
         if name not in self.params:
             raise FitError(f"{name!r} is not a fitted parameter{suggest(name, self.names)}; fitted: {', '.join(self.names)}")
+
+    @property
+    def priors(self) -> dict:
+        return dict(self.objective.priors)
+
+    @property
+    def prior_penalty(self) -> float:
+        """``Σ ((x_j − x̃_j)/s_j)²`` at the estimate: the priors' share of −2 ln posterior."""
+        return float(self.metrics.get("prior_penalty", 0.0))
 
     @property
     def nfev(self) -> int:
@@ -284,6 +298,7 @@ class FitResult:
                 "unidentifiable": list(self.flags.get("unidentifiable", [])),
             },
             "excluded": self.excluded,
+            "priors": self._priors_dict(),
             "options": {k: v for k, v in self.options.items() if k != "optimizer"},
             "multistart": [
                 {"start": dict(zip(obj.names, [s.to_natural(v) for s, v in zip(obj.specs, o.x_start)])),
@@ -296,6 +311,11 @@ class FitResult:
             out["mcmc"] = self.mcmc_result.to_dict()
         out.update(self.extra_json)
         return _clean(out)
+
+    def _priors_dict(self) -> dict:
+        specs = {sp.name: sp for sp in self.objective.specs}
+        return {n: ({"median": m, "ln_sd": sd, "distribution": "lognormal"} if specs[n].log
+                    else {"mean": m, "sd": sd, "distribution": "normal"}) for n, (m, sd) in self.objective.priors.items()}
 
     def to_json(self, path=None, indent: int = 2) -> str:
         """The fit as JSON (keys: ``model``, ``dataset``, ``success``, ``params``, ``metrics``,
@@ -335,6 +355,12 @@ class FitResult:
             f"within 2-fold {100 * m['frac_within_2fold']:.1f} %, within 3-fold {100 * m['frac_within_3fold']:.1f} %",
             f"  {m['n_evaluations']} objective evaluations ({m['n_simulations']} simulations) in {m['wall_time_s']:.2f} s",
         ]
+        if self.objective.priors:
+            specs = {sp.name: sp for sp in self.objective.specs}
+            shown = ", ".join(f"{n} ~ {'LogNormal' if specs[n].log else 'Normal'}({mu:.4g}, {sd:.3g})"
+                              for n, (mu, sd) in self.objective.priors.items())
+            lines += ["", f"Priors (MAP estimate; metrics above are of the data only): {shown}",
+                      f"  prior penalty Σ((x − x̃)/s)² = {self.prior_penalty:.4g} over {m.get('n_priors', 0)} prior row(s)"]
         if self.flags.get("correlated"):
             lines.append("  correlations |ρ| > 0.95: " + ", ".join(f"{a}/{b} {r:+.3f}" for a, b, r in self.flags["correlated"]))
         if self.excluded:

@@ -12,6 +12,17 @@ the natural scale by the delta method ``SE_θ = θ·SE_x``, and the 95 % interva
 ``exp(x̂ ± 1.96·SE_x)`` — asymmetric, always positive.  Correlations are those of C_x
 (the delta method with a diagonal Jacobian leaves them unchanged).
 
+Priors.  With prior rows (:mod:`nanopk.fit.objective`) the same formula is the
+Laplace approximation of the posterior: ``JᵀJ = J_dᵀJ_d + J_pᵀJ_p`` is the
+Gauss–Newton Hessian of ``−½·(−2 ln p(x | y))`` at the MAP estimate.  ``scale_covar``
+rescales the data rows only — the data's σ is re-estimated, the prior's spread is a
+statement, not an estimate:
+
+    C_x = (J_dᵀJ_d / s² + J_pᵀJ_p)⁻¹,    s² = χ²_data/(N_data − k) (or 1),
+
+and when ``N_data ≤ k`` (possible only with priors) ``s² = 1``.  Without priors this
+is the formula above.
+
 The covariance is *singular* when JᵀJ is numerically rank deficient
 (``σ_min/σ_max < 1e-7`` for the singular values of J; cond(JᵀJ) > 1e14); a
 parameter is *not identifiable* when its 95 % interval spans more than a factor of
@@ -22,12 +33,15 @@ Profile likelihood.  For parameter j, x_j is fixed on a grid and the others
 re-optimised; the interval is where ``χ²_p(x_j) − χ²_min ≤ 3.84·s²`` (the 95 %
 χ²₁ quantile, scaled like the covariance), found by stepping out from x̂ and
 refining each crossing by linear interpolation in ``sqrt(Δχ²)`` (which is linear in
-x_j for a quadratic profile) and one more re-optimisation.
+x_j for a quadratic profile) and one more re-optimisation.  With priors χ² is the
+minimised objective, data plus prior rows: the profile is that of −2 ln posterior.
 
 MCMC.  lmfit's ``emcee`` method samples the posterior on the log scale with uniform
 priors inside the bounds (log-uniform on θ) and the Gaussian likelihood of the
 weighted residuals, divided by ``s`` when ``scale_covar`` so the posterior width
 matches the covariance.  The likelihood is Gaussian whatever ``loss`` the fit used.
+The fit's priors enter as their rows (``ln p = −½ Σ r_prior²``, a normal density on
+``x``, i.e. the log-normal on θ with its Jacobian), not divided by ``s``.
 
 References
 ----------
@@ -85,20 +99,23 @@ def covariance(objective: Objective, x, residual, jac=None, scale_covar: bool = 
     x = np.asarray(x, dtype=float)
     r = np.asarray(residual, dtype=float)
     J = jac(objective, x) if jac is not None else _finite_difference_jacobian(objective, x, step, pool)
-    if objective.loss != "linear":  # IRLS: rows weighted by sqrt(ρ'((r/f)²))
+    if objective.loss != "linear":  # IRLS: rows weighted by sqrt(ρ'((r/f)²)); no priors then
         w = np.sqrt(objective.loss_weights(r))
         J, r = J * w[:, None], r * w
-    n, k = J.shape
-    dof = n - k
-    scale = float(r @ r) / dof if (scale_covar and dof > 0) else 1.0
+    nd, k = objective.n_data, J.shape[1]
+    dof = nd - k
+    r_data = r[:nd]
+    scale = float(r_data @ r_data) / dof if (scale_covar and dof > 0) else 1.0
     nan = np.full(k, np.nan)
     if not np.all(np.isfinite(J)):
         return Covariance(objective.names, x, None, nan, None, scale, 0.0, True, J)
-    _, s, vt = np.linalg.svd(J, full_matrices=False)
+    Jw = J.copy()
+    Jw[:nd] /= math.sqrt(scale)  # C = (JwᵀJw)⁻¹: only the data rows carry s²
+    _, s, vt = np.linalg.svd(Jw, full_matrices=False)
     rcond = float(s[-1] / s[0]) if s[0] > 0 else 0.0
-    if rcond < RCOND_LIMIT or dof <= 0:
+    if rcond < RCOND_LIMIT or (dof <= 0 and objective.n_priors == 0) or s.size < k:
         return Covariance(objective.names, x, None, nan, None, scale, rcond, True, J)
-    covar = (vt.T / s ** 2) @ vt * scale
+    covar = (vt.T / s ** 2) @ vt
     stderr = np.sqrt(np.diag(covar))
     correl = covar / np.outer(stderr, stderr)
     return Covariance(objective.names, x, covar, stderr, correl, scale, rcond, False, J)
@@ -285,8 +302,12 @@ def run_mcmc(result, steps: int = 1000, nwalkers: int | None = None, burn: int |
     for i, name in enumerate(objective.names):
         params.add(name, value=float(result.x[i]), min=lo[i], max=hi[i])
 
+    nd = objective.n_data
+
     def lnres(p):
-        return objective.lmfit_residual(p) / scale
+        r = objective.lmfit_residual(p).copy()  # not the objective's cached array
+        r[:nd] /= scale  # the data's σ is rescaled, the prior rows are not
+        return r
 
     rng = np.random.default_rng(seed)
     cov = result.covariance.covar
@@ -348,6 +369,8 @@ def sample_parameters(result, n: int, seed: int | None = None) -> pd.DataFrame:
     """
     objective: Objective = result.objective
     cov = result.covariance
+    if cov.covar is None and result.options.get("uncertainty") is False:
+        raise FitError("cannot sample parameters: the fit was run with uncertainty=False; refit with uncertainty=True")
     if cov.covar is None:
         raise FitError("cannot sample parameters: the fit has no covariance (it is singular); "
                        "use result.mcmc() or fix the unidentifiable parameters")

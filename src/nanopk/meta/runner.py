@@ -10,10 +10,11 @@ defaults, as Cheng et al. 2020 and Chou et al. 2023 did, by maximising the poste
 ln-scale spread s_j).  The unvaried tumour parameters sit at the medians of the
 Nano-Tumor Database fits (K50 12 h, n 1.9; SCIENCE.md §2).  The body weight, the
 tumour weight (``f_V_tumour`` = TW/BW) and the dose (mg/kg × BW) come from the
-dataset.  The fit is scipy's trust-region least squares on ln θ calling
-:func:`nanopk.simulate` directly (no lmfit overhead): a fraction of a second per
-dataset.  DE24, DE168 and DEmax are then read from the fitted model
-(:mod:`nanopk.delivery`).
+dataset.  The fit is :func:`nanopk.fit` — trust-region least squares on ln θ with
+the prior as extra residual rows (its MAP estimate), proportional error of known σ
+(``weighting="none"``, ``error_params={"sigma": σ}``) and no covariance
+(``uncertainty=False``): a fraction of a second per dataset.  DE24, DE168 and DEmax
+are then read from the fitted model (:mod:`nanopk.delivery`).
 
 Priors.  Most datasets have 3–6 points up to 24 h, too few to pin four parameters
 down, and nothing after 24 h, so the prior decides how much of the dose stays in the
@@ -152,27 +153,44 @@ def _dataset_params(model, item, settings: MetaFitSettings) -> dict:
 
 
 def _bounds(model, name: str, center: float) -> tuple[float, float]:
+    """ln-scale search interval of ``name``: the model's bounds within 5 decades of ``center``."""
     lo, hi = model.parameters[name].bounds
     lo = max(lo, center * 1e-5)
     hi = min(hi, center * 1e5)
     return math.log(lo), math.log(hi)
 
 
+def _fit_data(item, params: dict, t, y):
+    """The tumour time course as the long table :func:`nanopk.fit` takes, with the
+    dataset's dose and its fixed parameter values (body and tumour weight) in ``attrs``."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"time_h": t, "tissue": "tumour", "value": y})
+    fixed = dict(params)
+    dose = fixed.pop("dose", None)
+    frame.attrs.update(name=f"meta_{item.id}", parameters=fixed)
+    if dose:
+        frame.attrs["dose_ug"] = float(dose)  # otherwise the model's default dose, as before
+    return frame
+
+
 def fit_item(item, settings: MetaFitSettings | None = None, model=None) -> dict:
     """Fit one dataset; return its result row (a failed fit is reported, never raised).
+
+    The fit is ``nanopk.fit(..., priors=settings.prior, weighting="none",
+    error_params={"sigma": settings.sigma_log})`` on the tumour %ID at t > 0.
 
     Returns
     -------
     dict
         ``id, status`` (``"ok"``, ``"failed"``, ``"skipped"``), ``converged``,
         ``params`` (fitted values), ``DE24, DE168, DEmax, t_max_h`` (%ID, h),
-        ``rmse_log`` (ln-scale residual RMS of the data), ``n_points``, ``nfev``,
-        ``wall_s``, ``error``.
+        ``rmse_log`` (ln-scale residual RMS of the data), ``n_points``, ``nfev``
+        (the optimiser's residual evaluations, finite-difference ones not counted,
+        in the units of ``max_nfev``), ``wall_s``, ``error``.
     """
-    from scipy.optimize import least_squares
-
     from ..delivery import pk_metrics
-    from ..errors import SolverError
+    from ..fit import fit
 
     settings = settings or MetaFitSettings()
     t0 = time.perf_counter()
@@ -190,39 +208,32 @@ def fit_item(item, settings: MetaFitSettings | None = None, model=None) -> dict:
         if len(t) < settings.min_points:
             row.update(status="skipped", error=f"{len(t)} positive tumour value(s) at t > 0; need {settings.min_points}")
             return row
-        grid, inverse = np.unique(t, return_inverse=True)  # the solver wants increasing output times
-        base = _dataset_params(model, item, settings)
-        centers = {n: settings.prior.get(n, (model.parameters[n].value, math.inf))[0] for n in settings.vary}
-        sds = np.array([settings.prior.get(n, (None, math.inf))[1] for n in settings.vary], float)
-        has_prior = np.isfinite(sds)
-        x0 = np.log([centers[n] for n in settings.vary])
-        lo, hi = (np.array(b) for b in zip(*(_bounds(model, n, centers[n]) for n in settings.vary)))
-        x0 = np.clip(x0, lo + 1e-9, hi - 1e-9)
-        ly = np.log(y)
-
-        def residuals(x):
-            p = dict(base)
-            p.update(zip(settings.vary, np.exp(x)))
-            try:
-                sim = model.simulate(grid, params=p, rtol=settings.rtol, atol=settings.atol)["tumour"].to_numpy()[inverse]
-                r = (np.log(np.maximum(sim, 1e-12)) - ly) / settings.sigma_log
-            except SolverError:
-                r = np.full(ly.shape, 1e3)
-            prior = np.where(has_prior, (x - x0) / np.where(has_prior, sds, 1.0), 0.0)
-            return np.concatenate([r, prior])
-
-        res = least_squares(residuals, x0, bounds=(lo, hi), method="trf", x_scale=1.0, diff_step=1e-4,
-                            max_nfev=settings.max_nfev)
-        fitted = dict(zip(settings.vary, np.exp(res.x).tolist()))
+        vary = list(settings.vary)
+        base = {k: v for k, v in _dataset_params(model, item, settings).items() if k not in vary}
+        start, bounds = {}, {}
+        for n in vary:
+            center = settings.prior[n][0] if n in settings.prior else model.parameters[n].value
+            lo, hi = _bounds(model, n, center)
+            start[n] = math.exp(min(max(math.log(center), lo + 1e-9), hi - 1e-9))
+            bounds[n] = (math.exp(lo), math.exp(hi))
+        priors = {n: tuple(settings.prior[n]) for n in vary if n in settings.prior}
+        result = fit(
+            model, _fit_data(item, base, t, y), vary=vary, error_model="log", weighting="none",
+            error_params={"sigma": settings.sigma_log}, body_weight="model", start=start, bounds=bounds,
+            priors=priors, jacobian="fd", diff_step=1e-4, rtol=settings.rtol, atol=settings.atol,
+            max_nfev=settings.max_nfev, ftol=1e-8, xtol=1e-8, gtol=1e-8,  # scipy's defaults, as before
+            scale_covar=False, workers=1, uncertainty=False, warn=False,
+        )
+        fitted = {n: float(result.params[n].value) for n in vary}
         p = dict(base)
         p.update(fitted)
         m = pk_metrics(model, p, blood_states=False)
-        r_data = res.fun[: len(ly)] * settings.sigma_log
+        r_log = result.predictions["residual"].to_numpy(float) * settings.sigma_log
         row.update(
-            status="ok", converged=bool(res.success and res.status > 0 and np.isfinite(res.cost)),
-            params=fitted, DE24=m.get("DE24"), DE168=m.get("DE168"), DEmax=m.get("DEmax"), t_max_h=m.get("t_max_h"),
-            rmse_log=float(np.sqrt(np.mean(r_data**2))), nfev=int(res.nfev),
-            error=None if res.success else f"least_squares: {res.message}",
+            status="ok", converged=bool(result.success), params=fitted, DE24=m.get("DE24"), DE168=m.get("DE168"),
+            DEmax=m.get("DEmax"), t_max_h=m.get("t_max_h"), rmse_log=float(np.sqrt(np.mean(r_log ** 2))),
+            nfev=int(getattr(result.outcome.lmfit_result, "nfev", result.outcome.nfev)),
+            error=None if result.success else result.message,
         )
     except (NanopkError, ValueError, FloatingPointError, ArithmeticError) as exc:
         row["error"] = f"{type(exc).__name__}: {exc}"
