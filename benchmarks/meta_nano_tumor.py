@@ -11,6 +11,12 @@ medians beside the published ones:
   DE24 by class — inorganic 1.17, organic 0.62, gold 1.23, liposomes 0.29,
   polymeric 0.72, active targeting 0.98, passive 0.71.
 
+Why DE168 is not tuned to 0.35: a scipy transcription of the published model code
+(Chou 2023; UFPBPK Nano-AI-PBPK-G1 R code, not bundled), run with each dataset's stored
+parameters, reproduces the stored DEmax (median 0.994 vs 0.990) but gives DE168 0.026
+against the stored 0.340; the stored DE168 values were not produced by that model, and
+on the 20 datasets measured at 168 h they over-predict the measurement (printed below).
+
 Usage::
 
     PYTHONPATH=src python benchmarks/meta_nano_tumor.py [--raw DIR] [--workers 2]
