@@ -226,3 +226,13 @@ def test_mouse_tumour_mass_balance_at_random_parameters_inside_bounds(params):
     np.testing.assert_allclose(sim["total"], 100.0, atol=1e-6)
     states = sim[[c for c in sim if c.startswith("state:")]].to_numpy()
     assert states.min() >= -1e-9 * sim.attrs["dose_ug"]
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3, 0.6])
+def test_hindrance_polynomial_slope_is_sympys_derivative(lam):
+    """The quotient-rule slope that sets the C¹ bridge equals SymPy's dH/dλ to 1e-12."""
+    import sympy as sp
+
+    x = sp.Symbol("x")
+    exact = float(sp.diff(epr._poly(x), x).subs(x, lam))
+    assert epr._poly_slope(lam) == pytest.approx(exact, rel=1e-12, abs=1e-15)
