@@ -14,6 +14,7 @@ nanopk.backends.cvode.TOLERANCE_SAFETY, so it does more work than libroadrunner 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -164,16 +165,27 @@ def fit_timings(repeats=5):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
         tight = nanopk.fit(model, data, vary=FIT_VARY, jacobian="fd", rtol=1e-10)
-        for jac in ("fd", "sensitivity"):
-            nanopk.fit(model, data, vary=FIT_VARY, jacobian=jac)
+        # workers=None: one thread per core for the finite-difference columns (the default);
+        # workers=1: the same fit on one thread, for comparison.
+        for jac, workers in (("fd", None), ("fd", 1), ("sensitivity", None)):
+            nanopk.fit(model, data, vary=FIT_VARY, jacobian=jac, workers=workers)
             walls, result = [], None
             for _ in range(repeats):
                 a = time.perf_counter()
-                result = nanopk.fit(model, data, vary=FIT_VARY, jacobian=jac)
+                result = nanopk.fit(model, data, vary=FIT_VARY, jacobian=jac, workers=workers)
                 walls.append(time.perf_counter() - a)
             worst = max(abs(result.values[n] - tight.values[n]) / abs(tight.values[n]) for n in FIT_VARY)
-            rows.append((jac, statistics.median(walls), result.metrics["n_evaluations"], result.metrics["chisqr"], worst, result.success))
+            threads = "1 thread" if workers == 1 else f"{min(os.cpu_count() or 1, len(FIT_VARY))} threads"
+            label = f"{jac} ({threads})" if jac == "fd" else jac
+            rows.append((label, statistics.median(walls), result.metrics["n_evaluations"], result.metrics["chisqr"], worst, result.success))
     return rows, tight.metrics["chisqr"]
+
+
+def _slope(rows, what: str) -> str:
+    """Log-log slope of cost against size between the two largest sizes (1 = linear)."""
+    (n1, t1), (n2, t2) = rows[-2], rows[-1]
+    return (f"Log-log slope between {n1} and {n2} {what}: {math.log(t2 / t1) / math.log(n2 / n1):.2f} "
+            "(1 = cost proportional to size).")
 
 
 def main(argv=None):
@@ -220,11 +232,14 @@ def main(argv=None):
     lines += [f"| {j} | {w:.3f} | {n} | {c:.6f} | {d:.1e} | {ok} |" for j, w, n, c, d, ok in fits]
     print("\n".join(lines[-len(fits) - 1:]), flush=True)
     lines += ["", "## Cost vs number of output points (mouse_pbpk, CVODE)", "", "| output points | median ms |", "|---|---|"]
-    lines += [f"| {n} | {ms:.3f} |" for n, ms in scaling_output_points()]
+    points = scaling_output_points()
+    lines += [f"| {n} | {ms:.3f} |" for n, ms in points] + ["", _slope(points, "output points")]
     states = scaling_states()
     lines += ["", "## Cost vs number of states (aggregation size classes, CVODE)", ""]
     if states:
         lines += ["| states | median ms |", "|---|---|"] + [f"| {n} | {ms:.3f} |" for n, ms in states]
+        lines += ["", _slope(states, "states") + " The Smoluchowski right-hand side has K(K+1)/2 pair terms "
+                  "for K size classes, and its Jacobian is dense, so the cost per state grows with K."]
     else:
         lines.append("aggregation_plasma with a `classes` option was not available at the time of this run.")
     Path(args.out).write_text("\n".join(lines) + "\n")
