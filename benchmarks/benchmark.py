@@ -105,18 +105,27 @@ def bench_model(name, runs, particle=None):
     }
 
 
-def compile_and_load_times(name):
-    """First call in a fresh cache, then a second process that finds the cached library."""
+#: Processes timed per cell of the compile-and-load table (one process is one sample, and
+#: a single sample on a shared machine swings by half).
+LOAD_REPEATS = 5
+
+
+def compile_and_load_times(name, repeats=LOAD_REPEATS):
+    """Medians over ``repeats`` fresh caches of: importing nanopk and the first call
+    (compiling), then importing and loading the cached model in a second process."""
     code = (
         "import time; t0=time.perf_counter(); import nanopk; t1=time.perf_counter();"
         f"m=nanopk.load_model({name!r}); m.compile('cvode'); m.simulate([1.0]); t2=time.perf_counter();"
         "print(t1-t0, t2-t1)"
     )
-    with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, NANOPK_CACHE_DIR=cache)
-        first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
-        second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
-    return float(first[0]), float(first[1]), float(second[0]), float(second[1])
+    samples = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, NANOPK_CACHE_DIR=cache)
+            run = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+                   for _ in range(2)]
+        samples.append([float(x) for x in run[0] + run[1]])
+    return tuple(statistics.median(column) for column in zip(*samples))
 
 
 def scaling_output_points(name="mouse_pbpk", runs=50):
@@ -217,6 +226,7 @@ def main(argv=None):
         )
         print(lines[-1], flush=True)
     lines += ["", f"Medians of {args.runs} interleaved runs (reference: at least 20).", "", "## Compile and load", "",
+              f"Medians of {LOAD_REPEATS} fresh caches (each: a first process that compiles, then a second that loads).", "",
               "| model | import nanopk (s) | first call incl. compile (s) | second process: import (s) | second process: load cached + first simulation (s) |",
               "|---|---|---|---|---|"]
     for name in ("mouse_pbpk", "mouse_tumour", "mouse_tumour_full"):
