@@ -15,6 +15,7 @@ Observables: one per organ named on the states (``State.organ``), in %ID, plus
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections import Counter, OrderedDict
@@ -464,16 +465,21 @@ class Model:
 # later processes skip both.
 
 
-def _unit_signature(model) -> str:
+@functools.cache
+def _unit_checker_hash() -> str:
+    """Hash of the checking code (read once per process, not once per model)."""
     from pathlib import Path
 
+    here = Path(__file__).resolve().parent
+    return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("unitcheck.py", "units.py"))).hexdigest()
+
+
+def _unit_signature(model) -> str:
     h = hashlib.sha256(model.structure_hash.encode())
     declared = [(s.name, s.unit) for s in model.states] + [(p.name, p.unit) for p in model.parameters.values()]
     declared += [(a.name, a.unit) for a in model.assignments]
     h.update(repr(declared).encode())
-    here = Path(__file__).resolve().parent
-    for checker in ("unitcheck.py", "units.py"):
-        h.update((here / checker).read_bytes())
+    h.update(_unit_checker_hash().encode())
     return h.hexdigest()[:24]
 
 

@@ -30,7 +30,7 @@ from ._optimize import minimize
 from .metrics import goodness_of_fit
 from .objective import ForwardDifferenceJacobian, Objective, SensitivityJacobian, build_parameters
 from .result import FitResult
-from .uncertainty import Covariance, covariance, parameter_flags
+from .uncertainty import Covariance, covariance, parameter_flags, residual_scale
 
 __all__ = ["fit"]
 
@@ -263,9 +263,8 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         # Intervals from central differences (second-order accurate) unless the Jacobian is exact.
         cov = covariance(objective, x, resid, jac=None if jacobian == "fd" else jac, scale_covar=scale_covar, pool=pool)
     else:
-        k, dof = len(specs), objective.n_data - len(specs)
-        scale = chisqr / dof if (scale_covar and dof > 0) else 1.0  # still needed by profile() and mcmc()
-        cov = Covariance(objective.names, np.asarray(x, float), None, np.full(k, np.nan), None, scale, math.nan, False)
+        scale = residual_scale(objective, r_data, scale_covar)  # still needed by profile() and mcmc()
+        cov = Covariance(objective.names, np.asarray(x, float), None, np.full(len(specs), np.nan), None, scale, math.nan, False)
     flags = parameter_flags(objective, cov)
     flags["converged"] = best.converged
 

@@ -312,9 +312,14 @@ class FitResult:
         out.update(self.extra_json)
         return _clean(out)
 
+    def _prior_on_log_scale(self) -> dict[str, bool]:
+        """Per prior: on ln θ (log-normal on θ), or on θ itself (normal)."""
+        log = {spec.name: spec.log for spec in self.objective.specs}
+        return {n: log[n] for n in self.objective.priors}
+
     def _priors_dict(self) -> dict:
-        specs = {sp.name: sp for sp in self.objective.specs}
-        return {n: ({"median": m, "ln_sd": sd, "distribution": "lognormal"} if specs[n].log
+        log = self._prior_on_log_scale()
+        return {n: ({"median": m, "ln_sd": sd, "distribution": "lognormal"} if log[n]
                     else {"mean": m, "sd": sd, "distribution": "normal"}) for n, (m, sd) in self.objective.priors.items()}
 
     def to_json(self, path=None, indent: int = 2) -> str:
@@ -356,8 +361,8 @@ class FitResult:
             f"  {m['n_evaluations']} objective evaluations ({m['n_simulations']} simulations) in {m['wall_time_s']:.2f} s",
         ]
         if self.objective.priors:
-            specs = {sp.name: sp for sp in self.objective.specs}
-            shown = ", ".join(f"{n} ~ {'LogNormal' if specs[n].log else 'Normal'}({mu:.4g}, {sd:.3g})"
+            log = self._prior_on_log_scale()
+            shown = ", ".join(f"{n} ~ {'LogNormal' if log[n] else 'Normal'}({mu:.4g}, {sd:.3g})"
                               for n, (mu, sd) in self.objective.priors.items())
             lines += ["", f"Priors (MAP estimate; metrics above are of the data only): {shown}",
                       f"  prior penalty Σ((x − x̃)/s)² = {self.prior_penalty:.4g} over {m.get('n_priors', 0)} prior row(s)"]

@@ -89,6 +89,13 @@ class Covariance:
     jacobian: np.ndarray = field(repr=False, default=None)
 
 
+def residual_scale(objective: Objective, r_data, scale_covar: bool) -> float:
+    """s² = χ²_data/(N_data − k) when ``scale_covar`` and N_data > k, else 1."""
+    r_data = np.asarray(r_data, dtype=float)
+    dof = objective.n_data - len(objective.specs)
+    return float(r_data @ r_data) / dof if (scale_covar and dof > 0) else 1.0
+
+
 def covariance(objective: Objective, x, residual, jac=None, scale_covar: bool = True, step: float = 1e-4,
                pool=None) -> Covariance:
     """Covariance of ``x`` from the residual Jacobian (see the module docstring).
@@ -104,8 +111,7 @@ def covariance(objective: Objective, x, residual, jac=None, scale_covar: bool = 
         J, r = J * w[:, None], r * w
     nd, k = objective.n_data, J.shape[1]
     dof = nd - k
-    r_data = r[:nd]
-    scale = float(r_data @ r_data) / dof if (scale_covar and dof > 0) else 1.0
+    scale = residual_scale(objective, r[:nd], scale_covar)
     nan = np.full(k, np.nan)
     if not np.all(np.isfinite(J)):
         return Covariance(objective.names, x, None, nan, None, scale, 0.0, True, J)
