@@ -111,7 +111,46 @@ class Model:
         self._assignments = tuple(whole.assignments)
         self._notes = tuple(whole.notes)
         self._observables = self._derive_observables(whole.observables)
+        self._observable_heads = tuple((o.name, o.unit, o.description) for o in self._observables)
         self._cache: dict = {}
+
+    # ------------------------------------------------------------ deferred equations
+    # A model recalled by nanopk.prebuilt carries its names, units and values but not
+    # its equations; the first access to one of these attributes builds them.
+    _DEFERRED = frozenset({"_parts", "_fluxes", "_rate_rules", "_assignments", "_observables"})
+
+    @classmethod
+    def _deferred(cls, skeleton: Mapping, build, source: str) -> "Model":
+        """A model from a remembered skeleton; ``build()`` makes its equations on demand."""
+        model = cls.__new__(cls)
+        model._name = skeleton["name"]
+        model._dose_target = skeleton["dose_target"]
+        model._description = skeleton["description"]
+        model._metadata = dict(skeleton["metadata"])
+        model._states = tuple(skeleton["states"])
+        model._parameters = tuple(skeleton["parameters"])
+        model._observable_heads = tuple(skeleton["observables"])
+        model._notes = tuple(skeleton["notes"])
+        # Remembered only after the model validated, under a key that covers its recipe.
+        model._cache = {"hash": skeleton["structure_hash"], "validated": True, "n_fluxes": skeleton["n_fluxes"]}
+        model._build = build
+        model._build_source = source
+        return model
+
+    def __getattr__(self, name):
+        # Called only for attributes not set: the equations of a deferred model.
+        if name in Model._DEFERRED and self.__dict__.get("_build") is not None:
+            self._materialize()
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _materialize(self) -> None:
+        from .prebuilt import check_materialized
+
+        built = self.__dict__.pop("_build")()
+        check_materialized(self, built, self.__dict__.pop("_build_source"))
+        for name in Model._DEFERRED:
+            setattr(self, name, getattr(built, name))
 
     # ------------------------------------------------------------------ structure
     @property
@@ -172,13 +211,23 @@ class Model:
         return OrderedDict((o.name, o) for o in self._observables)
 
     @property
+    def observable_names(self) -> list[str]:
+        """Observable names, in order (no equations needed)."""
+        return [name for name, _, _ in self._observable_heads]
+
+    @property
+    def observable_units(self) -> dict[str, str]:
+        return {name: unit for name, unit, _ in self._observable_heads}
+
+    @property
     def notes(self) -> tuple[str, ...]:
         return self._notes
 
     def __repr__(self) -> str:
+        n_fluxes = len(self.__dict__["_fluxes"]) if "_fluxes" in self.__dict__ else self._cache["n_fluxes"]
         return (
             f"<nanopk.Model {self._name!r}: {len(self._states)} states, "
-            f"{len(self._parameters)} parameters, {len(self._fluxes)} fluxes>"
+            f"{len(self._parameters)} parameters, {n_fluxes} fluxes>"
         )
 
     # ------------------------------------------------------------------ edits

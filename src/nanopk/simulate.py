@@ -135,7 +135,7 @@ class _Layout:
             layout = model._cache[key] = cls(
                 names.index(DOSE), names.index(INFUSION_RATE), states.index(DEPOT), states.index(model.dose_target),
                 np.array([s.is_mass for s in model.states]), pd.Index(compiled.observable_names),
-                {o.name: o.unit for o in model.observables.values()},
+                model.observable_units,
             )
         return layout
 

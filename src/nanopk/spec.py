@@ -24,6 +24,7 @@ Every problem in a spec is reported with the key it concerns and the valid choic
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import tomllib
 from pathlib import Path
@@ -34,6 +35,7 @@ from .mechanisms.base import BuildContext, resolve_mechanism
 from .model import DOSE, Model
 from .parts import Parameter, Part
 from .particle import Particle
+from .prebuilt import recall, recipe_key, remember
 from .resources import models_dir
 
 __all__ = ["load_model", "list_models", "model_path", "dose_to_ug"]
@@ -108,8 +110,26 @@ def load_model(name_or_path, particle: Particle | dict | str | None = None, para
         parameter, each with the valid choices).
     """
     path = model_path(name_or_path)
+    text = path.read_text()
+    if isinstance(particle, str):
+        particle = Particle.parse(particle)
+    elif isinstance(particle, dict):
+        particle = Particle.from_dict(particle)
+    # A model built from this very recipe before is recalled without rebuilding its
+    # equations (nanopk.prebuilt); they are built if and when something needs them.
+    key = recipe_key(path, text, particle, params)
+    build = functools.partial(_build_model, path, text, particle, params)
+    model = recall(key, build)
+    if model is None:
+        model = build()
+        remember(key, model)
+    return model
+
+
+def _build_model(path: Path, text: str, particle: Particle | None, params: dict | None) -> Model:
+    """Build and validate the model the spec ``text`` (read from ``path``) describes."""
     try:
-        spec = tomllib.loads(path.read_text())
+        spec = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"model spec {path} is not valid TOML: {exc}") from None
     problems = []
@@ -122,11 +142,7 @@ def load_model(name_or_path, particle: Particle | dict | str | None = None, para
     if problems:
         raise SpecError(f"invalid model spec {path}:", problems)
 
-    if isinstance(particle, str):
-        particle = Particle.parse(particle)
-    elif isinstance(particle, dict):
-        particle = Particle.from_dict(particle)
-    elif particle is None and "particle" in spec:
+    if particle is None and "particle" in spec:
         particle = Particle.from_dict(spec["particle"])
     ctx = BuildContext(species=spec["species"], particle=particle)
     try:

@@ -57,7 +57,7 @@ class SymbolicSystem:
         self.y = model.state_symbols
         self.p = model.parameter_symbols
         self.t = TIME
-        self.observable_names = list(model.observables)
+        self.observable_names = model.observable_names
         self.hash = model.structure_hash
         self._model = model
 

@@ -1,0 +1,117 @@
+"""Models built before, remembered by their recipe, so a later process need not rebuild them.
+
+Building a model composes each mechanism's SymPy expressions, and SymPy's first
+construction of an expression in a process is slow (its assumption system deduces facts
+for every new product): ~0.2 s for ``mouse_tumour_full``, most of loading it.  Yet a
+simulation from a cached compiled library needs none of those expressions -- only the
+names, units and values of the states, parameters and observables, and the structural
+hash that finds the library.
+
+So after a model is built and validated, :func:`remember` writes that *skeleton* under
+``$NANOPK_CACHE_DIR/models``, keyed by the recipe: the spec's path and text, the
+particle, the parameter overrides, and the source of the whole nanopk package (any
+change to a mechanism, the physiology tables or the model code makes a new key) with
+the Python and SymPy versions.  :func:`recall` returns a model made from the skeleton
+whose equations are built only when something asks for them (a flux, an export, the
+sensitivity code); at that moment the built model's structural hash must equal the
+remembered one, or the cache file is reported as stale.
+
+A cache that cannot be read or written only costs the rebuild; it never changes a
+result.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import pickle
+import sys
+from pathlib import Path
+
+from .errors import ModelError
+
+__all__ = ["recipe_key", "recall", "remember"]
+
+#: Bumped whenever the skeleton's layout changes.
+_FORMAT = 1
+
+
+@functools.cache
+def _package_hash() -> str:
+    """Hash of every source and data file of the installed package (read once per process)."""
+    import sympy
+
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256(f"{_FORMAT} {sys.version} sympy {sympy.__version__}".encode())
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".c", ".toml", ".csv", ".json"):
+            h.update(str(path.relative_to(root)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def recipe_key(path, text: str, particle, params) -> str:
+    """Key of the model ``load_model`` builds from these arguments."""
+    h = hashlib.sha256(_package_hash().encode())
+    h.update(str(Path(path).resolve()).encode() + b"\0" + text.encode())
+    h.update(repr(sorted(particle.to_dict().items()) if particle is not None else None).encode())
+    h.update(repr(sorted((params or {}).items())).encode())
+    return h.hexdigest()[:24]
+
+
+def _file(key: str) -> Path:
+    from .resources import cache_dir
+
+    return cache_dir() / "models" / f"{key}.pickle"
+
+
+def remember(key: str, model) -> None:
+    """Write ``model``'s skeleton (a validated model only)."""
+    skeleton = {
+        "format": _FORMAT,
+        "name": model.name,
+        "dose_target": model.dose_target,
+        "description": model.description,
+        "metadata": model.metadata,
+        "states": model.states,
+        "parameters": tuple(model.parameters.values()),
+        "observables": tuple((o.name, o.unit, o.description) for o in model.observables.values()),
+        "notes": model.notes,
+        "n_fluxes": len(model.fluxes),
+        "structure_hash": model.structure_hash,
+    }
+    try:
+        target = _file(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps(skeleton, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(tmp, target)  # atomic: a concurrent reader sees the old file or the new one
+    except OSError:
+        pass
+
+
+def recall(key: str, build):
+    """The model remembered under ``key``, its equations deferred to ``build()``; or None."""
+    from .model import Model
+
+    try:
+        skeleton = pickle.loads(_file(key).read_bytes())
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
+        return None  # absent, unreadable or from another layout: rebuild
+    if not isinstance(skeleton, dict) or skeleton.get("format") != _FORMAT:
+        return None
+    return Model._deferred(skeleton, build, source=str(_file(key)))
+
+
+def check_materialized(deferred, built, source: str) -> None:
+    """The equations built on demand must be those the skeleton was remembered with."""
+    same = (
+        built.structure_hash == deferred._cache.get("hash")
+        and built.state_names == deferred.state_names
+        and built.parameter_names == deferred.parameter_names
+    )
+    if not same:
+        raise ModelError(
+            f"the remembered model {deferred.name!r} ({source}) does not match the model its recipe builds now; "
+            f"delete that file (or the folder {Path(source).parent}) and load the model again"
+        )
