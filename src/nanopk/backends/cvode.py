@@ -255,6 +255,7 @@ class CvodeModel(CompiledModel):
                                      float(rtol) * TOLERANCE_SAFETY, atol_z.ctypes.data, int(max_steps), info.ctypes.data)
         res = SolveResult(t_out, zout[:, :n], flag == 0, float(info[0]), _CVODE_FLAGS.get(flag, f"CVODE flag {flag}"), int(info[1]), int(info[2]))
         res.s = zout[:, n:].reshape(len(t_out), k, n).transpose(0, 2, 1)
+        res.linear_solver = _LINEAR_SOLVERS.get(int(info[3]), "unknown")
         return res
 
     def rhs(self, t, y, p):
@@ -279,6 +280,9 @@ class CvodeModel(CompiledModel):
         )
         return SolveResult(t_out, yout, flag == 0, float(info[0]), _CVODE_FLAGS.get(flag, f"CVODE flag {flag}"), int(info[1]), int(info[2]))
 
+
+#: How the driver solved the Newton systems (its info[3]).
+_LINEAR_SOLVERS = {0: "dense", 1: "dense blocks", 2: "band"}
 
 # Meanings of CVODE's return flags (SUNDIALS CVODE user guide, "CVode" return values).
 _CVODE_FLAGS = {

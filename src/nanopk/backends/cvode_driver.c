@@ -35,6 +35,9 @@ extern SUNMatrix SUNBandMatrix(sunindextype n, sunindextype mu, sunindextype ml,
 extern sunrealtype *SUNBandMatrix_Column(SUNMatrix A, sunindextype j);
 extern SUNLinearSolver SUNLinSol_Band(N_Vector y, SUNMatrix A, SUNContext ctx);
 extern int SUNLinSolFree(SUNLinearSolver S);
+extern int SUNLinSolSolve_Dense(SUNLinearSolver S, SUNMatrix A, N_Vector x, N_Vector b, sunrealtype tol);
+extern N_Vector N_VNewEmpty_Serial(sunindextype n, SUNContext ctx);
+extern void N_VSetArrayPointer(sunrealtype *data, N_Vector v);
 extern void *CVodeCreate(int lmm, SUNContext ctx);
 extern int CVodeInit(void *mem, CVRhsFn f, sunrealtype t0, N_Vector y0);
 extern int CVodeSVtolerances(void *mem, sunrealtype rtol, N_Vector atol);
@@ -98,13 +101,65 @@ static int cv_jac(sunrealtype t, N_Vector y, N_Vector fy, SUNMatrix Jm, void *us
 }
 
 /*
+ * Block-diagonal Newton matrices diag(M, ..., M), M = I - γJ (the model with its forward
+ * sensitivities): CVODE is given the one N x N block M and SUNDIALS' dense solver, which
+ * factors M once per setup; its solve is replaced by block_solve, which applies those
+ * factors to each block of the right-hand side.  An LU of M and one triangular solve
+ * per block cost ~N³/3 + (K+1)·N² instead of a band LU of the whole (K+1)·N system.
+ */
+static _Thread_local struct { N_Vector x, b; sunindextype size; int count; } block_views;
+
+/* 0: always use the band matrix (set by the tests, to check one path against the other). */
+int nanopk_block_solve_enabled = 1;
+
+static int block_solve(SUNLinearSolver S, SUNMatrix A, N_Vector x, N_Vector b, sunrealtype tol)
+{
+    sunrealtype *X = N_VGetArrayPointer(x), *B = N_VGetArrayPointer(b);
+    for (int k = 0; k < block_views.count; k++) {
+        N_VSetArrayPointer(X + (size_t)k * block_views.size, block_views.x);
+        N_VSetArrayPointer(B + (size_t)k * block_views.size, block_views.b);
+        int flag = SUNLinSolSolve_Dense(S, A, block_views.x, block_views.b, tol);
+        if (flag != 0) return flag;
+    }
+    return 0;
+}
+
+/*
+ * Put block_solve in the dense solver's table of operations in place of its solve (how
+ * SUNDIALS customises a solver; its headers are not in the wheel).  The solver object
+ * is {content, ops, context} before SUNDIALS 7.5 and {content, python, ops, context}
+ * since, the table has 15 or 16 entries: the table is the first non-null word after
+ * the content that holds SUNLinSolSolve_Dense.  Returns 0 if not found (the caller
+ * then uses a band matrix).
+ */
+static int use_block_solve(SUNLinearSolver LS)
+{
+    void **object = (void **)LS;
+    for (int w = 1; w <= 2; w++) {
+        void **ops = (void **)object[w];
+        if (ops == NULL) continue;
+        for (int i = 0; i < 15; i++)
+            if (ops[i] == (void *)SUNLinSolSolve_Dense) {
+                ops[i] = (void *)block_solve;
+                return 1;
+            }
+        return 0;
+    }
+    return 0;
+}
+
+/*
  * Integrate an n-dimensional system (the model, or the model with its forward
  * sensitivities) from t0 to each tout[k] (increasing), writing y(tout[k]) to
- * yout[k*n ... k*n+n-1].  info[0] = time reached, info[1] = steps, info[2] = f evaluations.
+ * yout[k*n ... k*n+n-1].  info[0] = time reached, info[1] = steps, info[2] = f
+ * evaluations, info[3] = linear solver (0 dense, 1 dense blocks, 2 band).
+ * block = 0: dense Newton matrix filled by jac.  block = N > 0: block-diagonal with
+ * N x N blocks, jac filling one block; if the block solve cannot be installed, a band
+ * matrix of half-bandwidth N - 1 filled by band_jac.
  * Returns 0 on success or the CVODE flag.
  */
-static int run_cvode(int n, int band, CVRhsFn rhs, CVLsJacFn jac, double t0, const double *y0, const double *p,
-                     int nout, const double *tout, double *yout, double rtol, const double *atol,
+static int run_cvode(int n, int block, CVRhsFn rhs, CVLsJacFn jac, CVLsJacFn band_jac, double t0, const double *y0,
+                     const double *p, int nout, const double *tout, double *yout, double rtol, const double *atol,
                      long max_steps, double *info)
 {
     SUNContext ctx = NULL;
@@ -114,9 +169,33 @@ static int run_cvode(int n, int band, CVRhsFn rhs, CVLsJacFn jac, double t0, con
     SUNContext_ClearErrHandlers(ctx); /* errors come back as flags, not stderr text */
     N_Vector y = N_VNew_Serial(n, ctx);
     N_Vector abstol = N_VNew_Serial(n, ctx);
-    /* band > 0: a banded Newton matrix of that half-bandwidth (block-diagonal systems) */
-    SUNMatrix A = band > 0 ? SUNBandMatrix(n, band, band, ctx) : SUNDenseMatrix(n, n, ctx);
-    SUNLinearSolver LS = band > 0 ? SUNLinSol_Band(y, A, ctx) : SUNLinSol_Dense(y, A, ctx);
+    N_Vector template = NULL;
+    SUNMatrix A = NULL;
+    SUNLinearSolver LS = NULL;
+    block_views.x = block_views.b = NULL;
+    info[3] = 0;
+    if (block > 0) {
+        template = N_VNew_Serial(block, ctx);
+        block_views.x = N_VNewEmpty_Serial(block, ctx);
+        block_views.b = N_VNewEmpty_Serial(block, ctx);
+        block_views.size = block;
+        block_views.count = n / block;
+        A = SUNDenseMatrix(block, block, ctx);
+        LS = (template && A) ? SUNLinSol_Dense(template, A, ctx) : NULL;
+        if (LS && block_views.x && block_views.b && nanopk_block_solve_enabled && use_block_solve(LS)) {
+            info[3] = 1;
+        } else {
+            if (LS) SUNLinSolFree(LS);
+            if (A) SUNMatDestroy(A);
+            A = SUNBandMatrix(n, block - 1, block - 1, ctx);
+            LS = SUNLinSol_Band(y, A, ctx);
+            jac = band_jac;
+            info[3] = 2;
+        }
+    } else {
+        A = SUNDenseMatrix(n, n, ctx);
+        LS = SUNLinSol_Dense(y, A, ctx);
+    }
     void *mem = CVodeCreate(CV_BDF, ctx);
     if (!y || !abstol || !A || !LS || !mem) { flag = -100; goto done; }
     memcpy(N_VGetArrayPointer(y), y0, sizeof(double) * n);
@@ -151,6 +230,10 @@ done:
     }
     if (LS) SUNLinSolFree(LS);
     if (A) SUNMatDestroy(A);
+    if (template) N_VDestroy(template);
+    if (block_views.x) N_VDestroy(block_views.x);
+    if (block_views.b) N_VDestroy(block_views.b);
+    block_views.x = block_views.b = NULL;
     if (abstol) N_VDestroy(abstol);
     if (y) N_VDestroy(y);
     SUNContext_Free(&ctx);
@@ -160,5 +243,5 @@ done:
 int nanopk_solve(double t0, const double *y0, const double *p, int nout, const double *tout,
                  double *yout, double rtol, const double *atol, long max_steps, double *info)
 {
-    return run_cvode(NANOPK_N, 0, cv_rhs, cv_jac, t0, y0, p, nout, tout, yout, rtol, atol, max_steps, info);
+    return run_cvode(NANOPK_N, 0, cv_rhs, cv_jac, NULL, t0, y0, p, nout, tout, yout, rtol, atol, max_steps, info);
 }
