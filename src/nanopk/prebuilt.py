@@ -9,9 +9,9 @@ hash that finds the library.
 
 So after a model is built and validated, :func:`remember` writes that *skeleton* under
 ``$NANOPK_CACHE_DIR/models``, keyed by the recipe: the spec's path and text, the
-particle, the parameter overrides, and the source of the whole nanopk package (any
-change to a mechanism, the physiology tables or the model code makes a new key) with
-the Python and SymPy versions.  :func:`recall` returns a model made from the skeleton
+particle, the parameter overrides, and the Python and C source of the whole nanopk
+package (any change to a mechanism, the physiology tables or the model code makes a
+new key) with the Python and SymPy versions.  :func:`recall` returns a model made from the skeleton
 whose equations are built only when something asks for them (a flux, an export, the
 sensitivity code); at that moment the built model's structural hash must equal the
 remembered one, or the cache file is reported as stale.
@@ -38,13 +38,16 @@ _FORMAT = 1
 
 @functools.cache
 def _package_hash() -> str:
-    """Hash of every source and data file of the installed package (read once per process)."""
+    """Hash of the package's Python and C source (read once per process).
+
+    Mechanisms, physiology and materials tables are Python; bundled specs and datasets
+    are not hashed here (a spec's own text is part of the key)."""
     import sympy
 
     root = Path(__file__).resolve().parent
     h = hashlib.sha256(f"{_FORMAT} {sys.version} sympy {sympy.__version__}".encode())
     for path in sorted(root.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".c", ".toml", ".csv", ".json"):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".c"):
             h.update(str(path.relative_to(root)).encode())
             h.update(path.read_bytes())
     return h.hexdigest()

@@ -185,6 +185,17 @@ def c_function_bodies(system) -> dict[str, str]:
     }
 
 
+def c_jacobian_pattern(system) -> str:
+    """C tables of J's structural non-zeros: ``nanopk_jnz_row/col`` (``NANOPK_JNZ`` entries),
+    so that J·s costs one multiply-add per non-zero instead of N²."""
+    cells = sorted(system.layered_jacobian, key=lambda ij: (ij[1], ij[0]))
+    rows = ", ".join(str(i) for i, _ in cells) or "0"  # C has no empty arrays; the loop runs 0 times
+    cols = ", ".join(str(j) for _, j in cells) or "0"
+    return (f"#define NANOPK_JNZ {len(cells)}\n"
+            f"static const int nanopk_jnz_row[] = {{{rows}}};\n"
+            f"static const int nanopk_jnz_col[] = {{{cols}}};\n")
+
+
 def c_dfdp_body(system, indices) -> str:
     """C body writing ``D[i + j*N] = ∂f_i/∂p_{indices[j]}`` (column-major, non-zeros only)."""
     dfdp = system.layered_dfdp(indices)

@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import ExportError
 from ..resources import cache_dir
 from .base import CompiledModel, SolveResult, SymbolicSystem
-from .ccode import c_dfdp_body, c_initial_body, c_jacobian_body, c_observe_body, c_rhs_body
+from .ccode import c_dfdp_body, c_initial_body, c_jacobian_body, c_jacobian_pattern, c_observe_body, c_rhs_body
 
 __all__ = ["CvodeModel", "BackendUnavailable", "sundials_libraries", "cache_dir"]
 
@@ -113,6 +113,7 @@ def generate_source(system: SymbolicSystem, sensitivities: tuple[int, ...] | Non
     return (
         source + f"\n#define NANOPK_K {len(sensitivities)}\n"
         + _SENSITIVITY.replace("/*DFDP_BODY*/", c_dfdp_body(system, sensitivities))
+        .replace("/*JNZ_TABLES*/", c_jacobian_pattern(system))
     )
 
 
