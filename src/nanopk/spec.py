@@ -108,6 +108,13 @@ def load_model(name_or_path, particle: Particle | dict | str | None = None, para
     SpecError
         Listing every problem in the spec (unknown key, mechanism, option or
         parameter, each with the valid choices).
+
+    Notes
+    -----
+    A model built once is remembered under ``$NANOPK_CACHE_DIR/models``, keyed by the
+    spec's path and text, the particle, ``params`` and nanopk's source; a later load
+    (in any process) returns it without rebuilding its SymPy equations, which are
+    built when first needed (see :mod:`nanopk.prebuilt`).
     """
     path = model_path(name_or_path)
     text = path.read_text()
