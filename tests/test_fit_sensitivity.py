@@ -15,6 +15,19 @@ def mouse():
     return nanopk.load_model("mouse_pbpk")
 
 
+def _assert_matches_central_differences(compiled, res, y0, p, times, atol, idx, varied):
+    """res.s against central differences of solves at rtol 1e-12: 1e-4 relative, or 1e-5
+    of the largest entry for entries near the absolute tolerance."""
+    for j, k in enumerate(idx):
+        h = 1e-4 * p[k]  # truncation O(h²) ~ 1e-8; a smaller step drowns in solver noise
+        up, down = p.copy(), p.copy()
+        up[k] += h
+        down[k] -= h
+        fd = (compiled.solve(0.0, y0, up, times, 1e-12, atol * 1e-4).y - compiled.solve(0.0, y0, down, times, 1e-12, atol * 1e-4).y) / (2 * h)
+        assert np.abs(fd).max() > 0, varied[j]  # the parameter moves the solution
+        np.testing.assert_allclose(res.s[:, :, j], fd, rtol=1e-4, atol=1e-5 * np.abs(fd).max(), err_msg=varied[j])
+
+
 def test_sensitivities_match_tight_finite_differences(mouse):
     """∂y/∂p from the augmented system vs central differences at rtol 1e-12:
     1e-4 relative, or 1e-5 of the largest entry for entries near the absolute tolerance."""
@@ -31,13 +44,7 @@ def test_sensitivities_match_tight_finite_differences(mouse):
     assert res.success
     # One LU of the N x N block per setup, applied block by block (not a band LU).
     assert res.linear_solver == "dense blocks"
-    for j, k in enumerate(idx):
-        h = 1e-4 * p[k]  # truncation O(h²) ~ 1e-8; a smaller step drowns in solver noise
-        up, down = p.copy(), p.copy()
-        up[k] += h
-        down[k] -= h
-        fd = (compiled.solve(0.0, y0, up, times, 1e-12, atol * 1e-4).y - compiled.solve(0.0, y0, down, times, 1e-12, atol * 1e-4).y) / (2 * h)
-        np.testing.assert_allclose(res.s[:, :, j], fd, rtol=1e-4, atol=1e-5 * np.abs(fd).max(), err_msg=varied[j])
+    _assert_matches_central_differences(compiled, res, y0, p, times, atol, idx, varied)
 
 
 def test_fit_with_exact_gradients_reaches_the_finite_difference_optimum(mouse):
@@ -72,14 +79,7 @@ def test_sensitivities_of_a_nonlinear_model_match_finite_differences():
     atol = np.full(compiled.n_states, 1e-9 * dose)
     res = compiled.solve_sensitivities(0.0, y0, np.zeros((compiled.n_states, len(idx))), p, times, 1e-10, atol * 1e-2, 100_000, idx)
     assert res.success and res.linear_solver == "dense blocks"
-    for j, k in enumerate(idx):
-        h = 1e-4 * p[k]
-        up, down = p.copy(), p.copy()
-        up[k] += h
-        down[k] -= h
-        fd = (compiled.solve(0.0, y0, up, times, 1e-12, atol * 1e-4).y - compiled.solve(0.0, y0, down, times, 1e-12, atol * 1e-4).y) / (2 * h)
-        assert np.abs(fd).max() > 0, varied[j]  # the parameter moves the solution
-        np.testing.assert_allclose(res.s[:, :, j], fd, rtol=1e-4, atol=1e-5 * np.abs(fd).max(), err_msg=varied[j])
+    _assert_matches_central_differences(compiled, res, y0, p, times, atol, idx, varied)
 
 
 def test_block_and_band_newton_solves_give_the_same_sensitivities(mouse):

@@ -97,13 +97,14 @@ def recall(key: str, build):
     """The model remembered under ``key``, its equations deferred to ``build()``; or None."""
     from .model import Model
 
+    path = _file(key)
     try:
-        skeleton = pickle.loads(_file(key).read_bytes())
+        skeleton = pickle.loads(path.read_bytes())
     except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
         return None  # absent, unreadable or from another layout: rebuild
     if not isinstance(skeleton, dict) or skeleton.get("format") != _FORMAT:
         return None
-    return Model._deferred(skeleton, build, source=str(_file(key)))
+    return Model._deferred(skeleton, build, source=str(path))
 
 
 def check_materialized(deferred, built, source: str) -> None:
