@@ -441,6 +441,7 @@ def _joint_fit_models(models: dict, data: dict, vary, tied, fit_kwargs) -> dict:
     from scipy.optimize import least_squares
 
     from .fit._data import coerce_datasets
+    from .fit.core import solver_tolerances
     from .fit.objective import Objective, build_parameters
 
     objectives = {}
@@ -448,7 +449,9 @@ def _joint_fit_models(models: dict, data: dict, vary, tied, fit_kwargs) -> dict:
         ds = coerce_datasets({g: data[g]}, model, True, fit_kwargs.get("censored", "m3"), fit_kwargs.get("tissue_map") or {},
                              fit_kwargs.get("body_weight", "dataset"))
         specs = build_parameters(model, ds, vary, None, None, None)
-        objectives[g] = Objective(model, ds, specs, rtol=fit_kwargs.get("rtol", 1e-8), atol=fit_kwargs.get("atol", 1e-12))
+        # The joint fit differences its residuals (least_squares below), so fd tolerances.
+        rtol, atol = solver_tolerances("fd", fit_kwargs.get("rtol"), fit_kwargs.get("atol"))
+        objectives[g] = Objective(model, ds, specs, rtol=rtol, atol=atol)
     layout, x0, lo, hi = [], [], [], []
     first = next(iter(objectives.values()))
     for name in tied:
