@@ -140,7 +140,7 @@ def cmd_fit(args):
     model = _load(args, fixed=True)
     ds = read_dataset(args.dataset)
     t0 = time.perf_counter()
-    result = fit(model, ds, vary=_vary(args), multistart=args.multistart)
+    result = fit(model, ds, vary=_vary(args), multistart=args.multistart, jacobian=args.jacobian)
     wall = time.perf_counter() - t0
     de = _attach_delivery(result)
     print(result.report())
@@ -272,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vary", help="comma-separated parameter names")
     p.add_argument("--param", action="append", help="NAME=VALUE[,NAME=VALUE...]: hold model parameters at these values (repeatable)")
     p.add_argument("--multistart", type=int, default=0)
+    p.add_argument("--jacobian", default="fd", choices=["fd", "sensitivity"],
+                   help="fit gradients: finite differences on all cores (default) or exact forward "
+                        "sensitivities (fewer model evaluations; compiles a sensitivity library once)")
     p.add_argument("--json")
     p.add_argument("--plot")
     p.set_defaults(func=cmd_fit)
