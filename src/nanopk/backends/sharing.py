@@ -33,14 +33,24 @@ class Products:
     def __init__(self, varying: set):
         self._varying = varying
         self._memo: dict = {}
+        self._varies: dict = {}
 
     def __call__(self, product: sp.Mul) -> tuple:
         if product not in self._memo:
             coefficient, factors = product.as_coeff_mul(rational=False)
-            fixed = [f for f in factors if not f.free_symbols & self._varying]
-            moving = [f for f in factors if f.free_symbols & self._varying]
+            fixed = [f for f in factors if not self.varies(f)]
+            moving = [f for f in factors if self.varies(f)]
             self._memo[product] = coefficient, _product(factors), _product(fixed), _product(moving)
         return self._memo[product]
+
+    def varies(self, e) -> bool:
+        """Whether ``e`` depends on a varying symbol; each distinct subtree is looked at
+        once (``free_symbols`` walks the whole tree on every call)."""
+        found = self._varies.get(e)
+        if found is None:
+            found = e in self._varying if e.is_Symbol else any(self.varies(a) for a in e.args)
+            self._varies[e] = found
+        return found
 
     def parts(self, product: sp.Mul) -> tuple:
         """What ``product`` is printed from: ``(core,)`` after a coefficient, else the
