@@ -17,6 +17,7 @@ import argparse
 import math
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -54,15 +55,19 @@ def median_ms(samples):
     return 1000 * statistics.median(samples)
 
 
-def timed_simulations(model, times, runs):
-    """Median ms of ``runs`` simulations of ``model`` at ``times``, after one warm-up."""
-    model.simulate(times)
-    samples = []
-    for _ in range(runs):
-        a = time.perf_counter()
+def interleaved_medians(cases, runs):
+    """Median ms per ``(model, times)`` case over ``runs`` rounds, each round timing every
+    case once in turn (after one warm-up each), so that the machine's drift hits all
+    sizes alike and cannot fake a slope."""
+    for model, times in cases:
         model.simulate(times)
-        samples.append(time.perf_counter() - a)
-    return median_ms(samples)
+    samples = [[] for _ in cases]
+    for _ in range(runs):
+        for k, (model, times) in enumerate(cases):
+            a = time.perf_counter()
+            model.simulate(times)
+            samples[k].append(time.perf_counter() - a)
+    return [median_ms(s) for s in samples]
 
 
 def bench_model(name, runs, particle=None):
@@ -112,7 +117,9 @@ LOAD_REPEATS = 5
 
 def compile_and_load_times(name, repeats=LOAD_REPEATS):
     """Medians over ``repeats`` fresh caches of: importing nanopk and the first call
-    (compiling), then importing and loading the cached model in a second process."""
+    (compiling), then importing and loading the cached model in a second process; and
+    the first call again in a third process after deleting everything cached but pint's
+    parsed definitions (a model not compiled before, on a machine that has run nanopk)."""
     code = (
         "import time; t0=time.perf_counter(); import nanopk; t1=time.perf_counter();"
         f"m=nanopk.load_model({name!r}); m.compile('cvode'); m.simulate([1.0]); t2=time.perf_counter();"
@@ -122,37 +129,42 @@ def compile_and_load_times(name, repeats=LOAD_REPEATS):
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as cache:
             env = dict(os.environ, NANOPK_CACHE_DIR=cache)
-            run = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
-                   for _ in range(2)]
-        samples.append([float(x) for x in run[0] + run[1]])
+
+            def run():
+                return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+
+            first, second = run(), run()
+            for entry in Path(cache).iterdir():
+                if entry.name != "pint":
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            third = run()
+        samples.append([float(x) for x in first + second + third[1:]])
     return tuple(statistics.median(column) for column in zip(*samples))
 
 
-def scaling_output_points(name="mouse_pbpk", runs=50):
+def scaling_output_points(name="mouse_pbpk", runs=100):
     model = nanopk.load_model(name)
-    rows = []
-    for n in (10, 50, 200, 1000, 5000):
-        rows.append((n, timed_simulations(model, np.linspace(0, 168, n), runs)))
-    return rows
+    sizes = (10, 50, 200, 1000, 5000)
+    return list(zip(sizes, interleaved_medians([(model, np.linspace(0, 168, n)) for n in sizes], runs)))
 
 
-def scaling_states(runs=30):
+def scaling_states(runs=100):
     """Time vs number of states through the aggregation size classes K (aggregation_plasma)."""
-    rows = []
     spec = nanopk.spec.model_path("aggregation_plasma") if "aggregation_plasma" in nanopk.list_models() else None
     if spec is None:
-        return rows
+        return []
     text = spec.read_text()
     import re
 
     if not re.search(r"^K\s*=\s*\d+", text, re.M):
-        return rows
+        return []
+    models = []
     for k in (2, 5, 10, 20, 50):  # the spec needs K ≥ 2
         path = Path(tempfile.mkdtemp()) / f"agg_{k}.toml"
         path.write_text(re.sub(r"^K\s*=\s*\d+", f"K = {k}", text, flags=re.M))
-        model = nanopk.load_model(path)
-        rows.append((len(model.states), len(model.fluxes), timed_simulations(model, TIMES, runs)))
-    return rows
+        models.append(nanopk.load_model(path))
+    medians = interleaved_medians([(m, TIMES) for m in models], runs)
+    return [(len(m.states), len(m.fluxes), ms) for m, ms in zip(models, medians)]
 
 
 FIT_VARY = ["Kmax_liver", "K50_liver", "Kmax_spleen", "K50_spleen", "P_spleen", "Kmax_lung"]
@@ -228,13 +240,16 @@ def main(argv=None):
         )
         print(lines[-1], flush=True)
     lines += ["", f"Medians of {args.runs} interleaved runs (reference: at least 20).", "", "## Compile and load", "",
-              f"Medians of {LOAD_REPEATS} fresh caches (each: a first process that compiles, then a second that loads).", "",
-              "| model | import nanopk (s) | first call incl. compile (s) | second process: import (s) | second process: load cached + first simulation (s) |",
-              "|---|---|---|---|---|"]
+              f"Medians of {LOAD_REPEATS} fresh caches (each: a first process that compiles, then a second that loads,"
+              " then a third that compiles again after everything cached but pint's parsed definitions was deleted:"
+              " a model new to a machine that has run nanopk before).", "",
+              "| model | import nanopk (s) | first call incl. compile, empty cache (s) | second process: import (s) |"
+              " second process: load cached + first simulation (s) | first call incl. compile, pint cache kept (s) |",
+              "|---|---|---|---|---|---|"]
     for name in ("mouse_pbpk", "mouse_tumour", "mouse_tumour_full"):
         if name in available:
-            i1, c1, i2, c2 = compile_and_load_times(name)
-            lines.append(f"| {name} | {i1:.2f} | {c1:.2f} | {i2:.2f} | {c2:.3f} |")
+            i1, c1, i2, c2, c3 = compile_and_load_times(name)
+            lines.append(f"| {name} | {i1:.2f} | {c1:.2f} | {i2:.2f} | {c2:.3f} | {c3:.2f} |")
             print(lines[-1], flush=True)
     fits, tight_chisqr = fit_timings()
     lines += ["", "## 6-parameter fit of mouse_pbpk to Cho 2010 13 nm (" + ", ".join(FIT_VARY) + ")", "",
