@@ -135,8 +135,12 @@ def compile_and_load_times(name, repeats=LOAD_REPEATS):
 
             first, second = run(), run()
             for entry in Path(cache).iterdir():
-                if entry.name != "pint":
-                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                if entry.name == "pint":
+                    continue
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
             third = run()
         samples.append([float(x) for x in first + second + third[1:]])
     return tuple(statistics.median(column) for column in zip(*samples))
