@@ -163,7 +163,11 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         Start values and ``(lower, upper)`` bounds (natural scale) by parameter name
         (model name, or per-dataset name).
     jacobian : {"fd", "sensitivity"} or callable
-        Finite differences (default), backend sensitivities, or
+        Finite differences (default; their simulations run on ``workers`` threads),
+        forward sensitivities from the compiled backend (exact gradients: 5–10× fewer
+        model evaluations on the bundled studies, and usually the faster fit on one
+        core; the first fit with a given set of varied parameters compiles their
+        sensitivity equations, cached on disk), or
         ``jac(objective, x) -> (n_residuals, n_varied)``.
     diff_step : float
         Relative finite-difference step on the log parameters (1e-4: well above the
