@@ -164,7 +164,7 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         (model name, or per-dataset name).
     jacobian : {"fd", "sensitivity"} or callable
         Finite differences (default; their simulations run on ``workers`` threads),
-        forward sensitivities from the compiled backend (exact gradients: 5–10× fewer
+        forward sensitivities from the compiled backend (exact gradients: 4–10× fewer
         model evaluations on the bundled studies, and usually the faster fit on one
         core; the first fit with a given set of varied parameters compiles their
         sensitivity equations, cached on disk), or
