@@ -78,7 +78,7 @@ def remember(key: str, model) -> None:
         "metadata": model.metadata,
         "states": model.states,
         "parameters": tuple(model.parameters.values()),
-        "observables": tuple((o.name, o.unit, o.description) for o in model.observables.values()),
+        "observables": model._observable_heads,
         "notes": model.notes,
         "n_fluxes": len(model.fluxes),
         "structure_hash": model.structure_hash,

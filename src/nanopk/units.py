@@ -22,7 +22,6 @@ __all__ = [
 ]
 
 
-
 def _registry() -> pint.UnitRegistry:
     """pint's registry, its parsed definitions cached on disk.
 

@@ -144,9 +144,14 @@ def _block(system, outputs: list[tuple[str, sp.Expr]], definitions=(), indent: s
     return "\n".join(printer.lines)
 
 
+def _column_major_cells(entries) -> list[tuple[int, int]]:
+    """The ``(i, j)`` of matrix entries in memory order (column-major, as CVODE stores J)."""
+    return sorted(entries, key=lambda ij: (ij[1], ij[0]))
+
+
 def _column_major(entries: dict, array: str, n: int) -> list[tuple[str, sp.Expr]]:
     """Matrix entries ``{(i, j): expression}`` as ``array[i + j*n]``, in memory order."""
-    return [(f"{array}[{i + j * n}]", entries[i, j]) for i, j in sorted(entries, key=lambda ij: (ij[1], ij[0]))]
+    return [(f"{array}[{i + j * n}]", entries[i, j]) for i, j in _column_major_cells(entries)]
 
 
 def c_rhs_body(system) -> str:
@@ -188,7 +193,7 @@ def c_function_bodies(system) -> dict[str, str]:
 def c_jacobian_pattern(system) -> str:
     """C tables of J's structural non-zeros: ``nanopk_jnz_row/col`` (``NANOPK_JNZ`` entries),
     so that J·s costs one multiply-add per non-zero instead of N²."""
-    cells = sorted(system.layered_jacobian, key=lambda ij: (ij[1], ij[0]))
+    cells = _column_major_cells(system.layered_jacobian)
     rows = ", ".join(str(i) for i, _ in cells) or "0"  # C has no empty arrays; the loop runs 0 times
     cols = ", ".join(str(j) for _, j in cells) or "0"
     return (f"#define NANOPK_JNZ {len(cells)}\n"

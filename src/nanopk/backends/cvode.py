@@ -60,6 +60,8 @@ _DOUBLE_P = ctypes.c_void_p
 
 def _f64(a) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float64)
+
+
 #: A solve's time goes into CVODE's dense linear algebra more than into the generated f
 #: and J: on mouse_tumour_full -O1 solves as fast as -O2 (within 1 %) and compiles in
 #: 70 % of the time.  -fno-math-errno lets the compiler share repeated pow() and exp()

@@ -583,6 +583,14 @@ def _resolve_priors(priors, specs) -> tuple[dict, np.ndarray, np.ndarray, np.nda
     return resolved, np.array(index, dtype=int), np.array(center, dtype=float), np.array(sd, dtype=float)
 
 
+def _residuals_at(objective: Objective, points, pool=None) -> list[np.ndarray]:
+    """The residuals at each point, on the thread ``pool`` if given (the compiled solver
+    releases the GIL), else one after another."""
+    if pool is None:
+        return [objective.residual(p) for p in points]
+    return list(pool.map(objective.residual, points))
+
+
 def _finite_difference_jacobian(objective: Objective, x, step=1e-4, pool=None) -> np.ndarray:
     """Central differences of the residuals (one-sided next to a bound).
 
@@ -607,7 +615,7 @@ def _finite_difference_jacobian(objective: Objective, x, step=1e-4, pool=None) -
             plans.append((None, down, h))
     one_sided = any(a is None or b is None for a, b, _ in plans)
     points = ([x] if one_sided else []) + [p for a, b, _ in plans for p in (a, b) if p is not None]
-    values = list(pool.map(objective.residual, points)) if pool is not None else [objective.residual(p) for p in points]
+    values = _residuals_at(objective, points, pool)
     f0 = values[0] if one_sided else None
     rest = iter(values[1:] if one_sided else values)
     J = np.empty((objective.n_residuals, x.size))
@@ -649,7 +657,7 @@ class ForwardDifferenceJacobian:
             xj = x.copy()
             xj[j] += h[j]
             points.append(xj)
-        columns = list(self.pool.map(objective.residual, points)) if self.pool is not None else [objective.residual(p) for p in points]
+        columns = _residuals_at(objective, points, self.pool)
         return np.column_stack([(fj - f0) / hj for fj, hj in zip(columns, h)])
 
 
