@@ -1,5 +1,6 @@
 """The foundation: mass balance by construction, backend agreement, validation, errors."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -160,17 +161,43 @@ def test_unit_check_is_remembered_per_equations_and_units(tmp_path, monkeypatch)
 
 
 def test_loading_a_checked_model_does_not_import_pint(tmp_path):
-    """Second process: load + simulate a bundled model without importing pint."""
+    """A bundled model ships its unit verdict: even its first load in an empty cache
+    simulates without importing pint.  A model nanopk has not seen (here aggregation with
+    3 size classes) is checked with pint once, and a second process loads it without."""
     import os
     import subprocess
     import sys
 
-    env = dict(os.environ, NANOPK_CACHE_DIR=str(tmp_path))
-    code = ("import sys, nanopk; m = nanopk.load_model('mouse_tumour'); m.simulate([1.0]); "
-            "print('pint' in sys.modules)")
-    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
-            for _ in range(2)]
-    assert runs == [["True"], ["False"]]
+    spec = tmp_path / "agg3.toml"
+    spec.write_text(re.sub(r"^K\s*=\s*\d+", "K = 3", nanopk.spec.model_path("aggregation_plasma").read_text(), flags=re.M))
+    env = dict(os.environ, NANOPK_CACHE_DIR=str(tmp_path / "cache"))
+
+    def pint_imported(model):
+        code = f"import sys, nanopk; m = nanopk.load_model({model!r}); m.simulate([1.0]); print('pint' in sys.modules)"
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+
+    assert pint_imported("mouse_tumour") == ["False"]
+    assert [pint_imported(str(spec)) for _ in range(2)] == [["True"], ["False"]]
+
+
+def test_bundled_models_ship_their_unit_verdicts():
+    """checked_units.txt holds exactly the bundled models' signatures, and each of those
+    models passes the unit check now (a verdict the package ships must be true).  When
+    it is stale, regenerate it with `python -m nanopk.unitcheck --record`."""
+    import sympy
+
+    from nanopk.model import CHECKED_UNITS, shipped_unit_signatures, unit_signature
+    from nanopk.unitcheck import check_units
+
+    models = {name: nanopk.load_model(name) for name in nanopk.list_models()}
+    for name, model in models.items():
+        assert check_units(model) == [], name
+    recorded_with = re.search(r"SymPy (\S+)\)", CHECKED_UNITS.read_text()).group(1)
+    if recorded_with != sympy.__version__:  # the structural hash reads SymPy's trees
+        pytest.skip(f"verdicts recorded with SymPy {recorded_with}, running {sympy.__version__}")
+    current = {unit_signature(model): name for name, model in models.items()}
+    assert set(current) == shipped_unit_signatures(), (
+        "checked_units.txt is stale: run `python -m nanopk.unitcheck --record`")
 
 
 def test_rate_rule_on_mass_state_is_rejected():

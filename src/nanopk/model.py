@@ -20,6 +20,7 @@ import hashlib
 import math
 from collections import Counter, OrderedDict
 from dataclasses import replace
+from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -511,19 +512,34 @@ class Model:
 # costs ~0.3 s; together they were most of loading a cached model.  A model whose
 # equations, declared units and checking code are those of one that passed before
 # passes again, so a marker file under the cache directory, keyed by all three, lets
-# later processes skip both.
+# later processes skip both.  The bundled models' signatures ship with the package
+# (CHECKED_UNITS, written by ``python -m nanopk.unitcheck --record`` after the check
+# passed on each, and compared with the models by the tests), so a bundled model's
+# first load on a new machine needs neither pint nor the check either.
+
+#: The bundled models' unit signatures that passed the check (package data).
+CHECKED_UNITS = Path(__file__).resolve().parent / "checked_units.txt"
+
+
+@functools.cache
+def shipped_unit_signatures() -> frozenset[str]:
+    """Signatures in :data:`CHECKED_UNITS` (first word of each non-comment line)."""
+    try:
+        lines = CHECKED_UNITS.read_text().splitlines()
+    except OSError:  # a missing file only costs the check
+        return frozenset()
+    return frozenset(line.split()[0] for line in lines if line.strip() and not line.startswith("#"))
 
 
 @functools.cache
 def _unit_checker_hash() -> str:
     """Hash of the checking code (read once per process, not once per model)."""
-    from pathlib import Path
-
     here = Path(__file__).resolve().parent
     return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("unitcheck.py", "units.py"))).hexdigest()
 
 
-def _unit_signature(model) -> str:
+def unit_signature(model) -> str:
+    """What the unit check's verdict depends on: equations, declared units, checking code."""
     h = hashlib.sha256(model.structure_hash.encode())
     declared = [(s.name, s.unit) for s in model.states] + [(p.name, p.unit) for p in model.parameters.values()]
     declared += [(a.name, a.unit) for a in model.assignments]
@@ -535,10 +551,12 @@ def _unit_signature(model) -> str:
 def _unit_marker(model):
     from .resources import cache_dir
 
-    return cache_dir() / "unitcheck" / _unit_signature(model)
+    return cache_dir() / "unitcheck" / unit_signature(model)
 
 
 def _units_known_good(model) -> bool:
+    if unit_signature(model) in shipped_unit_signatures():
+        return True
     try:
         return _unit_marker(model).is_file()
     except OSError:  # an unreadable cache only costs the check

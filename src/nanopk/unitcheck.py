@@ -109,3 +109,44 @@ def check_units(model) -> list[str]:
     for o in model.observables.values():
         check(f"observable {o.name!r}", o.expr, Q_(1.0, parse_unit(o.unit)))
     return problems
+
+
+def record_bundled_verdicts(path=None) -> list[str]:
+    """Check every bundled model's units and write their signatures to ``path``.
+
+    ``path`` defaults to the package's ``checked_units.txt``, which lets a bundled
+    model's first load skip pint and this check (see :func:`nanopk.model.unit_signature`).
+    Run after changing a mechanism, a bundled spec or this module::
+
+        python -m nanopk.unitcheck --record
+
+    Raises
+    ------
+    ModelError
+        If a bundled model fails the check (nothing is written).
+    """
+    from .errors import ModelError
+    from .model import CHECKED_UNITS, unit_signature
+    from .spec import list_models, load_model
+
+    lines = []
+    for name in list_models():
+        model = load_model(name)
+        problems = check_units(model)
+        if problems:
+            raise ModelError(f"bundled model {name!r} fails the unit check; nothing recorded:", problems)
+        lines.append(f"{unit_signature(model)}  {name}")
+    header = ("# Unit signatures of the bundled models that passed nanopk.unitcheck.check_units\n"
+              f"# (SymPy {sp.__version__}).  Written by `python -m nanopk.unitcheck --record`;\n"
+              "# tests/test_core.py checks that it is current.\n")
+    (CHECKED_UNITS if path is None else path).write_text(header + "\n".join(lines) + "\n")
+    return lines
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--record"]:
+        sys.exit("usage: python -m nanopk.unitcheck --record")
+    for line in record_bundled_verdicts():
+        print(line)
