@@ -145,7 +145,7 @@ def cmd_fit(args):
     de = _attach_delivery(result)
     print(result.report())
     if de:
-        print("\nTumour delivery (%ID in the whole tumour; 95 % interval from the fit's covariance):")
+        print("\nTumour delivery (%ID in the whole tumour; 95 % intervals from the fit's covariance):")
         _print_delivery(de)
     print(f"wall time {wall:.2f} s")
     _write_outputs(result, args)
@@ -218,11 +218,14 @@ def cmd_delivery(args):
 
 
 def _print_delivery(de: dict) -> None:
+    from .delivery import DESCRIPTIONS
+
     for key, item in de.items():
         if isinstance(item, dict) and "value" in item and item["value"] is not None:
             ci = item.get("ci95")
-            ci_text = f"  95 % CI [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""
-            print(f"  {key:<15} {item['value']:.4g} {item.get('unit', '')}{ci_text}")
+            value = f"{item['value']:.4g} {item.get('unit', '')}"
+            ci_text = f"[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""
+            print(f"  {key:<15} {value:<20} {ci_text:<20} {DESCRIPTIONS.get(key, '')}".rstrip())
 
 
 def cmd_meta(args):

@@ -1,10 +1,22 @@
 """Tumour delivery efficiency and blood kinetics from a model or a fit, with intervals.
 
-Delivery efficiency (DE) is the percentage of the injected dose in the *whole* tumour
-(Cheng et al., ACS Nano 2020;14:3075, PMID 32078303):
+Delivery efficiency (DE) is the percentage of the injected dose in the *whole* tumour,
+averaged over the time since injection, as Wilhelm et al. 2016 defined it and Cheng et
+al. (ACS Nano 2020;14:3075, PMID 32078303) computed it from PBPK fits:
 
-    DE24  = tumour %ID at 24 h,      DE168 = tumour %ID at 168 h,
-    DEmax = max over 0 ≤ t ≤ 168 h of tumour %ID, reached at t_max_h.
+    DE24  = (1/24)  ∫₀²⁴  tumour(t) dt,      DE168 = (1/168) ∫₀¹⁶⁸ tumour(t) dt   (%ID),
+    DEmax = max over 0 ≤ t ≤ 168 h of tumour(t) (%ID), reached at t_max_h,
+
+and the amount present at those times is reported beside them:
+
+    tumour_24h = tumour(24 h),       tumour_168h = tumour(168 h)   (%ID).
+
+Why the time average: the Nano-Tumor Database stores Cheng 2020's DE24 and DE168 for
+each dataset, and they follow the average of the measured curve, not its value.  Over
+the 332 datasets measured at 24 h, the stored DE24 lies a median 0.025 log10 units
+(6 %) from the trapezoidal (1/24)∫₀²⁴ of the measurements and 0.137 (37 %) from the
+24 h measurement; over the 20 measured at 168 h, DE168 lies 0.059 from the average and
+0.36 from the measurement.  The stored DEmax follows the measured peak (0.071).
 
 Exposure and blood kinetics over the same window, on a dense time grid:
 
@@ -54,12 +66,21 @@ __all__ = [
 ]
 
 #: Every metric :func:`delivery_efficiency` reports, in order.
-METRICS = ("DE24", "DE168", "DEmax", "t_max_h", "AUC_tumour", "AUC_ratio", "t_half_blood_h", "t50_blood_h")
+METRICS = ("DE24", "DE168", "DEmax", "t_max_h", "tumour_24h", "tumour_168h", "AUC_tumour", "AUC_ratio",
+           "t_half_blood_h", "t50_blood_h")
 #: The three delivery efficiencies of Cheng et al. 2020.
 DE_METRICS = ("DE24", "DE168", "DEmax")
 #: Units of each metric (for JSON and plots).
-UNITS = {"DE24": "%ID", "DE168": "%ID", "DEmax": "%ID", "t_max_h": "h", "AUC_tumour": "%ID·h",
+UNITS = {"DE24": "%ID", "DE168": "%ID", "DEmax": "%ID", "t_max_h": "h", "tumour_24h": "%ID", "tumour_168h": "%ID",
+         "AUC_tumour": "%ID·h",
          "AUC_ratio": "dimensionless", "t_half_blood_h": "h", "t50_blood_h": "h"}
+
+#: What each metric is, in a few words (printed beside the values).
+DESCRIPTIONS = {"DE24": "tumour %ID averaged over 0-24 h", "DE168": "tumour %ID averaged over 0-168 h",
+                "DEmax": "peak tumour %ID over 0-168 h", "t_max_h": "time of the peak",
+                "tumour_24h": "tumour %ID at 24 h", "tumour_168h": "tumour %ID at 168 h",
+                "AUC_tumour": "tumour AUC over 0-168 h", "AUC_ratio": "tumour AUC / blood AUC",
+                "t_half_blood_h": "terminal blood half-life", "t50_blood_h": "time until half the dose has left blood"}
 
 T_END_H = 168.0
 
@@ -67,8 +88,8 @@ T_END_H = 168.0
 def delivery_grid(t_end_h: float = T_END_H) -> np.ndarray:
     """The time grid (h) metrics are computed on: dense early (log-spaced) and every 0.5 h.
 
-    Always contains 0, 24 and ``t_end_h`` exactly, so DE24 and DE168 are read, not
-    interpolated.
+    Always contains 0, 24 and ``t_end_h`` exactly, so the averages DE24 and DE168 end
+    on grid points and the amounts at 24 and 168 h are read, not interpolated.
     """
     grid = np.concatenate([[0.0, 24.0, t_end_h], np.geomspace(0.005, t_end_h, 160), np.arange(0.0, t_end_h, 0.5)])
     grid = np.unique(np.round(grid[grid <= t_end_h], 9))
@@ -90,6 +111,15 @@ def _first_crossing(t: np.ndarray, y: np.ndarray, level: float) -> float | None:
     else:
         f = (y0 - level) / (y0 - y1)
     return float(t[k - 1] + f * (t[k] - t[k - 1]))
+
+
+def time_average(t: np.ndarray, y: np.ndarray, t_end: float) -> float:
+    """``(1/t_end) ∫₀^t_end y dt`` by trapezoids on the grid points up to ``t_end``.
+
+    ``t`` must start at 0 and contain ``t_end`` (as :func:`delivery_grid` does).
+    """
+    keep = t <= t_end
+    return float(np.trapezoid(y[keep], t[keep]) / t_end)
 
 
 def terminal_half_life(t: np.ndarray, y: np.ndarray, tail_fraction: float = 0.25) -> float | None:
@@ -130,11 +160,14 @@ def _point_metrics(sim: pd.DataFrame, tail_fraction: float) -> dict:
     out: dict = {}
     if "tumour" in sim:
         tum = sim["tumour"].to_numpy()
-        out["DE24"] = float(np.interp(24.0, t, tum))
-        out["DE168"] = float(np.interp(T_END_H, t, tum)) if t[-1] >= T_END_H else None
+        reaches_end = t[-1] >= T_END_H
+        out["DE24"] = time_average(t, tum, 24.0)
+        out["DE168"] = time_average(t, tum, T_END_H) if reaches_end else None
         k = int(np.argmax(tum))
         out["DEmax"] = float(tum[k])
         out["t_max_h"] = float(t[k])
+        out["tumour_24h"] = float(np.interp(24.0, t, tum))
+        out["tumour_168h"] = float(np.interp(T_END_H, t, tum)) if reaches_end else None
         out["AUC_tumour"] = float(np.trapezoid(tum, t))
     if "blood" in sim:
         blood = sim["blood"].to_numpy()
@@ -317,7 +350,9 @@ def delivery_efficiency(model_or_fit, params: Mapping[str, float] | None = None,
     Returns
     -------
     dict
-        ``DE24``, ``DE168``, ``DEmax`` (%ID), ``t_max_h`` (h), ``AUC_tumour`` (%ID·h,
+        ``DE24``, ``DE168`` (time-averaged tumour %ID over 0–24 and 0–168 h), ``DEmax``
+        (peak tumour %ID), ``t_max_h`` (h), ``tumour_24h``, ``tumour_168h`` (tumour %ID
+        at 24 and 168 h), ``AUC_tumour`` (%ID·h,
         0–168 h), ``AUC_ratio`` (tumour/blood AUC), ``t_half_blood_h`` (terminal, h),
         ``t50_blood_h`` (h); each ``{"value", "ci95", "unit"}`` with ``ci95`` a
         ``[low, high]`` pair or ``None`` without uncertainty.  ``uncertainty`` says

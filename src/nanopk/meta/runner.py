@@ -118,6 +118,10 @@ class MetaFitSettings:
         return d
 
 
+#: Delivery metrics each result row carries (see :mod:`nanopk.delivery`).
+_METRIC_KEYS = ("DE24", "DE168", "DEmax", "t_max_h", "tumour_24h", "tumour_168h")
+
+
 # --------------------------------------------------------------------------- one dataset
 _MODELS: dict = {}
 _MODELS_LOCK = threading.Lock()
@@ -184,7 +188,8 @@ def fit_item(item, settings: MetaFitSettings | None = None, model=None) -> dict:
     -------
     dict
         ``id, status`` (``"ok"``, ``"failed"``, ``"skipped"``), ``converged``,
-        ``params`` (fitted values), ``DE24, DE168, DEmax, t_max_h`` (%ID, h),
+        ``params`` (fitted values), ``DE24, DE168, DEmax, t_max_h, tumour_24h, tumour_168h``
+        (%ID, h; :mod:`nanopk.delivery` defines them),
         ``rmse_log`` (ln-scale residual RMS of the data), ``n_points``, ``nfev``
         (the optimiser's residual evaluations, finite-difference ones not counted,
         in the units of ``max_nfev``), ``wall_s``, ``error``.
@@ -194,8 +199,8 @@ def fit_item(item, settings: MetaFitSettings | None = None, model=None) -> dict:
 
     settings = settings or MetaFitSettings()
     t0 = time.perf_counter()
-    row = {"id": item.id, "status": "failed", "converged": False, "params": {}, "DE24": None, "DE168": None,
-           "DEmax": None, "t_max_h": None, "rmse_log": None, "n_points": int(item.n_points), "nfev": 0, "error": None}
+    row = {"id": item.id, "status": "failed", "converged": False, "params": {}, **dict.fromkeys(_METRIC_KEYS),
+           "rmse_log": None, "n_points": int(item.n_points), "nfev": 0, "error": None}
     try:
         model = model if model is not None else _load(settings.model)
         model.check_parameter_names(settings.vary)
@@ -230,8 +235,8 @@ def fit_item(item, settings: MetaFitSettings | None = None, model=None) -> dict:
         m = pk_metrics(model, p, blood_states=False)
         r_log = result.predictions["residual"].to_numpy(float) * settings.sigma_log
         row.update(
-            status="ok", converged=bool(result.success), params=fitted, DE24=m.get("DE24"), DE168=m.get("DE168"),
-            DEmax=m.get("DEmax"), t_max_h=m.get("t_max_h"), rmse_log=float(np.sqrt(np.mean(r_log ** 2))),
+            status="ok", converged=bool(result.success), params=fitted, **{k: m.get(k) for k in _METRIC_KEYS},
+            rmse_log=float(np.sqrt(np.mean(r_log ** 2))),
             nfev=int(getattr(result.outcome.lmfit_result, "nfev", result.outcome.nfev)),
             error=None if result.success else result.message,
         )
@@ -285,8 +290,11 @@ def empirical_prior(rows, vary, base_prior=None, n_varied: int | None = None) ->
 _COLUMNS = """(
     id TEXT PRIMARY KEY, status TEXT NOT NULL, converged INTEGER NOT NULL, params TEXT,
     DE24 REAL, DE168 REAL, DEmax REAL, t_max_h REAL, rmse_log REAL, n_points INTEGER, nfev INTEGER,
-    wall_s REAL, error TEXT, descriptors TEXT, published TEXT, run_id INTEGER, finished_at TEXT
+    wall_s REAL, error TEXT, descriptors TEXT, published TEXT, run_id INTEGER, finished_at TEXT,
+    tumour_24h REAL, tumour_168h REAL
 )"""
+#: Columns added after the first stores were written: (name, SQL type).
+_ADDED_COLUMNS = (("tumour_24h", "REAL"), ("tumour_168h", "REAL"))
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS results {_COLUMNS};
 CREATE TABLE IF NOT EXISTS stage1 {_COLUMNS};
@@ -304,6 +312,12 @@ def open_store(path) -> sqlite3.Connection:
     """Open (creating if needed) a results store."""
     con = sqlite3.connect(str(path), timeout=30)
     con.executescript(_SCHEMA)
+    for table in _TABLES:  # a store from an earlier nanopk resumes: its rows keep NULL there
+        have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+        for name, kind in _ADDED_COLUMNS:
+            if name not in have:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+    con.commit()
     return con
 
 
@@ -340,13 +354,15 @@ def _write(con, table: str, row: dict, item, run_id: int) -> None:
     def num(v):
         return None if v is None or not math.isfinite(v) else float(v)
 
-    con.execute(
-        f"INSERT OR REPLACE INTO {table} VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (row["id"], row["status"], int(bool(row["converged"])), json.dumps(row["params"]), num(row["DE24"]),
-         num(row["DE168"]), num(row["DEmax"]), num(row["t_max_h"]), num(row["rmse_log"]), row["n_points"], row["nfev"],
-         row["wall_s"], row["error"], json.dumps(item.descriptors, default=str), json.dumps(item.published, default=str),
-         run_id, datetime.now(timezone.utc).isoformat()),
-    )
+    values = {
+        "id": row["id"], "status": row["status"], "converged": int(bool(row["converged"])),
+        "params": json.dumps(row["params"]), **{k: num(row[k]) for k in _METRIC_KEYS}, "rmse_log": num(row["rmse_log"]),
+        "n_points": row["n_points"], "nfev": row["nfev"], "wall_s": row["wall_s"], "error": row["error"],
+        "descriptors": json.dumps(item.descriptors, default=str), "published": json.dumps(item.published, default=str),
+        "run_id": run_id, "finished_at": datetime.now(timezone.utc).isoformat(),
+    }
+    con.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                tuple(values.values()))
     con.commit()
 
 

@@ -146,8 +146,9 @@ def summarise(store, classes=CLASSES) -> dict:
         by_class[cls] = levels
     out["by_class"] = by_class
     out["failures"] = {r["id"]: r["error"] for _, r in df[df["status"] != "ok"].iterrows()}
-    cols = [c for c in ("id", "status", "converged", "DE24", "DE168", "DEmax", "t_max_h", "rmse_log", "n_points", "nfev",
-                        "wall_s", "np_type", "material", "targeting", "tumour_model", *pub_cols, "params", "error") if c in df]
+    cols = [c for c in ("id", "status", "converged", "DE24", "DE168", "DEmax", "t_max_h", "tumour_24h", "tumour_168h",
+                        "rmse_log", "n_points", "nfev", "wall_s", "np_type", "material", "targeting", "tumour_model",
+                        *pub_cols, "params", "error") if c in df]
     out["datasets"] = _records(df[cols])
     return out
 
