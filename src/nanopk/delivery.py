@@ -1,8 +1,8 @@
 """Tumour delivery efficiency and blood kinetics from a model or a fit, with intervals.
 
 Delivery efficiency (DE) is the percentage of the injected dose in the *whole* tumour,
-averaged over the time since injection, as Wilhelm et al. 2016 defined it and Cheng et
-al. (ACS Nano 2020;14:3075, PMID 32078303) computed it from PBPK fits:
+averaged over the time since injection: the quantity the values published by Cheng et
+al. (ACS Nano 2020;14:3075, PMID 32078303) follow (see below):
 
     DE24  = (1/24)  ∫₀²⁴  tumour(t) dt,      DE168 = (1/168) ∫₀¹⁶⁸ tumour(t) dt   (%ID),
     DEmax = max over 0 ≤ t ≤ 168 h of tumour(t) (%ID), reached at t_max_h,
@@ -72,8 +72,7 @@ METRICS = ("DE24", "DE168", "DEmax", "t_max_h", "tumour_24h", "tumour_168h", "AU
 DE_METRICS = ("DE24", "DE168", "DEmax")
 #: Units of each metric (for JSON and plots).
 UNITS = {"DE24": "%ID", "DE168": "%ID", "DEmax": "%ID", "t_max_h": "h", "tumour_24h": "%ID", "tumour_168h": "%ID",
-         "AUC_tumour": "%ID·h",
-         "AUC_ratio": "dimensionless", "t_half_blood_h": "h", "t50_blood_h": "h"}
+         "AUC_tumour": "%ID·h", "AUC_ratio": "dimensionless", "t_half_blood_h": "h", "t50_blood_h": "h"}
 
 #: What each metric is, in a few words (printed beside the values).
 DESCRIPTIONS = {"DE24": "tumour %ID averaged over 0-24 h", "DE168": "tumour %ID averaged over 0-168 h",
@@ -352,8 +351,8 @@ def delivery_efficiency(model_or_fit, params: Mapping[str, float] | None = None,
     dict
         ``DE24``, ``DE168`` (time-averaged tumour %ID over 0–24 and 0–168 h), ``DEmax``
         (peak tumour %ID), ``t_max_h`` (h), ``tumour_24h``, ``tumour_168h`` (tumour %ID
-        at 24 and 168 h), ``AUC_tumour`` (%ID·h,
-        0–168 h), ``AUC_ratio`` (tumour/blood AUC), ``t_half_blood_h`` (terminal, h),
+        at 24 and 168 h), ``AUC_tumour`` (%ID·h, 0–168 h), ``AUC_ratio`` (tumour/blood
+        AUC), ``t_half_blood_h`` (terminal, h),
         ``t50_blood_h`` (h); each ``{"value", "ci95", "unit"}`` with ``ci95`` a
         ``[low, high]`` pair or ``None`` without uncertainty.  ``uncertainty`` says
         where the intervals came from (``"mcmc"``, ``"covariance"`` or ``None``).
