@@ -172,8 +172,14 @@ def _held_out_long_studies(collection, model_name: str, cuts=(24.0, 72.0)) -> No
 
     settings = MetaFitSettings(model=model_name)
     model = load_model(model_name)
-    long = [it for it in collection if _measured(it, 168.0)]
+    measured = {it.id: m for it in collection if (m := _measured(it, 168.0))}
+    long = [it for it in collection if it.id in measured]
     full = {it.id: fit_item(it, settings, model) for it in long}
+    choices = {}  # per dataset, the same for every cut: the published prior, and the others' empirical one
+    for it in long:
+        prior, sigma, _ = empirical_prior([r for k, r in full.items() if k != it.id], settings.vary)
+        choices[it.id] = {"published": settings,
+                          "empirical": dataclasses.replace(settings, prior=prior, sigma_log=sigma or settings.sigma_log)}
     print(f"\nHeld out: the {len(long)} datasets measured at 168 h, cut and extrapolated "
           "(median |log10 ratio| to the measurement; signed median in brackets)")
     for cut in cuts:
@@ -182,11 +188,8 @@ def _held_out_long_studies(collection, model_name: str, cuts=(24.0, 72.0)) -> No
             keep = np.asarray(it.times_h, float) <= cut
             short = dataclasses.replace(it, times_h=tuple(np.asarray(it.times_h)[keep]),
                                         tumour_pct_id=tuple(np.asarray(it.tumour_pct_id)[keep]))
-            prior, sigma, _ = empirical_prior([r for k, r in full.items() if k != it.id], settings.vary)
-            choices = {"published": settings,
-                       "empirical": dataclasses.replace(settings, prior=prior, sigma_log=sigma or settings.sigma_log)}
-            at, avg = _measured(it, 168.0)
-            for name, chosen in choices.items():
+            at, avg = measured[it.id]
+            for name, chosen in choices[it.id].items():
                 row = fit_item(short, chosen, model)
                 if row["status"] != "ok":
                     continue
@@ -226,12 +229,13 @@ def main(argv=None) -> int:
     t_read = time.perf_counter() - t0
     print(f"\nnanopk meta-analysis of the Nano-Tumor Database ({len(collection)} datasets, read in {t_read:.1f} s)")
     priors = ("published", "empirical") if args.prior == "both" else (args.prior,)
+    observed = _observed_24h_by_class(collection)
     results = {}
     for prior in priors:
         store = Path(args.store)
         if len(priors) > 1:
             store = store.with_suffix(f".{prior}{store.suffix}")
-        results[prior] = _run_and_report(collection, args, prior, store)
+        results[prior] = _run_and_report(collection, args, prior, store, observed)
     if len(priors) > 1:
         print("\nBoth priors:")
         print(f"{'metric':<8} {'target':>8} " + " ".join(f"{p + ' prior':>16}" for p in priors))
@@ -247,8 +251,9 @@ def main(argv=None) -> int:
     return 0
 
 
-def _run_and_report(collection, args, prior: str, store: Path):
-    """Fit every dataset with ``prior`` into ``store``; print the medians against the targets."""
+def _run_and_report(collection, args, prior: str, store: Path, observed: dict):
+    """Fit every dataset with ``prior`` into ``store``; print the medians against the targets
+    (``observed``: the measured DE24 by class, from :func:`_observed_24h_by_class`)."""
     from nanopk.meta import run_meta, summarise
 
     if store.exists() and not args.keep:
@@ -273,7 +278,6 @@ def _run_and_report(collection, args, prior: str, store: Path):
     if pub:
         print("(Model_dataset.xlsx's own PBPK-derived values over the same datasets: "
               + ", ".join(f"{k} {v:.3f}" for k, v in pub.items()) + ")")
-    observed = _observed_24h_by_class(collection)
     print("\nDE24 median by class (%ID); 'observed' = median of the measured average over 0–24 h (no model)")
     print(f"{'class':<24} {'n':>4} {'nanopk':>8} {'published':>10} {'diff':>8} {'observed':>9}   DE168   DEmax")
     for (cls, level), ref in CLASS_DE24.items():

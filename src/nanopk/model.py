@@ -475,12 +475,13 @@ class Model:
                 problems.append(f"parameter {p.name!r} default {p.value!r} lies outside its bounds [{lo}, {hi}]")
             if not p.source:
                 problems.append(f"parameter {p.name!r} has no literature source")
-        if not problems and not _units_known_good(self):
+        signature = None if problems else unit_signature(self)
+        if signature is not None and not _units_known_good(signature):
             from .unitcheck import check_units
 
             problems += check_units(self)
             if not problems:
-                _remember_units_good(self)
+                _remember_units_good(signature)
         if problems:
             raise ModelError(f"model {self._name!r} is invalid ({len(problems)} problem(s)):", problems)
         # The unit check dominates loading a model; simulate() need not repeat it.
@@ -548,24 +549,24 @@ def unit_signature(model) -> str:
     return h.hexdigest()[:24]
 
 
-def _unit_marker(model):
+def _unit_marker(signature: str):
     from .resources import cache_dir
 
-    return cache_dir() / "unitcheck" / unit_signature(model)
+    return cache_dir() / "unitcheck" / signature
 
 
-def _units_known_good(model) -> bool:
-    if unit_signature(model) in shipped_unit_signatures():
+def _units_known_good(signature: str) -> bool:
+    if signature in shipped_unit_signatures():
         return True
     try:
-        return _unit_marker(model).is_file()
+        return _unit_marker(signature).is_file()
     except OSError:  # an unreadable cache only costs the check
         return False
 
 
-def _remember_units_good(model) -> None:
+def _remember_units_good(signature: str) -> None:
     try:
-        marker = _unit_marker(model)
+        marker = _unit_marker(signature)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
     except OSError:

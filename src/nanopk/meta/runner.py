@@ -287,14 +287,13 @@ def empirical_prior(rows, vary, base_prior=None, n_varied: int | None = None) ->
 
 
 # --------------------------------------------------------------------------- store
+#: Columns added after the first stores were written: (name, SQL type).
+_ADDED_COLUMNS = (("tumour_24h", "REAL"), ("tumour_168h", "REAL"))
 _COLUMNS = """(
     id TEXT PRIMARY KEY, status TEXT NOT NULL, converged INTEGER NOT NULL, params TEXT,
     DE24 REAL, DE168 REAL, DEmax REAL, t_max_h REAL, rmse_log REAL, n_points INTEGER, nfev INTEGER,
     wall_s REAL, error TEXT, descriptors TEXT, published TEXT, run_id INTEGER, finished_at TEXT,
-    tumour_24h REAL, tumour_168h REAL
-)"""
-#: Columns added after the first stores were written: (name, SQL type).
-_ADDED_COLUMNS = (("tumour_24h", "REAL"), ("tumour_168h", "REAL"))
+    """ + ", ".join(f"{name} {kind}" for name, kind in _ADDED_COLUMNS) + "\n)"
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS results {_COLUMNS};
 CREATE TABLE IF NOT EXISTS stage1 {_COLUMNS};
