@@ -99,6 +99,7 @@ def bench_model(name, runs, particle=None):
     return {
         "model": name if particle is None else f"{name} ({particle})",
         "states": len(model.states),
+        "newton": sim_fast.attrs["linear_solver"],
         "fast_ms": median_ms(t_fast),
         "ref_ms": median_ms(t_ref),
         "rr_ms": median_ms(t_rr),
@@ -148,7 +149,8 @@ def scaling_output_points(name="mouse_pbpk", runs=100):
 
 
 def scaling_states(runs=100):
-    """Time vs number of states through the aggregation size classes K (aggregation_plasma)."""
+    """Time vs number of states through the aggregation size classes K (aggregation_plasma),
+    nanopk and libroadrunner on the same models, interleaved."""
     spec = nanopk.spec.model_path("aggregation_plasma") if "aggregation_plasma" in nanopk.list_models() else None
     if spec is None:
         return []
@@ -162,9 +164,22 @@ def scaling_states(runs=100):
         path = Path(tempfile.mkdtemp()) / f"agg_{k}.toml"
         path.write_text(re.sub(r"^K\s*=\s*\d+", f"K = {k}", text, flags=re.M))
         models.append(nanopk.load_model(path))
-    medians = interleaved_medians([(m, TIMES) for m in models], runs)
-    steps = [m.simulate(TIMES).attrs["n_steps"] for m in models]
-    return [(len(m.states), len(m.fluxes), n, ms) for m, n, ms in zip(models, steps, medians)]
+    engines = [(m, roadrunner_for(m)) for m in models]
+    for m, r in engines:  # warm-up
+        m.simulate(TIMES, rtol=RTOL, atol=ATOL)
+        run_roadrunner(r)
+    ours, theirs = [[] for _ in models], [[] for _ in models]
+    for _ in range(runs):  # every size and both engines in each round: drift cannot fake a slope
+        for k, (m, r) in enumerate(engines):
+            a = time.perf_counter()
+            m.simulate(TIMES, rtol=RTOL, atol=ATOL)
+            b = time.perf_counter()
+            run_roadrunner(r)
+            ours[k].append(b - a)
+            theirs[k].append(time.perf_counter() - b)
+    steps = [m.simulate(TIMES, rtol=RTOL, atol=ATOL).attrs["n_steps"] for m in models]
+    return [(len(m.states), len(m.fluxes), n, median_ms(a), median_ms(b))
+            for m, n, a, b in zip(models, steps, ours, theirs)]
 
 
 FIT_VARY = ["Kmax_liver", "K50_liver", "Kmax_spleen", "K50_spleen", "P_spleen", "Kmax_lung"]
@@ -226,20 +241,22 @@ def main(argv=None):
         "",
         "## One simulation: nanopk vs libroadrunner on nanopk's SBML of the same model",
         "",
-        "| model | states | nanopk CVODE (ms) | nanopk reference (ms) | libroadrunner (ms) | CVODE / rr | reference / rr | max rel. diff vs rr |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | states | Newton systems | nanopk CVODE (ms) | nanopk reference (ms) | libroadrunner (ms) | CVODE / rr | reference / rr | max rel. diff vs rr |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in ("mouse_pbpk", "mouse_tumour", "mouse_tumour_full"):
         if name not in available:
-            lines.append(f"| {name} | – | not in models/ at the time of this run | | | | | |")
+            lines.append(f"| {name} | – | not in models/ at the time of this run | | | | | | |")
             continue
         row = bench_model(name, args.runs)
         lines.append(
-            f"| {row['model']} | {row['states']} | {row['fast_ms']:.3f} | {row['ref_ms']:.2f} | {row['rr_ms']:.3f} | "
+            f"| {row['model']} | {row['states']} | {row['newton']} | {row['fast_ms']:.3f} | {row['ref_ms']:.2f} | {row['rr_ms']:.3f} | "
             f"**{row['ratio_fast']:.2f}×** | {row['ratio_ref']:.1f}× | {row['max_rel']:.1e} |"
         )
         print(lines[-1], flush=True)
-    lines += ["", f"Medians of {args.runs} interleaved runs (reference: at least 20).", "", "## Compile and load", "",
+    lines += ["", f"Medians of {args.runs} interleaved runs (reference: at least 20). Newton systems: how nanopk's "
+              "CVODE solved them, with the model's generated sparse LU (`nanopk.backends.sparse_lu`) or SUNDIALS' "
+              "dense LU. libroadrunner runs with its default integrator settings apart from the tolerances.", "", "## Compile and load", "",
               f"Medians of {LOAD_REPEATS} fresh caches (each: a first process that compiles, then a second that loads;"
               " and a third process, in another empty cache, that ignores the unit-check verdicts nanopk ships for its"
               " bundled models, so it imports pint and checks the units as it would for a lab's own model).", "",
@@ -265,14 +282,16 @@ def main(argv=None):
     states = scaling_states()
     lines += ["", "## Cost vs number of states (aggregation size classes, CVODE)", ""]
     if states:
-        lines += ["| states | flux terms | CVODE steps | median ms | µs per step |", "|---|---|---|---|---|"]
-        lines += [f"| {n} | {f} | {k} | {ms:.3f} | {1000 * ms / k:.2f} |" for n, f, k, ms in states]
-        lines += ["", _slope([(n, ms) for n, _, _, ms in states], "states"),
-                  _slope([(f, ms) for _, f, _, ms in states], "flux terms"),
+        lines += ["| states | flux terms | CVODE steps | nanopk median ms | µs per step | libroadrunner median ms | nanopk / rr |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {n} | {f} | {k} | {ms:.3f} | {1000 * ms / k:.2f} | {rr:.3f} | {ms / rr:.2f}× |" for n, f, k, ms, rr in states]
+        lines += ["", "nanopk: " + _slope([(n, ms) for n, _, _, ms, _ in states], "states"),
+                  "nanopk: " + _slope([(f, ms) for _, f, _, ms, _ in states], "flux terms"),
+                  "libroadrunner: " + _slope([(n, rr) for n, _, _, _, rr in states], "states"),
                   "", "Coagulation couples every size class with every other: K classes have ~K² pair fluxes "
                   "and a dense Jacobian, so the work grows faster than the number of states; against the "
                   "number of flux terms, the model's size, it grows less than proportionally. The number of CVODE "
-                  "steps changes little with K, so the cost per step (last column) carries the growth."]
+                  "steps changes little with K, so the cost per step carries the growth."]
     else:
         lines.append("aggregation_plasma with a `classes` option was not available at the time of this run.")
     Path(args.out).write_text("\n".join(lines) + "\n")

@@ -42,8 +42,8 @@ def test_sensitivities_match_tight_finite_differences(mouse):
     atol = np.full(compiled.n_states, 17e-9)
     res = compiled.solve_sensitivities(0.0, y0, np.zeros((compiled.n_states, len(idx))), p, times, 1e-10, atol * 1e-2, 100_000, idx)
     assert res.success
-    # One LU of the N x N block per setup, applied block by block (not a band LU).
-    assert res.linear_solver == "dense blocks"
+    # One (sparse) LU of the N x N block per setup, applied block by block (not a band LU).
+    assert res.linear_solver == "sparse LU blocks"
     _assert_matches_central_differences(compiled, res, y0, p, times, atol, idx, varied)
 
 
@@ -107,7 +107,7 @@ def test_block_and_band_newton_solves_give_the_same_sensitivities(mouse):
         band = compiled.solve_sensitivities(*args)
     finally:
         switch.value = 1
-    assert (blocks.linear_solver, band.linear_solver) == ("dense blocks", "band")
+    assert (blocks.linear_solver, band.linear_solver) == ("sparse LU blocks", "band")
     np.testing.assert_allclose(blocks.y, band.y, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(blocks.s, band.s, rtol=1e-6, atol=1e-7 * np.abs(band.s).max())
 

@@ -172,7 +172,7 @@ def solve_states(model, times_h, params: Mapping[str, float] | None = None, dose
     t_end = max(times[-1], max(regimen.breakpoints()))
     bounds = [b for b in regimen.breakpoints() if b < t_end] + [t_end]
     out = np.empty((times.size, y.size))
-    stats = {"n_steps": 0, "n_rhs": 0}
+    stats = {"n_steps": 0, "n_rhs": 0, "linear_solver": "", "dense_fallbacks": 0}
     for k, a in enumerate(bounds[:-1] if len(bounds) > 1 else bounds):
         b = bounds[k + 1] if len(bounds) > 1 else a
         for t_b, amount in regimen.boluses:
@@ -190,6 +190,8 @@ def solve_states(model, times_h, params: Mapping[str, float] | None = None, dose
             res = compiled.solve(a, y, p, grid, rtol, atol_vec, max_steps)
             stats["n_steps"] += res.n_steps
             stats["n_rhs"] += res.n_rhs
+            stats["linear_solver"] = res.linear_solver
+            stats["dense_fallbacks"] += res.dense_fallbacks
             if not res.success:
                 raise _solver_error(model, p, res, a, b, compiled.backend, rtol, atol)
             out[mask & (times > a)] = res.y[: wanted.size]
@@ -237,7 +239,10 @@ def simulate(model, times_h, params: Mapping[str, float] | None = None, dose=Non
     pandas.DataFrame
         Index ``time_h``; one column per observable (organs, ``total`` …) in %ID.
         ``df.attrs`` holds ``units``, ``model``, ``backend``, ``dose_ug`` and solver
-        statistics.
+        statistics: ``n_steps``, ``n_rhs``, ``linear_solver`` (how the Newton systems
+        were solved: ``"sparse LU"``, the model's generated sparse LU, or ``"dense"``) and
+        ``dense_fallbacks`` (factorisations the sparse LU handed to the dense one, see
+        :mod:`nanopk.backends.sparse_lu`).
 
     Raises
     ------

@@ -24,6 +24,10 @@ class SolveResult:
     message: str = ""
     n_steps: int = 0
     n_rhs: int = 0
+    #: How the Newton systems were solved ("sparse LU", "dense", "band", ...), and how
+    #: many factorisations the sparse LU declined to the dense one (its pivot test).
+    linear_solver: str = ""
+    dense_fallbacks: int = 0
 
 
 class CompiledModel(abc.ABC):

@@ -1,8 +1,9 @@
 """Compiled backend: generated C right-hand side and Jacobian driven by SUNDIALS CVODE.
 
 The model's f and J are printed as C (:mod:`.ccode`): f into a small driver that runs
-CVODE's variable-order BDF with a dense direct linear solver and the analytic Jacobian,
-J into a second translation unit; both are compiled in parallel with the system C
+CVODE's variable-order BDF with the analytic Jacobian and a direct linear solver (the
+model's own generated sparse LU where its Jacobian is sparse, :mod:`.sparse_lu`;
+SUNDIALS' dense LU otherwise), J into a second translation unit; both are compiled in parallel with the system C
 compiler and linked into a shared library, against the SUNDIALS libraries shipped in
 the ``scikit-sundae`` wheel.  One call from Python integrates the whole output grid in
 C, so there is no per-step Python overhead.
@@ -33,11 +34,14 @@ from ..errors import ExportError
 from ..resources import cache_dir
 from .base import CompiledModel, SolveResult, SymbolicSystem
 from .ccode import c_dfdp_body, c_initial_body, c_jacobian_body, c_jacobian_pattern, c_observe_body, c_rhs_body
+from .sparse_lu import c_newton_lu, plan_newton_lu
 
 __all__ = ["CvodeModel", "BackendUnavailable", "sundials_libraries", "cache_dir"]
 
 _DRIVER = (Path(__file__).with_name("cvode_driver.c")).read_text()
 _SENSITIVITY = (Path(__file__).with_name("cvode_sensitivity.c")).read_text()
+#: The generator of the sparse LU is part of what a cached library depends on.
+_SPARSE_LU_CODE = (Path(__file__).with_name("sparse_lu.py")).read_text()
 _JACOBIAN = """#include <math.h>
 
 /* J[i + j*N] = d f_i / d y_j, column-major; only the non-zero entries (the caller zeroes J). */
@@ -109,6 +113,7 @@ def generate_source(system: SymbolicSystem, sensitivities: tuple[int, ...] | Non
         f"#define NANOPK_N {system.n_states}\n"
         + _DRIVER.replace("/*RHS_BODY*/", c_rhs_body(system))
         .replace("/*OBS_BODY*/", c_observe_body(system)).replace("/*INIT_BODY*/", c_initial_body(system))
+        .replace("/*SPARSE_LU*/", c_newton_lu(newton_lu_plan(system), system.state_names))
     )
     if sensitivities is None:
         return source
@@ -117,6 +122,11 @@ def generate_source(system: SymbolicSystem, sensitivities: tuple[int, ...] | Non
         + _SENSITIVITY.replace("/*DFDP_BODY*/", c_dfdp_body(system, sensitivities))
         .replace("/*JNZ_TABLES*/", c_jacobian_pattern(system))
     )
+
+
+def newton_lu_plan(system: SymbolicSystem):
+    """The planned sparse LU of the model's Newton matrix, or ``None`` (dense LU)."""
+    return plan_newton_lu(system.n_states, system.layered_jacobian)
 
 
 def generate_jacobian_source(system: SymbolicSystem) -> str:
@@ -128,7 +138,7 @@ def _artifact_key(system: SymbolicSystem, libs: list[str]) -> str:
     flags, SUNDIALS."""
     from .. import __version__
 
-    code = hashlib.sha256((_DRIVER + _JACOBIAN + repr(CFLAGS)).encode()).hexdigest()
+    code = hashlib.sha256((_DRIVER + _JACOBIAN + repr(CFLAGS) + _SPARSE_LU_CODE).encode()).hexdigest()
     parts = [system.hash, __version__, code, *(Path(x).name for x in libs)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
@@ -253,12 +263,11 @@ class CvodeModel(CompiledModel):
         scales = [1.0 / max(abs(p[i]), 1e-300) if p[i] != 0 else 1.0 for i in indices]
         atol_z = _f64(np.concatenate([atol_y] + [atol_y * sc for sc in scales]) * TOLERANCE_SAFETY)
         zout = np.empty((len(t_out), n * (k + 1)))
-        info = np.zeros(4)
+        info = np.zeros(6)
         flag = lib.nanopk_solve_sens(float(t0), z0.ctypes.data, p.ctypes.data, len(t_out), t_out.ctypes.data, zout.ctypes.data,
                                      float(rtol) * TOLERANCE_SAFETY, atol_z.ctypes.data, int(max_steps), info.ctypes.data)
-        res = SolveResult(t_out, zout[:, :n], flag == 0, float(info[0]), _CVODE_FLAGS.get(flag, f"CVODE flag {flag}"), int(info[1]), int(info[2]))
+        res = _result(t_out, zout[:, :n], flag, info)
         res.s = zout[:, n:].reshape(len(t_out), k, n).transpose(0, 2, 1)
-        res.linear_solver = _LINEAR_SOLVERS.get(int(info[3]), "unknown")
         return res
 
     def rhs(self, t, y, p):
@@ -276,15 +285,25 @@ class CvodeModel(CompiledModel):
         t_out, y0, p = _f64(t_out), _f64(y0), _f64(p)
         yout = np.empty((len(t_out), n))
         atol = _f64(np.broadcast_to(atol, (n,))) * TOLERANCE_SAFETY
-        info = np.zeros(4)
+        info = np.zeros(6)
         flag = self._lib.nanopk_solve(
             float(t0), y0.ctypes.data, p.ctypes.data, len(t_out), t_out.ctypes.data, yout.ctypes.data,
             float(rtol) * TOLERANCE_SAFETY, atol.ctypes.data, int(max_steps), info.ctypes.data,
         )
-        return SolveResult(t_out, yout, flag == 0, float(info[0]), _CVODE_FLAGS.get(flag, f"CVODE flag {flag}"), int(info[1]), int(info[2]))
+        return _result(t_out, yout, flag, info)
 
 
-#: How the driver solved the Newton systems (its info[3]).
+def _result(t_out, y, flag, info) -> SolveResult:
+    """A :class:`SolveResult` from the driver's return flag and ``info`` (see run_cvode)."""
+    solver = _LINEAR_SOLVERS.get(int(info[3]), "unknown")
+    if info[4]:
+        solver = solver.replace("dense", "sparse LU")
+    return SolveResult(t_out, y, flag == 0, float(info[0]), _CVODE_FLAGS.get(flag, f"CVODE flag {flag}"),
+                       int(info[1]), int(info[2]), solver, int(info[5]))
+
+
+#: How the driver solved the Newton systems (its info[3]; "dense" becomes "sparse LU"
+#: where the model's generated sparse LU was installed, info[4]).
 _LINEAR_SOLVERS = {0: "dense", 1: "dense blocks", 2: "band"}
 
 # Meanings of CVODE's return flags (SUNDIALS CVODE user guide, "CVode" return values).

@@ -1,8 +1,10 @@
 /*
  * nanopk CVODE driver: integrates dy/dt = f(t, y, p) with SUNDIALS CVODE (BDF,
- * dense direct solver, analytic Jacobian) and writes the states at the output times.
- * nanopk.backends.cvode inserts the model's f, observables and initial state, and
- * compiles the Jacobian J as a second translation unit.
+ * analytic Jacobian) and writes the states at the output times.  The Newton systems are
+ * solved by the model's generated sparse LU (nanopk.backends.sparse_lu) where its
+ * Jacobian is sparse, by SUNDIALS' dense LU otherwise.  nanopk.backends.cvode inserts
+ * the model's f, observables, initial state and sparse LU, and compiles the Jacobian J
+ * as a second translation unit.
  *
  * SUNDIALS headers are not shipped with the scikit-sundae wheel, so the handful of
  * declarations used here are written out below; they follow the SUNDIALS 7 C API
@@ -35,6 +37,7 @@ extern SUNMatrix SUNBandMatrix(sunindextype n, sunindextype mu, sunindextype ml,
 extern sunrealtype *SUNBandMatrix_Column(SUNMatrix A, sunindextype j);
 extern SUNLinearSolver SUNLinSol_Band(N_Vector y, SUNMatrix A, SUNContext ctx);
 extern int SUNLinSolFree(SUNLinearSolver S);
+extern int SUNLinSolSetup_Dense(SUNLinearSolver S, SUNMatrix A);
 extern int SUNLinSolSolve_Dense(SUNLinearSolver S, SUNMatrix A, N_Vector x, N_Vector b, sunrealtype tol);
 extern N_Vector N_VNewEmpty_Serial(sunindextype n, SUNContext ctx);
 extern void N_VSetArrayPointer(sunrealtype *data, N_Vector v);
@@ -100,12 +103,78 @@ static int cv_jac(sunrealtype t, N_Vector y, N_Vector fy, SUNMatrix Jm, void *us
     return 0;
 }
 
+/*SPARSE_LU*/
+
 /*
- * Block-diagonal Newton matrices diag(M, ..., M), M = I - γJ (the model with its forward
+ * The Newton matrix M = I - gamma*J (N x N, dense storage, filled by CVODE) is factored by
+ * the model's generated sparse LU when it has one (nanopk_lu_factor, see
+ * nanopk.backends.sparse_lu).  The first solve after each factorisation checks its
+ * componentwise backward error; above nanopk_lu_max_backward_error, or at a zero pivot,
+ * that Newton matrix is refactored by SUNDIALS' dense LU with partial pivoting
+ * (newton_lu.dense), for that setup only.  Thread-local: batches solve on several threads.
+ */
+static _Thread_local struct {
+    double values[NANOPK_LU_NNZ], matrix[NANOPK_M_NNZ];
+    int dense, checked;
+    long fallbacks;
+} newton_lu;
+
+/* 0: SUNDIALS' dense LU always (set by the tests, to check one path against the other). */
+int nanopk_sparse_lu_enabled = 1;
+/* sqrt(machine epsilon); the tests set 0 to force every fallback. */
+double nanopk_lu_max_backward_error = 1.4901161193847656e-08;
+
+static int dense_fallback(SUNLinearSolver S, SUNMatrix A)
+{
+    newton_lu.dense = 1;
+    newton_lu.fallbacks++;
+    return SUNLinSolSetup_Dense(S, A);
+}
+
+static int sparse_setup(SUNLinearSolver S, SUNMatrix A)
+{
+    newton_lu.checked = 0;
+    newton_lu.dense = 0;
+    if (nanopk_lu_factor(SUNDenseMatrix_Column(A, 0), newton_lu.values, newton_lu.matrix) != 0)
+        return dense_fallback(S, A);
+    return 0;
+}
+
+/* Solve one N x N Newton system with whichever factorisation the last setup made. */
+static int newton_solve(SUNLinearSolver S, SUNMatrix A, N_Vector x, N_Vector b, sunrealtype tol)
+{
+    if (newton_lu.dense) return SUNLinSolSolve_Dense(S, A, x, b, tol);
+    double *X = N_VGetArrayPointer(x), B[NANOPK_N];
+    memcpy(B, N_VGetArrayPointer(b), sizeof B); /* b may be x */
+    memcpy(X, B, sizeof B);
+    nanopk_lu_solve(newton_lu.values, X);
+    if (newton_lu.checked) return 0;
+    newton_lu.checked = 1;
+    if (nanopk_lu_backward_error(newton_lu.matrix, X, B) <= nanopk_lu_max_backward_error) return 0;
+    int flag = dense_fallback(S, A); /* A still holds M: the sparse LU worked on copies */
+    if (flag != 0) return flag;
+    memcpy(X, B, sizeof B);
+    return SUNLinSolSolve_Dense(S, A, x, x, tol);
+}
+
+/* For the tests: factor A (N x N, column-major) with the generated sparse LU, overwrite
+   x with A^-1 x and return the backward error of that solution (-1 if it declined). */
+double nanopk_lu_check(const double *A, double *x)
+{
+    double lu[NANOPK_LU_NNZ], m[NANOPK_M_NNZ], b[NANOPK_N];
+    if (nanopk_lu_factor(A, lu, m) != 0) return -1.0;
+    memcpy(b, x, sizeof b);
+    nanopk_lu_solve(lu, x);
+    return nanopk_lu_backward_error(m, x, b);
+}
+
+/*
+ * Block-diagonal Newton matrices diag(M, ..., M) (the model with its forward
  * sensitivities): CVODE is given the one N x N block M and SUNDIALS' dense solver, which
  * factors M once per setup; its solve is replaced by block_solve, which applies those
  * factors to each block of the right-hand side.  An LU of M and one triangular solve
- * per block cost ~N³/3 + (K+1)·N² instead of a band LU of the whole (K+1)·N system.
+ * per block cost ~N³/3 + (K+1)·N² instead of a band LU of the whole (K+1)·N system
+ * (and far less with the sparse LU).
  */
 static _Thread_local struct { N_Vector x, b; sunindextype size; int count; } block_views;
 
@@ -118,29 +187,28 @@ static int block_solve(SUNLinearSolver S, SUNMatrix A, N_Vector x, N_Vector b, s
     for (int k = 0; k < block_views.count; k++) {
         N_VSetArrayPointer(X + (size_t)k * block_views.size, block_views.x);
         N_VSetArrayPointer(B + (size_t)k * block_views.size, block_views.b);
-        int flag = SUNLinSolSolve_Dense(S, A, block_views.x, block_views.b, tol);
+        int flag = newton_solve(S, A, block_views.x, block_views.b, tol);
         if (flag != 0) return flag;
     }
     return 0;
 }
 
 /*
- * Put block_solve in the dense solver's table of operations in place of its solve (how
- * SUNDIALS customises a solver; its headers are not in the wheel).  The solver object
- * is {content, ops, context} before SUNDIALS 7.5 and {content, python, ops, context}
- * since, the table has 15 or 16 entries: the table is the first non-null word after
- * the content that holds SUNLinSolSolve_Dense.  Returns 0 if not found (the caller
- * then uses a band matrix).
+ * Put `replacement` in place of `original` in the dense solver's table of operations
+ * (how SUNDIALS customises a solver; its headers are not in the wheel).  The solver
+ * object is {content, ops, context} before SUNDIALS 7.5 and {content, python, ops,
+ * context} since, the table has 15 or 16 entries: the table is the first non-null word
+ * after the content that holds the original.  Returns 0 if not found.
  */
-static int use_block_solve(SUNLinearSolver LS)
+static int replace_operation(SUNLinearSolver LS, void *original, void *replacement)
 {
     void **object = (void **)LS;
     for (int w = 1; w <= 2; w++) {
         void **ops = (void **)object[w];
         if (ops == NULL) continue;
         for (int i = 0; i < 15; i++)
-            if (ops[i] == (void *)SUNLinSolSolve_Dense) {
-                ops[i] = (void *)block_solve;
+            if (ops[i] == original) {
+                ops[i] = replacement;
                 return 1;
             }
         return 0;
@@ -148,11 +216,24 @@ static int use_block_solve(SUNLinearSolver LS)
     return 0;
 }
 
+/* Install the sparse LU in a dense solver of the N x N Newton matrix; 1 if installed. */
+static int use_sparse_lu(SUNLinearSolver LS, int block)
+{
+    if (NANOPK_LU_NNZ <= 1 || !nanopk_sparse_lu_enabled) return 0;
+    if (!replace_operation(LS, (void *)SUNLinSolSetup_Dense, (void *)sparse_setup)) return 0;
+    if (!block && !replace_operation(LS, (void *)SUNLinSolSolve_Dense, (void *)newton_solve)) {
+        replace_operation(LS, (void *)sparse_setup, (void *)SUNLinSolSetup_Dense);
+        return 0;
+    }
+    return 1;
+}
+
 /*
  * Integrate an n-dimensional system (the model, or the model with its forward
  * sensitivities) from t0 to each tout[k] (increasing), writing y(tout[k]) to
  * yout[k*n ... k*n+n-1].  info[0] = time reached, info[1] = steps, info[2] = f
- * evaluations, info[3] = linear solver (0 dense, 1 dense blocks, 2 band).
+ * evaluations, info[3] = linear solver (0 dense, 1 dense blocks, 2 band), info[4] = 1 if
+ * the sparse LU factored the dense or block matrices, info[5] = setups it declined.
  * block = 0: dense Newton matrix filled by jac.  block = N > 0: block-diagonal with
  * N x N blocks, jac filling one block; if the block solve cannot be installed, a band
  * matrix of half-bandwidth N - 1 filled by band_jac.
@@ -173,7 +254,9 @@ static int run_cvode(int n, int block, CVRhsFn rhs, CVLsJacFn jac, CVLsJacFn ban
     SUNMatrix A = NULL;
     SUNLinearSolver LS = NULL;
     block_views.x = block_views.b = NULL;
-    info[3] = 0;
+    newton_lu.dense = 1;
+    newton_lu.fallbacks = 0;
+    info[3] = info[4] = info[5] = 0;
     if (block > 0) {
         template = N_VNew_Serial(block, ctx);
         block_views.x = N_VNewEmpty_Serial(block, ctx);
@@ -182,8 +265,10 @@ static int run_cvode(int n, int block, CVRhsFn rhs, CVLsJacFn jac, CVLsJacFn ban
         block_views.count = n / block;
         A = SUNDenseMatrix(block, block, ctx);
         LS = (template && A) ? SUNLinSol_Dense(template, A, ctx) : NULL;
-        if (LS && block_views.x && block_views.b && nanopk_block_solve_enabled && use_block_solve(LS)) {
+        if (LS && block_views.x && block_views.b && nanopk_block_solve_enabled
+            && replace_operation(LS, (void *)SUNLinSolSolve_Dense, (void *)block_solve)) {
             info[3] = 1;
+            info[4] = use_sparse_lu(LS, 1);
         } else {
             if (LS) SUNLinSolFree(LS);
             if (A) SUNMatDestroy(A);
@@ -195,6 +280,7 @@ static int run_cvode(int n, int block, CVRhsFn rhs, CVLsJacFn jac, CVLsJacFn ban
     } else {
         A = SUNDenseMatrix(n, n, ctx);
         LS = SUNLinSol_Dense(y, A, ctx);
+        info[4] = LS ? use_sparse_lu(LS, 0) : 0;
     }
     void *mem = CVodeCreate(CV_BDF, ctx);
     if (!y || !abstol || !A || !LS || !mem) { flag = -100; goto done; }
@@ -226,6 +312,7 @@ done:
         CVodeGetNumRhsEvals(mem, &nfe);
         info[1] = (double)nst;
         info[2] = (double)nfe;
+        info[5] = (double)newton_lu.fallbacks;
         CVodeFree(&mem);
     }
     if (LS) SUNLinSolFree(LS);

@@ -48,4 +48,5 @@ class ReferenceModel(CompiledModel):
         if ok:
             reached = float(t_out[-1]) if len(t_out) else float(t0)
         message = info["message"] if not caught else "; ".join(str(w.message) for w in caught)
-        return SolveResult(t_out, y[1:], ok, reached, message, int(info["nst"][-1]) if len(info["nst"]) else 0, int(info["nfe"][-1]) if len(info["nfe"]) else 0)
+        return SolveResult(t_out, y[1:], ok, reached, message, int(info["nst"][-1]) if len(info["nst"]) else 0,
+                           int(info["nfe"][-1]) if len(info["nfe"]) else 0, "LSODA dense")
