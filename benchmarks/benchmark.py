@@ -14,6 +14,7 @@ nanopk.backends.cvode.TOLERANCE_SAFETY, so it does more work than libroadrunner 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import platform
@@ -55,19 +56,23 @@ def median_ms(samples):
     return 1000 * statistics.median(samples)
 
 
-def interleaved_medians(cases, runs):
-    """Median ms per ``(model, times)`` case over ``runs`` rounds, each round timing every
-    case once in turn (after one warm-up each), so that the machine's drift hits all
+def interleaved_medians(calls, runs):
+    """Median ms of each zero-argument call over ``runs`` rounds, each round timing every
+    call once in turn (after one warm-up each), so that the machine's drift hits all
     sizes alike and cannot fake a slope."""
-    for model, times in cases:
-        model.simulate(times)
-    samples = [[] for _ in cases]
+    for call in calls:
+        call()
+    samples = [[] for _ in calls]
     for _ in range(runs):
-        for k, (model, times) in enumerate(cases):
+        for k, call in enumerate(calls):
             a = time.perf_counter()
-            model.simulate(times)
+            call()
             samples[k].append(time.perf_counter() - a)
     return [median_ms(s) for s in samples]
+
+
+def _simulation(model, times=TIMES):
+    return lambda: model.simulate(times, rtol=RTOL, atol=ATOL)
 
 
 def bench_model(name, runs, particle=None):
@@ -145,12 +150,12 @@ def compile_and_load_times(name, repeats=LOAD_REPEATS):
 def scaling_output_points(name="mouse_pbpk", runs=100):
     model = nanopk.load_model(name)
     sizes = (10, 50, 200, 1000, 5000)
-    return list(zip(sizes, interleaved_medians([(model, np.linspace(0, 168, n)) for n in sizes], runs)))
+    return list(zip(sizes, interleaved_medians([_simulation(model, np.linspace(0, 168, n)) for n in sizes], runs)))
 
 
 def scaling_states(runs=100):
     """Time vs number of states through the aggregation size classes K (aggregation_plasma),
-    nanopk and libroadrunner on the same models, interleaved."""
+    nanopk and then libroadrunner on the same models."""
     spec = nanopk.spec.model_path("aggregation_plasma") if "aggregation_plasma" in nanopk.list_models() else None
     if spec is None:
         return []
@@ -164,22 +169,13 @@ def scaling_states(runs=100):
         path = Path(tempfile.mkdtemp()) / f"agg_{k}.toml"
         path.write_text(re.sub(r"^K\s*=\s*\d+", f"K = {k}", text, flags=re.M))
         models.append(nanopk.load_model(path))
-    engines = [(m, roadrunner_for(m)) for m in models]
-    for m, r in engines:  # warm-up
-        m.simulate(TIMES, rtol=RTOL, atol=ATOL)
-        run_roadrunner(r)
-    ours, theirs = [[] for _ in models], [[] for _ in models]
-    for _ in range(runs):  # every size and both engines in each round: drift cannot fake a slope
-        for k, (m, r) in enumerate(engines):
-            a = time.perf_counter()
-            m.simulate(TIMES, rtol=RTOL, atol=ATOL)
-            b = time.perf_counter()
-            run_roadrunner(r)
-            ours[k].append(b - a)
-            theirs[k].append(time.perf_counter() - b)
+    # One engine at a time, its sizes interleaved within each round (drift cannot fake a
+    # slope): alternating the engines run by run left every small simulation starting
+    # from caches the other engine's large one had just filled, doubling its time.
+    ours = interleaved_medians([_simulation(m) for m in models], runs)
+    theirs = interleaved_medians([functools.partial(run_roadrunner, roadrunner_for(m)) for m in models], runs)
     steps = [m.simulate(TIMES, rtol=RTOL, atol=ATOL).attrs["n_steps"] for m in models]
-    return [(len(m.states), len(m.fluxes), n, median_ms(a), median_ms(b))
-            for m, n, a, b in zip(models, steps, ours, theirs)]
+    return [(len(m.states), len(m.fluxes), n, a, b) for m, n, a, b in zip(models, steps, ours, theirs)]
 
 
 FIT_VARY = ["Kmax_liver", "K50_liver", "Kmax_spleen", "K50_spleen", "P_spleen", "Kmax_lung"]

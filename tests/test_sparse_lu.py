@@ -11,6 +11,7 @@ import ctypes
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nanopk
+import nanopk.backends
 from nanopk.backends.sparse_lu import MAX_BACKWARD_ERROR, c_newton_lu, elimination_order, plan_newton_lu
 
 TIMES = np.linspace(0.0, 168.0, 50)
@@ -114,18 +116,20 @@ def test_backward_error_exposes_an_unstable_factorisation(compiled):
 
 
 def _harness(tmp_path, plan, n: int):
-    """Compile the generated LU for ``plan`` alone, with an entry point like the driver's."""
+    """The driver's sparse LU with ``plan``'s tables, compiled alone with an entry point
+    like the driver's ``nanopk_lu_check``."""
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     assert cc, "needs a C compiler"
-    source = ("#include <math.h>\n#include <string.h>\n" + c_newton_lu(plan) + f"""
+    loops = (Path(nanopk.backends.__file__).parent / "sparse_lu.c").read_text()
+    source = (f"#include <math.h>\n#include <string.h>\n#define NANOPK_N {n}\n" + c_newton_lu(plan) + loops + """
 double check(const double *A, double *x)
-{{
-    double lu[NANOPK_LU_NNZ], m[NANOPK_M_NNZ], b[{n}];
+{
+    double lu[NANOPK_LU_NNZ], m[NANOPK_M_NNZ], b[NANOPK_N];
     if (nanopk_lu_factor(A, lu, m) != 0) return -1.0;
     memcpy(b, x, sizeof b);
     nanopk_lu_solve(lu, x);
     return nanopk_lu_backward_error(m, x, b);
-}}
+}
 """)
     (tmp_path / "lu.c").write_text(source)
     subprocess.run([cc, "-O1", "-std=c99", "-Wall", "-Werror", "-shared", "-fPIC", "-o", "lu.so", "lu.c", "-lm"],

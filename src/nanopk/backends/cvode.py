@@ -41,7 +41,8 @@ __all__ = ["CvodeModel", "BackendUnavailable", "sundials_libraries", "cache_dir"
 _DRIVER = (Path(__file__).with_name("cvode_driver.c")).read_text()
 _SENSITIVITY = (Path(__file__).with_name("cvode_sensitivity.c")).read_text()
 #: The generator of the sparse LU is part of what a cached library depends on.
-_SPARSE_LU_CODE = (Path(__file__).with_name("sparse_lu.py")).read_text()
+_SPARSE_LU = (Path(__file__).with_name("sparse_lu.c")).read_text()
+_SPARSE_LU_CODE = (Path(__file__).with_name("sparse_lu.py")).read_text() + _SPARSE_LU
 _JACOBIAN = """#include <math.h>
 
 /* J[i + j*N] = d f_i / d y_j, column-major; only the non-zero entries (the caller zeroes J). */
@@ -113,7 +114,7 @@ def generate_source(system: SymbolicSystem, sensitivities: tuple[int, ...] | Non
         f"#define NANOPK_N {system.n_states}\n"
         + _DRIVER.replace("/*RHS_BODY*/", c_rhs_body(system))
         .replace("/*OBS_BODY*/", c_observe_body(system)).replace("/*INIT_BODY*/", c_initial_body(system))
-        .replace("/*SPARSE_LU*/", c_newton_lu(newton_lu_plan(system), system.state_names))
+        .replace("/*SPARSE_LU*/", c_newton_lu(newton_lu_plan(system)) + _SPARSE_LU)
     )
     if sensitivities is None:
         return source

@@ -219,7 +219,7 @@ static int replace_operation(SUNLinearSolver LS, void *original, void *replaceme
 /* Install the sparse LU in a dense solver of the N x N Newton matrix; 1 if installed. */
 static int use_sparse_lu(SUNLinearSolver LS, int block)
 {
-    if (NANOPK_LU_NNZ <= 1 || !nanopk_sparse_lu_enabled) return 0;
+    if (!NANOPK_SPARSE_LU || !nanopk_sparse_lu_enabled) return 0;
     if (!replace_operation(LS, (void *)SUNLinSolSetup_Dense, (void *)sparse_setup)) return 0;
     if (!block && !replace_operation(LS, (void *)SUNLinSolSolve_Dense, (void *)newton_solve)) {
         replace_operation(LS, (void *)sparse_setup, (void *)SUNLinSolSetup_Dense);

@@ -1,4 +1,4 @@
-"""Sparse LU of CVODE's Newton matrix, generated as straight-line C for one model.
+"""Sparse LU of CVODE's Newton matrix, planned for one model when it is compiled.
 
 At every Newton iteration CVODE solves
 
@@ -18,8 +18,9 @@ model is compiled, so the elimination is planned once, symbolically:
    pools they all touch, which leaves (almost) no fill-in;
 2. the **fill-in** of that order is found by symbolic elimination, so L and U occupy a
    fixed set of entries;
-3. factorisation and solve are printed as straight-line C over those entries only, as
-   the Kinetic PreProcessor does for atmospheric chemistry (Damian et al. 2002).
+3. factorisation and solve visit those entries only, through index tables printed
+   into the model's C (``cvode_driver.c`` holds the loops), the elimination the Kinetic
+   PreProcessor generates for atmospheric chemistry (Damian et al. 2002).
 
 mouse_pbpk's factorisation becomes 40 multiply-adds instead of ~4000.
 
@@ -51,7 +52,7 @@ Sources
    Press 1986 (fill-in, symbolic factorisation).
 3. Damian V, Sandu A, Damian M, Potra F, Carmichael GR. The kinetic preprocessor KPP —
    a software environment for solving chemical kinetics. Comput Chem Eng 2002;26:1567
-   (sparse LU of the Newton matrix generated as code for one mechanism).
+   (sparse LU of the Newton matrix planned for one mechanism).
 4. Oettli W, Prager W. Compatibility of approximate solution of linear equations with
    given error bounds for coefficients and right-hand sides. Numer Math 1964;6:405
    (componentwise backward error).
@@ -68,7 +69,8 @@ MAX_BACKWARD_ERROR = 1.4901161193847656e-08
 #: The sparse elimination is used only when it costs at most this fraction of the dense
 #: N³/3: below it the generated code is small and the saving certain.
 MAX_WORK_FRACTION = 0.25
-#: Above this many generated statements the C would compile slowly for little gain.
+#: The solve is printed straight-line, one statement per entry of L and U: above this
+#: many it would compile slowly for little gain.
 MAX_STATEMENTS = 60_000
 
 
@@ -151,67 +153,78 @@ def plan_newton_lu(n: int, jacobian_pattern) -> NewtonLU | None:
     """
     pattern = set(jacobian_pattern)
     plan = _eliminate(n, pattern, elimination_order(n, pattern))
-    statements = len(plan.slots) * 3 + plan.factor_operations
-    if plan.factor_operations > MAX_WORK_FRACTION * plan.dense_operations or statements > MAX_STATEMENTS:
+    if plan.factor_operations > MAX_WORK_FRACTION * plan.dense_operations or len(plan.slots) > MAX_STATEMENTS:
         return None
     return plan
 
 
-def c_newton_lu(plan: NewtonLU | None, state_names=None) -> str:
-    """C defining ``NANOPK_LU_NNZ``, ``NANOPK_M_NNZ`` and three functions.
+def _table(name: str, values) -> str:
+    values = list(values) or [0]  # C has no empty arrays; the loops that read it run 0 times
+    return f"static const int {name}[{len(values)}] = {{{', '.join(map(str, values))}}};"
 
-    - ``nanopk_lu_factor(A, lu, m)`` copies M's structural non-zeros from CVODE's
-      column-major ``A`` into ``m`` and into ``lu``, and factors ``lu`` in place (its
-      diagonal holds 1/u_kk); it returns 0, or 1 at a zero or non-finite pivot.
-    - ``nanopk_lu_solve(lu, x)`` overwrites ``x`` with M⁻¹x.
-    - ``nanopk_lu_backward_error(m, x, b)`` is ω of the solution ``x`` of M x = b.
 
-    Without a plan they are stubs and the factorisation always declines.
+def _starts(groups) -> list[int]:
+    """CSR offsets of consecutive groups: group k is entries starts[k] .. starts[k+1]-1."""
+    starts = [0]
+    for group in groups:
+        starts.append(starts[-1] + len(group))
+    return starts
+
+
+def c_newton_lu(plan: NewtonLU | None) -> str:
+    """The C tables the sparse LU's loops read (``sparse_lu.c``), and its solve.
+
+    ``NANOPK_SPARSE_LU`` is 1 with a plan, 0 without (the driver then compiles no
+    sparse code).  Tables, in the permuted order of elimination except where noted:
+
+    - M's structural non-zeros by (original) row, ``m_start``: ``m_col`` (original
+      column), ``m_source`` (index in CVODE's column-major matrix), ``m_slot`` (its
+      place among L and U);
+    - ``lu_diag[k]``: the slot of pivot k;
+    - column k of L, ``l_start``: ``l_slot``;
+    - the updates of step k, ``update_start``: ``lu[update_target] -= lu[update_left] *
+      lu[update_right]``;
+
+    and ``nanopk_lu_solve(lu, x)``, x = M⁻¹x, as straight-line code.  Tables for the
+    factorisation: printed straight-line it took a second to compile on
+    mouse_tumour_full, longer than the rest of the model.
     """
     if plan is None:
-        return ("#define NANOPK_LU_NNZ 1\n#define NANOPK_M_NNZ 1\n"
-                "/* M = I - gamma*J is too dense for a sparse elimination to pay: SUNDIALS' dense LU only. */\n"
-                "static int nanopk_lu_factor(const double *A, double *lu, double *m) { (void)A; (void)lu; (void)m; return 1; }\n"
-                "static void nanopk_lu_solve(const double *lu, double *x) { (void)lu; (void)x; }\n"
-                "static double nanopk_lu_backward_error(const double *m, const double *x, const double *b)\n"
-                "{ (void)m; (void)x; (void)b; return INFINITY; }\n")
-    s, n, order = plan.slots, plan.n, plan.order
-    name = (lambda k: state_names[order[k]]) if state_names else (lambda k: f"state {order[k]}")
-    matrix = {ij: r for r, ij in enumerate(sorted(plan.sources, key=lambda ij: (ij[1], ij[0])))}
-    factor = [f"    m[{r}] = A[{plan.sources[ij]}];" for ij, r in matrix.items()]
-    factor += [f"    lu[{q}] = {f'm[{matrix[ij]}]' if ij in matrix else '0.0'};" for ij, q in s.items()]
-    for k in range(n):
-        d = s[k, k]
-        factor.append(f"    /* pivot {k}: {name(k)} */")
-        factor.append(f"    if (!(isfinite(lu[{d}]) && lu[{d}] != 0.0)) return 1;")
-        factor.append(f"    lu[{d}] = 1.0 / lu[{d}];")
-        factor += [f"    lu[{s[i, k]}] *= lu[{d}];" for i in plan.below[k]]
-        for i in plan.below[k]:
-            factor += [f"    lu[{s[i, j]}] -= lu[{s[i, k]}] * lu[{s[k, j]}];" for j in plan.right[k]]
+        return "#define NANOPK_SPARSE_LU 0\n"
+    slots, n, order = plan.slots, plan.n, plan.order
+    entries = sorted(plan.sources, key=lambda ij: (order[ij[0]], order[ij[1]]))  # by original row, column
+    rows = [[ij for ij in entries if order[ij[0]] == state] for state in range(n)]
+    columns_of_l = [[(i, k) for i in plan.below[k]] for k in range(n)]
+    updates = [[(i, j, k) for i in plan.below[k] for j in plan.right[k]] for k in range(n)]
+    tables = [
+        f"/* Sparse LU of M = I - gamma*J: {len(slots)} entries of {n * n} (fill-in included), "
+        f"{plan.factor_operations} operations per factorisation instead of {plan.dense_operations}. */",
+        "#define NANOPK_SPARSE_LU 1",
+        f"#define NANOPK_LU_NNZ {len(slots)}",
+        f"#define NANOPK_M_NNZ {len(entries)}",
+        _table("m_start", _starts(rows)),
+        _table("m_col", [order[j] for _, j in entries]),
+        _table("m_source", [plan.sources[ij] for ij in entries]),
+        _table("m_slot", [slots[ij] for ij in entries]),
+        _table("lu_diag", [slots[k, k] for k in range(n)]),
+        _table("l_start", _starts(columns_of_l)),
+        _table("l_slot", [slots[ik] for col in columns_of_l for ik in col]),
+        _table("update_start", _starts(updates)),
+        _table("update_target", [slots[i, j] for step in updates for i, j, _ in step]),
+        _table("update_left", [slots[i, k] for step in updates for i, _, k in step]),
+        _table("update_right", [slots[k, j] for step in updates for _, j, k in step]),
+    ]
+    # The solve runs at every Newton iteration, the factorisation once per setup: the
+    # solve is printed straight-line (a loop over one or two entries per state cost
+    # ~10 % of a mouse_pbpk simulation more), the factorisation loops over tables.
     solve = [f"    double z[{n}];"]
     solve += [f"    z[{k}] = x[{order[k]}];" for k in range(n)]
     for k in range(n):  # L z = Pb, L unit lower triangular
-        solve += [f"    z[{i}] -= lu[{s[i, k]}] * z[{k}];" for i in plan.below[k]]
+        solve += [f"    z[{i}] -= lu[{slots[i, k]}] * z[{k}];" for i in plan.below[k]]
     for k in reversed(range(n)):  # U z = z
-        solve += [f"    z[{k}] -= lu[{s[k, j]}] * z[{j}];" for j in plan.right[k]]
-        solve.append(f"    z[{k}] *= lu[{s[k, k]}];")
+        solve += [f"    z[{k}] -= lu[{slots[k, j]}] * z[{j}];" for j in plan.right[k]]
+        solve.append(f"    z[{k}] *= lu[{slots[k, k]}];")
     solve += [f"    x[{order[k]}] = z[{k}];" for k in range(n)]
-    rows: dict[int, list] = {}
-    for (i, j), r in matrix.items():  # permuted coordinates: state order[i]
-        rows.setdefault(i, []).append((r, order[j]))
-    # w is the largest ratio so far; a NaN anywhere makes it infinite (declined).
-    error = ["    double r, s, e, w = 0.0;"]
-    for i, terms in sorted(rows.items()):
-        state = order[i]
-        error.append(f"    r = b[{state}]" + "".join(f" - m[{q}] * x[{j}]" for q, j in terms) + ";")
-        error.append(f"    s = fabs(b[{state}])" + "".join(f" + fabs(m[{q}] * x[{j}])" for q, j in terms) + ";")
-        error.append("    if (s > 0.0) { e = fabs(r) / s; if (!(e <= w)) w = isnan(e) ? INFINITY : e; }"
-                     " else if (r != 0.0) w = INFINITY;")
-    return (f"/* Sparse LU of M = I - gamma*J: {len(s)} entries of {n * n} (fill-in included), "
-            f"{plan.factor_operations} operations per factorisation instead of {plan.dense_operations}. */\n"
-            f"#define NANOPK_LU_NNZ {len(s)}\n#define NANOPK_M_NNZ {len(matrix)}\n"
-            "static int nanopk_lu_factor(const double *A, double *lu, double *m)\n{\n" + "\n".join(factor)
-            + "\n    return 0;\n}\n\n"
-            "static void nanopk_lu_solve(const double *lu, double *x)\n{\n" + "\n".join(solve) + "\n}\n\n"
-            "static double nanopk_lu_backward_error(const double *m, const double *x, const double *b)\n{\n"
-            + "\n".join(error) + "\n    return w;\n}\n")
+    tables += ["", "/* x = M^-1 x with the factors: P^T U^-1 L^-1 P x. */",
+               "static void nanopk_lu_solve(const double *lu, double *x)", "{", *solve, "}"]
+    return "\n".join(tables) + "\n"
