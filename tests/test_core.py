@@ -275,6 +275,18 @@ def test_times_must_be_increasing(mouse):
         mouse.simulate([4.0, 1.0])
 
 
+@pytest.mark.parametrize("times", [[-1.0, 2.0], [1.0, math.nan], [0.0, math.inf]])
+def test_times_must_be_finite_and_not_negative(mouse, times):
+    with pytest.raises(ModelError, match="`times_h` must be finite and ≥ 0"):
+        mouse.simulate(times)
+
+
+def test_a_parameter_that_is_not_finite_is_named(mouse):
+    # Named in the model's parameter order, each with its value.
+    with pytest.raises(ModelError, match=r"parameter\(s\) P_spleen, K50_liver are not finite\n  - P_spleen = inf\n  - K50_liver = nan"):
+        mouse.simulate([1.0], params={"K50_liver": math.nan, "P_spleen": math.inf})
+
+
 def test_generated_c_brackets_powers_in_denominators():
     """Regression: x/R**3 once printed as x/(R)*(R)*(R) (= x·R) and broke size-dependent EPR."""
     from nanopk.backends.base import SymbolicSystem

@@ -91,10 +91,10 @@ class Dosing:
     @classmethod
     def coerce(cls, dose, model, p: np.ndarray) -> "Dosing":
         """Build a regimen from what ``simulate(dose=...)`` accepts."""
-        names = model.parameter_names
-        bw = float(p[names.index("BW")]) if "BW" in names else None
+        index = model._parameter_index()
         if dose is None:
-            return cls([Bolus(float(p[names.index(DOSE)]))])
+            return cls([Bolus(float(p[index[DOSE]]))])
+        bw = float(p[index["BW"]]) if "BW" in index else None
         if isinstance(dose, Dosing):
             return dose
         if isinstance(dose, (Bolus, Infusion)):
@@ -149,17 +149,19 @@ def solve_states(model, times_h, params: Mapping[str, float] | None = None, dose
     times = np.asarray(times_h, dtype=float).ravel()
     if times.size == 0:
         raise ModelError("`times_h` is empty; give at least one output time in hours")
-    if not np.all(np.isfinite(times)) or times.min() < 0:
-        raise ModelError("`times_h` must be finite and ≥ 0 (hours since the first dose)")
-    if np.any(np.diff(times) < 0):
+    # One pass for the common case (a fit calls this thousands of times); the messages
+    # come from the checks below.
+    if not (np.isfinite(times).all() and times[0] >= 0 and (times[1:] >= times[:-1]).all()):
+        if not np.all(np.isfinite(times)) or times.min() < 0:
+            raise ModelError("`times_h` must be finite and ≥ 0 (hours since the first dose)")
         raise ModelError("`times_h` must be increasing")
     if not model._cache.get("validated"):
         model.validate()
         model._cache["validated"] = True
     compiled = compile_model(model, backend)
     p = model.parameter_vector(params)
-    bad = [n for n, v in zip(model.parameter_names, p) if not math.isfinite(v)]
-    if bad:
+    if not np.isfinite(p).all():
+        bad = [n for n, v in zip(model.parameter_names, p) if not math.isfinite(v)]
         raise ModelError(f"parameter(s) {', '.join(bad)} are not finite", [f"{n} = {p[model.parameter_names.index(n)]}" for n in bad])
     regimen = Dosing.coerce(dose, model, p)
     layout = _Layout.of(model, compiled)

@@ -285,7 +285,7 @@ class CvodeModel(CompiledModel):
         n = self.n_states
         t_out, y0, p = _f64(t_out), _f64(y0), _f64(p)
         yout = np.empty((len(t_out), n))
-        atol = _f64(np.broadcast_to(atol, (n,))) * TOLERANCE_SAFETY
+        atol = np.multiply(atol, TOLERANCE_SAFETY, out=np.empty(n))  # a scalar or n values
         info = np.zeros(6)
         flag = self._lib.nanopk_solve(
             float(t0), y0.ctypes.data, p.ctypes.data, len(t_out), t_out.ctypes.data, yout.ctypes.data,
