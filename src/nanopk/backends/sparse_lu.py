@@ -7,8 +7,8 @@ At every Newton iteration CVODE solves
 and refactors M whenever γ or J changes.  J of a compartment model is sparse: an organ
 exchanges with the blood and its own sub-compartments, not with the other organs
 (mouse_pbpk: 58 non-zeros of 23² = 529).  SUNDIALS' dense LU spends N³/3 operations per
-factorisation and 2N² per solve on it regardless, which made it a quarter of a
-mouse_pbpk simulation.
+factorisation and 2N² per solve on it regardless: a fifth of a
+mouse_pbpk simulation in a perf profile.
 
 Here the pattern of M (J's structural non-zeros and the diagonal) is known when the
 model is compiled, so the elimination is planned once, symbolically:
