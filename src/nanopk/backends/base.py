@@ -25,7 +25,8 @@ class SolveResult:
     n_steps: int = 0
     n_rhs: int = 0
     #: How the Newton systems were solved ("sparse LU", "dense", "band", ...), and how
-    #: many factorisations the sparse LU declined to the dense one (its pivot test).
+    #: many factorisations the sparse LU handed to the dense one (zero pivot or
+    #: backward error above its bound).
     linear_solver: str = ""
     dense_fallbacks: int = 0
 

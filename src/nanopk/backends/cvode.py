@@ -2,11 +2,11 @@
 
 The model's f and J are printed as C (:mod:`.ccode`): f into a small driver that runs
 CVODE's variable-order BDF with the analytic Jacobian and a direct linear solver (the
-model's own generated sparse LU where its Jacobian is sparse, :mod:`.sparse_lu`;
-SUNDIALS' dense LU otherwise), J into a second translation unit; both are compiled in parallel with the system C
-compiler and linked into a shared library, against the SUNDIALS libraries shipped in
-the ``scikit-sundae`` wheel.  One call from Python integrates the whole output grid in
-C, so there is no per-step Python overhead.
+model's own sparse LU where its Jacobian is sparse, :mod:`.sparse_lu`; SUNDIALS'
+dense LU otherwise), J into a second translation unit; both are compiled in parallel
+with the system C compiler and linked into a shared library, against the SUNDIALS
+libraries shipped in the ``scikit-sundae`` wheel.  One call from Python integrates the
+whole output grid in C, so there is no per-step Python overhead.
 
 Artifacts are cached on disk, keyed by the model's structural hash and the SUNDIALS
 build, in ``$NANOPK_CACHE_DIR`` (default ``~/.cache/nanopk``), so a second process

@@ -121,8 +121,8 @@ static _Thread_local struct {
 
 /* 0: SUNDIALS' dense LU always (set by the tests, to check one path against the other). */
 int nanopk_sparse_lu_enabled = 1;
-/* sqrt(machine epsilon); the tests set 0 to force every fallback. */
-double nanopk_lu_max_backward_error = 1.4901161193847656e-08;
+/* sparse_lu.MAX_BACKWARD_ERROR; the tests set 0 to force every fallback. */
+double nanopk_lu_max_backward_error = NANOPK_LU_MAX_BACKWARD_ERROR;
 
 static int dense_fallback(SUNLinearSolver S, SUNMatrix A)
 {
@@ -155,17 +155,6 @@ static int newton_solve(SUNLinearSolver S, SUNMatrix A, N_Vector x, N_Vector b, 
     if (flag != 0) return flag;
     memcpy(X, B, sizeof B);
     return SUNLinSolSolve_Dense(S, A, x, x, tol);
-}
-
-/* For the tests: factor A (N x N, column-major) with the generated sparse LU, overwrite
-   x with A^-1 x and return the backward error of that solution (-1 if it declined). */
-double nanopk_lu_check(const double *A, double *x)
-{
-    double lu[NANOPK_LU_NNZ], m[NANOPK_M_NNZ], b[NANOPK_N];
-    if (nanopk_lu_factor(A, lu, m) != 0) return -1.0;
-    memcpy(b, x, sizeof b);
-    nanopk_lu_solve(lu, x);
-    return nanopk_lu_backward_error(m, x, b);
 }
 
 /*

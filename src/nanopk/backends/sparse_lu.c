@@ -57,3 +57,14 @@ static double nanopk_lu_backward_error(const double *m, const double *x, const d
     return INFINITY;
 }
 #endif
+
+/* For the tests: factor A (N x N, column-major) with the sparse LU, overwrite x with
+   A^-1 x and return the backward error of that solution (-1 if it declined). */
+double nanopk_lu_check(const double *A, double *x)
+{
+    double lu[NANOPK_LU_NNZ], m[NANOPK_M_NNZ], b[NANOPK_N];
+    if (nanopk_lu_factor(A, lu, m) != 0) return -1.0;
+    memcpy(b, x, sizeof b);
+    nanopk_lu_solve(lu, x);
+    return nanopk_lu_backward_error(m, x, b);
+}

@@ -175,7 +175,8 @@ def c_newton_lu(plan: NewtonLU | None) -> str:
     """The C tables the sparse LU's loops read (``sparse_lu.c``), and its solve.
 
     ``NANOPK_SPARSE_LU`` is 1 with a plan, 0 without (the driver then compiles no
-    sparse code).  Tables, in the permuted order of elimination except where noted:
+    sparse code); ``NANOPK_LU_MAX_BACKWARD_ERROR`` is :data:`MAX_BACKWARD_ERROR`.
+    Tables, in the permuted order of elimination except where noted:
 
     - M's structural non-zeros by (original) row, ``m_start``: ``m_col`` (original
       column), ``m_source`` (index in CVODE's column-major matrix), ``m_slot`` (its
@@ -189,8 +190,9 @@ def c_newton_lu(plan: NewtonLU | None) -> str:
     factorisation: printed straight-line it took a second to compile on
     mouse_tumour_full, longer than the rest of the model.
     """
+    bound = f"#define NANOPK_LU_MAX_BACKWARD_ERROR {MAX_BACKWARD_ERROR!r}\n"
     if plan is None:
-        return "#define NANOPK_SPARSE_LU 0\n"
+        return bound + "#define NANOPK_SPARSE_LU 0\n"
     slots, n, order = plan.slots, plan.n, plan.order
     entries = sorted(plan.sources, key=lambda ij: (order[ij[0]], order[ij[1]]))  # by original row, column
     rows = [[ij for ij in entries if order[ij[0]] == state] for state in range(n)]
@@ -227,4 +229,4 @@ def c_newton_lu(plan: NewtonLU | None) -> str:
     solve += [f"    x[{order[k]}] = z[{k}];" for k in range(n)]
     tables += ["", "/* x = M^-1 x with the factors: P^T U^-1 L^-1 P x. */",
                "static void nanopk_lu_solve(const double *lu, double *x)", "{", *solve, "}"]
-    return "\n".join(tables) + "\n"
+    return bound + "\n".join(tables) + "\n"
