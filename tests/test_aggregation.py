@@ -137,3 +137,76 @@ def test_invalid_number_of_classes_is_rejected():
     """K must be an integer ≥ 2."""
     with pytest.raises(SpecError, match=r"option `K` must be an integer ≥ 2 \(got 1\)"):
         plasma_aggregation(BuildContext(particle=nanopk.Particle()), K=1)
+
+
+def _pairwise_smoluchowski(pools, aggregates, V, gamma, shape):
+    """d(mass)/dt of every state, one collision pair at a time (the textbook form).
+
+    ``pools``: [(A_p, V_p)] of monomers; ``aggregates``: A_2 … A_K in volume V (class K
+    absorbs).  Rates of collisions R_ij = β_ij n_i n_j V (½ for i = j) with
+    n_k = A_k/(k m_p V) and β_ij = γ m_p c_ij; every collision moves the mass of both
+    partners to class min(i + j, K).  Independent of the mechanism's flux layout.
+    """
+    K = len(aggregates) + 1
+    d_pool = np.zeros(len(pools))
+    d_agg = np.zeros(K + 1)  # index = class
+    A = {k: aggregates[k - 2] for k in range(2, K + 1)}
+
+    def move(mass, source_class, target_class):
+        target_class = min(target_class, K)
+        if source_class != target_class:
+            d_agg[source_class] -= mass
+            d_agg[target_class] += mass
+
+    for p, (A_p, V_p) in enumerate(pools):
+        pair = 0.5 * gamma * A_p**2 / V_p  # ½ β n² V_p, in units of m_p: mass of one side
+        d_pool[p] -= 2 * pair
+        d_agg[min(2, K)] += 2 * pair
+        for j in range(2, K + 1):
+            R = gamma * shape(1, j) * A_p * A[j] / (j * V)  # β n_p n_j V_p · m_p
+            d_pool[p] -= R
+            d_agg[min(1 + j, K)] += R
+            move(j * R, j, 1 + j)
+    for i in range(2, K + 1):
+        for j in range(i, K + 1):
+            R = gamma * shape(i, j) * A[i] * A[j] / (i * j * V) * (0.5 if i == j else 1.0)
+            move(i * R, i, i + j)
+            move(j * R, j, i + j)
+    return d_pool, d_agg[2:]
+
+
+@pytest.mark.parametrize("K", [2, 3, 9, 16])
+@pytest.mark.parametrize("kernel", ["brownian", "constant"])
+@pytest.mark.parametrize("n_pools", [1, 2])
+def test_fluxes_through_the_absorbing_class_are_smoluchowski_pair_by_pair(K, kernel, n_pools):
+    """The mechanism's 2(K − 1) fluxes (losses to class K, gains from it, via the kernel's
+    moments) give every state the d(mass)/dt of the collision-by-collision balance, to
+    1e-12 relative, at random amounts; one pool is the in-vitro medium, two are venous
+    and arterial blood around a plasma pool of aggregates."""
+    from nanopk.mechanisms.aggregation import _coagulation, kernel_shape
+    from nanopk.parts import symbol
+
+    D_f = 1.85
+    rng = np.random.default_rng(K * 10 + n_pools)
+    pools = [(f"pool_{p}", f"V_pool_{p}") for p in range(n_pools)]
+    agg = [f"agg_{k}" for k in range(2, K + 1)]
+    moments, fluxes = _coagulation(pools, agg, "V_agg", K, kernel, D_f, "test")
+    gamma = 3.7
+    values = {symbol("coagulation_constant"): gamma, symbol("V_agg"): 0.8}
+    values.update({symbol(v): rng.uniform(0.1, 2.0) for _, v in pools})
+    values.update({symbol(s): rng.uniform(0.0, 5.0) for s, _ in pools})
+    values.update({symbol(a): rng.uniform(0.0, 5.0) * rng.choice([1e-6, 1.0]) for a in agg})
+    for m in moments:
+        values[symbol(m.name)] = float(sp.sympify(m.expr).xreplace(values))
+    net = dict.fromkeys([s for s, _ in pools] + agg, 0.0)
+    for f in fluxes:
+        rate = float(sp.sympify(f.rate).xreplace(values))
+        net[f.source] -= rate
+        net[f.target] += rate
+    shape = (lambda i, j: 1.0) if kernel == "constant" else (lambda i, j: kernel_shape(i, j, D_f))
+    d_pool, d_agg = _pairwise_smoluchowski([(values[symbol(s)], values[symbol(v)]) for s, v in pools],
+                                           [values[symbol(a)] for a in agg], 0.8, gamma, shape)
+    expected = np.concatenate([d_pool, d_agg])
+    got = np.array([net[s] for s, _ in pools] + [net[a] for a in agg])
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+    assert len(fluxes) == n_pools + 2 * (K - 2)

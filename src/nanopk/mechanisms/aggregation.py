@@ -14,9 +14,13 @@ N(t) = N₀/(1 + k_f N₀ t/W), k_f = 4 k_B T/(3 μ) (rapid coagulation for W = 
 Classes 1 … K are states; class K absorbs every aggregate of K or more particles.  The
 coagulation is written as **mass** fluxes between particle states: an i + j collision
 (rate R_ij = β_ij n_i n_j V, halved for i = j) moves i·m_p·R_ij from class i and
-j·m_p·R_ij from class j into class min(i + j, K).  Mass is therefore conserved exactly
-by the flux graph; n_k = A_k/(k·m_p·V) with m_p the mass of one core
-(:attr:`nanopk.particle.Particle.particle_mass_ug`).
+j·m_p·R_ij from class j into class min(i + j, K), with n_k = A_k/(k·m_p·V) and m_p the
+mass of one core (:attr:`nanopk.particle.Particle.particle_mass_ug`).  One flux per
+collision pair would need ~K² fluxes; instead each class k < K has two, through the
+absorbing class: its loss to all partners (k → K) and its gain from all pairs that make
+a k-mer (K → k).  The net flux of every class is its Smoluchowski balance exactly (the
+tests compare it with the pair-by-pair balance), mass is conserved by the flux graph,
+and the kernel's separable form makes the losses O(K) (see :func:`_coagulation`).
 
 The attachment efficiency 1/W follows the coating.  Electrostatically stabilised
 surfaces (bare, citrate) have W_el = 1 + (CCC/I)^β_RO: W → 1 above the critical
@@ -176,53 +180,81 @@ def kernel_shape(i: int, j: int, fractal_dimension: float) -> float:
     return (2.0 + rho + 1.0 / rho) / 4.0
 
 
-def _coagulation(monomer_pools, agg: list[str], agg_volume: str, K: int, kernel: str, D_f: float):
-    """Mass fluxes of sectional coagulation; ``agg[k-2]`` is the state of class k (2..K).
+def _kernel_factors(kernel: str, D_f: float):
+    """c_ij = Σ_m φ_m(i)·ψ_m(j): the kernel shape as a sum of products (separable).
 
-    With γ = β_equal/m_p (``coagulation_constant``) and s_ij the kernel shape, an
-    i + j collision in volume V moves i·m_p·R_ij = γ·s_ij·A_i·A_j/(j·V) from class i
-    (R_ij = β_ij n_i n_j V, n_k = A_k/(k m_p V)); i = j moves γ·A_i²/(i·V).  Monomers
-    in a pool of volume V_p meeting j-mers of the aggregate pool (volume V_a) collide
-    in V_p: the monomer side moves γ·s·A_p·A_j/(j·V_a), the j-mer side γ·s·A_p·A_j/V_a.
+    Brownian: (2 + s_i/s_j + s_j/s_i)/4 with s_k = k^(1/D_f), three terms; constant: 1.
+    The loss of a class to all its partners then needs only the moments
+    Σ_j ψ_m(j)·A_j/j, not a sum over pairs.
+    """
+    if kernel == "constant":
+        return [(lambda i: 1.0, lambda j: 1.0)]
+    s = lambda k: k ** (1.0 / D_f)  # noqa: E731 -- r_k/r_1
+    return [(lambda i: 0.5, lambda j: 1.0), (lambda i: 0.25 * s(i), lambda j: 1.0 / s(j)),
+            (lambda i: 0.25 / s(i), lambda j: s(j))]
+
+
+def _coagulation(monomer_pools, agg: list[str], agg_volume: str, K: int, kernel: str, D_f: float, prefix: str):
+    """Sectional coagulation as mass fluxes through the absorbing class; ``agg[k-2]`` is class k.
+
+    With γ = β_equal/m_p (``coagulation_constant``), c_ij the kernel shape and
+    a_k = A_k/k (A the mass of class k, n_k = a_k/(m_p V)), Smoluchowski's balance of
+    class k < K in mass is
+
+        dA_k/dt = G_k − L_k,
+        G_k = (γ k/V) Σ_{i ≤ j, i+j=k} w_ij c_ij a_i a_j      (w = ½ for i = j, else 1),
+        L_k = (γ A_k/V) Σ_j c_kj a_j,
+
+    the gain from every pair that makes a k-mer and the loss to every partner.  Each is
+    one flux: L_k from class k **to class K**, G_k **from class K** to class k.  Every
+    collision's mass thus passes through the absorbing class, where the mass of
+    aggregates of K or more particles stays, so the net flux of each class is exactly
+    its Smoluchowski balance and mass is conserved by the flux graph, with 2(K − 1)
+    fluxes where one per pair needs ~K².  The kernel is separable,
+    c_kj = Σ_m φ_m(k)ψ_m(j), so L_k uses three moments μ_m = Σ_{j≥2} ψ_m(j)·a_j
+    (assignments, computed once): the losses cost O(K), the gains ~K²/4 products.
+
+    Monomers live in pools of their own volume V_p (venous and arterial blood): two
+    monomers collide in V_p (γA_p²/V_p into class 2); a monomer and a j-mer of the
+    aggregate pool (volume V) in V_p, which leaves γ c_1j A_p a_j/V for either side.
+    So, to the aggregates, the monomers count as one class 1 of mass A_1 = Σ_p A_p.
     """
     gamma = S("coagulation_constant")
+    V = S(agg_volume)
+    factors = _kernel_factors(kernel, D_f)
 
-    def cls(k):
-        return agg[min(k, K) - 2]
+    def coefficient(x):
+        return sp.Integer(1) if x == 1 else sp.Float(x, 15)
 
     def shape(i, j):
-        return 1.0 if kernel == "constant" else kernel_shape(i, j, D_f)
+        return sum(phi(i) * psi(j) for phi, psi in factors)
 
-    def num(x):
-        return sp.Float(x, 15) if x != 1 else sp.Integer(1)
+    def a(k):  # a_k = A_k/k; class 1 is every monomer pool
+        return sp.Add(*[S(pool) for pool, _ in monomer_pools]) if k == 1 else S(agg[k - 2]) / k
 
-    Va = S(agg_volume)
+    moments = [Assignment(f"{prefix}_moment_{m}", sp.Add(*[coefficient(psi(j) / j) * S(agg[j - 2]) for j in range(2, K + 1)]),
+                          "ug", f"μ_{m} = Σ_j ψ_{m}(j)·A_j/j over the aggregate classes: term {m} of the kernel's separable form")
+               for m, (_, psi) in enumerate(factors)]
+    mu = [S(m.name) for m in moments]
+    absorbing = agg[K - 2]
     fluxes = []
-    for pool, volume in monomer_pools:
+    for pool, volume in monomer_pools:  # class 1: its partners are the other monomers of its pool and the aggregates
         A = S(pool)
-        fluxes.append(Flux(f"coagulation_{pool}_1_1", pool, cls(2), gamma * A**2 / S(volume),
-                           "monomer + monomer: 2·m_p·(½ β₁₁ n₁² V)"))
-        for j in range(2, K + 1):
-            c = shape(1, j)
-            Aj = S(agg[j - 2])
-            fluxes.append(Flux(f"coagulation_{pool}_1_{j}", pool, cls(1 + j), num(c / j) * gamma * A * Aj / Va, f"monomer joins a {j}-mer"))
-            if cls(1 + j) != agg[j - 2]:
-                fluxes.append(Flux(f"coagulation_{pool}_{j}_1", agg[j - 2], cls(1 + j), num(c) * gamma * A * Aj / Va, f"{j}-mer grows by a monomer"))
-    for i in range(2, K + 1):
-        Ai = S(agg[i - 2])
-        for j in range(i, K + 1):
-            target = cls(i + j)
-            Aj = S(agg[j - 2])
-            if i == j:
-                if agg[i - 2] != target:
-                    fluxes.append(Flux(f"coagulation_{i}_{i}", agg[i - 2], target, num(1.0 / i) * gamma * Ai**2 / Va, f"{i}-mer + {i}-mer"))
-                continue
-            c = shape(i, j)
-            if agg[i - 2] != target:
-                fluxes.append(Flux(f"coagulation_{i}_{j}_a", agg[i - 2], target, num(c / j) * gamma * Ai * Aj / Va, f"{i}-mer + {j}-mer ({i}-mer side)"))
-            if agg[j - 2] != target:
-                fluxes.append(Flux(f"coagulation_{i}_{j}_b", agg[j - 2], target, num(c / i) * gamma * Ai * Aj / Va, f"{i}-mer + {j}-mer ({j}-mer side)"))
-    return fluxes
+        partners = A / S(volume) + sp.Add(*[coefficient(phi(1)) * m for (phi, _), m in zip(factors, mu)]) / V
+        fluxes.append(Flux(f"coagulation_loss_{pool}", pool, absorbing, gamma * A * partners,
+                           "monomers lost to collisions: γ A_p (A_p/V_p + Σ_j c_1j a_j/V)"))
+    for k in range(2, K):
+        partners = sp.Add(*[coefficient(phi(k)) * (m + psi(1) * a(1)) for (phi, psi), m in zip(factors, mu)])
+        fluxes.append(Flux(f"coagulation_loss_{k}", agg[k - 2], absorbing, gamma * S(agg[k - 2]) / V * partners,
+                           f"{k}-mers lost to collisions: γ A_{k} Σ_j c_{k}j a_j/V"))
+    for k in range(2, K):
+        pairs = [coefficient((0.5 if i == k - i else 1.0) * shape(i, k - i)) * a(i) * a(k - i) for i in range(2 if k == 2 else 1, k // 2 + 1)]
+        gain = gamma * k / V * sp.Add(*pairs)
+        if k == 2:  # monomer pairs meet in their own pool
+            gain += sp.Add(*[gamma * S(pool) ** 2 / S(volume) for pool, volume in monomer_pools])
+        fluxes.append(Flux(f"coagulation_gain_{k}", absorbing, agg[k - 2], gain,
+                           f"{k}-mers formed: γ {k}/V Σ_(i+j={k}) w c_ij a_i a_j, through the absorbing class"))
+    return moments, fluxes
 
 
 def _check_fractal(D_f):
@@ -276,7 +308,7 @@ def plasma_aggregation(ctx: BuildContext, K: int = 12, kernel: str = "brownian",
         ctx.provided.add("plasma_particles")
     states += [State(a, organ="plasma", volume="V_medium", description=f"aggregates of {k}{'+' if k == K else ''} particles")
                for k, a in zip(range(2, K + 1), agg)]
-    fluxes = _coagulation([("plasma_particles", "V_medium")], agg, "V_medium", K, kernel, fractal_dimension)
+    moments, fluxes = _coagulation([("plasma_particles", "V_medium")], agg, "V_medium", K, kernel, fractal_dimension, "plasma")
     dose = S("dose")
     number = S("plasma_particles") + sp.Add(*[S(a) / k for k, a in zip(range(2, K + 1), agg)])
     observables = (
@@ -287,7 +319,7 @@ def plasma_aggregation(ctx: BuildContext, K: int = 12, kernel: str = "brownian",
     )
     ctx.provided.add("aggregation")
     return Part("aggregation.plasma_aggregation", tuple(states), tuple(params), tuple(fluxes),
-                assignments=tuple(_kernel_assignments(corona)), observables=observables,
+                assignments=tuple(_kernel_assignments(corona) + moments), observables=observables,
                 notes=(f"aggregation: {K} sectional classes, class {K} absorbs larger aggregates (mass exact, its number approximate)",))
 
 
@@ -341,7 +373,9 @@ def blood_aggregation(ctx: BuildContext, K: int = 6, capture_organs=("liver", "s
     agg = [f"blood_aggregates_{k}" for k in range(2, K + 1)]
     states = [State(a, organ="blood", volume="V_plasma", description=f"circulating aggregates of {k}{'+' if k == K else ''} particles")
               for k, a in zip(range(2, K + 1), agg)]
-    fluxes = _coagulation([("venous_blood", "V_venous"), ("arterial_blood", "V_arterial")], agg, "V_plasma", K, "brownian", fractal_dimension)
+    moments, fluxes = _coagulation([("venous_blood", "V_venous"), ("arterial_blood", "V_arterial")], agg, "V_plasma", K, "brownian",
+                                   fractal_dimension, "blood")
+    assignments += moments
     flows = {"lung": S("Q_C"), "liver": S("Q_liver") + (S("Q_spleen") if "spleen" in ctx.organs else 0), "spleen": S("Q_spleen")}
     for organ in capture_organs:
         params.append(param(f"k_cap_{organ}", CAPTURE_DEFAULTS.get(organ, 0.5), "1/h", _MOGHIMI, (0.0, 1e4),
