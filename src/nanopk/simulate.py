@@ -242,7 +242,9 @@ def simulate(model, times_h, params: Mapping[str, float] | None = None, dose=Non
         Index ``time_h``; one column per observable (organs, ``total`` …) in %ID.
         ``df.attrs`` holds ``units``, ``model``, ``backend``, ``dose_ug`` and solver
         statistics: ``n_steps``, ``n_rhs``, ``linear_solver`` (how the Newton systems
-        were solved: ``"sparse LU"``, the model's generated sparse LU, or ``"dense"``) and
+        were solved: ``"sparse LU"``, the model's generated sparse LU; ``"sparse LU +
+        low-rank update"``, that of J's direct part updated through shared moments; or
+        ``"dense"``) and
         ``dense_fallbacks`` (factorisations the sparse LU handed to the dense one, see
         :mod:`nanopk.backends.sparse_lu`).
 

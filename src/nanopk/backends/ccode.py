@@ -18,7 +18,7 @@ from ..errors import ExportError
 from .sharing import Products, repeated
 
 __all__ = [
-    "c_function_bodies", "c_rhs_body", "c_jacobian_body", "c_observe_body", "c_initial_body", "c_dfdp_body",
+    "c_function_bodies", "c_rhs_body", "c_jacobian_body", "c_jacobian_split_body", "c_observe_body", "c_initial_body", "c_dfdp_body",
     "c_identifier",
 ]
 
@@ -164,6 +164,18 @@ def c_jacobian_body(system) -> str:
     """C body writing the non-zero entries of ``J`` (column-major; the caller zeroes J)."""
     jac = system.layered_jacobian
     return _block(system, _column_major(jac, "J", system.n_states)) if jac else "    (void)J;"
+
+
+def c_jacobian_split_body(system) -> str:
+    """C body writing J's direct part ``J``, ``F = ∂f/∂h`` (``F[i + k*N]``) and
+    ``E = ∂h/∂y`` (``E[k + j*H]``) of :attr:`SymbolicSystem.low_rank_split`, non-zeros
+    only (the caller zeroes all three)."""
+    split = system.low_rank_split
+    n, h = system.n_states, len(split.hubs)
+    outputs = _column_major(split.direct, "J", n)
+    outputs += [(f"F[{i + k * n}]", split.F[i, k]) for i, k in _column_major_cells(split.F)]
+    outputs += [(f"E[{k + j * h}]", split.E[k, j]) for k, j in _column_major_cells(split.E)]
+    return _block(system, outputs)
 
 
 def c_observe_body(system) -> str:

@@ -2,8 +2,8 @@
 
 The model's f and J are printed as C (:mod:`.ccode`): f into a small driver that runs
 CVODE's variable-order BDF with the analytic Jacobian and a direct linear solver (the
-model's own sparse LU where its Jacobian is sparse, :mod:`.sparse_lu`; SUNDIALS'
-dense LU otherwise), J into a second translation unit; both are compiled in parallel
+model's own sparse LU where its Jacobian is sparse, or sparse but for a low-rank term,
+:mod:`.sparse_lu`; SUNDIALS' dense LU otherwise), J into a second translation unit; both are compiled in parallel
 with the system C compiler and linked into a shared library, against the SUNDIALS
 libraries shipped in the ``scikit-sundae`` wheel.  One call from Python integrates the
 whole output grid in C, so there is no per-step Python overhead.
@@ -33,7 +33,8 @@ import numpy as np
 from ..errors import ExportError
 from ..resources import cache_dir
 from .base import CompiledModel, SolveResult, SymbolicSystem
-from .ccode import c_dfdp_body, c_initial_body, c_jacobian_body, c_jacobian_pattern, c_observe_body, c_rhs_body
+from .ccode import (c_dfdp_body, c_initial_body, c_jacobian_body, c_jacobian_pattern, c_jacobian_split_body, c_observe_body,
+                    c_rhs_body)
 from .sparse_lu import c_newton_lu, plan_newton_lu
 
 __all__ = ["CvodeModel", "BackendUnavailable", "sundials_libraries", "cache_dir"]
@@ -49,6 +50,13 @@ _JACOBIAN = """#include <math.h>
 void nanopk_jac(double t, const double *y, double *J, const double *p)
 {
 /*JAC_BODY*/
+}
+"""
+#: J = J_d + F·E through the hubs (SymbolicSystem.low_rank_split), for the Newton solve.
+_JACOBIAN_SPLIT = """
+void nanopk_jac_split(double t, const double *y, double *J, double *F, double *E, const double *p)
+{
+/*SPLIT_BODY*/
 }
 """
 _LIBS = ("core", "nvecserial", "sunmatrixdense", "sunlinsoldense", "sunmatrixband", "sunlinsolband", "cvode")
@@ -114,7 +122,7 @@ def generate_source(system: SymbolicSystem, sensitivities: tuple[int, ...] | Non
         f"#define NANOPK_N {system.n_states}\n"
         + _DRIVER.replace("/*RHS_BODY*/", c_rhs_body(system))
         .replace("/*OBS_BODY*/", c_observe_body(system)).replace("/*INIT_BODY*/", c_initial_body(system))
-        .replace("/*SPARSE_LU*/", c_newton_lu(newton_lu_plan(system)) + _SPARSE_LU)
+        .replace("/*SPARSE_LU*/", c_newton_lu(*newton_lu_plan(system)) + _SPARSE_LU)
     )
     if sensitivities is None:
         return source
@@ -126,12 +134,34 @@ def generate_source(system: SymbolicSystem, sensitivities: tuple[int, ...] | Non
 
 
 def newton_lu_plan(system: SymbolicSystem):
-    """The planned sparse LU of the model's Newton matrix, or ``None`` (dense LU)."""
-    return plan_newton_lu(system.n_states, system.layered_jacobian)
+    """``(plan, hubs)``: the planned sparse LU of the model's Newton matrix (``None``:
+    dense LU) and the number of hubs of a low-rank update (0: none).
+
+    Where J is too dense for a sparse LU because rate laws share a hub (coagulation's
+    moments of the size distribution), M = (I − γJ_d) − γF·E: the sparse LU of the
+    direct part, updated by the Sherman–Morrison–Woodbury formula.
+    """
+    cached = system.__dict__.get("_newton_lu_plan")
+    if cached is None:
+        plan, hubs = plan_newton_lu(system.n_states, system.layered_jacobian), 0
+        split = system.low_rank_split if plan is None else None
+        if split is not None and len(split.hubs) <= MAX_HUBS:
+            plan = plan_newton_lu(system.n_states, split.direct)
+            hubs = len(split.hubs) if plan is not None else 0
+        cached = system.__dict__["_newton_lu_plan"] = (plan, hubs)
+    return cached
+
+
+#: At most this many hubs: the update costs ~2·hubs·N per solve and hubs sparse solves
+#: per factorisation.
+MAX_HUBS = 8
 
 
 def generate_jacobian_source(system: SymbolicSystem) -> str:
-    return _JACOBIAN.replace("/*JAC_BODY*/", c_jacobian_body(system))
+    source = _JACOBIAN.replace("/*JAC_BODY*/", c_jacobian_body(system))
+    if newton_lu_plan(system)[1]:
+        source += _JACOBIAN_SPLIT.replace("/*SPLIT_BODY*/", c_jacobian_split_body(system))
+    return source
 
 
 def _artifact_key(system: SymbolicSystem, libs: list[str]) -> str:
@@ -139,7 +169,8 @@ def _artifact_key(system: SymbolicSystem, libs: list[str]) -> str:
     flags, SUNDIALS."""
     from .. import __version__
 
-    code = hashlib.sha256((_DRIVER + _JACOBIAN + repr(CFLAGS) + _SPARSE_LU_CODE).encode()).hexdigest()
+    code = hashlib.sha256((_DRIVER + _JACOBIAN + _JACOBIAN_SPLIT + repr(CFLAGS) + _SPARSE_LU_CODE
+                           + Path(__file__).with_name("symbolic.py").read_text()).encode()).hexdigest()
     parts = [system.hash, __version__, code, *(Path(x).name for x in libs)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
@@ -298,13 +329,14 @@ def _result(t_out, y, flag, info) -> SolveResult:
     """A :class:`SolveResult` from the driver's return flag and ``info`` (see run_cvode)."""
     solver = _LINEAR_SOLVERS.get(int(info[3]), "unknown")
     if info[4]:
-        solver = solver.replace("dense", "sparse LU")
+        solver = solver.replace("dense", "sparse LU" if info[4] == 1 else "sparse LU + low-rank update")
     return SolveResult(t_out, y, flag == 0, float(info[0]), _CVODE_FLAGS.get(flag, f"CVODE flag {flag}"),
                        int(info[1]), int(info[2]), solver, int(info[5]))
 
 
 #: How the driver solved the Newton systems (its info[3]; "dense" becomes "sparse LU"
-#: where the model's generated sparse LU was installed, info[4]).
+#: where the model's generated sparse LU was installed, info[4] = 1, and "sparse LU +
+#: low-rank update" where it solves J's direct part, info[4] = 2).
 _LINEAR_SOLVERS = {0: "dense", 1: "dense blocks", 2: "band"}
 
 # Meanings of CVODE's return flags (SUNDIALS CVODE user guide, "CVode" return values).

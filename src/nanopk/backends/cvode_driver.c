@@ -52,6 +52,7 @@ extern int CVodeSetJacFn(void *mem, CVLsJacFn jac);
 extern int CVode(void *mem, sunrealtype tout, N_Vector yout, sunrealtype *tret, int itask);
 extern int CVodeGetNumSteps(void *mem, long *n);
 extern int CVodeGetNumRhsEvals(void *mem, long *n);
+extern int CVodeGetCurrentGamma(void *mem, sunrealtype *gamma);
 extern void CVodeFree(void **mem);
 
 #define SUN_BAND_ELEMENT(col, i, j) ((col)[(i) - (j)]) /* col = SUNBandMatrix_Column(A, j) */
@@ -93,16 +94,6 @@ static int cv_rhs(sunrealtype t, N_Vector y, N_Vector ydot, void *user_data)
     return 0;
 }
 
-static int cv_jac(sunrealtype t, N_Vector y, N_Vector fy, SUNMatrix Jm, void *user_data,
-                  N_Vector t1, N_Vector t2, N_Vector t3)
-{
-    (void)fy; (void)t1; (void)t2; (void)t3;
-    double *J = SUNDenseMatrix_Column(Jm, 0); /* columns are contiguous: J[i + j*N] */
-    memset(J, 0, sizeof(double) * NANOPK_N * NANOPK_N);
-    nanopk_jac(t, N_VGetArrayPointer(y), J, (const double *)user_data);
-    return 0;
-}
-
 /*SPARSE_LU*/
 
 /*
@@ -113,11 +104,116 @@ static int cv_jac(sunrealtype t, N_Vector y, N_Vector fy, SUNMatrix Jm, void *us
  * that Newton matrix is refactored by SUNDIALS' dense LU with partial pivoting
  * (newton_lu.dense), for that setup only.  Thread-local: batches solve on several threads.
  */
+#if NANOPK_HUBS
+#define NANOPK_H NANOPK_HUBS
+/* J = J_d + F E through the model's hubs (nanopk.backends.symbolic.LowRankSplit). */
+void nanopk_jac_split(double t, const double *y, double *J, double *F, double *E, const double *p);
+#else
+#define NANOPK_H 1 /* array sizes only: nothing is split */
+#endif
+
 static _Thread_local struct {
     double values[NANOPK_LU_NNZ], matrix[NANOPK_M_NNZ];
     int dense, checked;
     long fallbacks;
+    /* The low-rank update (split = 1): M = M_d - gamma F E with M_d = I - gamma J_d in
+       CVODE's matrix; F (N x H) and E (H x N) from the last Jacobian evaluation,
+       Z = M_d^-1 (gamma F) and the LU of S = I - E Z (pivots in pivot). */
+    int split, pivot[NANOPK_H];
+    double F[NANOPK_N * NANOPK_H], E[NANOPK_H * NANOPK_N], Z[NANOPK_N * NANOPK_H], S[NANOPK_H * NANOPK_H], gamma;
+    void *cvode;
 } newton_lu;
+
+static int cv_jac(sunrealtype t, N_Vector y, N_Vector fy, SUNMatrix Jm, void *user_data,
+                  N_Vector t1, N_Vector t2, N_Vector t3)
+{
+    (void)fy; (void)t1; (void)t2; (void)t3;
+    double *J = SUNDenseMatrix_Column(Jm, 0); /* columns are contiguous: J[i + j*N] */
+    memset(J, 0, sizeof(double) * NANOPK_N * NANOPK_N);
+#if NANOPK_HUBS
+    if (newton_lu.split) { /* CVODE's matrix gets J_d: the low-rank part stays factored */
+        memset(newton_lu.F, 0, sizeof newton_lu.F);
+        memset(newton_lu.E, 0, sizeof newton_lu.E);
+        nanopk_jac_split(t, N_VGetArrayPointer(y), J, newton_lu.F, newton_lu.E, (const double *)user_data);
+        return 0;
+    }
+#endif
+    nanopk_jac(t, N_VGetArrayPointer(y), J, (const double *)user_data);
+    return 0;
+}
+
+#if NANOPK_HUBS
+/* Woodbury: M^-1 = M_d^-1 + Z S^-1 E M_d^-1, Z = M_d^-1 (gamma F), S = I - E Z (H x H,
+   LU with partial pivoting).  Returns 1 if S is singular. */
+static int low_rank_setup(void)
+{
+    if (CVodeGetCurrentGamma(newton_lu.cvode, &newton_lu.gamma) != 0) return 1;
+    for (int k = 0; k < NANOPK_H; k++) {
+        double *z = newton_lu.Z + (size_t)k * NANOPK_N;
+        for (int i = 0; i < NANOPK_N; i++) z[i] = newton_lu.gamma * newton_lu.F[i + k * NANOPK_N];
+        nanopk_lu_solve(newton_lu.values, z);
+    }
+    double *S = newton_lu.S; /* column-major S[r + c*H] */
+    for (int r = 0; r < NANOPK_H; r++)
+        for (int c = 0; c < NANOPK_H; c++) {
+            double e = (r == c);
+            for (int j = 0; j < NANOPK_N; j++) e -= newton_lu.E[r + j * NANOPK_H] * newton_lu.Z[j + c * NANOPK_N];
+            S[r + c * NANOPK_H] = e;
+        }
+    for (int c = 0; c < NANOPK_H; c++) {
+        int p = c;
+        for (int r = c + 1; r < NANOPK_H; r++)
+            if (fabs(S[r + c * NANOPK_H]) > fabs(S[p + c * NANOPK_H])) p = r;
+        newton_lu.pivot[c] = p;
+        if (!(isfinite(S[p + c * NANOPK_H]) && S[p + c * NANOPK_H] != 0.0)) return 1;
+        for (int q = 0; q < NANOPK_H; q++) {
+            double swap = S[c + q * NANOPK_H];
+            S[c + q * NANOPK_H] = S[p + q * NANOPK_H];
+            S[p + q * NANOPK_H] = swap;
+        }
+        for (int r = c + 1; r < NANOPK_H; r++) {
+            S[r + c * NANOPK_H] /= S[c + c * NANOPK_H];
+            for (int q = c + 1; q < NANOPK_H; q++) S[r + q * NANOPK_H] -= S[r + c * NANOPK_H] * S[c + q * NANOPK_H];
+        }
+    }
+    return 0;
+}
+
+/* x = M_d^-1 b on entry; on exit x = M^-1 b, and c = gamma F E x (for the backward error). */
+static void low_rank_solve(double *x, double *c)
+{
+    double w[NANOPK_H];
+    for (int k = 0; k < NANOPK_H; k++) {
+        double e = 0.0;
+        for (int j = 0; j < NANOPK_N; j++) e += newton_lu.E[k + j * NANOPK_H] * x[j];
+        w[k] = e;
+    }
+    for (int k = 0; k < NANOPK_H; k++) { /* w = S^-1 w */
+        const int p = newton_lu.pivot[k];
+        const double swap = w[k];
+        w[k] = w[p];
+        w[p] = swap;
+    }
+    for (int k = 0; k < NANOPK_H; k++)
+        for (int r = k + 1; r < NANOPK_H; r++) w[r] -= newton_lu.S[r + k * NANOPK_H] * w[k];
+    for (int k = NANOPK_H - 1; k >= 0; k--) {
+        for (int q = k + 1; q < NANOPK_H; q++) w[k] -= newton_lu.S[k + q * NANOPK_H] * w[q];
+        w[k] /= newton_lu.S[k + k * NANOPK_H];
+    }
+    for (int k = 0; k < NANOPK_H; k++)
+        for (int i = 0; i < NANOPK_N; i++) x[i] += newton_lu.Z[i + k * NANOPK_N] * w[k];
+    for (int k = 0; k < NANOPK_H; k++) { /* c = gamma F (E x) with the updated x */
+        double e = 0.0;
+        for (int j = 0; j < NANOPK_N; j++) e += newton_lu.E[k + j * NANOPK_H] * x[j];
+        w[k] = newton_lu.gamma * e;
+    }
+    for (int i = 0; i < NANOPK_N; i++) {
+        double e = 0.0;
+        for (int k = 0; k < NANOPK_H; k++) e += newton_lu.F[i + k * NANOPK_N] * w[k];
+        c[i] = e;
+    }
+}
+#endif
 
 /* 0: SUNDIALS' dense LU always (set by the tests, to check one path against the other). */
 int nanopk_sparse_lu_enabled = 1;
@@ -128,6 +224,18 @@ static int dense_fallback(SUNLinearSolver S, SUNMatrix A)
 {
     newton_lu.dense = 1;
     newton_lu.fallbacks++;
+#if NANOPK_HUBS
+    if (newton_lu.split) { /* A holds M_d: the dense LU needs M = M_d - gamma F E */
+        double *M = SUNDenseMatrix_Column(A, 0), gamma = 0.0;
+        if (CVodeGetCurrentGamma(newton_lu.cvode, &gamma) != 0) return -1;
+        for (int j = 0; j < NANOPK_N; j++)
+            for (int k = 0; k < NANOPK_H; k++) {
+                const double e = gamma * newton_lu.E[k + j * NANOPK_H];
+                if (e != 0.0)
+                    for (int i = 0; i < NANOPK_N; i++) M[i + j * NANOPK_N] -= newton_lu.F[i + k * NANOPK_N] * e;
+            }
+    }
+#endif
     return SUNLinSolSetup_Dense(S, A);
 }
 
@@ -137,6 +245,9 @@ static int sparse_setup(SUNLinearSolver S, SUNMatrix A)
     newton_lu.dense = 0;
     if (nanopk_lu_factor(SUNDenseMatrix_Column(A, 0), newton_lu.values, newton_lu.matrix) != 0)
         return dense_fallback(S, A);
+#if NANOPK_HUBS
+    if (newton_lu.split && low_rank_setup() != 0) return dense_fallback(S, A);
+#endif
     return 0;
 }
 
@@ -148,9 +259,15 @@ static int newton_solve(SUNLinearSolver S, SUNMatrix A, N_Vector x, N_Vector b, 
     memcpy(B, N_VGetArrayPointer(b), sizeof B); /* b may be x */
     memcpy(X, B, sizeof B);
     nanopk_lu_solve(newton_lu.values, X);
+    double correction[NANOPK_N], *c = NULL;
+#if NANOPK_HUBS
+    if (newton_lu.split) low_rank_solve(X, c = correction);
+#else
+    (void)correction;
+#endif
     if (newton_lu.checked) return 0;
     newton_lu.checked = 1;
-    if (nanopk_lu_backward_error(newton_lu.matrix, X, B) <= nanopk_lu_max_backward_error) return 0;
+    if (nanopk_lu_backward_error(newton_lu.matrix, X, B, c) <= nanopk_lu_max_backward_error) return 0;
     int flag = dense_fallback(S, A); /* A still holds M: the sparse LU worked on copies */
     if (flag != 0) return flag;
     memcpy(X, B, sizeof B);
@@ -205,16 +322,19 @@ static int replace_operation(SUNLinearSolver LS, void *original, void *replaceme
     return 0;
 }
 
-/* Install the sparse LU in a dense solver of the N x N Newton matrix; 1 if installed. */
+/* Install the sparse LU in a dense solver of the N x N Newton matrix; 1 if installed,
+   2 if with the low-rank update (then the Jacobian function writes J_d, F and E). */
 static int use_sparse_lu(SUNLinearSolver LS, int block)
 {
+    newton_lu.split = 0;
     if (!NANOPK_SPARSE_LU || !nanopk_sparse_lu_enabled) return 0;
     if (!replace_operation(LS, (void *)SUNLinSolSetup_Dense, (void *)sparse_setup)) return 0;
     if (!block && !replace_operation(LS, (void *)SUNLinSolSolve_Dense, (void *)newton_solve)) {
         replace_operation(LS, (void *)sparse_setup, (void *)SUNLinSolSetup_Dense);
         return 0;
     }
-    return 1;
+    newton_lu.split = NANOPK_HUBS > 0;
+    return 1 + newton_lu.split;
 }
 
 /*
@@ -222,7 +342,8 @@ static int use_sparse_lu(SUNLinearSolver LS, int block)
  * sensitivities) from t0 to each tout[k] (increasing), writing y(tout[k]) to
  * yout[k*n ... k*n+n-1].  info[0] = time reached, info[1] = steps, info[2] = f
  * evaluations, info[3] = linear solver (0 dense, 1 dense blocks, 2 band), info[4] = 1 if
- * the sparse LU factored the dense or block matrices, info[5] = setups it declined.
+ * the sparse LU factored the dense or block matrices (2: with the low-rank update),
+ * info[5] = setups it declined.
  * block = 0: dense Newton matrix filled by jac.  block = N > 0: block-diagonal with
  * N x N blocks, jac filling one block; if the block solve cannot be installed, a band
  * matrix of half-bandwidth N - 1 filled by band_jac.
@@ -272,6 +393,7 @@ static int run_cvode(int n, int block, CVRhsFn rhs, CVLsJacFn jac, CVLsJacFn ban
         info[4] = LS ? use_sparse_lu(LS, 0) : 0;
     }
     void *mem = CVodeCreate(CV_BDF, ctx);
+    newton_lu.cvode = mem; /* low_rank_setup asks it for gamma */
     if (!y || !abstol || !A || !LS || !mem) { flag = -100; goto done; }
     memcpy(N_VGetArrayPointer(y), y0, sizeof(double) * n);
     memcpy(N_VGetArrayPointer(abstol), atol, sizeof(double) * n);

@@ -30,12 +30,14 @@ static int nanopk_lu_factor(const double *A, double *lu, double *m)
 }
 
 /* Componentwise backward error of x as a solution of M x = b (Oettli & Prager 1964):
-   max_i |b - M x|_i / (|M| |x| + |b|)_i; infinite if anything is NaN. */
-static double nanopk_lu_backward_error(const double *m, const double *x, const double *b)
+   max_i |b - M x|_i / (|M| |x| + |b|)_i; infinite if anything is NaN.  With a low-rank
+   update, M = M_d - gamma F E, m holds M_d and c = gamma F E x, which enters r and,
+   as |c|, the denominator (the error of M_d and of the product, not of F and E apart). */
+static double nanopk_lu_backward_error(const double *m, const double *x, const double *b, const double *c)
 {
     double worst = 0.0;
     for (int i = 0; i < NANOPK_N; i++) {
-        double r = b[i], s = fabs(b[i]);
+        double r = b[i] + (c ? c[i] : 0.0), s = fabs(b[i]) + (c ? fabs(c[i]) : 0.0);
         for (int q = m_start[i]; q < m_start[i + 1]; q++) {
             r -= m[q] * x[m_col[q]];
             s += fabs(m[q] * x[m_col[q]]);
@@ -51,9 +53,9 @@ static double nanopk_lu_backward_error(const double *m, const double *x, const d
 #define NANOPK_M_NNZ 1
 static int nanopk_lu_factor(const double *A, double *lu, double *m) { (void)A; (void)lu; (void)m; return 1; }
 static void nanopk_lu_solve(const double *lu, double *x) { (void)lu; (void)x; }
-static double nanopk_lu_backward_error(const double *m, const double *x, const double *b)
+static double nanopk_lu_backward_error(const double *m, const double *x, const double *b, const double *c)
 {
-    (void)m; (void)x; (void)b;
+    (void)m; (void)x; (void)b; (void)c;
     return INFINITY;
 }
 #endif
@@ -66,5 +68,5 @@ double nanopk_lu_check(const double *A, double *x)
     if (nanopk_lu_factor(A, lu, m) != 0) return -1.0;
     memcpy(b, x, sizeof b);
     nanopk_lu_solve(lu, x);
-    return nanopk_lu_backward_error(m, x, b);
+    return nanopk_lu_backward_error(m, x, b, NULL);
 }

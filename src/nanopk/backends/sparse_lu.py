@@ -41,8 +41,23 @@ check guards the cost of the iteration; the accuracy of the solution is CVODE's 
 test's, whichever LU solved the Newton systems.
 
 A model whose planned elimination saves less than three quarters of the dense work
-(coagulation couples every size class with every other, so its J is dense) keeps the
-dense LU; :func:`plan_newton_lu` returns ``None`` for it.
+gets ``None`` from :func:`plan_newton_lu`.  Most often J is dense because rate laws
+share a *hub*, an assignment over many states: coagulation's losses all use three
+moments μ of the size distribution.  Stopping the chain rule at the hubs
+(:attr:`nanopk.backends.symbolic.SymbolicSystem.low_rank_split`) gives
+
+    J = J_d + F E,     F = ∂f/∂μ (N × H),     E = ∂μ/∂y (H × N),
+
+with J_d sparse (for coagulation, lower triangular: a class gains from smaller ones).
+Then M = M_d − γF E, M_d = I − γJ_d, and the Sherman–Morrison–Woodbury formula
+
+    M⁻¹ = M_d⁻¹ + Z S⁻¹ E M_d⁻¹,      Z = M_d⁻¹(γF),     S = I_H − E Z,
+
+needs the sparse LU of M_d, H solves and an H × H LU per factorisation, and ~2HN
+operations per solve beyond M_d's (``cvode_driver.c``, ``low_rank_setup``).  At 50
+size classes (51 states) that replaces a dense LU of 51³/3 operations per factorisation.
+The backward-error check covers the updated solve; a fallback gives SUNDIALS' dense LU
+the whole M.  The driver uses the split only where J itself has no sparse plan.
 
 Sources
 -------
@@ -56,6 +71,8 @@ Sources
 4. Oettli W, Prager W. Compatibility of approximate solution of linear equations with
    given error bounds for coefficients and right-hand sides. Numer Math 1964;6:405
    (componentwise backward error).
+5. Hager WW. Updating the inverse of a matrix. SIAM Rev 1989;31:221
+   (Sherman–Morrison–Woodbury formula).
 """
 from __future__ import annotations
 
@@ -171,11 +188,13 @@ def _starts(groups) -> list[int]:
     return starts
 
 
-def c_newton_lu(plan: NewtonLU | None) -> str:
+def c_newton_lu(plan: NewtonLU | None, hubs: int = 0) -> str:
     """The C tables the sparse LU's loops read (``sparse_lu.c``), and its solve.
 
     ``NANOPK_SPARSE_LU`` is 1 with a plan, 0 without (the driver then compiles no
-    sparse code); ``NANOPK_LU_MAX_BACKWARD_ERROR`` is :data:`MAX_BACKWARD_ERROR`.
+    sparse code); ``NANOPK_LU_MAX_BACKWARD_ERROR`` is :data:`MAX_BACKWARD_ERROR`;
+    ``NANOPK_HUBS`` is ``hubs``, the rank of the low-rank update (0: none; then ``plan``
+    is of J itself, else of J's direct part).
     Tables, in the permuted order of elimination except where noted:
 
     - M's structural non-zeros by (original) row, ``m_start``: ``m_col`` (original
@@ -190,7 +209,7 @@ def c_newton_lu(plan: NewtonLU | None) -> str:
     factorisation: printed straight-line it took a second to compile on
     mouse_tumour_full, longer than the rest of the model.
     """
-    bound = f"#define NANOPK_LU_MAX_BACKWARD_ERROR {MAX_BACKWARD_ERROR!r}\n"
+    bound = f"#define NANOPK_LU_MAX_BACKWARD_ERROR {MAX_BACKWARD_ERROR!r}\n#define NANOPK_HUBS {hubs}\n"
     if plan is None:
         return bound + "#define NANOPK_SPARSE_LU 0\n"
     slots, n, order = plan.slots, plan.n, plan.order
