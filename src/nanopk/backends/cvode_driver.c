@@ -179,7 +179,8 @@ static int low_rank_setup(void)
     return 0;
 }
 
-/* x = M_d^-1 b on entry; on exit x = M^-1 b, and c = gamma F E x (for the backward error). */
+/* x = M_d^-1 b on entry; on exit x = M^-1 b, and, if c is not NULL, c = gamma F E x (the
+   backward error's share of the update, needed at the checked solve only). */
 static void low_rank_solve(double *x, double *c)
 {
     double w[NANOPK_H];
@@ -202,6 +203,7 @@ static void low_rank_solve(double *x, double *c)
     }
     for (int k = 0; k < NANOPK_H; k++)
         for (int i = 0; i < NANOPK_N; i++) x[i] += newton_lu.Z[i + k * NANOPK_N] * w[k];
+    if (c == NULL) return;
     for (int k = 0; k < NANOPK_H; k++) { /* c = gamma F (E x) with the updated x */
         double e = 0.0;
         for (int j = 0; j < NANOPK_N; j++) e += newton_lu.E[k + j * NANOPK_H] * x[j];
@@ -261,7 +263,7 @@ static int newton_solve(SUNLinearSolver S, SUNMatrix A, N_Vector x, N_Vector b, 
     nanopk_lu_solve(newton_lu.values, X);
     double correction[NANOPK_N], *c = NULL;
 #if NANOPK_HUBS
-    if (newton_lu.split) low_rank_solve(X, c = correction);
+    if (newton_lu.split) low_rank_solve(X, newton_lu.checked ? NULL : (c = correction));
 #else
     (void)correction;
 #endif
