@@ -174,8 +174,8 @@ def scaling_states(runs=100):
     # from caches the other engine's large one had just filled, doubling its time.
     ours = interleaved_medians([_simulation(m) for m in models], runs)
     theirs = interleaved_medians([functools.partial(run_roadrunner, roadrunner_for(m)) for m in models], runs)
-    runs_ = [m.simulate(TIMES, rtol=RTOL, atol=ATOL).attrs for m in models]
-    return [(len(m.states), r["linear_solver"], r["n_steps"], a, b) for m, r, a, b in zip(models, runs_, ours, theirs)]
+    stats = [m.simulate(TIMES, rtol=RTOL, atol=ATOL).attrs for m in models]
+    return [(len(m.states), r["linear_solver"], r["n_steps"], a, b) for m, r, a, b in zip(models, stats, ours, theirs)]
 
 
 FIT_VARY = ["Kmax_liver", "K50_liver", "Kmax_spleen", "K50_spleen", "P_spleen", "Kmax_lung"]

@@ -154,19 +154,35 @@ def _switch(compiled, name, ctype=ctypes.c_int):
     return ctype.in_dll(compiled._lib, name)
 
 
+def _dense_only(model, **simulate):
+    """``model.simulate(TIMES, **simulate)`` with SUNDIALS' dense LU for every Newton system."""
+    switch = _switch(model.compile("cvode"), "nanopk_sparse_lu_enabled")
+    switch.value = 0
+    try:
+        return model.simulate(TIMES, **simulate)
+    finally:
+        switch.value = 1
+
+
+def _all_rejected(model):
+    """``model.simulate(TIMES)`` with the backward-error bound at 0: every factorisation of
+    the generated LU is rejected at its first solve and redone densely."""
+    bound = _switch(model.compile("cvode"), "nanopk_lu_max_backward_error", ctypes.c_double)
+    assert bound.value == MAX_BACKWARD_ERROR
+    bound.value = 0.0
+    try:
+        return model.simulate(TIMES)
+    finally:
+        bound.value = MAX_BACKWARD_ERROR
+
+
 def test_sparse_and_dense_newton_solves_give_the_same_trajectory():
     """The LU changes how the Newton systems are solved, not the solution: on
     mouse_tumour_full (53 states, corona and aggregation) the two agree to 1e-6 of the
     dose at rtol 1e-8, with no fallback on the sparse path."""
     model = nanopk.load_model("mouse_tumour_full")
-    compiled = model.compile("cvode")
     sparse = model.simulate(TIMES, rtol=1e-8, states=True)
-    switch = _switch(compiled, "nanopk_sparse_lu_enabled")
-    switch.value = 0
-    try:
-        dense = model.simulate(TIMES, rtol=1e-8, states=True)
-    finally:
-        switch.value = 1
+    dense = _dense_only(model, rtol=1e-8, states=True)
     assert sparse.attrs["linear_solver"] == "sparse LU" and dense.attrs["linear_solver"] == "dense"
     assert sparse.attrs["dense_fallbacks"] == 0
     mass = [c for c in sparse.columns if c.startswith("state:")]
@@ -180,17 +196,7 @@ def test_a_rejected_factorisation_falls_back_to_the_dense_lu():
     first solve and redone by SUNDIALS' dense LU: each setup is counted as a fallback,
     and the trajectory is the dense path's, bit for bit."""
     model = nanopk.load_model("mouse_pbpk")
-    compiled = model.compile("cvode")
-    bound = _switch(compiled, "nanopk_lu_max_backward_error", ctypes.c_double)
-    enabled = _switch(compiled, "nanopk_sparse_lu_enabled")
-    assert bound.value == MAX_BACKWARD_ERROR
-    bound.value = 0.0
-    try:
-        rejected = model.simulate(TIMES)
-        enabled.value = 0
-        dense = model.simulate(TIMES)
-    finally:
-        bound.value, enabled.value = MAX_BACKWARD_ERROR, 1
+    rejected, dense = _all_rejected(model), _dense_only(model)
     assert rejected.attrs["linear_solver"] == "sparse LU" and rejected.attrs["dense_fallbacks"] > 0
     assert rejected.attrs["n_steps"] == dense.attrs["n_steps"]
     np.testing.assert_array_equal(rejected.to_numpy(), dense.to_numpy())
@@ -238,14 +244,8 @@ def test_the_jacobian_is_its_direct_part_plus_the_moments_low_rank_term(aggregat
 def test_low_rank_update_and_dense_newton_solves_give_the_same_trajectory(aggregation_20):
     """Sparse LU of J_d with the Woodbury update against SUNDIALS' dense LU of the whole
     M: the same steps, trajectories within 1e-6 of the dose at rtol 1e-8, no fallback."""
-    compiled = aggregation_20.compile("cvode")
     fast = aggregation_20.simulate(TIMES, rtol=1e-8, states=True)
-    switch = _switch(compiled, "nanopk_sparse_lu_enabled")
-    switch.value = 0
-    try:
-        dense = aggregation_20.simulate(TIMES, rtol=1e-8, states=True)
-    finally:
-        switch.value = 1
+    dense = _dense_only(aggregation_20, rtol=1e-8, states=True)
     assert fast.attrs["linear_solver"] == "sparse LU + low-rank update" and dense.attrs["linear_solver"] == "dense"
     assert fast.attrs["dense_fallbacks"] == 0
     mass = [c for c in fast.columns if c.startswith("state:")]
@@ -256,17 +256,8 @@ def test_a_rejected_low_rank_factorisation_falls_back_to_the_whole_newton_matrix
     """A rejected check hands the dense LU CVODE's matrix, which holds M_d; the fallback
     adds −γF·E first, so it factors the whole M and takes the dense path's steps.  M is
     summed in another order than CVODE's I − γ(J_d + F·E), so the trajectories agree to
-    rounding (1e-12 of the dose), not bit for bit."""
-    compiled = aggregation_20.compile("cvode")
-    bound = _switch(compiled, "nanopk_lu_max_backward_error", ctypes.c_double)
-    enabled = _switch(compiled, "nanopk_sparse_lu_enabled")
-    bound.value = 0.0
-    try:
-        rejected = aggregation_20.simulate(TIMES)
-        enabled.value = 0
-        dense = aggregation_20.simulate(TIMES)
-    finally:
-        bound.value, enabled.value = MAX_BACKWARD_ERROR, 1
+    rounding (1e-12 relative), not bit for bit."""
+    rejected, dense = _all_rejected(aggregation_20), _dense_only(aggregation_20)
     assert rejected.attrs["linear_solver"] == "sparse LU + low-rank update" and rejected.attrs["dense_fallbacks"] > 0
     assert rejected.attrs["n_steps"] == dense.attrs["n_steps"]
     np.testing.assert_allclose(rejected.to_numpy(), dense.to_numpy(), rtol=1e-12, atol=0)

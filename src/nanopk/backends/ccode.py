@@ -172,9 +172,7 @@ def c_jacobian_split_body(system) -> str:
     only (the caller zeroes all three)."""
     split = system.low_rank_split
     n, h = system.n_states, len(split.hubs)
-    outputs = _column_major(split.direct, "J", n)
-    outputs += [(f"F[{i + k * n}]", split.F[i, k]) for i, k in _column_major_cells(split.F)]
-    outputs += [(f"E[{k + j * h}]", split.E[k, j]) for k, j in _column_major_cells(split.E)]
+    outputs = _column_major(split.direct, "J", n) + _column_major(split.F, "F", n) + _column_major(split.E, "E", h)
     return _block(system, outputs)
 
 

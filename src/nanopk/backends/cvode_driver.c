@@ -179,16 +179,22 @@ static int low_rank_setup(void)
     return 0;
 }
 
+/* w = scale * E x: the hubs' response to x. */
+static void hub_product(const double *x, double scale, double *w)
+{
+    for (int k = 0; k < NANOPK_H; k++) {
+        double e = 0.0;
+        for (int j = 0; j < NANOPK_N; j++) e += newton_lu.E[k + j * NANOPK_H] * x[j];
+        w[k] = scale * e;
+    }
+}
+
 /* x = M_d^-1 b on entry; on exit x = M^-1 b, and, if c is not NULL, c = gamma F E x (the
    backward error's share of the update, needed at the checked solve only). */
 static void low_rank_solve(double *x, double *c)
 {
     double w[NANOPK_H];
-    for (int k = 0; k < NANOPK_H; k++) {
-        double e = 0.0;
-        for (int j = 0; j < NANOPK_N; j++) e += newton_lu.E[k + j * NANOPK_H] * x[j];
-        w[k] = e;
-    }
+    hub_product(x, 1.0, w);
     for (int k = 0; k < NANOPK_H; k++) { /* w = S^-1 w */
         const int p = newton_lu.pivot[k];
         const double swap = w[k];
@@ -204,11 +210,7 @@ static void low_rank_solve(double *x, double *c)
     for (int k = 0; k < NANOPK_H; k++)
         for (int i = 0; i < NANOPK_N; i++) x[i] += newton_lu.Z[i + k * NANOPK_N] * w[k];
     if (c == NULL) return;
-    for (int k = 0; k < NANOPK_H; k++) { /* c = gamma F (E x) with the updated x */
-        double e = 0.0;
-        for (int j = 0; j < NANOPK_N; j++) e += newton_lu.E[k + j * NANOPK_H] * x[j];
-        w[k] = newton_lu.gamma * e;
-    }
+    hub_product(x, newton_lu.gamma, w); /* c = gamma F (E x) with the updated x */
     for (int i = 0; i < NANOPK_N; i++) {
         double e = 0.0;
         for (int k = 0; k < NANOPK_H; k++) e += newton_lu.F[i + k * NANOPK_N] * w[k];

@@ -150,12 +150,7 @@ class SymbolicSystem:
                         F[i, hub_index[v]].append(sign * d)
                     else:
                         direct[i, column[v]].append(sign * d)
-
-        def nonzero(parts):
-            entries = {ij: sp.Add(*terms) for ij, terms in parts.items()}
-            return {ij: entries[ij] for ij in sorted(entries) if entries[ij] != 0}
-
-        return LowRankSplit(tuple(hubs), nonzero(direct), nonzero(F), {ij: E[ij] for ij in sorted(E)})
+        return LowRankSplit(tuple(hubs), _nonzero_sums(direct), _nonzero_sums(F), {ij: E[ij] for ij in sorted(E)})
 
     def layered_dfdp(self, indices) -> dict[tuple[int, int], sp.Expr]:
         """Non-zero ``∂f_i/∂p_{indices[j]}`` by ``(i, j)``."""
@@ -180,8 +175,7 @@ class SymbolicSystem:
             for v, d in _gradient(rate, wrt, through).items():
                 for i, sign in changes:
                     parts[i, column[v]].append(sign * d)
-        entries = {ij: sp.Add(*terms) for ij, terms in parts.items()}
-        return {ij: entries[ij] for ij in sorted(entries) if entries[ij] != 0}
+        return _nonzero_sums(parts)
 
     # ------------------------------------------------------------------ flat form
     @functools.cached_property
@@ -203,6 +197,12 @@ class SymbolicSystem:
     @functools.cached_property
     def initial(self) -> list:
         return self._model.initial_state_expressions()
+
+
+def _nonzero_sums(parts: dict) -> dict:
+    """``{(i, j): Σ terms}`` in index order, the entries that do not cancel to zero."""
+    entries = {ij: sp.Add(*terms) for ij, terms in parts.items()}
+    return {ij: entries[ij] for ij in sorted(entries) if entries[ij] != 0}
 
 
 def _gradient(expr, wrt: set, through: dict) -> dict:
