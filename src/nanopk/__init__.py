@@ -35,6 +35,7 @@ def __getattr__(name):
     lazy = {
         "read_dataset": ("nanopk.data", "read_dataset"),
         "list_datasets": ("nanopk.data", "list_datasets"),
+        "check_dataset": ("nanopk.data", "check_dataset"),
         "fit": ("nanopk.fit", "fit"),
         "delivery_efficiency": ("nanopk.delivery", "delivery_efficiency"),
         "compare": ("nanopk.compare", "compare"),

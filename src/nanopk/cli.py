@@ -133,10 +133,32 @@ def cmd_datasets(args):
         _write_json(args.json, table.to_dict(orient="records"))
 
 
+def cmd_check(args):
+    """``nanopk check DATASET [--model M]``: print every plausibility rule (OK ones too).
+
+    Exit status 0 when no rule is FAIL (WARN allowed), 1 when one is -- the checks ran
+    and the report is printed, as for a fit that ran and failed; 2 (one-line error)
+    when they could not run (unreadable dataset, unknown model).
+    """
+    from .data import read_dataset
+    from .data.checks import check_dataset
+
+    ds = read_dataset(args.dataset)
+    model = _load(args) if args.model else None
+    report = check_dataset(ds, model, vary=_vary(args), fixed=_parse_params(args.param) if args.param else None,
+                           particle=args.particle)
+    print(report)
+    if args.json:
+        _write_json(args.json, report.to_dict())
+    return 1 if report.failed else 0
+
+
 def cmd_fit(args):
     from .data import read_dataset
+    from .data.checks import check_fit_arguments
     from .fit import fit
 
+    check_fit_arguments(_vary(args), _parse_params(args.param))  # --param and --vary naming one parameter: refuse
     model = _load(args, fixed=True)
     ds = read_dataset(args.dataset)
     t0 = time.perf_counter()
@@ -259,6 +281,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="list the bundled datasets")
     p.add_argument("--json")
     p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("check", help="plausibility rules of a dataset (and model): every rule with OK/WARN/FAIL",
+                       description="Run the named plausibility rules of nanopk.data.checks and print every rule with "
+                                   "its id, severity and rows. Exit status 0 when no rule is FAIL, 1 when one is, "
+                                   "2 when the checks cannot run.")
+    p.add_argument("dataset", help="bundled dataset name or path to a CSV (with its JSON sidecar)")
+    p.add_argument("--model", help="model name or spec path (without it the model rules are SKIP)")
+    p.add_argument("--particle", help="the particle given to the model, e.g. material=Au,core_diameter_nm=15")
+    p.add_argument("--vary", help="comma-separated parameters a fit would vary")
+    p.add_argument("--param", action="append", help="NAME=VALUE[,NAME=VALUE...]: parameters a fit would hold")
+    p.add_argument("--json", help="write the report as JSON")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("simulate", help="simulate a model; observables in %ID")
     model_args(p)

@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..errors import FitError
 from ..batch import thread_pool
+from ..data.checks import fit_checks
 from ._data import FitWarning, coerce_datasets
 from ._optimize import minimize
 from .metrics import goodness_of_fit
@@ -107,7 +108,7 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         atol: float | None = None, max_nfev: int | None = None, ftol: float = 1e-10, xtol: float = 1e-10, gtol: float = 1e-10,
         seed: int | None = 0, multistart_span: float = 2.0, scale_covar: bool = True, profile: bool | list = False,
         loss: str = "linear", f_scale: float = 1.0, workers: int | None = None, priors: dict | None = None,
-        uncertainty: bool = True, warn: bool = True, **method_kws) -> FitResult:
+        uncertainty: bool = True, warn: bool = True, checks: bool = True, **method_kws) -> FitResult:
     """Fit ``model`` to biodistribution data.
 
     Parameters
@@ -219,6 +220,11 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         Emit the :class:`FitWarning` (default).  ``False`` only records the issues in
         ``result.warnings``, for batch callers that report them per fit (and for
         threads, where ``warnings.catch_warnings`` is not safe).
+    checks : bool
+        Run the plausibility rules of :func:`nanopk.data.check_dataset` on every
+        :class:`~nanopk.data.Dataset` given (default): WARN rules join the fit's
+        warnings, a FAIL rule raises :class:`~nanopk.errors.DataError` before
+        fitting.  ``False`` skips them.
     **method_kws
         Passed to the lmfit method.
 
@@ -231,6 +237,8 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
     FitError
         For an invalid set-up (unknown parameter, empty data, a start the solver
         cannot integrate, a prior on a parameter not fitted or with sd ≤ 0).
+    DataError
+        When a plausibility rule fails (``checks=True``), listing every failed rule.
 
     Warns
     -----
@@ -252,6 +260,8 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         raise FitError(f"`multistart` must be ≥ 0 (got {multistart})")
     rtol, atol = solver_tolerances(jacobian, rtol, atol)
     datasets = coerce_datasets(data, model, error_model == "log", censored, tissue_map, body_weight)
+    # Plausibility rules (nanopk.data.checks): FAIL raises here, WARN joins the fit's warnings.
+    check_notes = fit_checks(model, [d.source for d in datasets], vary) if checks else []
     specs = build_parameters(model, datasets, vary, shared, start, bounds)
     varied = {sp.model_name for sp in specs}
     clash = {d.name: sorted(varied & set(d.meta.get("parameters") or {})) for d in datasets}
@@ -322,7 +332,7 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
     else:
         message = f"converged: {best.message}" + ("" if uncertainty else " (uncertainty not computed)")
 
-    notes = _warnings(datasets, objective, best, cov, flags, outcomes, converged)
+    notes = check_notes + _warnings(datasets, objective, best, cov, flags, outcomes, converged)
     options = {
         "workers": 1 if pool is None else pool._max_workers,
         "error_model": error_model, "weighting": weighting, "method": method,
