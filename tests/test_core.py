@@ -282,8 +282,10 @@ def test_times_must_be_finite_and_not_negative(mouse, times):
 
 
 def test_a_parameter_that_is_not_finite_is_named(mouse):
-    # Named in the model's parameter order, each with its value.
-    with pytest.raises(ModelError, match=r"parameter\(s\) P_spleen, K50_liver are not finite\n  - P_spleen = inf\n  - K50_liver = nan"):
+    """Every non-finite value is named with its value, before anything is solved."""
+    with pytest.raises(ModelError, match=r"2 parameter value\(s\) outside what the model admits:\n"
+                                         r"  - parameter 'K50_liver' has a non-finite value nan\n"
+                                         r"  - parameter 'P_spleen' has a non-finite value inf"):
         mouse.simulate([1.0], params={"K50_liver": math.nan, "P_spleen": math.inf})
 
 

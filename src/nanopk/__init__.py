@@ -18,7 +18,8 @@ from .errors import DataError, ExportError, FitError, ModelError, NanopkError, S
 from .model import Model
 from .particle import Particle
 from .parts import Assignment, Flux, Observable, Parameter, Part, RateRule, State
-from .simulate import Bolus, Dosing, Infusion, simulate
+from .dosing import Bolus, Dosing, Infusion
+from .simulate import simulate
 from .spec import list_models, load_model
 
 __version__ = "0.1.0"

@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .compile import compile_model
+from .errors import ModelError
 from .simulate import solve_states
 
 __all__ = ["simulate_many", "thread_pool"]
@@ -66,6 +67,12 @@ def simulate_many(model, times_h, param_sets: Sequence[Mapping[str, float]], dos
     numpy.ndarray
         Observables, shape ``(len(param_sets), len(times_h), n_observables)``, columns in
         the order of ``model.observables``.
+
+    Raises
+    ------
+    ModelError
+        Before anything is solved, naming the first parameter set with an unknown name
+        or a value outside its bounds (``param_sets[i]: ...``).
     """
     compiled = compile_model(model, backend)  # compile and load once, before forking
     if not model._cache.get("validated"):
@@ -73,6 +80,11 @@ def simulate_many(model, times_h, param_sets: Sequence[Mapping[str, float]], dos
         model._cache["validated"] = True
     _JOB.update(model=model, times=np.asarray(times_h, dtype=float), dose=dose, backend=compiled.backend, rtol=rtol, atol=atol)
     param_sets = list(param_sets)
+    for i, params in enumerate(param_sets):  # every set checked before any is solved
+        try:
+            model.check_parameter_values(params)
+        except ModelError as exc:
+            raise ModelError(f"param_sets[{i}]: {exc}") from None
     workers = min(workers or os.cpu_count() or 1, max(1, len(param_sets)))
     if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
         return _run_chunk(param_sets)

@@ -29,6 +29,9 @@ from sympy.core.operations import AssocOp
 
 from .errors import ModelError, suggest
 from .parts import (
+    DEPOT,
+    DOSE,
+    INFUSION_RATE,
     MASS_KINDS,
     STATE_KINDS,
     TIME,
@@ -45,9 +48,6 @@ from .parts import (
 
 __all__ = ["Model", "DOSE", "INFUSION_RATE", "DEPOT"]
 
-DOSE = "dose"
-INFUSION_RATE = "infusion_rate"
-DEPOT = "depot"
 
 _DOSE_PARAMETER = Parameter(
     DOSE, 1.0, "ug", "set by the dosing regimen (total of all administrations)", (1e-12, math.inf),
@@ -273,6 +273,26 @@ class Model:
                 [f"{u!r}{suggest(u, known) or ' is not a parameter'}" for u in unknown],
             )
 
+    def check_parameter_values(self, values: Mapping[str, float]) -> None:
+        """Check values a user gives for parameters against their names and bounds.
+
+        One check for every path that takes parameter values from a user
+        (``simulate(params=...)``, the stepping API, batch runs, ``nanopk simulate
+        --param``); :meth:`validate` applies the same rule to the defaults, so
+        ``with_parameters`` and fits refuse the same values.
+
+        Raises
+        ------
+        ModelError
+            Listing every unknown name (with the nearest valid ones) and every value
+            that is not a finite number inside the parameter's bounds (with its unit).
+        """
+        self.check_parameter_names(values)
+        parameters = self.parameters
+        problems = [problem for name, value in values.items() if (problem := parameters[name].problem(value))]
+        if problems:
+            raise ModelError(f"model {self._name!r}: {len(problems)} parameter value(s) outside what the model admits:", problems)
+
     def parameter_vector(self, overrides: Mapping[str, float] | None = None) -> np.ndarray:
         """Parameter values in :attr:`parameter_names` order, with ``overrides`` applied."""
         defaults = self._cache.get("parameter_defaults")
@@ -468,11 +488,9 @@ class Model:
         for o in self._observables:
             problems += _undeclared(f"observable {o.name!r}", o.expr, known, names)
         for p in self._parameters:
-            lo, hi = p.bounds
-            if not math.isfinite(p.value):
-                problems.append(f"parameter {p.name!r} has a non-finite default {p.value!r}")
-            elif not (lo <= p.value <= hi):
-                problems.append(f"parameter {p.name!r} default {p.value!r} lies outside its bounds [{lo}, {hi}]")
+            problem = p.problem(p.value, "default")
+            if problem:
+                problems.append(problem)
             if not p.source:
                 problems.append(f"parameter {p.name!r} has no literature source")
         signature = None if problems else unit_signature(self)

@@ -23,6 +23,9 @@ from typing import Iterable
 import sympy as sp
 
 __all__ = [
+    "DOSE",
+    "INFUSION_RATE",
+    "DEPOT",
     "MASS_KINDS",
     "STATE_KINDS",
     "TIME",
@@ -43,6 +46,14 @@ __all__ = [
 MASS_KINDS = frozenset({"particle", "dissolved", "sink", "depot"})
 #: All state kinds; the ones outside MASS_KINDS evolve by rate rules.
 STATE_KINDS = MASS_KINDS | frozenset({"coverage", "number", "auxiliary"})
+
+#: Names every model shares: the administered NP mass (µg; %ID is relative to it), the
+#: infusion rate set by the simulator per dosing segment (µg/h), and the state holding
+#: the dose not yet given.  They live here, at the bottom of the package, so that the
+#: dosing layer and the model read them without importing each other.
+DOSE = "dose"
+INFUSION_RATE = "infusion_rate"
+DEPOT = "depot"
 
 #: Model time, in hours since the first dose.
 TIME = sp.Symbol("t", real=True, nonnegative=True)
@@ -111,6 +122,25 @@ class Parameter:
     @property
     def symbol(self) -> sp.Symbol:
         return symbol(self.name)
+
+    def problem(self, value, what: str = "value") -> str | None:
+        """Why ``value`` is not admissible for this parameter, or ``None``.
+
+        ``bounds`` is the physically admissible range: a negative rate or a Hill
+        coefficient of 50 gives numbers without meaning (a negative liver %ID), so
+        every path that takes a value (spec overrides, ``with_parameters``,
+        ``simulate(params=...)``, fits) refuses it with this one sentence.
+        """
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return f"parameter {self.name!r} {what} {value!r} is not a number"
+        lo, hi = self.bounds
+        if not math.isfinite(number):
+            return f"parameter {self.name!r} has a non-finite {what} {value!r}"
+        if not (lo <= number <= hi):
+            return f"parameter {self.name!r} {what} {number!r} lies outside its bounds [{lo:g}, {hi:g}] {self.unit}"
+        return None
 
     def with_value(self, value: float) -> "Parameter":
         return Parameter(self.name, float(value), self.unit, self.source, self.bounds, self.description)

@@ -1,6 +1,6 @@
-"""Dosing regimens and simulation to observables in %ID.
+"""Simulation of a dosing regimen to observables in %ID.
 
-A regimen is a list of IV boluses and constant-rate infusions.  The whole regimen
+A regimen (:mod:`nanopk.dosing`) is a list of IV boluses and constant-rate infusions.  The whole regimen
 starts in the ``depot`` state; a bolus moves its amount from the depot to the dose
 target at its time, an infusion moves it at a constant rate over its duration.  So the
 total of all mass states is the regimen's dose at every time and ``total`` reads
@@ -13,103 +13,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from .compile import compile_model
+from .dosing import Bolus, Dosing, Infusion
 from .errors import ModelError, SolverError
-from .model import DEPOT, DOSE, INFUSION_RATE
+from .parts import DEPOT, DOSE, INFUSION_RATE
 
 __all__ = ["Bolus", "Infusion", "Dosing", "simulate", "solve_states"]
-
-
-def _amount_ug(amount, body_weight_kg):
-    if isinstance(amount, str):
-        from .spec import dose_to_ug
-
-        value, _, unit = amount.strip().partition(" ")
-        try:
-            number = float(value)
-        except ValueError:
-            raise ModelError(f"dose {amount!r} must read 'VALUE UNIT', e.g. '0.85 mg/kg' or '20 ug'") from None
-        # Only the number is guarded: a unit problem keeps dose_to_ug's own reason.
-        return dose_to_ug(number, unit.strip() or "ug", body_weight_kg)
-    value = float(amount)
-    if not math.isfinite(value) or value <= 0:
-        raise ModelError(f"dose amount must be a positive number of µg (got {amount!r})")
-    return value
-
-
-@dataclass(frozen=True)
-class Bolus:
-    """An IV bolus of ``amount`` (µg, or a string such as ``"0.85 mg/kg"``) at ``time_h``."""
-
-    amount: float | str
-    time_h: float = 0.0
-
-
-@dataclass(frozen=True)
-class Infusion:
-    """A constant-rate IV infusion of ``amount`` in total over ``duration_h`` from ``start_h``."""
-
-    amount: float | str
-    duration_h: float
-    start_h: float = 0.0
-
-
-class Dosing:
-    """A dosing regimen: boluses and infusions, in µg once resolved.
-
-    Examples
-    --------
-    >>> Dosing([Bolus(20.0), Bolus(20.0, time_h=24)]).total_ug
-    40.0
-    """
-
-    def __init__(self, events: Sequence[Bolus | Infusion], body_weight_kg: float | None = None):
-        self.events = tuple(events)
-        if not self.events:
-            raise ModelError("a dosing regimen needs at least one bolus or infusion")
-        self.boluses: list[tuple[float, float]] = []
-        self.infusions: list[tuple[float, float, float]] = []  # (start, stop, rate µg/h)
-        for e in self.events:
-            amount = _amount_ug(e.amount, body_weight_kg)
-            if isinstance(e, Bolus):
-                if e.time_h < 0:
-                    raise ModelError(f"bolus time must be ≥ 0 h (got {e.time_h})")
-                self.boluses.append((float(e.time_h), amount))
-            elif isinstance(e, Infusion):
-                if e.duration_h <= 0 or e.start_h < 0:
-                    raise ModelError(f"infusion needs start_h ≥ 0 and duration_h > 0 (got {e.start_h}, {e.duration_h})")
-                self.infusions.append((float(e.start_h), float(e.start_h + e.duration_h), amount / float(e.duration_h)))
-            else:
-                raise ModelError(f"dosing events must be Bolus or Infusion (got {type(e).__name__})")
-        self.total_ug = sum(a for _, a in self.boluses) + sum((b - a) * r for a, b, r in self.infusions)
-
-    @classmethod
-    def coerce(cls, dose, model, p: np.ndarray) -> "Dosing":
-        """Build a regimen from what ``simulate(dose=...)`` accepts."""
-        index = model._parameter_index()
-        if dose is None:
-            return cls([Bolus(float(p[index[DOSE]]))])
-        bw = float(p[index["BW"]]) if "BW" in index else None
-        if isinstance(dose, Dosing):
-            return dose
-        if isinstance(dose, (Bolus, Infusion)):
-            return cls([dose], bw)
-        if isinstance(dose, (list, tuple)):
-            return cls(dose, bw)
-        return cls([Bolus(dose)], bw)
-
-    def breakpoints(self) -> list[float]:
-        points = {0.0} | {t for t, _ in self.boluses} | {a for a, _, _ in self.infusions} | {b for _, b, _ in self.infusions}
-        return sorted(points)
-
-    def infusion_rate(self, t0: float, t1: float) -> float:
-        """Total infusion rate (µg/h) on the segment [t0, t1)."""
-        return sum(r for a, b, r in self.infusions if a <= t0 and t1 <= b)
 
 
 @dataclass(frozen=True)
@@ -195,24 +109,123 @@ def solve_states(model, times_h, params: Mapping[str, float] | None = None, dose
             stats["linear_solver"] = res.linear_solver
             stats["dense_fallbacks"] += res.dense_fallbacks
             if not res.success:
-                raise _solver_error(model, p, res, a, b, compiled.backend, rtol, atol)
+                raise _solver_error(model, p, res, a, b, compiled.backend, rtol, atol, y)
             out[mask & (times > a)] = res.y[: wanted.size]
             y = res.y[-1].copy()
     return times, out, p, compiled, stats
 
 
-def _solver_error(model, p, res, a, b, backend, rtol, atol) -> SolverError:
+#: How far below zero the diagnosis of a failed solve probes each state: a fraction of the
+#: dose for amounts (µg), of max(|value|, 1) for the other states.
+_PROBE = 1e-6
+#: At most this many names of each kind in a solver-failure message (it stays short).
+_SHOWN = 6
+
+
+def _rate_evaluator(model):
+    """Every rate law (fluxes, then rate rules) as one NumPy function of (t, y, p), with labels.
+
+    Built once per model, on the first failure (a fit may fail many trial points).
+    """
+    cached = model._cache.get("rate_evaluator")
+    if cached is None:
+        import sympy as sp
+
+        from .parts import TIME
+
+        subs = model.assignment_substitutions()
+        exprs = [rate.xreplace(subs) for rate, _ in model.rate_terms()]
+        owner = {}
+        for part in model.parts:
+            owner.update({("flux", f.name): part.name for f in part.fluxes})
+            owner.update({("rate rule", r.state): part.name for r in part.rate_rules})
+        labels = [("flux", f.name) for f in model.fluxes] + [("rate rule", r.state) for r in model.rate_rules]
+        f = sp.lambdify((TIME, model.state_symbols, model.parameter_symbols), exprs, modules="numpy", cse=True)
+        cached = model._cache["rate_evaluator"] = (f, exprs, labels, [owner.get(label, "?") for label in labels])
+    return cached
+
+
+def _failing_rates(model, p, t, y, dose):
+    """Rate laws that are not finite at state ``y`` (time ``t``), or once one state dips below zero.
+
+    Returns ``[(term index, state name or None)]``: None where the rate is not finite at
+    ``y`` itself, else the state whose small negative value (the solver's trial states
+    dip below zero within its tolerance) makes it NaN or infinite.
+    """
+    f, _, _, _ = _rate_evaluator(model)
+    n = y.size
+    scale = np.array([dose if s.unit == "ug" else max(abs(v), 1.0) for s, v in zip(model.states, y)])
+    Y = np.repeat(y[:, None], n + 1, axis=1)
+    Y[np.arange(n), np.arange(1, n + 1)] = -_PROBE * scale
+    with np.errstate(all="ignore"):
+        values = f(t, list(Y), p)
+    bad = ~np.isfinite(np.vstack([np.broadcast_to(np.asarray(v, dtype=float), (n + 1,)) for v in values]))
+    at_state = np.flatnonzero(bad[:, 0])
+    found = [(int(i), None) for i in at_state]
+    if not found:
+        for i in np.flatnonzero(bad.any(axis=1)):
+            found.append((int(i), model.state_names[int(np.flatnonzero(bad[i])[0]) - 1]))
+    return found
+
+
+def _listing(names, shown=_SHOWN):
+    names = list(names)
+    more = f" (+{len(names) - shown} more)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def _solver_error(model, p, res, a, b, backend, rtol, atol, y_start=None) -> SolverError:
+    """A short message: where the solve stopped, which mechanism's rate failed, the few
+    parameters in that rate (and any the caller changed), and what to try.
+
+    The rates are evaluated at the last state the solver returned (the last output time
+    before the failure, else the segment's start) and with each state nudged a little
+    below zero, which is where a rate law such as m^(2/3) turns NaN.
+    """
+    names = model.parameter_names
+    index = {n: i for i, n in enumerate(names)}
     defaults = model.parameter_vector()
-    changed = {n: float(v) for n, v, d in zip(model.parameter_names, p, defaults) if v != d and n not in (DOSE, INFUSION_RATE)}
-    shown = changed or {n: float(v) for n, v in zip(model.parameter_names, p)}
-    listing = ", ".join(f"{k}={v:.4g}" for k, v in shown.items())
+    changed = {n: float(v) for n, v, d in zip(names, p, defaults) if v != d and n not in (DOSE, INFUSION_RATE)}
+    head = f"the {backend} solver failed at t = {res.t_reached:.6g} h (integrating {a:g}–{b:g} h): {res.message}."
+    culprit_text, culprit_params = "", {}
+    t_state, y_state = a, (None if y_start is None else np.asarray(y_start, dtype=float))
+    rows = np.asarray(res.y, dtype=float)
+    if rows.ndim == 2 and rows.shape[0]:
+        done = [k for k, tk in enumerate(np.asarray(res.t, dtype=float)[: rows.shape[0]])
+                if tk < res.t_reached and np.isfinite(rows[k]).all()]
+        if done:
+            t_state, y_state = float(res.t[done[-1]]), rows[done[-1]]
+    if y_state is not None and y_state.size == len(model.state_names):
+        try:
+            failing = _failing_rates(model, p, t_state, y_state, float(p[index[DOSE]]) if DOSE in index else 1.0)
+        except Exception:  # noqa: BLE001 - the diagnosis must never hide the solver's own failure
+            failing = []
+        if failing:
+            _, exprs, labels, owners = _rate_evaluator(model)
+            mechanisms = list(dict.fromkeys(owners[i] for i, _ in failing))
+            rates = _listing(dict.fromkeys(f"{labels[i][0]} {labels[i][1]}" for i, _ in failing))
+            negative = list(dict.fromkeys(s for _, s in failing if s))
+            used = set().union(*(exprs[i].free_symbols for i, _ in failing))
+            culprit_params = {n: float(p[index[n]]) for n in names if n not in (DOSE, INFUSION_RATE) and any(s.name == n for s in used)}
+            where = (f"once {_listing(negative, 3)} dips below zero" if negative else f"at the state of t = {t_state:.6g} h")
+            culprit_text = (f" Rate not finite {where}: {_listing(mechanisms, 3)} ({rates})."
+                            f" Its parameters: {_listing(f'{k}={v:.4g}' for k, v in culprit_params.items())}.")
+    listing = _listing(f"{k}={v:.4g}" for k, v in changed.items())
+    params_text = f" Parameters changed from the defaults: {listing}." if changed else " All other parameters at their defaults."
+    if not culprit_text and not changed:
+        params_text = " All parameters at their defaults."
+    if culprit_text and " dips below zero" in culprit_text:
+        fix = (f"write the rate so that it is finite for every amount (as nanopk.mechanisms.dissolution.cube_root_rate "
+               f"does), or tighten atol (now {atol:g} × dose) so that the dips are smaller.")
+    elif culprit_text:
+        fix = "check these values against their bounds (model.parameters), or backend='reference' to compare."
+    else:
+        fix = (f"{'check the changed values against their bounds (model.parameters), ' if changed else ''}"
+               f"loosen rtol (now {rtol:g}) or atol (now {atol:g} × dose), or backend='reference' to compare.")
     return SolverError(
-        f"the {backend} solver failed at t = {res.t_reached:.6g} h (integrating {a:g}–{b:g} h): {res.message}. "
-        f"Parameters {'changed from the defaults' if changed else '(all defaults)'}: {listing}. "
-        f"Try: check these values against their bounds (model.parameters), loosen rtol (now {rtol:g}) "
-        f"or atol (now {atol:g} × dose), or backend='reference' to compare.",
+        f"{head}{culprit_text}{params_text} Try: {fix}",
         t_reached=res.t_reached,
-        params=shown,
+        params={**culprit_params, **changed},
     )
 
 
@@ -250,9 +263,17 @@ def simulate(model, times_h, params: Mapping[str, float] | None = None, dose=Non
 
     Raises
     ------
+    ModelError
+        Before solving: an unknown parameter name, a value outside the parameter's
+        bounds or not finite (every one listed), a dose that is not a finite positive
+        amount, a dosing time that is not finite and ≥ 0, bad output times.
     SolverError
         Naming the time reached, the parameter values and what to try.
     """
+    if params:
+        # The user's values, checked as fits check theirs (fits call solve_states with
+        # values their own bounds already hold).
+        model.check_parameter_values(params)
     times, Y, p, compiled, stats = solve_states(model, times_h, params, dose, backend, rtol, atol, max_steps)
     layout = _Layout.of(model, compiled)
     values = compiled.observe(times, Y, p)

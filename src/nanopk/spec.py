@@ -30,7 +30,8 @@ import tomllib
 from pathlib import Path
 
 
-from .errors import SpecError, suggest
+from .dosing import SPEC_DOSE_UNITS, dose_to_ug
+from .errors import ModelError, SpecError, suggest
 from .mechanisms.base import BuildContext, resolve_mechanism
 from .model import DOSE, Model
 from .parts import Parameter, Part
@@ -38,7 +39,7 @@ from .particle import Particle
 from .prebuilt import recall, recipe_key, remember
 from .resources import models_dir
 
-__all__ = ["load_model", "list_models", "model_path", "dose_to_ug"]
+__all__ = ["load_model", "list_models", "model_path", "dose_to_ug", "SPEC_DOSE_UNITS"]
 
 _TOP_KEYS = {"name", "description", "species", "dose_target", "dose", "mechanisms", "parameters", "particle", "reference", "notes"}
 
@@ -60,33 +61,6 @@ def model_path(name_or_path) -> Path:
         names = list_models()
         raise SpecError(f"unknown model {name_or_path!r}{suggest(str(name_or_path), names)}; bundled models: {', '.join(names)}")
     return candidate
-
-
-#: The dose units model specs write: µg per unit, and whether the unit is per body mass
-#: (then µg per unit per kg of body weight).  Loading a model must not import pint (~0.3 s
-#: per process); tests/test_units.py checks every entry against pint's conversion.
-SPEC_DOSE_UNITS = {"ug": (1.0, False), "mg": (1000.0, False), "ug/kg": (1.0, True), "mg/kg": (1000.0, True)}
-
-
-def dose_to_ug(value: float, unit: str, body_weight_kg: float | None) -> float:
-    """Convert a dose (µg, mg, mg/kg, µg/kg, ...) to µg; per-kg doses need a body weight.
-
-    The units in :data:`SPEC_DOSE_UNITS` convert by table; any other goes through the
-    data layer's pint conversion (:func:`nanopk.data.convert.dose_in_ug`).  Raises
-    instead of returning the reason a dose has no mass.
-    """
-    known = SPEC_DOSE_UNITS.get(unit.strip() if isinstance(unit, str) else unit)
-    if known is not None and (not known[1] or body_weight_kg is not None):
-        factor, per_kg = known
-        return float(value) * factor * (body_weight_kg if per_kg else 1.0)
-    from .data.convert import dose_in_ug
-
-    dose_ug, reason = dose_in_ug(value, unit, None if body_weight_kg is None else 1000.0 * body_weight_kg)
-    if dose_ug is None:
-        if body_weight_kg is None and "body_weight" in reason:
-            reason = f"a dose in {unit} needs a body weight, and the model has no BW parameter"
-        raise SpecError(f"cannot use dose {value} {unit}: {reason}; give e.g. 'ug', 'mg' or 'mg/kg'")
-    return dose_ug
 
 
 def load_model(name_or_path, particle: Particle | dict | str | None = None, params: dict | None = None) -> Model:
@@ -131,6 +105,38 @@ def load_model(name_or_path, particle: Particle | dict | str | None = None, para
         model = build()
         remember(key, model)
     return model
+
+
+def _override_value(param: Parameter, override: dict) -> float:
+    """An override's value in the unit the model's equations use (``param.unit``).
+
+    A spec may write an override in another unit (``value = 5, unit = "1/min"`` for a
+    rate the model keeps in 1/h): the value is converted, so the simulation and the
+    SBML export (which declares ``param.unit``) use the same number.  A unit of another
+    dimension is refused.
+    """
+    value = float(override["value"])
+    unit = override.get("unit")
+    if unit is not None and str(unit).strip() != param.unit:
+        value = _convert(value, str(unit), param.unit)
+    problem = param.problem(value, f"value {override['value']!r} {unit}" if unit else "value")
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _convert(value: float, unit: str, target: str) -> float:
+    """``value`` from ``unit`` to ``target`` with pint (imported only for this)."""
+    from .units import Q_, parse_unit
+
+    try:
+        given, wanted = parse_unit(unit), parse_unit(target)
+    except Exception as exc:  # pint's UndefinedUnitError and friends
+        raise ValueError(f"unknown unit {unit!r} ({exc}); the model's unit is {target!r}") from None
+    if given.dimensionality != wanted.dimensionality:
+        raise ValueError(f"unit {unit!r} is not convertible to the model's unit {target!r} "
+                         f"({given.dimensionality} vs {wanted.dimensionality})")
+    return float(Q_(value, given).to(wanted).magnitude)
 
 
 def _build_model(path: Path, text: str, particle: Particle | None, params: dict | None) -> Model:
@@ -187,18 +193,30 @@ def _build_model(path: Path, text: str, particle: Particle | None, params: dict 
             problems.append(f"parameters.{name}: write {{ value = ..., source = \"...\" }} (an override needs its source)")
     if problems:
         raise SpecError(f"invalid model spec {path}:", problems)
+    values = {}
+    for name, o in overrides.items():
+        if name in declared:
+            try:
+                values[name] = _override_value(declared[name], o)
+            except (TypeError, ValueError) as exc:
+                problems.append(f"parameters.{name}: {exc}")
+    if problems:
+        raise SpecError(f"invalid model spec {path}:", problems)
     new_parts = []
     for part in parts:
         ps = []
         for p in part.parameters:
             o = overrides.get(p.name)
-            ps.append(Parameter(p.name, float(o["value"]), o.get("unit", p.unit), o["source"], p.bounds, p.description) if o else p)
+            ps.append(Parameter(p.name, values[p.name], p.unit, o["source"], p.bounds, p.description) if o else p)
         new_parts.append(Part(part.name, part.states, tuple(ps), part.fluxes, part.rate_rules, part.assignments, part.observables, part.notes))
     parts = new_parts
 
     dose = spec.get("dose", {"value": 1.0, "unit": "ug", "source": "nominal 1 µg (results are in %ID, independent of dose for linear models)"})
     bw = declared["BW"].value if "BW" in declared else None
-    dose_ug = dose_to_ug(dose.get("value", 1.0), dose.get("unit", "ug"), bw)
+    try:
+        dose_ug = dose_to_ug(dose.get("value", 1.0), dose.get("unit", "ug"), bw)
+    except ModelError as exc:
+        raise SpecError(f"invalid model spec {path}:", [f"dose: {exc}"]) from None
     dose_source = dose.get("source", "")
     if not dose_source:
         raise SpecError(f"invalid model spec {path}:", ["dose: give a 'source' for the default dose"])

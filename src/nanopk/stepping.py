@@ -86,10 +86,9 @@ class Integrator:
         self.max_steps = int(max_steps)
         self._compiled = compile_model(model, backend)
         self._names = model.parameter_names
+        if params:
+            model.check_parameter_values(params)
         self._p = model.parameter_vector(params)
-        bad = [n for n, v in zip(self._names, self._p) if not math.isfinite(v)]
-        if bad:
-            raise ModelError(f"parameter(s) {', '.join(bad)} are not finite")
         self._i_dose = self._names.index(DOSE)
         self._i_inf = self._names.index(INFUSION_RATE)
         self._i_depot = model.state_names.index(DEPOT)
