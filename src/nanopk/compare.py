@@ -54,7 +54,8 @@ import pandas as pd
 
 from .errors import FitError, ModelError, suggest
 
-__all__ = ["compare", "Comparison", "default_parameter_groups", "PARAMETER_FAMILIES", "observed_kinetics", "terminal_slope"]
+__all__ = ["compare", "Comparison", "default_parameter_groups", "PARAMETER_FAMILIES", "observed_kinetics", "terminal_slope",
+           "same_data"]
 
 #: Below this fraction of points within 2-fold (the customary PBPK acceptance, see
 #: :mod:`nanopk.fit.metrics`) a group's fit is flagged as poor in the summary.
@@ -135,6 +136,27 @@ class Comparison:
         self.options = options
         self.sigma_known = sigma_known
 
+    @property
+    def problems(self) -> list[str]:
+        """Every fit behind the comparison that did not converge or whose covariance failed."""
+        out = []
+        for label, f in [*((f"group {g!r}", f) for g, f in self.fits.items()),
+                         *([("the joint (full) fit", self.full)] if self.full is not None else [])]:
+            if not f.success:
+                out.append(f"{label}: {f.message}")
+        for test, red in self.reduced.items():
+            converged = red.get("converged") if isinstance(red, dict) else red.flags.get("converged")
+            if not converged:
+                out.append(f"the reduced fit of test {test!r} did not converge"
+                           + ("" if isinstance(red, dict) else f": {red.outcome.message}"))
+        return out
+
+    @property
+    def success(self) -> bool:
+        """Every group's fit and the joint fit converged with a covariance, and every reduced fit converged
+        (the reduced fits give only χ², so their covariance does not matter)."""
+        return not self.problems
+
     def test(self, group: str) -> dict:
         """The test row of one parameter group as a dict."""
         if group not in self.tests.index:
@@ -159,14 +181,19 @@ class Comparison:
 
     def summary(self) -> str:
         """Plain-text summary: tests, ratios, half-lives and delivery."""
-        lines = [f"nanopk comparison of {' vs '.join(self.groups)} (model {self.model_name!r}; "
-                 f"{'known SDs: Δχ²' if self.sigma_known else 'σ profiled: N·ln(χ²_r/χ²_f)'} LRT)"]
+        problems = self.problems
+        lines = [f"*** FIT FAILED: {'; '.join(problems)}; the tests and ratios below are not to be reported ***"] if problems else []
+        lines.append(f"nanopk comparison of {' vs '.join(self.groups)} (model {self.model_name!r}; "
+                     f"{'known SDs: Δχ²' if self.sigma_known else 'σ profiled: N·ln(χ²_r/χ²_f)'} LRT)")
         lines.append("Fit quality of each group's own fit (a test between groups means little if the model misses the data):")
         for g, f in self.fits.items():
             q = f.metrics
             poor = q.get("frac_within_2fold", 1.0) < POOR_FIT_WITHIN_2FOLD
+            st = getattr(f, "status", None)
+            state = (f"optimizer {st.optimizer.label}, covariance {st.covariance.state}, adequacy {st.adequacy.verdict}"
+                     if st is not None else f"success {f.success}")
             lines.append(f"  {g}: R²(log) {q.get('r2_log', float('nan')):.3g}; {100 * q.get('frac_within_2fold', float('nan')):.0f} % of "
-                         f"points within 2-fold; converged {f.success}"
+                         f"points within 2-fold; {state}"
                          + ("  <- POOR FIT: the model does not describe these data; read the tests below with caution" if poor else ""))
         lines.append("Does each mechanism differ between groups?")
         for g, r in self.tests.iterrows():
@@ -197,6 +224,8 @@ class Comparison:
                      "chisqr_reduced": r["chisqr_reduced"]} for g, r in self.tests.iterrows()}
         return _clean({
             "model": self.model_name,
+            "success": self.success,
+            "problems": self.problems,
             "groups": self.groups,
             "reference": self.groups[0],
             "fits": {g: f.to_dict() for g, f in self.fits.items()},
@@ -343,6 +372,35 @@ def observed_kinetics(predictions: pd.DataFrame, tissues=("blood", "liver", "spl
 
 
 # --------------------------------------------------------------------------- helpers
+def same_data(a, b) -> bool:
+    """True when two datasets (Dataset, path, bundled name or DataFrame) hold the same table.
+
+    The same object, the same file, or equal tables with the same dose: comparing a
+    group with itself would "test" nothing and report p = 1 for every mechanism.
+    """
+    if a is b:
+        return True
+    from .fit._data import _read
+
+    try:
+        a, b = _read(a), _read(b)
+    except Exception:  # noqa: BLE001 - unreadable data is reported by the fit, with its own message
+        return False
+    if a is b:
+        return True
+    pa, pb = getattr(a, "path", None), getattr(b, "path", None)
+    if pa is not None and pb is not None and Path(pa).resolve() == Path(pb).resolve():
+        return True
+    ta = a.table if hasattr(a, "table") else a
+    tb = b.table if hasattr(b, "table") else b
+    if not (isinstance(ta, pd.DataFrame) and isinstance(tb, pd.DataFrame)):
+        return False
+    dose_a = getattr(a, "meta", None) or getattr(ta, "attrs", {})
+    dose_b = getattr(b, "meta", None) or getattr(tb, "attrs", {})
+    same_dose = (dose_a.get("dose"), dose_a.get("dose_ug")) == (dose_b.get("dose"), dose_b.get("dose_ug"))
+    return same_dose and ta.reset_index(drop=True).equals(tb.reset_index(drop=True))
+
+
 def _sigma_known(fits) -> bool:
     """True when every fitted row of every group has a reported SD/SE (weights are real σ)."""
     for f in fits:
@@ -528,11 +586,20 @@ def compare(model, datasets: Mapping, vary: Sequence[str] | None = None, shared:
     Raises
     ------
     FitError
-        Fewer than two groups, no ``vary``, names outside ``vary``.
+        Fewer than two groups, two groups holding the same dataset, no ``vary``, names
+        outside ``vary``, a keyword argument neither ``compare`` nor ``fit`` takes.
     """
+    import inspect
+
+    from .fit.core import check_keywords, fit as _fit
     from .model import Model
     from .spec import load_model
 
+    # A misspelt keyword would otherwise reach scipy as a bare TypeError, after the first fits.
+    fit_names = {n for n, p in inspect.signature(_fit).parameters.items() if p.kind is not p.VAR_KEYWORD}
+    own = ["model", "datasets", "vary", "shared", "groups_of_parameters", "particles", "n_samples", "seed"]
+    check_keywords({k: v for k, v in fit_kwargs.items() if k not in fit_names}, fit_kwargs.get("method", "least_squares"),
+                   caller="compare", own=own)
     if not isinstance(datasets, Mapping) or len(datasets) < 2:
         raise FitError("`datasets` must be a dict of two or more groups, e.g. {'PEG': ds1, 'bare': ds2}")
     from .fit._data import _identifier
@@ -584,6 +651,11 @@ def compare(model, datasets: Mapping, vary: Sequence[str] | None = None, shared:
         models = {g: base for g in groups}
         model_name = base.name
 
+    for i, ga in enumerate(groups):  # after the argument checks, before any fit
+        for gb in groups[i + 1:]:
+            if same_data(data[ga], data[gb]):
+                raise FitError(f"groups {ga!r} and {gb!r} are the same dataset: compare needs different groups "
+                               "(e.g. PEG-coated and bare particles of the same core)")
     fits = {g: _fit_quietly(models[g], {g: data[g]}, vary=vary, **fit_kwargs) for g in groups}
     sigma_known = _sigma_known(fits.values())
     reference = groups[0]

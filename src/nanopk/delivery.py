@@ -327,8 +327,35 @@ def metrics_with_intervals(model, params: dict, fit=None, n_samples: int = 200, 
     return out
 
 
+def _fit_status(fit) -> dict | None:
+    """``{"success", "converged", "covariance", "message"}`` of a fit result, or ``None``."""
+    if fit is None or not hasattr(fit, "success"):
+        return None
+    status = getattr(fit, "status", None)
+    converged = status.optimizer.converged if status is not None else (getattr(fit, "flags", {}) or {}).get("converged")
+    covariance = status.covariance.state if status is not None else None
+    message = getattr(fit, "message", None)
+    if status is not None and converged and status.covariance.reason and covariance != "ok":
+        message = status.covariance.reason  # says which parameters are undetermined
+    return {"success": bool(fit.success), "converged": converged, "covariance": covariance, "message": message}
+
+
+def reject_unknown_keywords(caller: str, given: Mapping, valid: Iterable[str]) -> None:
+    """Raise a :class:`ModelError` naming keyword arguments ``caller`` does not take.
+
+    Python's own ``TypeError`` names the first one only and suggests nothing.
+    """
+    if not given:
+        return
+    from .errors import suggest
+
+    valid = list(valid)
+    shown = "; ".join(f"{k!r}{suggest(k, valid) or ' (no close match)'}" for k in given)
+    raise ModelError(f"{caller}() got unknown keyword argument(s): {shown}; valid: {', '.join(valid)}")
+
+
 def delivery_efficiency(model_or_fit, params: Mapping[str, float] | None = None, n_samples: int = 200,
-                        seed: int = 0, dose=None) -> dict:
+                        seed: int = 0, dose=None, **unknown) -> dict:
     """Tumour delivery efficiency, tumour exposure and blood half-lives, with 95 % intervals.
 
     Parameters
@@ -356,18 +383,23 @@ def delivery_efficiency(model_or_fit, params: Mapping[str, float] | None = None,
         ``t50_blood_h`` (h); each ``{"value", "ci95", "unit"}`` with ``ci95`` a
         ``[low, high]`` pair or ``None`` without uncertainty.  ``uncertainty`` says
         where the intervals came from (``"mcmc"``, ``"covariance"`` or ``None``).
+        Given a fit, ``fit_status`` (``success``, ``converged``, ``covariance``,
+        ``message``) says whether the fit behind the figures can be trusted: the CLI
+        prints them under a "FIT FAILED" banner and exits 1 when ``success`` is False.
         Given a fit, the same dict is stored as ``fit.extra_json["delivery"]``, so the
         fit's JSON carries its delivery.
 
     Raises
     ------
     ModelError
-        If the model has no ``tumour`` observable.
+        If the model has no ``tumour`` observable, or for a keyword argument it does
+        not take (named, with the nearest valid one).
 
     References
     ----------
     Cheng et al., ACS Nano 2020;14:3075 (PMID 32078303): DE definitions.
     """
+    reject_unknown_keywords("delivery_efficiency", unknown, ("model_or_fit", "params", "n_samples", "seed", "dose"))
     model, values, fit = resolve_model_and_params(model_or_fit, params)
     if "tumour" not in model.observables:
         raise ModelError(
@@ -379,6 +411,11 @@ def delivery_efficiency(model_or_fit, params: Mapping[str, float] | None = None,
     result = {k: out.get(k, {"value": None, "ci95": None, "unit": UNITS[k]}) for k in METRICS}
     result["uncertainty"] = unc
     result["model"] = model.name
+    status = _fit_status(fit)
+    if status is not None:
+        result["fit_status"] = status
+        if unc.get("source") is None and n_samples > 0 and not status["success"]:
+            unc["note"] = f"no intervals: the fit's covariance is not available ({status['message']})"
     extra = getattr(fit, "extra_json", None)
     if isinstance(extra, dict):  # the fit's JSON then carries its delivery (DESIGN.md)
         extra["delivery"] = {k: v for k, v in result.items() if k != "model"}

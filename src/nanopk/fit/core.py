@@ -23,14 +23,14 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..errors import FitError
+from ..errors import FitError, suggest
 from ..batch import thread_pool
 from ..data.checks import fit_checks
 from ._data import FitWarning, coerce_datasets
 from ._optimize import minimize
 from .metrics import goodness_of_fit
 from .objective import ForwardDifferenceJacobian, Objective, SensitivityJacobian, build_parameters
-from .result import FitResult
+from .result import CovarianceStatus, FitResult, FitStatus, OptimizerStatus, adequacy
 from .uncertainty import Covariance, covariance, parameter_flags, residual_scale
 
 __all__ = ["fit"]
@@ -69,6 +69,64 @@ def _jacobian(jacobian, objective, method, diff_step, pool):
         with_priors.__name__ = getattr(jacobian, "__name__", "callable")
         return with_priors
     raise FitError(f"`jacobian` must be 'fd', 'sensitivity' or a callable jac(objective, x) (got {jacobian!r})")
+
+
+#: Options of the scipy function behind each lmfit method that nanopk sets itself (or
+#: lmfit does); the rest of its signature may be passed through ``**method_kws``.
+_SET_BY_NANOPK = {
+    "least_squares": {"fun", "x0", "args", "kwargs", "bounds", "method", "jac", "ftol", "xtol", "gtol", "loss", "f_scale",
+                      "diff_step", "max_nfev"},
+    "leastsq": {"func", "x0", "args", "ftol", "xtol", "gtol", "epsfcn"},
+}
+
+
+def _method_options(method: str) -> list[str] | None:
+    """Keywords ``method`` accepts through ``**method_kws`` (``None``: not checked here)."""
+    if method not in _SET_BY_NANOPK:
+        return None
+    import inspect
+
+    import scipy.optimize
+
+    names = inspect.signature(getattr(scipy.optimize, method)).parameters
+    return [n for n in names if n not in _SET_BY_NANOPK[method]]
+
+
+def check_keywords(given, method: str = "least_squares", caller: str = "fit", own=()) -> None:
+    """Refuse keyword arguments that are neither ``caller``'s nor options of the lmfit ``method``.
+
+    ``fit`` passes unknown keywords to lmfit and scipy, which would end a misspelling
+    (``error_modle='log'``) in a bare ``TypeError`` from deep inside scipy — or, for
+    methods whose options are not checked here, silently ignore it.  ``own`` are the
+    caller's own keyword names besides :func:`fit`'s (for :func:`nanopk.compare`).
+
+    Raises
+    ------
+    FitError
+        Naming every unknown keyword, the nearest valid one, and where the valid ones are listed.
+    """
+    import inspect
+
+    mine = [n for n, p in inspect.signature(fit).parameters.items() if p.kind is not p.VAR_KEYWORD]
+    mine = list(own) + [n for n in mine if n not in own]
+    options = _method_options(method)
+    if options is not None:  # e.g. scipy's own `workers`: fit's keyword of that name takes it
+        options = [o for o in options if o not in mine]
+    unknown = []
+    for key in given:
+        if options is not None:
+            if key not in options:
+                unknown.append(key)
+        elif suggest(key, mine):  # other methods: catch at least a near-miss of our own keywords
+            unknown.append(key)
+    if not unknown:
+        return
+    valid = mine + (options or [])
+    shown = "; ".join(f"{k!r}{suggest(k, valid) or ' (no close match)'}" for k in unknown)
+    passed = (f"; method={method!r} also accepts scipy.optimize.{method} options: {', '.join(options)}"
+              if options else "")
+    where = f"help(nanopk.{caller})" + ("" if caller == "fit" else " and help(nanopk.fit)")
+    raise FitError(f"{caller}() got unknown keyword argument(s): {shown}; see {where} for the keywords{passed}")
 
 
 def _workers(workers, n_varied: int) -> int:
@@ -258,6 +316,7 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         raise FitError(f"`diff_step` must be a small positive relative step, e.g. 1e-4 (got {diff_step!r})")
     if int(multistart) < 0:
         raise FitError(f"`multistart` must be ≥ 0 (got {multistart})")
+    check_keywords(method_kws, method)
     rtol, atol = solver_tolerances(jacobian, rtol, atol)
     datasets = coerce_datasets(data, model, error_model == "log", censored, tissue_map, body_weight)
     # Plausibility rules (nanopk.data.checks): FAIL raises here, WARN joins the fit's warnings.
@@ -276,16 +335,18 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
     objective.residual(objective.x0)
     if objective.n_solver_failures:
         raise FitError(f"the model cannot be simulated at the start values: {objective.last_solver_error}")
-    n_free = objective.n_residuals - len(specs)
-    if n_free < 0:
-        with_priors = f" and {objective.n_priors} prior(s)" if objective.n_priors else ""
-        raise FitError(f"{len(specs)} parameters cannot be fitted to {objective.n_data} observations{with_priors}; "
-                       "vary fewer" + ("" if objective.n_priors else " or give priors"))
+    _check_degrees_of_freedom(objective, datasets, len(specs))
 
     optimizer = dict(method=method, jac=jac, diff_step=diff_step, max_nfev=max_nfev, ftol=ftol, xtol=xtol, gtol=gtol, **method_kws)
     outcomes = []
     for x_start in _starts(objective, int(multistart), seed, multistart_span):
-        outcomes.append(minimize(objective, x_start, **optimizer))
+        try:
+            outcomes.append(minimize(objective, x_start, **optimizer))
+        except TypeError as exc:  # an option the method does not take (methods check_keywords cannot list)
+            if "keyword" not in str(exc):
+                raise
+            raise FitError(f"method={method!r} does not accept an option in {sorted(method_kws)}: {exc}; "
+                           "see help(nanopk.fit) and lmfit's documentation of the method") from None
     converged = [o for o in outcomes if o.converged]
     best = min(converged or outcomes, key=lambda o: o.cost)
     x = best.x
@@ -297,7 +358,8 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         cov = covariance(objective, x, resid, jac=None if jacobian == "fd" else jac, scale_covar=scale_covar, pool=pool)
     else:
         scale = residual_scale(objective, r_data, scale_covar)  # still needed by profile() and mcmc()
-        cov = Covariance(objective.names, np.asarray(x, float), None, np.full(len(specs), np.nan), None, scale, math.nan, False)
+        cov = Covariance(objective.names, np.asarray(x, float), None, np.full(len(specs), np.nan), None, scale, math.nan,
+                         False, state="not attempted", reason="uncertainty=False")
     flags = parameter_flags(objective, cov)
     flags["converged"] = best.converged
 
@@ -322,13 +384,21 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
     metrics["n_priors"] = objective.n_priors
     metrics["cost"] = objective.loss_value(resid)  # what was minimised: data + prior penalty
     finite = bool(np.isfinite(chisqr) and np.all(np.isfinite(x)))
-    success = best.converged and not cov.singular and finite
+    status = FitStatus(
+        OptimizerStatus(bool(best.converged and finite), best.message if finite or not best.converged
+                        else f"{best.message}, but the objective is not finite at the optimum", method,
+                        int(sum(o.nfev for o in outcomes)), len(outcomes), len(converged)),
+        CovarianceStatus(cov.state, cov.reason, float(cov.rcond), dict(cov.no_ci)),
+        adequacy(metrics, flags))
+    success = status.success
     if not best.converged:
         message = f"did not converge: {best.message}"
-    elif cov.singular:
-        message = f"converged ({best.message}) but the covariance is singular (rcond {cov.rcond:.2g})"
     elif not finite:
         message = "the objective is not finite at the optimum"
+    elif cov.state == "singular":
+        message = f"converged ({best.message}) but the covariance is singular (rcond {cov.rcond:.2g})"
+    elif cov.state == "failed":
+        message = f"converged ({best.message}) but the covariance step failed: {cov.reason}"
     else:
         message = f"converged: {best.message}" + ("" if uncertainty else " (uncertainty not computed)")
 
@@ -349,7 +419,7 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
     }
     result = FitResult(model=model, objective=objective, x=x, outcome=best, outcomes=outcomes, covariance=cov,
                        flags=flags, metrics=metrics, predictions=predictions, warnings=notes, options=options,
-                       success=success, message=message)
+                       success=success, message=message, status=status)
     metrics.update(n_evaluations=objective.n_calls, n_simulations=objective.n_simulations,
                    n_solver_failures=objective.n_solver_failures, wall_time_s=time.perf_counter() - t_start,
                    optimizer_wall_time_s=sum(o.wall_time_s for o in outcomes),
@@ -360,6 +430,30 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         head = f"fit of {model.name!r} to {', '.join(d.name for d in datasets)}: {len(result.warnings)} issue(s)"
         warnings.warn(head + "\n" + "\n".join(f"  - {w}" for w in result.warnings), FitWarning, stacklevel=2)
     return result
+
+
+def _check_degrees_of_freedom(objective, datasets, n_varied: int) -> None:
+    """Refuse a fit the data cannot determine: no uncensored observation, or (without
+    priors) no more uncensored observations than varied parameters.
+
+    Censored rows (below their LLOQ) bound a prediction but do not pin it, so they do not
+    count; with priors the prior rows make an under-determined fit a proper posterior.
+    """
+    n_rows = sum(len(d.rows) for d in datasets)
+    n_censored = sum(int(np.sum(d.rows["censored"].to_numpy(dtype=bool))) for d in datasets)
+    n_points = n_rows - n_censored
+    counts = f"n_points {n_points} uncensored" + (f" (+{n_censored} censored)" if n_censored else "") + f", n_varied {n_varied}"
+    if n_points == 0:
+        raise FitError(f"{n_varied} parameters cannot be fitted to 0 observations: every one of the {n_rows} row(s) "
+                       f"is censored (below its LLOQ), which bounds the predictions but determines nothing ({counts}); "
+                       "give measured values above the LLOQ")
+    if objective.n_priors == 0 and n_points <= n_varied:
+        raise FitError(f"{n_varied} parameters cannot be fitted to {n_points} observations; vary fewer or give priors "
+                       f"(a fit needs more uncensored observations than varied parameters: {counts}, "
+                       f"{n_points - n_varied} degrees of freedom)")
+    if objective.n_residuals < n_varied:  # with priors: data and prior rows together
+        raise FitError(f"{n_varied} parameters cannot be fitted to {n_points} observations and {objective.n_priors} "
+                       f"prior(s); vary fewer ({counts})")
 
 
 def _warnings(datasets, objective, best, cov, flags, outcomes, converged) -> list[str]:
@@ -374,15 +468,20 @@ def _warnings(datasets, objective, best, cov, flags, outcomes, converged) -> lis
                      "try multistart, or vary fewer parameters")
     if len(outcomes) > 1 and not converged:
         notes.append(f"none of the {len(outcomes)} starts converged")
-    if cov.singular:
+    if cov.state == "singular":
         notes.append(f"the covariance is singular (rcond {cov.rcond:.2g}): some parameters are not identifiable from "
-                     "these data; fix some of them or profile them with result.profile(name)")
+                     f"these data ({cov.reason}); fix some of them or profile them with result.profile(name)")
+    elif cov.state == "failed":
+        notes.append(f"the covariance step failed: {cov.reason}; no intervals")
     for name, side in flags["at_bound"]:
         notes.append(f"{name} is at its {side} bound; its Wald interval is unreliable (use result.profile({name!r}))")
     for a, b, r in flags["correlated"]:
         notes.append(f"{a} and {b} are highly correlated (ρ = {r:+.3f}); the data determine a combination of them")
     for name in flags["unidentifiable"]:
-        notes.append(f"{name} is practically unidentifiable (95 % interval spans more than a factor of 10⁴)")
+        if name in cov.no_ci:
+            notes.append(f"{name} is not identifiable: {cov.no_ci[name]}; no interval (use result.profile({name!r}))")
+        else:
+            notes.append(f"{name} is practically unidentifiable (95 % interval spans more than a factor of 10⁴)")
     if objective.n_solver_failures:
         notes.append(f"the solver failed at {objective.n_solver_failures} trial parameter set(s) during the search "
                      f"(penalised); last: {objective.last_solver_error}")

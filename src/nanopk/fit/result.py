@@ -3,18 +3,38 @@
 A :class:`FitResult` keeps the exact model it fitted (``result.model`` is
 ``model.with_parameters(best)``), the objective (so intervals can be refined later
 with :meth:`FitResult.profile` and :meth:`FitResult.mcmc`), and every warning the fit
-raised.  ``success`` is True only when the optimiser converged, the covariance is
-non-singular and the objective is finite.  A parameter at a bound or a strongly
-correlated pair does *not* make a fit unsuccessful — the optimum is still the
-optimum, and a rate running to its floor is a finding ("indistinguishable from
-zero") — but both are flagged in ``flags``, the report, the JSON and a
-:class:`FitWarning`, because the Wald interval of such parameters is not to be
-trusted (use :meth:`profile`).
+raised.
+
+Status, as NONMEM reports it, in three separate parts (:class:`FitStatus`,
+``result.status``; in the report header and in ``to_json()["status"]``):
+
+- **optimizer**: did the optimiser converge, and why it stopped (scipy's / lmfit's
+  message).  A fit that did not converge is never reported as converged.
+- **covariance**: ``ok``, ``singular`` (rank-deficient JᵀJ: the parameters outside
+  the degenerate directions keep their intervals, the others get
+  ``"no CI: <reason>; use result.profile(name)"``), ``failed`` (no finite Jacobian at
+  the optimum) or ``not attempted`` (``uncertainty=False``).
+- **adequacy**: fraction of points within 2-fold, R² on the log scale, parameters at
+  a bound, unidentifiable parameters, and a verdict: ``poor`` when the model misses
+  the data (fewer than half the points within 2-fold — the customary PBPK acceptance —
+  or R²(log) < 0.5: less than half the log-scale variance explained) or when a varied
+  parameter is unidentifiable (the data do not determine it, nor anything computed
+  from it); ``adequate`` otherwise.
+
+``success`` is True only when the optimiser converged *and* the covariance step is
+``ok`` (with ``uncertainty=False``, where the step is not attempted, it means
+converged).  Adequacy does not enter ``success``: a converged fit of a model that
+misses the data is a result (the model is wrong), reported as ``poor``.  A parameter
+at a bound or a strongly correlated pair does not make a fit unsuccessful either — a
+rate running to its floor is a finding ("indistinguishable from zero") — but both are
+flagged in ``flags``, the report, the JSON and a :class:`FitWarning`, because the Wald
+interval of such parameters is not to be trusted (use :meth:`profile`).
 """
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import lmfit
@@ -24,7 +44,130 @@ import pandas as pd
 from ..errors import FitError, suggest
 from .uncertainty import Z95, profile as _profile, run_mcmc, sample_parameters
 
-__all__ = ["FitResult"]
+__all__ = ["FitResult", "FitStatus", "OptimizerStatus", "CovarianceStatus", "Adequacy", "adequacy"]
+
+#: A fit is ``poor`` below this fraction of uncensored points within 2-fold (the
+#: customary acceptance of PBPK predictions; Obach et al. 1997, see
+#: :mod:`nanopk.fit.metrics`) ...
+ADEQUATE_WITHIN_2FOLD = 0.5
+#: ... or below this R² of the log values (less than half their variance explained).
+ADEQUATE_R2_LOG = 0.5
+
+
+@dataclass(frozen=True)
+class OptimizerStatus:
+    """What the optimiser said: ``converged`` and ``message`` (scipy's / lmfit's reason)."""
+
+    converged: bool
+    message: str
+    method: str
+    nfev: int
+    n_starts: int = 1
+    n_converged: int = 0
+
+    @property
+    def label(self) -> str:
+        return "converged" if self.converged else "NOT CONVERGED"
+
+
+@dataclass(frozen=True)
+class CovarianceStatus:
+    """The covariance step: ``state`` ok / singular / failed / not attempted, and why."""
+
+    state: str
+    reason: str = ""
+    rcond: float = math.nan
+    no_ci: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
+
+
+@dataclass(frozen=True)
+class Adequacy:
+    """Does the fitted model describe the data, and do the data determine its parameters."""
+
+    verdict: str
+    frac_within_2fold: float
+    r2_log: float
+    n_points: int
+    n_varied: int
+    at_bound: list = field(default_factory=list)
+    unidentifiable: list = field(default_factory=list)
+    reasons: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FitStatus:
+    """The three parts of a fit's status (see the module docstring)."""
+
+    optimizer: OptimizerStatus
+    covariance: CovarianceStatus
+    adequacy: Adequacy
+
+    @property
+    def success(self) -> bool:
+        """Converged and the covariance step ok (or, with ``uncertainty=False``, not attempted)."""
+        return self.optimizer.converged and self.covariance.state in ("ok", "not attempted")
+
+    def banner(self) -> str | None:
+        """One loud line when the fit must not be used as it stands, else ``None``."""
+        if not self.optimizer.converged:
+            return f"*** NOT CONVERGED: {self.optimizer.message}; do not use these estimates ***"
+        if self.covariance.state in ("singular", "failed"):
+            return f"*** no covariance ({self.covariance.state}): {self.covariance.reason} ***"
+        return None
+
+    def lines(self) -> list[str]:
+        """The three header lines of the report."""
+        o, c, a = self.optimizer, self.covariance, self.adequacy
+        starts = f", {o.n_converged} of {o.n_starts} starts converged" if o.n_starts > 1 else ""
+        cov = c.state + (f" (rcond {c.rcond:.2g})" if c.state == "ok" and math.isfinite(c.rcond) else "")
+        if c.reason and c.state != "ok":
+            cov += f": {c.reason}"
+        return [f"  optimizer:  {o.label}: {o.message} ({o.nfev} evaluations, {o.method}{starts})",
+                f"  covariance: {cov}",
+                f"  adequacy:   {a.verdict}" + (f": {'; '.join(a.reasons)}" if a.reasons else "")
+                + f" [within 2-fold {_pct(a.frac_within_2fold)}, R² (log) {_num(a.r2_log)}]"]
+
+    def to_dict(self) -> dict:
+        out = {"success": self.success, "optimizer": asdict(self.optimizer), "covariance": asdict(self.covariance),
+               "adequacy": asdict(self.adequacy)}
+        out["optimizer"]["status"] = self.optimizer.label.lower()
+        return out
+
+
+def _pct(v) -> str:
+    return f"{100 * v:.1f} %" if v is not None and math.isfinite(v) else "n/a"
+
+
+def _num(v) -> str:
+    return f"{v:.3f}" if v is not None and math.isfinite(v) else "n/a"
+
+
+def adequacy(metrics: dict, flags: dict) -> Adequacy:
+    """The adequacy verdict from a fit's metrics and flags (thresholds in the module docstring)."""
+    f2, r2, n = metrics.get("frac_within_2fold", math.nan), metrics.get("r2_log", math.nan), metrics.get("n_points", 0)
+    k = int(metrics.get("n_varied", 0))
+    reasons = []
+    if not metrics.get("n_fold", n):
+        reasons.append("no positive observation to compare the predictions with")
+    misses = []
+    if math.isfinite(f2) and f2 < ADEQUATE_WITHIN_2FOLD:
+        misses.append(f"{_pct(f2)} of points within 2-fold (< {ADEQUATE_WITHIN_2FOLD:.0%})")
+    if math.isfinite(r2) and r2 < ADEQUATE_R2_LOG:
+        misses.append(f"R² (log) {r2:.3f} (< {ADEQUATE_R2_LOG})")
+    if misses:
+        reasons.append("the model misses the data: " + ", ".join(misses))
+    unid = list(flags.get("unidentifiable", []))
+    if unid:
+        reasons.append(f"{len(unid)} of {k} parameters unidentifiable ({', '.join(unid)})")
+    at_bound = [f"{name} ({side})" for name, side in flags.get("at_bound", [])]
+    verdict = "poor" if reasons else "adequate"
+    if at_bound:  # a finding, not a failure (see the module docstring): listed, not a reason
+        reasons.append(f"at a bound: {', '.join(at_bound)}")
+    return Adequacy(verdict, float(f2), float(r2), int(n), k, at_bound, unid, reasons)
 
 
 def _clean(obj):
@@ -60,6 +203,9 @@ class FitResult:
     params_log : lmfit.Parameters
         The optimised (log-scale) parameters with their standard errors.
     success : bool
+        ``status.success``: the optimiser converged and the covariance step is ok.
+    status : FitStatus
+        optimizer, covariance and adequacy, each with its reason (module docstring).
     message : str
         Why the fit succeeded or not.
     model : nanopk.Model
@@ -94,7 +240,7 @@ class FitResult:
     """
 
     def __init__(self, *, model, objective, x, outcome, outcomes, covariance, flags, metrics, predictions,
-                 warnings, options, success, message):
+                 warnings, options, success, message, status: FitStatus | None = None):
         self._base_model = model
         self.objective = objective
         self.x = np.asarray(x, dtype=float)
@@ -106,7 +252,8 @@ class FitResult:
         self.predictions = predictions
         self.warnings = list(warnings)
         self.options = dict(options)
-        self.success = bool(success)
+        self.status = status
+        self.success = bool(success) if status is None else (bool(success) and status.success)
         self.message = message
         self.extra_json: dict = {}
         self.profiles: dict = {}
@@ -145,11 +292,15 @@ class FitResult:
                 ci = [max(ci[0], s.lower), min(ci[1], s.upper)]
             else:
                 ci = None
+            no_ci = None
+            if ci is None:
+                why = getattr(cov, "no_ci", {}).get(s.name) or getattr(cov, "reason", "") or "no covariance"
+                no_ci = f"no CI: {why}; use result.profile({s.name!r})"
             pnat[s.name].init_value = s.start
             pnat[s.name].user_data = {
                 "unit": s.unit, "ci95": ci, "log_scale": s.log, "model_parameter": s.model_name,
                 "dataset": s.dataset, "stderr_log": se if (s.log and np.isfinite(se)) else None,
-                "at_bound": at_bound.get(s.name), "source": s.source, "start": s.start,
+                "at_bound": at_bound.get(s.name), "source": s.source, "start": s.start, "no_ci": no_ci,
             }
         if cov.correl is not None:
             for i, a in enumerate(obj.names):
@@ -269,6 +420,8 @@ class FitResult:
             }
             if "ci95_profile" in u:
                 entry["ci95_profile"] = u["ci95_profile"]
+            if u.get("no_ci") and entry["ci95"] is None:
+                entry["no_ci"] = u["no_ci"]
             params[name] = entry
         names = [d.name for d in obj.datasets]
         datasets = []
@@ -286,6 +439,7 @@ class FitResult:
             "datasets": datasets,
             "success": self.success,
             "message": self.message,
+            "status": self.status.to_dict() if self.status is not None else None,
             "params": params,
             "correlation": correl,
             "metrics": dict(self.metrics),
@@ -334,9 +488,12 @@ class FitResult:
         """A plain-text report: parameters with intervals, goodness of fit, warnings."""
         m = self.metrics
         names = [d.name for d in self.objective.datasets]
-        lines = [
+        banner = self.status.banner() if self.status is not None else None
+        lines = [banner] if banner else []
+        lines += [
             f"nanopk fit of model {self._base_model.name!r} to {', '.join(names)}",
             f"  success: {self.success} ({self.message})",
+            *(self.status.lines() if self.status is not None else []),
             f"  error model: {self.options.get('error_model')}, method: {self.options.get('method')}, "
             f"jacobian: {self.options.get('jacobian')}, backend: {self.objective.backend}",
             "",
@@ -347,7 +504,8 @@ class FitResult:
             u = p.user_data
             ci = self.ci95(name)
             how = "profile" if name in self.profiles else "wald"
-            ci_text = "[" + ", ".join("open" if c is None else f"{c:.4g}" for c in ci) + f"] ({how})" if ci else "(no CI)"
+            ci_text = ("[" + ", ".join("open" if c is None else f"{c:.4g}" for c in ci) + f"] ({how})" if ci
+                       else f"({u.get('no_ci') or 'no CI'})")
             se = f"± {p.stderr:.3g}" if p.stderr is not None else "± n/a"
             flag = f"  AT {u['at_bound'].upper()} BOUND" if u["at_bound"] else ""
             lines.append(f"  {name:<{width}} = {p.value:<11.5g} {se:<11} {u['unit']:<14} {ci_text}  (start {u['start']:.4g}){flag}")

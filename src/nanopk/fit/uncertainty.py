@@ -24,10 +24,21 @@ and when ``N_data ≤ k`` (possible only with priors) ``s² = 1``.  Without prio
 is the formula above.
 
 The covariance is *singular* when JᵀJ is numerically rank deficient
-(``σ_min/σ_max < 1e-7`` for the singular values of J; cond(JᵀJ) > 1e14); a
-parameter is *not identifiable* when its 95 % interval spans more than a factor of
-10⁴ (SE_x > ln(10⁴)/3.92 ≈ 2.35); a parameter is *at a bound* when within 0.1 % of
-its (log) range of it; a pair is *highly correlated* when |ρ| > 0.95.
+(``σ_min/σ_max < 1e-7`` for the singular values of J; cond(JᵀJ) > 1e14).  One
+degenerate direction (a rate drifting to ~0, where ∂r/∂ln θ = θ·∂r/∂θ vanishes) must not
+cost every other parameter its interval, so a singular covariance is split (as a
+NONMEM user would fix the degenerate parameter): with V₀ the right singular vectors of
+the directions below the limit, parameter j is *estimable* when its loading on them,
+``‖V₀[j, :]‖``, is below 1e-3 (e_j is then, to that accuracy, in the identifiable
+subspace and ``Var x_j = e_jᵀ (JᵀJ)⁺ e_j s²`` exactly, the pseudo-inverse on the
+identifiable subspace); it keeps its standard error and interval.  The others get no
+interval and the reason, and are listed as unidentifiable; ``covar`` stays ``None``
+(no joint draws, so delivery intervals are not propagated from a singular fit).
+
+A parameter is *not identifiable* when it is not estimable as above or its 95 %
+interval spans more than a factor of 10⁴ (SE_x > ln(10⁴)/3.92 ≈ 2.35); a parameter is
+*at a bound* when within 0.1 % of its (log) range of it; a pair is *highly
+correlated* when |ρ| > 0.95.
 
 Profile likelihood.  For parameter j, x_j is fixed on a grid and the others
 re-optimised; the interval is where ``χ²_p(x_j) − χ²_min ≤ 3.84·s²`` (the 95 %
@@ -72,6 +83,9 @@ CORRELATION_LIMIT = 0.95
 RCOND_LIMIT = 1e-7
 IDENTIFIABILITY_SE = math.log(1e4) / (2 * Z95)
 BOUND_TOLERANCE = 1e-3
+#: Largest loading ‖V₀[j, :]‖ of a parameter on the near-null directions of a singular J
+#: for which it still counts as estimable (see the module docstring).
+ESTIMABLE_LOADING = 1e-3
 
 
 @dataclass
@@ -87,6 +101,12 @@ class Covariance:
     rcond: float
     singular: bool
     jacobian: np.ndarray = field(repr=False, default=None)
+    #: ``"ok"``, ``"singular"``, ``"failed"`` (no finite Jacobian) or ``"not attempted"``.
+    state: str = "ok"
+    #: Why the step is not ``"ok"`` (empty when it is).
+    reason: str = ""
+    #: ``{name: why it has no interval}`` for the parameters left without one.
+    no_ci: dict = field(default_factory=dict)
 
 
 def residual_scale(objective: Objective, r_data, scale_covar: bool) -> float:
@@ -113,18 +133,52 @@ def covariance(objective: Objective, x, residual, jac=None, scale_covar: bool = 
     dof = nd - k
     scale = residual_scale(objective, r[:nd], scale_covar)
     nan = np.full(k, np.nan)
+    names = list(objective.names)
     if not np.all(np.isfinite(J)):
-        return Covariance(objective.names, x, None, nan, None, scale, 0.0, True, J)
+        bad = [n for n, col in zip(names, np.isfinite(J).all(axis=0)) if not col]
+        reason = ("the Jacobian at the optimum is not finite (the model could not be simulated at a perturbed "
+                  f"value of {', '.join(bad)})")
+        return Covariance(names, x, None, nan, None, scale, 0.0, True, J, "failed", reason,
+                          {n: "covariance step failed" for n in names})
+    if dof <= 0 and objective.n_priors == 0:  # fit() refuses this; kept for direct callers
+        reason = f"no degrees of freedom ({nd} observations, {k} parameters)"
+        return Covariance(names, x, None, nan, None, scale, 0.0, True, J, "singular", reason, {n: reason for n in names})
     Jw = J.copy()
     Jw[:nd] /= math.sqrt(scale)  # C = (JwᵀJw)⁻¹: only the data rows carry s²
-    _, s, vt = np.linalg.svd(Jw, full_matrices=False)
-    rcond = float(s[-1] / s[0]) if s[0] > 0 else 0.0
-    if rcond < RCOND_LIMIT or (dof <= 0 and objective.n_priors == 0) or s.size < k:
-        return Covariance(objective.names, x, None, nan, None, scale, rcond, True, J)
-    covar = (vt.T / s ** 2) @ vt
-    stderr = np.sqrt(np.diag(covar))
-    correl = covar / np.outer(stderr, stderr)
-    return Covariance(objective.names, x, covar, stderr, correl, scale, rcond, False, J)
+    _, s, vt = np.linalg.svd(Jw, full_matrices=True)  # vt is k × k even with fewer rows than k
+    s_all = np.zeros(k)
+    s_all[:s.size] = s
+    rcond = float(s_all[-1] / s_all[0]) if s_all[0] > 0 else 0.0
+    if rcond >= RCOND_LIMIT:
+        covar = (vt.T / s_all ** 2) @ vt
+        stderr = np.sqrt(np.diag(covar))
+        correl = covar / np.outer(stderr, stderr)
+        return Covariance(names, x, covar, stderr, correl, scale, rcond, False, J)
+    # Rank deficient: keep the intervals of the parameters outside the degenerate directions.
+    keep = s_all > RCOND_LIMIT * s_all[0] if s_all[0] > 0 else np.zeros(k, bool)
+    null = vt[~keep]                      # rows: near-null directions
+    loading = np.sqrt(np.sum(null ** 2, axis=0))
+    estimable = loading < ESTIMABLE_LOADING
+    pinv = (vt[keep].T / s_all[keep] ** 2) @ vt[keep]
+    stderr = np.where(estimable, np.sqrt(np.clip(np.diag(pinv), 0.0, None)), np.nan)
+    correl = np.full((k, k), np.nan)
+    ix = np.flatnonzero(estimable)
+    if ix.size:
+        block = pinv[np.ix_(ix, ix)]
+        sd = np.sqrt(np.clip(np.diag(block), 1e-300, None))
+        correl[np.ix_(ix, ix)] = block / np.outer(sd, sd)
+    directions = []
+    for v in null:
+        big = [f"{v[i]:+.2f}·{names[i]}" for i in np.argsort(-np.abs(v)) if abs(v[i]) >= 0.1][:4]
+        directions.append(" ".join(big))
+    degenerate = [n for n, e in zip(names, estimable) if not e]
+    reason = (f"JᵀJ is rank deficient (rcond {rcond:.2g} < {RCOND_LIMIT:g}): the data do not determine "
+              f"{'the combination' if len(null) == 1 else 'the combinations'} "
+              + "; ".join(f"[{d}]" for d in directions)
+              + f", so {', '.join(degenerate)} {'has' if len(degenerate) == 1 else 'have'} no interval")
+    no_ci = {n: f"not estimable (it moves along an undetermined direction, loading {loading[i]:.2g})"
+             for i, n in enumerate(names) if not estimable[i]}
+    return Covariance(names, x, None, stderr, correl, scale, rcond, True, J, "singular", reason, no_ci)
 
 
 def parameter_flags(objective: Objective, cov: Covariance) -> dict:
