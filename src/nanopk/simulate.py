@@ -170,7 +170,7 @@ def _failing_rates(model, p, t, y, dose):
 
 def _listing(names, shown=_SHOWN):
     names = list(names)
-    more = f" (+{len(names) - shown} more)" if len(names) > shown else ""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
     return ", ".join(names[:shown]) + more
 
 
@@ -203,20 +203,25 @@ def _solver_error(model, p, res, a, b, backend, rtol, atol, y_start=None) -> Sol
         if failing:
             _, exprs, labels, owners = _rate_evaluator(model)
             mechanisms = list(dict.fromkeys(owners[i] for i, _ in failing))
-            rates = _listing(dict.fromkeys(f"{labels[i][0]} {labels[i][1]}" for i, _ in failing))
+            rates = []
+            for kind, word in (("flux", "flux"), ("rate rule", "rate rule of")):
+                these = list(dict.fromkeys(labels[i][1] for i, _ in failing if labels[i][0] == kind))
+                if these:
+                    rates.append(f"{word}{'es' if kind == 'flux' and len(these) > 1 else ''} {_listing(these, 2)}")
             negative = list(dict.fromkeys(s for _, s in failing if s))
-            used = set().union(*(exprs[i].free_symbols for i, _ in failing))
-            culprit_params = {n: float(p[index[n]]) for n in names if n not in (DOSE, INFUSION_RATE) and any(s.name == n for s in used)}
-            where = (f"once {_listing(negative, 3)} dips below zero" if negative else f"at the state of t = {t_state:.6g} h")
-            culprit_text = (f" Rate not finite {where}: {_listing(mechanisms, 3)} ({rates})."
+            used = {sym.name for i, _ in failing for sym in exprs[i].free_symbols}
+            culprit_params = {n: float(p[index[n]]) for n in names if n in used and n not in (DOSE, INFUSION_RATE)}
+            where = (f"once an amount dips below zero ({_listing(negative, 2)})" if negative
+                     else f"at the state of t = {t_state:.6g} h")
+            culprit_text = (f" Rate not finite {where}: mechanism {_listing(mechanisms, 2)}, {'; '.join(rates)}."
                             f" Its parameters: {_listing(f'{k}={v:.4g}' for k, v in culprit_params.items())}.")
     listing = _listing(f"{k}={v:.4g}" for k, v in changed.items())
     params_text = f" Parameters changed from the defaults: {listing}." if changed else " All other parameters at their defaults."
     if not culprit_text and not changed:
         params_text = " All parameters at their defaults."
     if culprit_text and " dips below zero" in culprit_text:
-        fix = (f"write the rate so that it is finite for every amount (as nanopk.mechanisms.dissolution.cube_root_rate "
-               f"does), or tighten atol (now {atol:g} × dose) so that the dips are smaller.")
+        fix = (f"a rate law finite for every amount (as nanopk.mechanisms.dissolution.cube_root_rate), "
+               f"or a tighter atol (now {atol:g} × dose).")
     elif culprit_text:
         fix = "check these values against their bounds (model.parameters), or backend='reference' to compare."
     else:
