@@ -159,8 +159,8 @@ def test_time_not_increasing(tmp_path):
 
 
 def test_duplicate_time(tmp_path):
-    """The same time twice in one series is a duplicate, named with the group."""
-    path = make(tmp_path, "time,tissue,value,group\n1,liver,2,PEG\n24,liver,3,PEG\n24,liver,3,PEG\n24,liver,3,bare\n")
+    """A group mean (SD and n) and another row at its time conflict: a duplicate, named with the group."""
+    path = make(tmp_path, "time,tissue,value,sd,n,group\n1,liver,2,,,PEG\n24,liver,3,0.5,4,PEG\n24,liver,3.5,,,PEG\n24,liver,3,,,bare\n")
     with pytest.raises(DataError, match=re.escape("duplicate time 24 in column time for tissue 'liver' (group 'PEG'), rows 3, 4; expected one row per time in each (group, tissue) series")):
         read_dataset(path)
 
@@ -315,8 +315,7 @@ time,tissue,value,sd,n,unit
         "unknown unit 'ng/gg' in column unit, row 7",
         "time not increasing in column time for tissue 'liver', row 6 (4 in row 6 after 24 in row 5)",
         "duplicate time 4 in column time for tissue 'liver', rows 4, 6",
-        "duplicate time 4 in column time for tissue 'spleen', rows 7, 8",
-    ]
+    ]  # spleen rows 7, 8 (same time, no SD or n) are two animals, not a duplicate
     message = str(err)
     for text in expected:
         assert text in message

@@ -33,6 +33,12 @@ class Problems:
         self._groups: dict[tuple, dict] = {}
         self._single: list[tuple[int, dict]] = []
         self._order = 0
+        #: Messages that do not stop reading (issued as DataWarning by the reader).
+        self.warnings: list[str] = []
+
+    def warn(self, message: str):
+        """Record something a user must know that does not make the dataset invalid."""
+        self.warnings.append(message)
 
     def add(self, key: tuple, column: str | None, row: int | None, render: Callable[[str, list, list], str], got=None):
         """Record one offending cell.

@@ -19,6 +19,19 @@ quantification converts with the same factor as the value.
 
 The dose is converted to µg the same way: a mass dose directly, a dose per body mass
 (mg/kg) times the body weight.
+
+Bare numbers are refused, never guessed.  pint reads ``percent``, ``1``,
+``dimensionless``, ``ppm`` -- and ``g/g``, whose units cancel -- as plain numbers, the
+same kind of quantity as a mass ratio, so before this rule ``18.2 percent`` of blood
+became 18.2 % of a gram per gram of tissue, 364 000 %ID.  A bare percentage is
+ambiguous (of the dose in the whole organ, per gram, or of the tissue mass?) and a bare
+fraction is 100 times off if read as a percentage, so :func:`bare_number_hint` names
+what to write instead: ``%ID`` / ``%ID/g`` / ``%ID/mL`` for percentages of the injected
+dose, ``ID`` (1 ID = 100 %ID) for fractions 0-1 of it, ``ug/g`` for ppm by mass.
+Every spelling in :data:`BARE_NUMBER_SPELLINGS` (``%``, ``percent``, ``pct``, ``1``,
+``dimensionless``, ``fraction``, ``ratio``, ``ppm``...), alone or per g or per mL, is
+refused with that message, in the sidecar's ``value_unit``, a ``unit`` column, a wide
+sheet's header and the dose unit alike.
 """
 from __future__ import annotations
 
@@ -37,6 +50,8 @@ __all__ = [
     "percent_id_factor",
     "dose_in_ug",
     "hours_per",
+    "bare_number_hint",
+    "BARE_NUMBER_SPELLINGS",
 ]
 
 #: 1 g of tissue or blood is taken as 1 mL (Brown et al., Toxicol Ind Health 1997;13:407
@@ -55,6 +70,7 @@ class UnitKind:
     AMOUNT_PER_VOLUME = "amount per mL"                 # ng/mL, µg/mL
 
 
+_PINT_ERRORS = (pint.errors.PintError, AttributeError, TypeError, ValueError, AssertionError, KeyError)
 _MASS = Q_(1.0, "gram").dimensionality
 _PER_MASS = (1 / Q_(1.0, "gram")).dimensionality
 _PER_VOLUME = (1 / Q_(1.0, "milliliter")).dimensionality
@@ -62,11 +78,74 @@ _MASS_PER_VOLUME = Q_(1.0, "gram / milliliter").dimensionality
 _TIME = Q_(1.0, "hour").dimensionality
 
 
+#: Spellings of a bare number (lower case), each with what a user most likely meant.
+BARE_NUMBER_SPELLINGS: dict[str, str] = {
+    "%": "percent", "percent": "percent", "pct": "percent", "per cent": "percent", "%age": "percent",
+    "1": "fraction", "dimensionless": "fraction", "fraction": "fraction", "ratio": "fraction",
+    "unitless": "fraction", "none": "fraction", "-": "fraction", "frac": "fraction",
+    "ppm": "ppm", "ppb": "ppb", "permille": "permille", "‰": "permille", "ppt": "ppt",
+}
+_PER = {"": "", "g": "/g", "gram": "/g", "gr": "/g", "ml": "/mL", "cc": "/mL", "cm3": "/mL", "organ": ""}
+
+
+def bare_number_hint(unit) -> str | None:
+    """Why ``unit`` is refused and what to write instead, if it is a bare number; else ``None``.
+
+    >>> bare_number_hint("%ID") is None
+    True
+    >>> print(bare_number_hint("percent"))
+    'percent' is a bare number, not a unit nanopk can convert: a percentage of the injected dose in the whole organ is '%ID', per gram of tissue '%ID/g', per mL '%ID/mL'
+    """
+    text = str(unit).strip().lower().replace("\u03bc", "µ")
+    if not text:
+        return None  # a missing unit is reported as missing, not as a bare number
+    head, _, tail = text.partition("/")
+    head, tail = head.strip(), tail.strip()
+    kind = BARE_NUMBER_SPELLINGS.get(head)
+    if kind is None:
+        try:
+            parsed = parse_unit(unit)
+        except _PINT_ERRORS:
+            return None  # unknown: reported as unknown, with the nearest spellings
+        names = parsed._units
+        pure = [n for n in names if n in ("percent", "ppm", "permille")]
+        if is_dose_fraction(unit) or (names and not pure):
+            return None  # a real unit (ng/g, %ID/g, µg)
+        # "g/g" and the like cancel to a plain number: a fraction
+        kind = {"percent": "percent", "ppm": "ppm", "permille": "permille"}.get(pure[0], "fraction") if pure else "fraction"
+        dim = parsed.dimensionality
+        per = "/g" if dim == _PER_MASS else ("/mL" if dim == _PER_VOLUME else "")
+    else:
+        if tail not in _PER:
+            per = "/g" if tail.endswith("g") else ("/mL" if tail.endswith("ml") else "")
+        else:
+            per = _PER[tail]
+    said = f"{str(unit).strip()!r} is a bare number, not a unit nanopk can convert: "
+    if kind == "percent":
+        if per:
+            return said + f"a percentage of the injected dose per {per[1:]} of tissue is '%ID{per}'"
+        return said + "a percentage of the injected dose in the whole organ is '%ID', per gram of tissue '%ID/g', per mL '%ID/mL'"
+    if kind == "fraction":
+        return said + (f"a fraction 0-1 of the injected dose per {per[1:]} is 'ID{per}' (1 ID = 100 %ID); "
+                       f"percentages of the dose are '%ID{per}'" if per else
+                       "a fraction 0-1 of the injected dose in the whole organ is 'ID' (1 ID = 100 %ID), "
+                       "a percentage '%ID' (per gram '%ID/g'); a mass ratio of tissue is e.g. 'ug/g'")
+    if kind == "ppm":
+        return said + "1 ppm by mass is 1 µg per g of tissue: write 'ug/g' (or 'ug/mL' for a fluid)"
+    if kind == "ppb":
+        return said + "1 ppb by mass is 1 ng per g of tissue: write 'ng/g' (or 'ng/mL' for a fluid)"
+    return said + "write the amount per g of tissue (e.g. 'ug/g'), or a fraction of the dose ('%ID', '%ID/g')"
+
+
 def classify_unit(unit: str) -> str | None:
     """The :class:`UnitKind` of ``unit``, or ``None`` if it cannot become %ID.
 
-    Raises ``pint.UndefinedUnitError`` (or another pint error) if ``unit`` is unknown.
+    A bare number (``percent``, ``1``, ``ppm``; see :func:`bare_number_hint`) cannot
+    become %ID either: it gives ``None``.  Raises ``pint.UndefinedUnitError`` (or another
+    pint error) if ``unit`` is unknown.
     """
+    if bare_number_hint(unit) is not None:
+        return None
     dim = parse_unit(unit).dimensionality
     if is_dose_fraction(unit):
         if not dim:
@@ -129,7 +208,8 @@ def percent_id_factor(unit: str, organ_mass_g: float | None = None, dose_ug: flo
     """
     kind = classify_unit(unit)
     if kind is None:
-        raise ValueError(f"unit {unit!r} cannot be converted to %ID")
+        hint = bare_number_hint(unit)
+        raise ValueError(hint if hint else f"unit {unit!r} cannot be converted to %ID")
     q = Q_(1.0, parse_unit(unit))
     if needs_mass(kind):
         if organ_mass_g is None or not math.isfinite(organ_mass_g):
@@ -159,6 +239,8 @@ def dose_in_ug(value, unit: str, body_weight_g: float | None = None) -> tuple[fl
     """
     if value is None:
         return None, "no dose value"
+    if bare_number_hint(unit) is not None:
+        return None, f"dose unit {unit!r} is a bare number; expected a mass (ug, mg) or a mass per body mass (mg/kg)"
     try:
         q = Q_(float(value), parse_unit(unit))
     except (pint.errors.PintError, AttributeError, TypeError, ValueError, AssertionError):

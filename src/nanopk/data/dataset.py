@@ -63,7 +63,8 @@ class Dataset:
         ``value``, ``sd``, ``sem``, ``n`` (nullable integer), ``unit`` (per row),
         ``lloq``, ``group`` (``""`` if none), ``censored`` (value is 0 or below
         ``lloq``), ``row`` (the row in the source file; header = row 1) and, when the
-        file has a ``note`` column, ``note``.
+        file has them, ``animal`` (one row per animal) and ``note``.  Rows of
+        individual animals are kept as they are, several per tissue and time.
     path : pathlib.Path or None
         The file read.
     """
@@ -353,6 +354,8 @@ class Dataset:
                     cols.append("unit")
             if (self._table["group"] != "").any():
                 cols.append("group")
+            if "animal" in self._table.columns:  # individual-animal ids survive a round trip
+                cols.append("animal")
             if "note" in self._table.columns:
                 cols.append("note")
             frame = self._table[cols]

@@ -4,16 +4,59 @@ Readers validate raw cells (strings or spreadsheet numbers) themselves, so that 
 problem can name its column and its row: the header is row 1 and the first data row is
 row 2, exactly as Excel or LibreOffice number them.  Fully blank rows are skipped but
 still counted, so row numbers never drift.
+
+A sheet copied from a paper often has a title above the header ("Table 2. Gold in
+organs, %ID/g") and units in the header cells ("Time (h)", "Blood (%ID/g)").  The header
+is therefore the first row that names a time column (``time``, ``Time (h)``...), provided
+every non-blank row above it holds at most :data:`MAX_TITLE_CELLS` cells -- a title or a
+caption, kept in :attr:`RawSheet.preamble`, never data.  A row above the time header
+with more cells may be data, so it is not skipped: the first non-blank row stays the
+header and :attr:`RawSheet.time_header_row` tells the readers which row to suggest.
+:func:`split_header` splits ``"Blood (%ID/g)"`` into ``("Blood", "%ID/g")``.
 """
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["RawSheet", "read_raw", "EXCEL_SUFFIXES"]
+__all__ = ["RawSheet", "read_raw", "EXCEL_SUFFIXES", "split_header", "MAX_TITLE_CELLS", "header_time_unit"]
 
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
+#: Rows above the header with at most this many filled cells are a title or caption.
+MAX_TITLE_CELLS = 2
+#: How far down a title may push the header (non-blank rows).
+_MAX_TITLE_ROWS = 5
+_UNIT_IN_HEADER = re.compile(r"^(?P<name>.*?)\s*[\(\[](?P<unit>[^\)\]]*)[\)\]]\s*$")
+
+
+def split_header(header: str) -> tuple[str, str | None]:
+    """``"Blood (%ID/g)"`` -> ``("Blood", "%ID/g")``; ``"Time [h]"`` -> ``("Time", "h")``; no unit -> ``(header, None)``.
+
+    >>> split_header("Liver SD (%ID/g)")
+    ('Liver SD', '%ID/g')
+    >>> split_header("liver")
+    ('liver', None)
+    """
+    text = str(header).strip()
+    m = _UNIT_IN_HEADER.match(text)
+    if not m or not m.group("name").strip():
+        return text, None
+    return m.group("name").strip(), m.group("unit").strip()
+
+
+def _is_time_header(cell) -> bool:
+    return cell is not None and split_header(str(cell))[0].strip().lower() == "time"
+
+
+def header_time_unit(header: list[str]) -> tuple[str | None, str | None]:
+    """The unit written in the time column's header (``"Time (h)"`` -> ``"h"``) and that header."""
+    for h in header:
+        name, unit = split_header(h)
+        if name.lower() == "time" and unit:
+            return unit, h
+    return None, None
 
 
 @dataclass
@@ -23,6 +66,11 @@ class RawSheet:
     header: list[str]
     rows: list[tuple[int, list]]
     header_row: int = 1
+    #: ``(row, text)`` of the title/caption rows skipped above the header.
+    preamble: list = field(default_factory=list)
+    #: A row below the header that names a time column, when rows above it hold more
+    #: than a title (so it was not taken as the header); for the readers' hints.
+    time_header_row: int | None = None
 
 
 def _blank(cell) -> bool:
@@ -44,15 +92,25 @@ def read_raw(path: Path, sheet: str | int | None = None) -> RawSheet:
     data = [(i, cells) for i, cells in numbered if not all(_blank(c) for c in cells)]
     if not data:
         return RawSheet(header=[], rows=[])
-    header_row, header = data[0]
+    start, preamble, later = 0, [], None
+    for k, (i, cells) in enumerate(data[: _MAX_TITLE_ROWS + 1]):
+        if any(_is_time_header(c) for c in cells):
+            above = data[:k]
+            if all(sum(not _blank(c) for c in row) <= MAX_TITLE_CELLS for _, row in above):
+                start = k
+                preamble = [(r, " ".join(str(c).strip() for c in row if not _blank(c))) for r, row in above]
+            elif k:
+                later = i
+            break
+    header_row, header = data[start]
     header = ["" if c is None else str(c).strip() for c in header]
     while header and not header[-1]:
         header.pop()
     width = len(header)
     # Short rows are padded; long rows are kept whole so that a value typed in a column
     # without a header is reported, not dropped.
-    body = [(i, cells + [None] * (width - len(cells))) for i, cells in data[1:]]
-    return RawSheet(header=header, rows=body, header_row=header_row)
+    body = [(i, cells + [None] * (width - len(cells))) for i, cells in data[start + 1:]]
+    return RawSheet(header=header, rows=body, header_row=header_row, preamble=preamble, time_header_row=later)
 
 
 def _csv_rows(path: Path):

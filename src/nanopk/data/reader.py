@@ -7,13 +7,15 @@ zeros and values below ``lloq`` are kept and flagged ``censored``.
 """
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 
 from ..errors import DataError, suggest
 from ._problems import Problems
-from .dataset import Dataset
-from .rawio import EXCEL_SUFFIXES, read_raw
+from .convert import hours_per
+from .dataset import Dataset, DataWarning
+from .rawio import EXCEL_SUFFIXES, header_time_unit, read_raw
 from .sidecar import load_sidecar
 from .validate import build_table, records_from_long
 from .wide import looks_wide, records_from_wide
@@ -105,18 +107,35 @@ def read_dataset(path, *, layout: str | None = None, sheet: str | int | None = N
     """
     data_path = resolve_path(path)
     problems = Problems(data_path)
-    meta_read, _ = load_sidecar(data_path, meta, problems)
     try:
-        sheet_raw = read_raw(data_path, sheet)
-    except UnicodeDecodeError as exc:
-        problems.note(f"{data_path.name} is not UTF-8 text ({exc.reason} at byte {exc.start}); save the CSV as UTF-8")
+        sheet_raw, read_error = read_raw(data_path, sheet), None
+    except (UnicodeDecodeError, KeyError, IndexError, zipfile.BadZipFile, OSError) as exc:
+        sheet_raw, read_error = None, exc
+    # A unit in the time header ("Time (h)") stands in for a missing sidecar time_unit.
+    header_unit, header_label = header_time_unit(sheet_raw.header) if sheet_raw is not None else (None, None)
+    header_unit_ok = True
+    if header_unit:
+        try:
+            hours_per(header_unit)
+        except ValueError:
+            header_unit_ok = False
+    defaults = {"time_unit": header_unit} if header_unit and header_unit_ok else {}
+    meta_read, _ = load_sidecar(data_path, meta, problems, defaults=defaults)
+    if isinstance(read_error, UnicodeDecodeError):
+        problems.note(f"{data_path.name} is not UTF-8 text ({read_error.reason} at byte {read_error.start}); save the CSV as UTF-8")
         problems.raise_if_any()
-    except (KeyError, IndexError) as exc:
-        problems.note(f"no worksheet {sheet!r} in {data_path.name} ({exc})")
+    elif isinstance(read_error, (KeyError, IndexError)):
+        problems.note(f"no worksheet {sheet!r} in {data_path.name} ({read_error})")
         problems.raise_if_any()
-    except (zipfile.BadZipFile, OSError) as exc:
-        problems.note(f"{data_path.name} could not be read as {data_path.suffix} ({exc})")
+    elif read_error is not None:
+        problems.note(f"{data_path.name} could not be read as {data_path.suffix} ({read_error})")
         problems.raise_if_any()
+    if header_unit and not header_unit_ok:
+        problems.note(f"column {header_label!r}: {header_unit!r} is not a unit of time; expected e.g. 'Time (h)', 'Time (min)', 'Time (d)'",
+                      column=header_label)
+    elif header_unit and meta_read.get("time_unit") not in (None, "") and not _same_time_unit(header_unit, meta_read["time_unit"]):
+        problems.note(f"column {header_label!r} gives times in {header_unit!r} but the sidecar's time_unit is "
+                      f"{meta_read['time_unit']!r}; make them agree (or drop the unit from the header)", column=header_label)
 
     if not sheet_raw.header:
         problems.note(f"{data_path.name} is empty; expected a header row (time, tissue, value, ...) and data rows")
@@ -133,4 +152,13 @@ def read_dataset(path, *, layout: str | None = None, sheet: str | int | None = N
         problems.note(f"{data_path.name} has a header but no data rows")
     table = build_table(records, meta_read, problems)
     problems.raise_if_any()
+    for message in problems.warnings:
+        warnings.warn(f"{data_path.name}: {message}", DataWarning, stacklevel=2)
     return Dataset(table, meta_read, data_path)
+
+
+def _same_time_unit(a, b) -> bool:
+    try:
+        return abs(hours_per(str(a)) - hours_per(str(b))) <= 1e-12 * hours_per(str(b))
+    except ValueError:
+        return True  # an unknown time unit is reported by its own check

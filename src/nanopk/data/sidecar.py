@@ -13,6 +13,11 @@ A dataset ``NAME.csv`` (or ``NAME.xlsx``) has its metadata in ``NAME.json``::
      "tumour": {"model": "subcutaneous xenograft", "cell_line": "A431", "weight_g": 0.3},
      "organ_masses_g": {"liver": 1.1}}
 
+``dose.value`` may be ``null`` for %ID data whose paper gives no injected mass;
+``dose.range`` (``[low, high]`` in µg) then says what is known, and a fit checks that
+the model's %ID predictions do not depend on the dose across it
+(:mod:`nanopk.fit._data`).
+
 Required keys: ``name``, ``source`` (with ``citation`` and ``doi``; ``doi`` may be
 ``null`` for unpublished data), ``species``, ``route`` and ``time_unit``.  ``value_unit``
 is required unless every row has a unit of its own.  Everything else is optional, and
@@ -30,7 +35,7 @@ import pint
 
 from ..errors import suggest
 from ..units import COMMON_UNITS, parse_unit
-from .convert import classify_unit, hours_per
+from .convert import bare_number_hint, classify_unit, hours_per
 from .vocabulary import canonical_tissue, suggest_tissue
 
 __all__ = ["REQUIRED_KEYS", "PARTICLE_KEYS", "TUMOUR_KEYS", "KNOWN_KEYS", "load_sidecar", "normalise_dose", "SPECIES_SPELLINGS"]
@@ -84,8 +89,11 @@ def _typo(key: str, known) -> str | None:
     return close[0] if close and close[0] != key else None
 
 
-def load_sidecar(data_path: Path, overrides: dict, problems) -> tuple[dict, Path | None]:
+def load_sidecar(data_path: Path, overrides: dict, problems, defaults: dict | None = None) -> tuple[dict, Path | None]:
     """Read and check the sidecar of ``data_path``; keyword ``overrides`` win over the file.
+
+    ``defaults`` fill keys that neither the file nor ``overrides`` give (the time unit
+    written in a ``Time (h)`` header).
 
     Every problem is added to ``problems``; the returned metadata holds what could be
     read (``species`` lower-cased and singular, ``dose`` as a dict).
@@ -125,6 +133,9 @@ def load_sidecar(data_path: Path, overrides: dict, problems) -> tuple[dict, Path
         meta["name"] = Path(data_path).stem
         where = "keyword arguments (no sidecar file)"
     meta.update(overrides)
+    for key, value in (defaults or {}).items():
+        if meta.get(key) in (None, ""):
+            meta[key] = value
     if "dose" in meta:
         meta["dose"] = normalise_dose(meta["dose"])
     _check(meta, where, problems, sidecar_exists=sidecar.is_file())
@@ -176,8 +187,16 @@ def _check(meta: dict, where: str, problems, sidecar_exists: bool):
             value, unit = dose.get("value"), dose.get("unit")
             if value is not None and not _is_number(value, positive=True):
                 problems.note(f"{where}: dose.value must be a positive number (got {value!r})")
+            rng = dose.get("range")
+            if rng is not None and not (isinstance(rng, (list, tuple)) and len(rng) == 2
+                                        and all(_is_number(v, positive=True) for v in rng) and float(rng[0]) <= float(rng[1])):
+                problems.note(f"{where}: dose.range must be [low, high], two positive numbers of µg with low <= high (got {rng!r})")
+            elif rng is not None and str(unit) not in ("ug", "µg", "μg", "microgram"):
+                problems.note(f"{where}: dose.range is in µg, so dose.unit must be 'ug' (got {unit!r})")
             if value is not None and unit in (None, ""):
                 problems.note(f"{where}: dose.unit is missing; expected e.g. 'ug', 'mg/kg'")
+            elif unit not in (None, "") and bare_number_hint(str(unit)) is not None:
+                problems.note(f"{where}: dose.unit {unit!r} is a bare number; expected a mass ('ug', 'mg') or a mass per body mass ('mg/kg')")
             elif unit not in (None, ""):
                 try:
                     parse_unit(str(unit))
@@ -227,6 +246,9 @@ def _check_unit(unit: str, label: str, problems) -> bool:
         kind = classify_unit(unit)
     except _PINT_ERRORS:
         problems.note(f"{label} {unit!r} is unknown{suggest(unit, COMMON_UNITS)}; expected a unit such as {', '.join(COMMON_UNITS[:8])}")
+        return False
+    if kind is None and bare_number_hint(unit) is not None:
+        problems.note(f"{label}: {bare_number_hint(unit)}")
         return False
     if kind is None:
         problems.note(f"{label} {unit!r} cannot be expressed as a fraction of the dose; expected %ID, %ID/g, %ID/mL, a mass (µg/organ), mass per g (ng/g) or mass per mL (ng/mL)")

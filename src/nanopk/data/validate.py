@@ -7,9 +7,24 @@ the rows the user will find the problem in (header = row 1).
 
 Checks, per cell: time, value, sd, sem and lloq are finite numbers >= 0; n is a positive
 integer; the tissue is in the controlled vocabulary; the unit (per-row ``unit`` or the
-sidecar's ``value_unit``) is known and convertible to %ID; an SD has its n.  Per series
-(group, tissue): times strictly increase in file order (a repeated time is reported as
-a duplicate).  Per dataset: the dose is known if any unit is an amount of material.
+sidecar's ``value_unit``) is known and convertible to %ID -- a bare number such as
+``percent`` or ``1`` is refused with what to write instead; an SD has its n; a value in
+``ID`` (a fraction 0-1 of the dose) in a whole organ is at most 1.  Per series (group,
+tissue): times do not decrease in file order.  Per dataset: the dose is known if any
+unit is an amount of material.
+
+Individual animals.  Labs record one row per animal, so several rows of one (group,
+tissue, time) are accepted as separate observations -- each becomes its own residual in
+a fit -- when none of them is a group mean: a row with an ``sd`` or ``sem`` or with
+``n`` > 1 summarises several animals, and another row at the same time then conflicts
+with it (reported as a duplicate time).  An optional ``animal`` column names the
+animal; two rows of the same animal, tissue and time conflict, and an animal row
+cannot carry an SD or ``n`` > 1.  With an ``animal`` column the time order is checked
+within each animal.  Fully identical replicate rows are kept but warned about (a row
+pasted twice looks the same).
+
+Headers may carry units: ``Time (h)`` gives the time unit (it must agree with the
+sidecar's ``time_unit``), ``Value (%ID/g)`` the unit of rows without a ``unit`` cell.
 """
 from __future__ import annotations
 
@@ -23,14 +38,17 @@ import pint
 from ..errors import suggest
 from ..units import COMMON_UNITS
 from ._problems import Problems, show_values
-from .convert import classify_unit, dose_in_ug, hours_per, needs_dose
+from .rawio import split_header
+from .convert import UnitKind, bare_number_hint, classify_unit, dose_in_ug, hours_per, needs_dose, percent_id_factor
 from .vocabulary import canonical_tissue, suggest_tissue
 
 __all__ = ["Record", "LONG_COLUMNS", "REQUIRED_COLUMNS", "TABLE_COLUMNS", "records_from_long", "build_table", "parse_number"]
 
 REQUIRED_COLUMNS = ("time", "tissue", "value")
 _NOTE_SPELLINGS = ("notes", "comment", "comments")
-LONG_COLUMNS = REQUIRED_COLUMNS + ("sd", "sem", "n", "unit", "lloq", "group", "note")
+LONG_COLUMNS = REQUIRED_COLUMNS + ("sd", "sem", "n", "unit", "lloq", "group", "animal", "note")
+#: Columns whose header may carry a measurement unit: ``Value (%ID/g)``.
+_QUANTITY_COLUMNS = ("value", "sd", "sem", "lloq")
 #: Columns of ``Dataset.table``, in order (plus ``note`` when the file has notes).
 TABLE_COLUMNS = ("time", "time_h", "tissue", "value", "sd", "sem", "n", "unit", "lloq", "group", "censored", "row")
 
@@ -76,8 +94,14 @@ def _shown(raw):
 
 # --------------------------------------------------------------------------- long layout
 def records_from_long(sheet, problems: Problems) -> list[Record]:
-    """Records of a long sheet (columns time, tissue, value, ...); header problems are added."""
-    names = [h.strip().lower() for h in sheet.header]
+    """Records of a long sheet (columns time, tissue, value, ...); header problems are added.
+
+    A unit in a header (``Value (%ID/g)``) is the unit of the rows whose ``unit`` cell is
+    blank; an SD, SEM or LLOQ header may repeat it but not give another one.
+    """
+    split = [split_header(h) for h in sheet.header]
+    names = [name.strip().lower() for name, _ in split]
+    header_units = {names[i]: unit for i, (_, unit) in enumerate(split) if unit and names[i] in _QUANTITY_COLUMNS}
     seen: dict[str, int] = {}
     for i, name in enumerate(names):
         if not name:
@@ -99,7 +123,15 @@ def records_from_long(sheet, problems: Problems) -> list[Record]:
     got = ", ".join(h for h in sheet.header if h) or "none"
     for name in REQUIRED_COLUMNS:
         if name not in seen:
-            problems.note(f"missing required column {name!r}; got columns: {got}", column=name)
+            problems.note(f"missing required column {name!r}; got columns: {got}{header_hint(sheet)}", column=name)
+    value_unit = header_units.get("value")
+    for name, unit in header_units.items():
+        if name != "value" and unit != value_unit:
+            label = sheet.header[seen[name]]
+            problems.note(f"column {label!r} gives unit {unit!r} but the value column "
+                          f"{'gives ' + repr(value_unit) if value_unit else 'gives none'}; an {name.upper()} is in the unit of its "
+                          f"value: write the unit in the value column's header (e.g. 'value ({unit})') and the same or none here",
+                          column=label)
     _headerless_cells(sheet, problems)
 
     records = []
@@ -108,8 +140,18 @@ def records_from_long(sheet, problems: Problems) -> list[Record]:
         for name, i in seen.items():
             if name in LONG_COLUMNS:
                 rec.cells[name] = (cells[i] if i < len(cells) else None, sheet.header[i])
+        if value_unit and is_blank(rec.raw("unit")):
+            rec.cells["unit"] = (value_unit, sheet.header[seen["value"]])
         records.append(rec)
     return records
+
+
+def header_hint(sheet) -> str:
+    """``"; row 3 looks like the header ..."`` when a time header sits below other rows."""
+    if getattr(sheet, "time_header_row", None) is None:
+        return ""
+    return (f"; row {sheet.time_header_row} names a time column and looks like the header, but the rows above it hold more "
+            f"than a title: delete the rows above row {sheet.time_header_row} (a title of at most two cells may stay)")
 
 
 def _headerless_cells(sheet, problems: Problems):
@@ -141,6 +183,8 @@ def build_table(records: list[Record], meta: dict, problems: Problems) -> pd.Dat
             sidecar_unit_ok = False
 
     out = {c: [] for c in TABLE_COLUMNS}
+    out["animal"] = []
+    has_animal = any("animal" in rec.cells for rec in records)
     unit_kinds: dict[str, str | None] = {}
     for rec in records:
         time = _number(rec, "time", problems, required=True)
@@ -154,8 +198,19 @@ def build_table(records: list[Record], meta: dict, problems: Problems) -> pd.Dat
             problems.add(("sd_without_n",), rec.column("sd"), rec.row,
                          lambda text, _r, _g, col=rec.column("sd"): f"SD without n in column {col}, {text}; expected the number of animals in column n (or give the SEM in column sem)")
         unit = _unit(rec, default_unit, sidecar_unit_ok, problems, unit_kinds)
-        group = rec.raw("group")
-        group = "" if is_blank(group) else (str(int(group)) if isinstance(group, float) and group.is_integer() else str(group).strip())
+        group = _label(rec.raw("group"))
+        animal = _label(rec.raw("animal"))
+        if animal and (sd is not None or sem is not None or (n is not None and n > 1)):
+            what = "an SD" if sd is not None else ("an SEM" if sem is not None else f"n = {n}")
+            problems.add(("animal_summary",), rec.column("animal"), rec.row,
+                         lambda text, _r, _g, col=rec.column("animal"), what=what: f"an animal named in column {col}, {text}, together with {what}: "
+                         "one animal has no SD; for a group mean leave the animal cell blank, for one animal leave sd, sem and n blank (or n = 1)")
+        if value is not None and unit is not None and value > 1 and _is_whole_fraction(unit, unit_kinds):
+            problems.add(("fraction_above_1", unit), rec.column("value"), rec.row,
+                         lambda text, _r, got, col=rec.column("value"), unit=unit: f"value above 1 in column {col}, {text} (got {show_values(got)}) "
+                         f"in unit {unit!r}, a fraction 0-1 of the injected dose (1 ID = 100 %ID): more than the whole dose in one organ; "
+                         "if the values are percentages of the dose, write '%ID'",
+                         got=_shown(rec.raw("value")))
 
         out["time"].append(math.nan if time is None else time)
         out["time_h"].append(math.nan if time is None else time * hours)
@@ -167,11 +222,13 @@ def build_table(records: list[Record], meta: dict, problems: Problems) -> pd.Dat
         out["unit"].append(unit)
         out["lloq"].append(math.nan if lloq is None else lloq)
         out["group"].append(group)
+        out["animal"].append(animal)
         out["censored"].append(value is not None and (value == 0 or (lloq is not None and value < lloq)))
         out["row"].append(rec.row)
 
-    _check_series(records, out, problems)
+    _check_series(records, out, problems, has_animal)
     _check_dose(out, unit_kinds, meta, problems)
+    _check_fraction_as_percent(out, unit_kinds, problems)
 
     table = pd.DataFrame(
         {
@@ -189,6 +246,8 @@ def build_table(records: list[Record], meta: dict, problems: Problems) -> pd.Dat
             "row": np.asarray(out["row"], dtype=int),
         }
     )
+    if has_animal:  # individual-animal ids are kept, as the notes are
+        table["animal"] = pd.Series(out["animal"], dtype=object)
     notes = ["" if is_blank(rec.raw("note")) else str(rec.raw("note")).strip() for rec in records]
     if any(notes):  # free-text notes are kept, not dropped
         table["note"] = pd.Series(notes, dtype=object)
@@ -268,6 +327,11 @@ def _unit(rec: Record, default_unit, sidecar_unit_ok: bool, problems: Problems, 
         except _PINT_ERRORS:
             kinds[unit] = "unknown"
     kind = kinds[unit]
+    hint = bare_number_hint(unit) if kind is None else None
+    if hint is not None:
+        problems.add(("bare_number_unit", unit), col, rec.row,
+                     lambda text, _r, _g, col=col, hint=hint: f"unit in column {col}, {text}: {hint}")
+        return None
     if kind == "unknown":
         problems.add(("unknown_unit", unit), col, rec.row,
                      lambda text, _r, _g, col=col, unit=unit: f"unknown unit {unit!r} in column {col}, {text}{suggest(unit, COMMON_UNITS)}; expected a unit such as {', '.join(COMMON_UNITS[:8])}")
@@ -279,35 +343,126 @@ def _unit(rec: Record, default_unit, sidecar_unit_ok: bool, problems: Problems, 
     return unit
 
 
-def _check_series(records: list[Record], out: dict, problems: Problems):
-    """Within each (group, tissue) series, times must strictly increase in file order."""
+def _label(raw) -> str:
+    """Text of a group or animal cell (``""`` when blank; ``3.0`` -> ``"3"``)."""
+    if is_blank(raw):
+        return ""
+    return str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw).strip()
+
+
+def _kind(unit: str, kinds: dict):
+    """The :class:`UnitKind` of ``unit`` (cached in ``kinds``; ``"unknown"`` for an unknown unit)."""
+    if unit not in kinds:
+        try:
+            kinds[unit] = classify_unit(unit)
+        except _PINT_ERRORS:
+            kinds[unit] = "unknown"
+    return kinds[unit]
+
+
+def _is_whole_fraction(unit: str, kinds: dict) -> bool:
+    """Whether ``unit`` is a fraction 0-1 of the dose in a whole organ (``ID``; not ``%ID``)."""
+    if _kind(unit, kinds) != UnitKind.DOSE_FRACTION:
+        return False
+    try:
+        return percent_id_factor(unit) > 1.5  # 1 ID = 100 %ID; %ID itself has factor 1
+    except ValueError:
+        return False
+
+
+def _is_summary(out: dict, i: int) -> bool:
+    """Row ``i`` summarises several animals: it has an SD or SEM, or n > 1."""
+    n = out["n"][i]
+    return not math.isnan(out["sd"][i]) or not math.isnan(out["sem"][i]) or (n is not None and n > 1)
+
+
+def _check_series(records: list[Record], out: dict, problems: Problems, has_animal: bool = False):
+    """Times do not decrease within a series; replicate rows at one time must be individual animals.
+
+    The series is (group, tissue), or (group, animal, tissue) with an ``animal`` column.
+    Several rows of one (group, tissue, time) are individual observations unless one
+    of them is a group mean (SD, SEM or n > 1) -- then they conflict -- or two name the
+    same animal.
+    """
     last: dict[tuple, tuple[float, int]] = {}
-    seen_times: dict[tuple, dict[float, list[int]]] = {}
+    cells: dict[tuple, list[int]] = {}
     for i, rec in enumerate(records):
-        t, tissue, group = out["time"][i], out["tissue"][i], out["group"][i]
+        t, tissue, group, animal = out["time"][i], out["tissue"][i], out["group"][i], out["animal"][i]
         if tissue is None or math.isnan(t):
             continue
-        key = (group, tissue)
-        seen_times.setdefault(key, {}).setdefault(t, []).append(rec.row)
+        cells.setdefault((group, tissue, t), []).append(i)
+        key = (group, animal, tissue) if has_animal else (group, tissue)
         col = rec.column("time")
-        label = f"tissue {tissue!r}" + (f" (group {group!r})" if group else "")
+        label = f"tissue {tissue!r}" + (f" (group {group!r})" if group else "") + (f" of animal {animal!r}" if has_animal and animal else "")
+        series = "(group, animal, tissue)" if has_animal else "(group, tissue)"
         if key in last:
             t_prev, row_prev = last[key]
             if t < t_prev:
                 problems.add(("not_increasing", key), col, rec.row,
-                             lambda text, _r, got, col=col, label=label: f"time not increasing in column {col} for {label}, {text} ({'; '.join(got[:3])}); expected each (group, tissue) series in increasing time order",
+                             lambda text, _r, got, col=col, label=label, series=series: f"time not increasing in column {col} for {label}, {text} ({'; '.join(got[:3])}); expected each {series} series in increasing time order",
                              got=f"{_fmt(t)} in row {rec.row} after {_fmt(t_prev)} in row {row_prev}")
-        if key not in last or t > last[key][0]:
+        if key not in last or t >= last[key][0]:
             last[key] = (t, rec.row)
-    for (group, tissue), times in seen_times.items():
-        for t, rows in times.items():
-            if len(rows) > 1:
-                col = records[0].column("time")
-                label = f"tissue {tissue!r}" + (f" (group {group!r})" if group else "")
+    identical: list[list[int]] = []
+    for (group, tissue, t), idx in cells.items():
+        if len(idx) < 2:
+            continue
+        rows = [records[i].row for i in idx]
+        col = records[idx[0]].column("time")
+        label = f"tissue {tissue!r}" + (f" (group {group!r})" if group else "")
+        summaries = [records[i].row for i in idx if _is_summary(out, i)]
+        if summaries:
+            problems.note(
+                f"duplicate time {_fmt(t)} in column {col} for {label}, rows {', '.join(map(str, rows))}; expected one row per time in each (group, tissue) series "
+                f"(use column group for separate cohorts) -- {'row' if len(summaries) == 1 else 'rows'} {', '.join(map(str, summaries))} "
+                f"{'gives' if len(summaries) == 1 else 'give'} an SD, SEM or n > 1, i.e. a group mean, so the rows cannot be individual animals "
+                "(rows of individual animals leave sd, sem and n blank, or n = 1)",
+                column=col, rows=rows,
+            )
+            continue
+        by_animal: dict[str, list[int]] = {}
+        for i in idx:
+            if out["animal"][i]:
+                by_animal.setdefault(out["animal"][i], []).append(records[i].row)
+        conflict = False
+        for animal, arows in by_animal.items():
+            if len(arows) > 1:
+                conflict = True
+                acol = records[idx[0]].column("animal")
                 problems.note(
-                    f"duplicate time {_fmt(t)} in column {col} for {label}, rows {', '.join(map(str, rows))}; expected one row per time in each (group, tissue) series (use column group for separate cohorts)",
-                    column=col, rows=rows,
+                    f"animal {animal!r} has {len(arows)} rows for {label} at time {_fmt(t)} (column {acol}), rows {', '.join(map(str, arows))}; "
+                    "expected one value per animal, tissue and time (give each animal its own id)",
+                    column=acol, rows=arows,
                 )
+        if conflict:
+            continue
+        seen: dict[tuple, list[int]] = {}
+        for i in idx:
+            if out["value"][i] > 0 and not out["animal"][i]:
+                seen.setdefault((out["value"][i], out["unit"][i], out["lloq"][i] if not math.isnan(out["lloq"][i]) else None), []).append(records[i].row)
+        identical += [r for r in seen.values() if len(r) > 1]
+    if identical:
+        shown = "; ".join(f"rows {', '.join(map(str, r))}" for r in identical[:5])
+        problems.warn(f"{len(identical)} set(s) of identical rows (same tissue, time, group and value), read as separate animals: {shown}"
+                      f"{' …' if len(identical) > 5 else ''}; if a row was pasted twice, delete the copy, or name the animals in an 'animal' column")
+
+
+def _check_fraction_as_percent(out: dict, kinds: dict, problems: Problems):
+    """%ID data whose organs sum to at most 1 %ID at every time look like fractions 0-1."""
+    sums: dict[tuple, float] = {}
+    count: dict[tuple, int] = {}
+    for tissue, t, group, unit, value in zip(out["tissue"], out["time"], out["group"], out["unit"], out["value"]):
+        if tissue is None or unit is None or math.isnan(value) or math.isnan(t):
+            continue
+        if _kind(unit, kinds) != UnitKind.DOSE_FRACTION or _is_whole_fraction(unit, kinds):
+            continue
+        key = (group, t)
+        sums[key] = sums.get(key, 0.0) + value
+        count[key] = count.get(key, 0) + 1
+    full = {k: v for k, v in sums.items() if count[k] >= 3}
+    if full and max(full.values()) <= 1.0:
+        problems.warn(f"the %ID values of every time with 3 or more organs sum to at most {max(full.values()):.3g} %ID: they look like "
+                      "fractions 0-1 of the dose; if they are, write the unit 'ID' (1 ID = 100 %ID), otherwise ignore this warning")
 
 
 def _fmt(x: float) -> str:
