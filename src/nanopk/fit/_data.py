@@ -24,6 +24,23 @@ and in the fit's :class:`FitWarning`, when
 Censored rows with a known ``lloq`` are kept and enter the likelihood as censored
 observations (Beal's M3; see :mod:`nanopk.fit.objective`), unless
 ``censored="exclude"``.
+
+Individual animals.  Rows of individual animals (several rows of one tissue and time,
+or rows with an ``animal`` id; see :mod:`nanopk.data.validate`) are not averaged: each
+is one observation with its own residual, so ``n_points`` counts animals.  They report
+no SD, so the objective gives them the σ of rows without a spread (the median σ of the
+dataset's rows that have one; on the log scale σ = 1 when no row has one, and the
+covariance is scaled by the residual variance).  :attr:`FitData.weighting` says this
+for each dataset, for the fit report.
+
+Datasets without a dose.  A %ID dataset (%ID, %ID/g, %ID/mL) needs the injected mass
+only for model terms that depend on it (a capacity-limited uptake).  When its sidecar
+gives no dose value, the fit simulates it with the model's nominal dose, provided the
+model's %ID predictions at the data's times do not depend on the dose: they are
+simulated at the start parameters at both ends of the sidecar's ``dose.range`` (µg;
+default a tenth and ten times the nominal dose) and must agree within
+:data:`DOSE_FREE_RTOL`.  Otherwise the fit is refused with the measured change and
+asks for the dose.  :attr:`FitData.dose_note` records which dose was used and why.
 """
 from __future__ import annotations
 
@@ -37,7 +54,11 @@ import pandas as pd
 
 from ..errors import FitError
 
-__all__ = ["FitData", "FitWarning", "coerce_datasets"]
+__all__ = ["FitData", "FitWarning", "coerce_datasets", "DOSE_FREE_RTOL"]
+
+#: Largest relative change of a %ID prediction between the ends of the dose range for a
+#: %ID dataset to be fitted without its dose (far below the 5 % σ floor of the fit).
+DOSE_FREE_RTOL = 0.01
 
 
 class FitWarning(UserWarning):
@@ -72,6 +93,11 @@ class FitData:
         ``body_weight_g``, then ``attrs["parameters"]`` of a DataFrame).
     meta : dict
         The dataset's metadata (sidecar).
+    weighting : str
+        How the rows enter the objective when some are individual animals ("" when
+        every row is a group mean or a single value); one line for the fit report.
+    dose_note : str
+        Where ``dose_ug`` comes from when the dataset gives no dose ("" otherwise).
     """
 
     name: str
@@ -82,6 +108,8 @@ class FitData:
     excluded: list = field(default_factory=list)
     fixed: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    weighting: str = ""
+    dose_note: str = ""
 
     @property
     def time_index(self) -> np.ndarray:
@@ -139,6 +167,7 @@ def _standard(table: pd.DataFrame, value: str, sd: str, se: str, lloq: str, name
         cens = cens | (np.isfinite(out["lloq"]) & (out["value"] < out["lloq"])).to_numpy()
     out["censored"] = cens
     out["group"] = table["group"].astype(str).to_numpy() if "group" in table.columns else ""
+    out["animal"] = table["animal"].fillna("").astype(str).to_numpy() if "animal" in table.columns else ""
     out["row"] = table["row"].to_numpy() if "row" in table.columns else np.arange(len(table))
     return out
 
@@ -177,19 +206,88 @@ def _tables_of(item, key, index, model, tissue_map) -> list[tuple]:
             f"`data` must be a nanopk Dataset, a path or bundled dataset name, a DataFrame, or a list/dict of these "
             f"(got {type(item).__name__})"
         )
-    if dose is None or not (isinstance(dose, (int, float)) and math.isfinite(dose) and dose > 0):
+    if dose is None and _dose_value_missing(meta):
+        pass  # %ID rows (percent_id needed no dose): _prepare checks the model does not need it either
+    elif dose is None or not (isinstance(dose, (int, float)) and math.isfinite(dose) and dose > 0):
         raise FitError(f"dataset {name!r} has no dose in µg (got {dose!r}); a fit simulates each dataset with its own dose "
                        "(give the sidecar a dose and, for mg/kg, a body_weight_g)")
+    dose = None if dose is None else float(dose)
     groups = list(dict.fromkeys(table["group"]))
     if len(groups) <= 1:
-        return [(name, table, float(dose), meta, excluded)]
+        return [(name, table, dose, meta, excluded)]
     out = []
     for g in groups:
         sub = table[table["group"] == g].reset_index(drop=True)
         gname = f"{name}_{g}" if g else name
         ex = [dict(e, dataset=gname) for e in excluded] if g == groups[0] else []
-        out.append((gname, sub, float(dose), meta, ex))
+        out.append((gname, sub, dose, meta, ex))
     return out
+
+
+def _dose_value_missing(meta) -> bool:
+    """The sidecar gives no dose value at all (not a dose that cannot be converted)."""
+    dose = meta.get("dose")
+    return dose is None or (isinstance(dose, dict) and dose.get("value") is None)
+
+
+def _dose_free(name, model, times, fixed, meta) -> tuple[float, str]:
+    """The dose to simulate a %ID dataset that gives none, and why it may be used.
+
+    The model's %ID predictions at ``times`` are simulated at the start parameters at
+    both ends of the dose range; if they differ by more than :data:`DOSE_FREE_RTOL` the
+    dataset needs its dose and :class:`FitError` says so.
+    """
+    nominal = float(model.parameters["dose"].value)
+    dose = meta.get("dose") if isinstance(meta.get("dose"), dict) else {}
+    given = dose.get("range")
+    if given is not None:
+        lo, hi = (float(v) for v in given)
+        where = f"the sidecar's dose.range {lo:g}-{hi:g} µg"
+        use = nominal if lo <= nominal <= hi else math.sqrt(lo * hi)
+    else:
+        lo, hi = nominal / 10.0, nominal * 10.0
+        where = f"{lo:g}-{hi:g} µg (a tenth to ten times the model's nominal dose; give dose.range in the sidecar to set it)"
+        use = nominal
+    from ..errors import NanopkError
+
+    try:
+        low = model.simulate(times, params=fixed, dose=lo)
+        high = model.simulate(times, params=fixed, dose=hi)
+    except NanopkError as exc:
+        raise FitError(f"dataset {name!r} gives no dose, and model {model.name!r} could not be simulated across {where} "
+                       f"to check that its %ID predictions do not depend on the dose ({exc}); give the dose in the sidecar") from None
+    cols = [c for c in low.columns if c != "total"]
+    a, b = low[cols].to_numpy(dtype=float), high[cols].to_numpy(dtype=float)
+    # Relative to the prediction, with a 0.001 %ID floor: traces far below any organ fitted
+    # must not decide.
+    change = float(np.max(np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), 1e-3))) if a.size else 0.0
+    if change > DOSE_FREE_RTOL:
+        raise FitError(f"dataset {name!r} gives no dose (its sidecar's dose.value is null), but the %ID predictions of model "
+                       f"{model.name!r} change by {100 * change:.3g} % across {where} (a term depends on the injected mass, "
+                       f"e.g. a capacity-limited uptake); give the dose in the sidecar: \"dose\": {{\"value\": ..., \"unit\": \"ug\"}}")
+    note = (f"no dose in the dataset: simulated with {use:g} µg; the %ID data need no dose to convert, and the %ID predictions "
+            f"of model {model.name!r} change by at most {100 * change:.2g} % across {where} at the start parameters")
+    return use, note
+
+
+def _weighting(rows: pd.DataFrame) -> str:
+    """One line on how individual-animal rows are weighted ("" when there are none)."""
+    key = list(zip(rows["observable"], rows["time_h"]))
+    counts: dict = {}
+    for k in key:
+        counts[k] = counts.get(k, 0) + 1
+    animal = rows["animal"].astype(str).to_numpy() if "animal" in rows.columns else np.array([""] * len(rows))
+    spread = np.isfinite(rows["sd"].to_numpy(dtype=float)) | np.isfinite(rows["se"].to_numpy(dtype=float))
+    individual = np.array([(counts[k] > 1 or a != "") and not s for k, a, s in zip(key, animal, spread)], dtype=bool)
+    n_ind = int(individual.sum())
+    if not n_ind:
+        return ""
+    cells = len({k for k, i in zip(key, individual) if i})
+    head = (f"{n_ind} of {len(rows)} rows are individual animals ({cells} tissue-time cells, up to "
+            f"{max(counts[k] for k, i in zip(key, individual) if i)} animals each), each its own residual (not averaged)")
+    if spread.any():
+        return head + "; they report no SD, so each gets the median σ of the rows that report a spread"
+    return head + "; no row reports a spread, so every row has the same weight (σ = 1 on the log scale) and the covariance is scaled by the residual variance"
 
 
 def _prepare(name, table, dose_ug, meta, excluded, source, model, log_scale, censored, tissue_map, body_weight) -> FitData:
@@ -236,6 +334,8 @@ def _prepare(name, table, dose_ug, meta, excluded, source, model, log_scale, cen
         "censored": cens[keep],
         "row": file_rows[keep],
     })
+    if isinstance(table["animal"], pd.Series) and (table["animal"] != "").any():
+        rows["animal"] = table["animal"].to_numpy(dtype=object)[keep]
     if rows.empty:
         raise FitError(f"dataset {name!r}: no rows left to fit; " + "; ".join(f"{e['tissue']} ({e['reason']})" for e in excluded))
     fixed = {}
@@ -249,7 +349,11 @@ def _prepare(name, table, dose_ug, meta, excluded, source, model, log_scale, cen
             fixed["BW"] = bw
     fixed.update(_dataset_parameters(meta.get("parameters"), name, model))
     times = np.unique(rows["time_h"].to_numpy())
-    return FitData(_identifier(name), source, float(dose_ug), rows, times, excluded, fixed, meta)
+    dose_note = ""
+    if dose_ug is None:
+        dose_ug, dose_note = _dose_free(name, model, times, fixed, meta)
+    return FitData(_identifier(name), source, float(dose_ug), rows, times, excluded, fixed, meta,
+                   weighting=_weighting(rows), dose_note=dose_note)
 
 
 def _dataset_parameters(given, name, model) -> dict:
