@@ -5,6 +5,7 @@ parameters, observables and structural hash, the same simulation to the last bit
 same equations once something asks for them -- and a recipe that differs in anything
 (spec text, particle, parameter overrides) must build anew.
 """
+import hashlib
 import os
 import pickle
 import subprocess
@@ -18,6 +19,7 @@ import nanopk
 import nanopk.prebuilt as prebuilt
 import nanopk.spec as spec
 from nanopk.errors import ModelError
+from nanopk.resources import CacheWarning
 
 
 @pytest.fixture
@@ -98,19 +100,24 @@ def test_recalled_parameter_overrides_are_the_requested_values(skeletons, value)
 
 
 def test_unreadable_skeleton_is_rebuilt(skeletons, builds):
+    """A file that is not a skeleton is rebuilt, with a CacheWarning naming it."""
     nanopk.load_model("mouse_pbpk")
     (skeleton,) = skeletons.glob("*.pickle")
     skeleton.write_bytes(b"not a pickle")
-    model = nanopk.load_model("mouse_pbpk")
+    with pytest.warns(CacheWarning, match=rf"rebuilding the remembered model {skeleton}: it does not start with"):
+        model = nanopk.load_model("mouse_pbpk")
     assert builds == ["mouse_pbpk", "mouse_pbpk"] and not _is_deferred(model)
 
 
 def test_a_skeleton_that_does_not_match_its_equations_is_reported(skeletons):
     nanopk.load_model("mouse_pbpk")
     (skeleton,) = skeletons.glob("*.pickle")
-    data = pickle.loads(skeleton.read_bytes())
+    header, payload = skeleton.read_bytes().split(b"\n", 1)
+    data = pickle.loads(payload)
     data["structure_hash"] = "0" * 20
-    skeleton.write_bytes(pickle.dumps(data))
+    payload = pickle.dumps(data)  # with a valid header: only the equations can tell
+    fields = header.split(b" ")
+    skeleton.write_bytes(b" ".join(fields[:2] + [hashlib.sha256(payload).hexdigest().encode()]) + b"\n" + payload)
     model = nanopk.load_model("mouse_pbpk")
     with pytest.raises(ModelError, match=rf"remembered model 'mouse_pbpk' \({skeleton}\) does not match.*delete that file"):
         model.fluxes

@@ -5,9 +5,14 @@ can build it and the reference (NumPy/LSODA) backend otherwise, with a warning t
 says why and how to fix it.  Results are memoised in-process by the model's structural
 hash, so models that differ only in parameter values share one compiled artifact (the
 CVODE library is also cached on disk across processes).
+
+The fallback is memoised too: a model whose compiled backend cannot be built warns
+once (:class:`BackendFallbackWarning`) and every later ``"auto"`` request for it
+returns the same reference backend, from any thread, without trying again.
 """
 from __future__ import annotations
 
+import threading
 import warnings
 
 from .backends.base import CompiledModel, SymbolicSystem
@@ -18,6 +23,9 @@ __all__ = ["compile_model", "BACKENDS", "BackendFallbackWarning"]
 BACKENDS = ("auto", "cvode", "reference")
 _MEMO: dict[tuple[str, str], CompiledModel] = {}
 _SYSTEMS: dict[str, SymbolicSystem] = {}
+#: Compiling happens once per model; the lock makes it once when threads of a fit ask
+#: for the same model at the same time (and so one fallback warning, not one a thread).
+_LOCK = threading.RLock()
 
 
 class BackendFallbackWarning(UserWarning):
@@ -26,32 +34,44 @@ class BackendFallbackWarning(UserWarning):
 
 def symbolic_system(model) -> SymbolicSystem:
     key = model.structure_hash
-    if key not in _SYSTEMS:
-        _SYSTEMS[key] = SymbolicSystem(model)
-    return _SYSTEMS[key]
+    with _LOCK:
+        if key not in _SYSTEMS:
+            _SYSTEMS[key] = SymbolicSystem(model)
+        return _SYSTEMS[key]
 
 
 def compile_model(model, backend: str = "auto") -> CompiledModel:
-    """Compile ``model`` with ``backend`` (``"auto"``, ``"cvode"`` or ``"reference"``)."""
+    """Compile ``model`` with ``backend`` (``"auto"``, ``"cvode"`` or ``"reference"``).
+
+    ``"auto"`` is the compiled backend where it can be built, else the reference one:
+    then one :class:`BackendFallbackWarning` says why, and the choice is remembered for
+    the rest of the process (the reference backend gives the same results to the
+    solver tolerance, 10-20x more slowly).
+    """
     if backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     key = (model.structure_hash, backend)
-    if key in _MEMO:
-        return _MEMO[key]
-    system = symbolic_system(model)
-    if backend == "reference":
-        from .backends.reference import ReferenceModel
+    compiled = _MEMO.get(key)  # the lock-free fast path: a fit asks thousands of times
+    if compiled is not None:
+        return compiled
+    with _LOCK:
+        if key in _MEMO:
+            return _MEMO[key]
+        system = symbolic_system(model)
+        if backend == "reference":
+            from .backends.reference import ReferenceModel
 
-        compiled = ReferenceModel(system)
-    else:
-        from .backends.cvode import BackendUnavailable, CvodeModel
+            compiled = ReferenceModel(system)
+        else:
+            from .backends.cvode import BackendUnavailable, CvodeModel
 
-        try:
-            compiled = CvodeModel(system)
-        except BackendUnavailable as exc:
-            if backend == "cvode":
-                raise
-            warnings.warn(f"nanopk uses the slower reference backend because the compiled one is unavailable: {exc}", BackendFallbackWarning, stacklevel=2)
-            return compile_model(model, "reference")
-    _MEMO[key] = compiled
-    return compiled
+            try:
+                compiled = CvodeModel(system)
+            except BackendUnavailable as exc:
+                if backend == "cvode":
+                    raise
+                warnings.warn(f"nanopk uses the slower reference backend because the compiled one is unavailable: {exc}",
+                              BackendFallbackWarning, stacklevel=2)
+                compiled = compile_model(model, "reference")
+        _MEMO[key] = compiled
+        return compiled

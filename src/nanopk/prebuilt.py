@@ -17,13 +17,16 @@ sensitivity code); at that moment the built model's structural hash must equal t
 remembered one, or the cache file is reported as stale.
 
 A cache that cannot be read or written only costs the rebuild; it never changes a
-result.
+result.  Each file starts with a header that names its key and the SHA-256 digest of
+the pickled skeleton, checked before anything is unpickled: a truncated, damaged or
+emptied file, or another model's file copied under this key, is rebuilt with a
+:class:`~nanopk.resources.CacheWarning` naming the file and what was wrong, instead of
+giving that model's names and library to this one.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import pickle
 import sys
 from pathlib import Path
@@ -33,7 +36,9 @@ from .errors import ModelError
 __all__ = ["recipe_key", "recall", "remember"]
 
 #: Bumped whenever the skeleton's layout changes.
-_FORMAT = 1
+_FORMAT = 2
+#: First line of every file: this, the key and the payload's SHA-256, space-separated.
+_MAGIC = b"nanopk-model-skeleton"
 
 
 @functools.cache
@@ -83,26 +88,58 @@ def remember(key: str, model) -> None:
         "n_fluxes": len(model.fluxes),
         "structure_hash": model.structure_hash,
     }
+    from .resources import write_atomic
+
+    payload = pickle.dumps(skeleton, protocol=pickle.HIGHEST_PROTOCOL)
+    header = b" ".join((_MAGIC, key.encode(), hashlib.sha256(payload).hexdigest().encode())) + b"\n"
     try:
         target = _file(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(pickle.dumps(skeleton, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(tmp, target)  # atomic: a concurrent reader sees the old file or the new one
+        write_atomic(target, header + payload)  # a concurrent reader sees the old file or the new one
     except OSError:
-        pass
+        pass  # not remembered: the next process builds the model again
+
+
+def _verified_payload(data: bytes, key: str) -> tuple[bytes | None, str | None]:
+    """``(pickled skeleton, None)`` if ``data`` is a whole file written for ``key``, else
+    ``(None, what is wrong)``."""
+    if not data:
+        return None, "the file is empty"
+    header, newline, payload = data.partition(b"\n")
+    fields = header.split(b" ")
+    if not newline or len(fields) != 3 or fields[0] != _MAGIC:
+        return None, "it does not start with nanopk's header (damaged, or written by another program)"
+    if fields[1].decode(errors="replace") != key:
+        return None, f"it was written for another model (key {fields[1].decode(errors='replace')!r}, expected {key!r})"
+    if hashlib.sha256(payload).hexdigest().encode() != fields[2]:
+        return None, "its content does not match the SHA-256 digest written with it (truncated or damaged)"
+    return payload, None
 
 
 def recall(key: str, build):
     """The model remembered under ``key``, its equations deferred to ``build()``; or None."""
+    import warnings
+
     from .model import Model
+    from .resources import CacheWarning
 
     path = _file(key)
     try:
-        skeleton = pickle.loads(path.read_bytes())
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
-        return None  # absent, unreadable or from another layout: rebuild
-    if not isinstance(skeleton, dict) or skeleton.get("format") != _FORMAT:
+        data = path.read_bytes()
+    except OSError:
+        return None  # absent or unreadable: rebuild
+    payload, problem = _verified_payload(data, key)
+    skeleton = None
+    if payload is not None:
+        try:
+            skeleton = pickle.loads(payload)
+        except Exception as exc:  # noqa: BLE001 - a verified file from another layout
+            problem = f"it cannot be unpickled ({type(exc).__name__})"
+        else:
+            if not isinstance(skeleton, dict) or skeleton.get("format") != _FORMAT:
+                problem, skeleton = "it has another layout", None
+    if skeleton is None:
+        warnings.warn(f"rebuilding the remembered model {path}: {problem}", CacheWarning, stacklevel=3)
         return None
     return Model._deferred(skeleton, build, source=str(path))
 

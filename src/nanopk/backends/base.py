@@ -29,6 +29,9 @@ class SolveResult:
     #: backward error above its bound).
     linear_solver: str = ""
     dense_fallbacks: int = 0
+    #: What the solver library itself said during the solve (CVODE's warnings and error
+    #: texts, "W|E <function>: <text>"); also passed to logging (see :mod:`.cvode`).
+    solver_messages: tuple = ()
 
 
 class CompiledModel(abc.ABC):

@@ -13,6 +13,25 @@ build, in ``$NANOPK_CACHE_DIR`` (default ``~/.cache/nanopk``), so a second proce
 loads the library without compiling.  Writes go through a temporary file and an atomic
 rename, so concurrent processes never see a half-written library.
 
+The cache is not trusted: beside each library ``nanopk_<model>_<key>.so`` a record
+``.sha256`` holds the key, size and SHA-256 digest written at build time.  Before a
+library is loaded its bytes are read and checked against that record, and those very
+bytes are loaded, from a private in-memory copy (``memfd``): a truncated file (whose
+``dlopen`` would end in "Bus error"), an empty one, another model's library or one
+replaced after the check can never be loaded, and a file replaced or truncated on disk
+while a process uses it does not touch the copy that process runs.  After loading, the
+key compiled into the library (``nanopk_artifact_key``) must be the one asked for.  A bad
+entry is rebuilt, with a :class:`~nanopk.resources.CacheWarning` naming the file and
+what was wrong; a cache folder that cannot be written (read-only, disk full) is
+replaced by a temporary one for the process, with one warning.
+
+SUNDIALS' messages (CVODE warnings such as "t + h = t on the next step", error texts)
+never reach stdout or stderr: the C driver collects them and they are passed on
+through :mod:`logging`, logger ``"nanopk.solver"`` (warnings at WARNING, the texts of
+failures, which also raise :class:`~nanopk.errors.SolverError`, at DEBUG); each solve's
+messages are also in ``SolveResult.solver_messages``.  Silence them with
+``logging.getLogger("nanopk").setLevel(logging.ERROR)``.
+
 Reference: Hindmarsh AC et al., SUNDIALS: Suite of nonlinear and differential/algebraic
 equation solvers. ACM Trans Math Softw 2005;31:363 (doi:10.1145/1089014.1089020).
 """
@@ -22,22 +41,26 @@ import ctypes
 import glob
 import hashlib
 import importlib.util
+import itertools
+import logging
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ExportError
-from ..resources import cache_dir
+from ..resources import CacheWarning, cache_dir, use_temporary_cache, write_atomic
 from .base import CompiledModel, SolveResult, SymbolicSystem
 from .ccode import (c_dfdp_body, c_initial_body, c_jacobian_body, c_jacobian_pattern, c_jacobian_split_body, c_observe_body,
                     c_rhs_body)
 from .sparse_lu import c_newton_lu, plan_newton_lu
 
-__all__ = ["CvodeModel", "BackendUnavailable", "sundials_libraries", "cache_dir"]
+__all__ = ["CvodeModel", "BackendUnavailable", "sundials_libraries", "cache_dir", "build_library", "load_library", "read_verified"]
 
 _DRIVER = (Path(__file__).with_name("cvode_driver.c")).read_text()
 _SENSITIVITY = (Path(__file__).with_name("cvode_sensitivity.c")).read_text()
@@ -106,7 +129,15 @@ def sundials_libraries() -> list[str]:
 
 
 def _compiler() -> str:
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    """The C compiler: ``$CC`` (a name on PATH or a path), else cc, gcc or clang."""
+    cc = os.environ.get("CC")
+    if cc:
+        found = shutil.which(cc)
+        if not found:
+            raise BackendUnavailable(f"the C compiler CC={cc!r} was not found or is not executable (point CC to a C "
+                                     "compiler, or unset it to use cc, gcc or clang from PATH)")
+        return found
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if not cc:
         raise BackendUnavailable("no C compiler found (set CC, or install gcc: apt-get install gcc)")
     return cc
@@ -175,8 +206,15 @@ def _artifact_key(system: SymbolicSystem, libs: list[str]) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
+def _library_key(system: SymbolicSystem, sensitivities: tuple[int, ...] | None, libs: list[str]) -> str:
+    key = _artifact_key(system, libs)
+    if sensitivities is not None:
+        key += "_s" + hashlib.sha256((repr(tuple(sensitivities)) + _SENSITIVITY).encode()).hexdigest()[:10]
+    return key
+
+
 def build_library(system: SymbolicSystem, sensitivities: tuple[int, ...] | None = None) -> Path:
-    """Compile (or find in the cache) the shared library for ``system``.
+    """Compile (or find verified in the cache) the shared library for ``system``; its path.
 
     The cache key is the model's structural hash (equations, observables, order of states
     and parameters), so a cached library is found without generating any code.  With
@@ -186,28 +224,164 @@ def build_library(system: SymbolicSystem, sensitivities: tuple[int, ...] | None 
     it compiles while the rest is generated and compiled in parallel, so the first call
     of a large model waits for the Jacobian alone.
     """
+    return _verified_library(system, sensitivities)[0]
+
+
+def _verified_library(system: SymbolicSystem, sensitivities=None) -> tuple[Path, bytes, str]:
+    """``(path, bytes, key)`` of the library: the cached entry if it passes its check,
+    else a new build (stored in the cache if the cache can be written)."""
     libs = sundials_libraries()
-    key = _artifact_key(system, libs)
-    if sensitivities is not None:
-        sensitivities = tuple(sensitivities)
-        key += "_s" + hashlib.sha256((repr(sensitivities) + _SENSITIVITY).encode()).hexdigest()[:10]
+    sensitivities = None if sensitivities is None else tuple(sensitivities)
+    key = _library_key(system, sensitivities, libs)
     target = cache_dir() / f"nanopk_{system.hash}_{key}.so"
-    if target.exists():
+    data, problem = read_verified(target, key)
+    if data is not None:
+        return target, data, key
+    if problem:
+        warnings.warn(f"rebuilding the compiled model {target}: {problem}", CacheWarning, stacklevel=4)
+    data, source = _compile(system, sensitivities, libs, key)
+    return _store(target, data, key, source), data, key
+
+
+def _record_path(target: Path) -> Path:
+    return target.with_suffix(".sha256")
+
+
+def _record(key: str, data: bytes) -> str:
+    return f"key={key} size={len(data)} sha256={hashlib.sha256(data).hexdigest()}\n"
+
+
+def read_verified(target: Path, key: str) -> tuple[bytes | None, str | None]:
+    """The bytes of the cached library ``target`` if they match their build record.
+
+    Returns ``(bytes, None)`` for a good entry, ``(None, None)`` for none, and
+    ``(None, reason)`` for a bad one (what is wrong, for the warning).  Nothing is loaded.
+    """
+    try:
+        data = target.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"it cannot be read ({exc.strerror or exc})"
+    try:
+        fields = dict(part.split("=", 1) for part in _record_path(target).read_text().split())
+    except FileNotFoundError:
+        return None, f"no build record {_record_path(target).name} beside it, so its content cannot be checked"
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return None, f"its build record {_record_path(target).name} is unreadable ({exc})"
+    if fields.get("key") != key:
+        return None, f"its build record is for another library (key {fields.get('key')!r}, expected {key!r})"
+    if not data:
+        return None, "the file is empty"
+    if str(len(data)) != fields.get("size"):
+        return None, f"the file has {len(data)} bytes but {fields.get('size')} were written (truncated or overwritten)"
+    if hashlib.sha256(data).hexdigest() != fields.get("sha256"):
+        return None, "its SHA-256 digest differs from the one recorded at build time (damaged or replaced)"
+    return data, None
+
+
+def _store(target: Path, data: bytes, key: str, source: str) -> Path:
+    """Write the library, its build record and its C source (for reading) into the cache.
+
+    The record goes first: a reader that finds the new record with an old library
+    rebuilds, one that finds no library builds.  If the cache folder cannot be written,
+    the process moves to a temporary one (one CacheWarning); if that fails too, the
+    library is only not cached (it is loaded from memory either way).
+    """
+    for attempt in range(2):
+        try:
+            write_atomic(_record_path(target), _record(key, data).encode())
+            write_atomic(target, data)
+        except OSError as exc:
+            if attempt:
+                return target
+            target = use_temporary_cache(target.parent, exc) / target.name
+            continue
+        try:
+            write_atomic(target.with_suffix(".c"), source.encode())
+        except OSError:
+            pass  # the source is kept only for reading
         return target
+    return target
+
+
+def _compile(system: SymbolicSystem, sensitivities, libs: list[str], key: str) -> tuple[bytes, str]:
+    """Build the library in a private temporary folder; ``(bytes, C source)``."""
     cc = _compiler()
     libdir = str(Path(libs[0]).parent)
-    units = {"jacobian": lambda: generate_jacobian_source(system), "model": lambda: generate_source(system, sensitivities)}
-    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-        sources = _compile_in_parallel(cc, Path(tmp), units)
-        out = Path(tmp) / "model.so"
-        objects = [str(Path(tmp) / f"{name}.o") for name in units]
-        proc = subprocess.run([cc, "-shared", "-o", str(out), *objects, *libs, "-lm", f"-Wl,-rpath,{libdir}"],
-                              capture_output=True, text=True)
-        _check(proc.stderr, proc.returncode, "linking the model failed")
-        # Kept next to the library for reading; the two units concatenated compile as one.
-        target.with_suffix(".c").write_text(sources["model"] + "\n" + sources["jacobian"])
-        os.replace(out, target)
-    return target
+    # The key compiled in is checked after loading (CvodeModel): a library found under
+    # this name with a valid record but built for another model is refused.
+    units = {"jacobian": lambda: generate_jacobian_source(system),
+             "model": lambda: generate_source(system, sensitivities) + f'\nconst char nanopk_artifact_key[] = "{key}";\n'}
+    try:
+        with tempfile.TemporaryDirectory(prefix="nanopk-build-") as tmp:
+            sources = _compile_in_parallel(cc, Path(tmp), units)
+            out = Path(tmp) / "model.so"
+            objects = [str(Path(tmp) / f"{name}.o") for name in units]
+            proc = subprocess.run([cc, "-shared", "-o", str(out), *objects, *libs, "-lm", f"-Wl,-rpath,{libdir}"],
+                                  capture_output=True, text=True)
+            _check(proc.stderr, proc.returncode, "linking the model failed")
+            data = out.read_bytes()
+    except OSError as exc:
+        raise BackendUnavailable(f"the model cannot be compiled in the temporary folder {tempfile.gettempdir()} "
+                                 f"({exc.strerror or exc}); set TMPDIR to a writable folder with free space") from exc
+    # Kept next to the library for reading; the two units concatenated compile as one.
+    return data, sources["model"] + "\n" + sources["jacobian"]
+
+
+#: Descriptors of the in-memory copies loaded, kept open for the life of the process:
+#: dlopen finds an already loaded library by its path, so a closed descriptor's
+#: /proc/self/fd/N reused by a later library would return the earlier one.
+_LOADED_FDS: list[int] = []
+_LOAD_LOCK = threading.Lock()
+_COUNTER = itertools.count()
+
+
+def _load_private(data: bytes, name: str) -> ctypes.CDLL:
+    """``dlopen`` a private copy of ``data`` (the bytes that were verified), never the
+    cache file itself."""
+    with _LOAD_LOCK:
+        if hasattr(os, "memfd_create"):
+            try:
+                fd = os.memfd_create(name, os.MFD_CLOEXEC)
+            except OSError:
+                fd = None
+            if fd is not None:
+                try:
+                    with open(fd, "wb", closefd=False) as fh:
+                        fh.write(data)
+                    lib = ctypes.CDLL(f"/proc/self/fd/{fd}")
+                except OSError:
+                    os.close(fd)  # no /proc: a temporary file below
+                else:
+                    _LOADED_FDS.append(fd)
+                    return lib
+        # A name never used before in this process, for the same reason as above.
+        with tempfile.TemporaryDirectory(prefix="nanopk-load-") as tmp:
+            path = Path(tmp) / f"{os.getpid()}_{next(_COUNTER)}_{name}"
+            path.write_bytes(data)
+            return ctypes.CDLL(str(path))  # the mapping outlives the file
+
+
+def _artifact_key_of(lib) -> str | None:
+    try:
+        return (ctypes.c_char * 64).in_dll(lib, "nanopk_artifact_key").value.decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def load_library(system: SymbolicSystem, sensitivities=None) -> tuple[Path, ctypes.CDLL]:
+    """The verified library for ``system`` (built if needed), loaded; ``(cache path, lib)``."""
+    target, data, key = _verified_library(system, sensitivities)
+    lib = _load_private(data, target.name)
+    found = _artifact_key_of(lib)
+    if found != key:
+        warnings.warn(f"rebuilding the compiled model {target}: it is a library built for another model (key "
+                      f"{found!r}, expected {key!r}) although its build record matches", CacheWarning, stacklevel=3)
+        data, source = _compile(system, None if sensitivities is None else tuple(sensitivities), sundials_libraries(), key)
+        target = _store(target, data, key, source)
+        lib = _load_private(data, target.name)
+    return target, lib
 
 
 def _compile_in_parallel(cc: str, tmp: Path, units: dict) -> dict[str, str]:
@@ -223,7 +397,11 @@ def _compile_in_parallel(cc: str, tmp: Path, units: dict) -> dict[str, str]:
             src = tmp / f"{name}.c"
             src.write_text(sources[name])
             cmd = [cc, *CFLAGS, "-fPIC", "-std=c99", "-c", "-o", str(src.with_suffix(".o")), str(src)]
-            jobs[name] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                jobs[name] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            except OSError as exc:  # not executable, not a program
+                raise BackendUnavailable(f"the C compiler {cc} cannot be run ({exc.strerror or exc}); point CC to a "
+                                         "working C compiler") from exc
         for name, job in jobs.items():
             _check(job.communicate()[1], job.returncode, f"compiling the model ({name}.c) failed")
     finally:
@@ -244,8 +422,7 @@ class CvodeModel(CompiledModel):
 
     def __init__(self, system: SymbolicSystem):
         super().__init__(system)
-        self.library_path = build_library(system)
-        lib = ctypes.CDLL(str(self.library_path))
+        self.library_path, lib = load_library(system)
         lib.nanopk_rhs.argtypes = [ctypes.c_double, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P]
         lib.nanopk_jac.argtypes = [ctypes.c_double, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P]
         lib.nanopk_solve.argtypes = [
@@ -256,6 +433,7 @@ class CvodeModel(CompiledModel):
         lib.nanopk_observe.argtypes = [ctypes.c_double, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P]
         lib.nanopk_observe_many.argtypes = [ctypes.c_int, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, _DOUBLE_P, ctypes.c_int]
         lib.nanopk_initial.argtypes = [_DOUBLE_P, _DOUBLE_P]
+        _declare_messages(lib)
         self._lib = lib
         self.n_observables = len(system.observable_names)
 
@@ -273,7 +451,8 @@ class CvodeModel(CompiledModel):
     def _sensitivity_library(self, indices: tuple[int, ...]):
         cache = self.__dict__.setdefault("_sens_libs", {})
         if indices not in cache:
-            lib = ctypes.CDLL(str(build_library(self.system, indices)))
+            _, lib = load_library(self.system, indices)
+            _declare_messages(lib)
             lib.nanopk_solve_sens.argtypes = self._lib.nanopk_solve.argtypes
             lib.nanopk_solve_sens.restype = ctypes.c_int
             cache[indices] = lib
@@ -295,10 +474,10 @@ class CvodeModel(CompiledModel):
         scales = [1.0 / max(abs(p[i]), 1e-300) if p[i] != 0 else 1.0 for i in indices]
         atol_z = _f64(np.concatenate([atol_y] + [atol_y * sc for sc in scales]) * TOLERANCE_SAFETY)
         zout = np.empty((len(t_out), n * (k + 1)))
-        info = np.zeros(6)
+        info = np.zeros(_INFO)
         flag = lib.nanopk_solve_sens(float(t0), z0.ctypes.data, p.ctypes.data, len(t_out), t_out.ctypes.data, zout.ctypes.data,
                                      float(rtol) * TOLERANCE_SAFETY, atol_z.ctypes.data, int(max_steps), info.ctypes.data)
-        res = _result(t_out, zout[:, :n], flag, info)
+        res = _result(t_out, zout[:, :n], flag, info, lib, t0)
         res.s = zout[:, n:].reshape(len(t_out), k, n).transpose(0, 2, 1)
         return res
 
@@ -317,21 +496,49 @@ class CvodeModel(CompiledModel):
         t_out, y0, p = _f64(t_out), _f64(y0), _f64(p)
         yout = np.empty((len(t_out), n))
         atol = np.multiply(atol, TOLERANCE_SAFETY, out=np.empty(n))  # a scalar or n values
-        info = np.zeros(6)
+        info = np.zeros(_INFO)
         flag = self._lib.nanopk_solve(
             float(t0), y0.ctypes.data, p.ctypes.data, len(t_out), t_out.ctypes.data, yout.ctypes.data,
             float(rtol) * TOLERANCE_SAFETY, atol.ctypes.data, int(max_steps), info.ctypes.data,
         )
-        return _result(t_out, yout, flag, info)
+        return _result(t_out, yout, flag, info, self._lib, t0)
 
 
-def _result(t_out, y, flag, info) -> SolveResult:
+#: Length of the driver's ``info`` array (see run_cvode in cvode_driver.c).
+_INFO = 8
+_LOG = logging.getLogger("nanopk.solver")
+
+
+def _declare_messages(lib) -> None:
+    lib.nanopk_messages.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    lib.nanopk_messages.restype = ctypes.c_long
+
+
+def _messages(lib, info, t0, t_out) -> tuple[str, ...]:
+    """SUNDIALS' messages of the solve just run on this thread, passed on to logging."""
+    if not info[6]:
+        return ()
+    buffer = ctypes.create_string_buffer(4096)
+    count = int(lib.nanopk_messages(buffer, len(buffer)))
+    lines = tuple(line for line in buffer.value.decode(errors="replace").splitlines() if line)
+    span = f"{float(t0):g}–{float(t_out[-1]) if len(t_out) else float(t0):g} h"
+    for level, prefix in ((logging.WARNING, "W "), (logging.DEBUG, "E ")):
+        some = [line[2:] for line in lines if line.startswith(prefix)]
+        if some and _LOG.isEnabledFor(level):
+            more = f" (and {count - len(lines)} more message(s))" if count > len(lines) else ""
+            _LOG.log(level, "CVODE %s while integrating %s: %s%s", "warned" if prefix == "W " else "reported",
+                     span, " | ".join(some), more)
+    return lines
+
+
+def _result(t_out, y, flag, info, lib=None, t0=0.0) -> SolveResult:
     """A :class:`SolveResult` from the driver's return flag and ``info`` (see run_cvode)."""
     solver = _LINEAR_SOLVERS.get(int(info[3]), "unknown")
     if info[4]:
         solver = solver.replace("dense", "sparse LU" if info[4] == 1 else "sparse LU + low-rank update")
+    messages = _messages(lib, info, t0, t_out) if lib is not None else ()
     return SolveResult(t_out, y, flag == 0, float(info[0]), _CVODE_FLAGS.get(flag, f"CVODE flag {flag}"),
-                       int(info[1]), int(info[2]), solver, int(info[5]))
+                       int(info[1]), int(info[2]), solver, int(info[5]), messages)
 
 
 #: How the driver solved the Newton systems (its info[3]; "dense" becomes "sparse LU"

@@ -12,6 +12,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef double sunrealtype;
@@ -54,6 +55,96 @@ extern int CVodeGetNumSteps(void *mem, long *n);
 extern int CVodeGetNumRhsEvals(void *mem, long *n);
 extern int CVodeGetCurrentGamma(void *mem, sunrealtype *gamma);
 extern void CVodeFree(void **mem);
+
+/*
+ * SUNDIALS' own messages (CVODE's warnings such as "t + h = t on the next step", which
+ * SUNDIALS 7 prints to stdout through its logger, and its error messages, printed to
+ * stderr by the default error handler) are collected per thread instead, and
+ * nanopk.backends.cvode passes them on through Python's logging (logger
+ * "nanopk.solver").  SUNLogger_SetQueueAndFlushMsgFns is new in SUNDIALS 7.8: declared
+ * weak, so the library still links against an older SUNDIALS, whose messages are then
+ * silenced by a logger without output files.
+ */
+typedef struct SUNLogger_ *SUNLogger;
+typedef void (*SUNErrHandlerFn)(int line, const char *func, const char *file, const char *msg, int err_code,
+                                void *err_user_data, SUNContext sunctx);
+typedef int (*SUNLoggerQueueMsgFn)(SUNLogger logger, int lvl, const char *prefix, int rank, const char *scope,
+                                   const char *label, const char *payload, void *content);
+typedef int (*SUNLoggerFlushMsgFn)(SUNLogger logger, int lvl, void *content);
+extern int SUNContext_PushErrHandler(SUNContext ctx, SUNErrHandlerFn fn, void *data);
+extern int SUNContext_GetLogger(SUNContext ctx, SUNLogger *logger);
+extern int SUNContext_SetLogger(SUNContext ctx, SUNLogger logger);
+extern int SUNLogger_Create(int comm, int output_rank, SUNLogger *logger);
+extern int SUNLogger_Destroy(SUNLogger *logger);
+extern int SUNLogger_SetQueueAndFlushMsgFns(SUNLogger logger, SUNLoggerQueueMsgFn queue_msg, SUNLoggerFlushMsgFn flush_msg,
+                                            void *lptr) __attribute__((weak));
+
+/* The messages of the last solve on this thread: "W|E <where>: <text>" lines, the first
+   that fit; count = all of them. */
+static _Thread_local struct { char text[4096]; size_t length; long count; } solver_messages;
+
+static void note_message(char level, const char *where, const char *text)
+{
+    solver_messages.count++;
+    size_t room = sizeof solver_messages.text - solver_messages.length;
+    if (room < 64) return;
+    int n = snprintf(solver_messages.text + solver_messages.length, room, "%c %s: %s\n", level, where ? where : "SUNDIALS",
+                     text ? text : "");
+    if (n > 0) solver_messages.length += (size_t)n < room ? (size_t)n : room - 1;
+}
+
+static int queue_message(SUNLogger logger, int lvl, const char *prefix, int rank, const char *scope, const char *label,
+                         const char *payload, void *content)
+{
+    (void)logger; (void)prefix; (void)rank; (void)scope; (void)content;
+    if (lvl == 1 || lvl == 2) note_message(lvl == 1 ? 'E' : 'W', label, payload); /* errors, warnings */
+    return 0;
+}
+
+static int flush_messages(SUNLogger logger, int lvl, void *content)
+{
+    (void)logger; (void)lvl; (void)content;
+    return 0;
+}
+
+static void error_message(int line, const char *func, const char *file, const char *msg, int code, void *data,
+                          SUNContext ctx)
+{
+    (void)line; (void)file; (void)code; (void)data; (void)ctx;
+    note_message('E', func, msg);
+}
+
+/* Copy this thread's messages of the last solve into out (size bytes, NUL-terminated);
+   returns how many there were. */
+long nanopk_messages(char *out, int size)
+{
+    if (size > 0) {
+        size_t n = solver_messages.length < (size_t)size - 1 ? solver_messages.length : (size_t)size - 1;
+        memcpy(out, solver_messages.text, n);
+        out[n] = 0;
+    }
+    return solver_messages.count;
+}
+
+/* Route the context's messages to solver_messages; returns a logger to destroy after the
+   context, or NULL. */
+static SUNLogger quiet_context(SUNContext ctx)
+{
+    SUNLogger logger = NULL;
+    solver_messages.length = 0;
+    solver_messages.count = 0;
+    solver_messages.text[0] = 0;
+    SUNContext_ClearErrHandlers(ctx);
+    SUNContext_PushErrHandler(ctx, error_message, NULL);
+    if (SUNLogger_SetQueueAndFlushMsgFns && SUNContext_GetLogger(ctx, &logger) == 0 && logger) {
+        SUNLogger_SetQueueAndFlushMsgFns(logger, queue_message, flush_messages, NULL);
+        return NULL; /* the context's own logger, freed with it */
+    }
+    logger = NULL;
+    if (SUNLogger_Create(0, 0, &logger) != 0) return NULL; /* no output files: silent */
+    SUNContext_SetLogger(ctx, logger);
+    return logger;
+}
 
 #define SUN_BAND_ELEMENT(col, i, j) ((col)[(i) - (j)]) /* col = SUNBandMatrix_Column(A, j) */
 #define CV_BDF 2
@@ -347,7 +438,7 @@ static int use_sparse_lu(SUNLinearSolver LS, int block)
  * yout[k*n ... k*n+n-1].  info[0] = time reached, info[1] = steps, info[2] = f
  * evaluations, info[3] = linear solver (0 dense, 1 dense blocks, 2 band), info[4] = 1 if
  * the sparse LU factored the dense or block matrices (2: with the low-rank update),
- * info[5] = setups it declined.
+ * info[5] = setups it declined, info[6] = messages SUNDIALS issued (nanopk_messages).
  * block = 0: dense Newton matrix filled by jac.  block = N > 0: block-diagonal with
  * N x N blocks, jac filling one block; if the block solve cannot be installed, a band
  * matrix of half-bandwidth N - 1 filled by band_jac.
@@ -361,7 +452,7 @@ static int run_cvode(int n, int block, CVRhsFn rhs, CVLsJacFn jac, CVLsJacFn ban
     int flag = 0;
     info[0] = t0;
     if (SUNContext_Create(0, &ctx) != 0) return -100;
-    SUNContext_ClearErrHandlers(ctx); /* errors come back as flags, not stderr text */
+    SUNLogger own_logger = quiet_context(ctx); /* errors come back as flags, messages to Python */
     N_Vector y = N_VNew_Serial(n, ctx);
     N_Vector abstol = N_VNew_Serial(n, ctx);
     N_Vector template = NULL;
@@ -439,6 +530,8 @@ done:
     if (abstol) N_VDestroy(abstol);
     if (y) N_VDestroy(y);
     SUNContext_Free(&ctx);
+    if (own_logger) SUNLogger_Destroy(&own_logger);
+    info[6] = (double)solver_messages.count;
     return flag;
 }
 
