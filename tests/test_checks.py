@@ -365,3 +365,18 @@ def test_cli_fit_refuses_param_and_vary(capsys):
     status = main(["fit", "cho2010_peg_au_13nm", "--model", "mouse_pbpk", "--vary", "Kmax_liver", "--param", "Kmax_liver=2"])
     assert status == 2
     assert capsys.readouterr().err.startswith("nanopk fit: error: [F1 fixed_and_varied] 'Kmax_liver' is both held")
+
+
+def test_cli_compare_refuses_param_and_vary(capsys):
+    """`nanopk compare --param X=... --vary X` is refused with rule F1 and exit 2, before any fit."""
+    status = main(["compare", "cho2010_peg_au_13nm", "cho2010_peg_au_4nm", "--model", "mouse_pbpk",
+                   "--vary", "Kmax_liver", "--param", "Kmax_liver=2"])
+    assert status == 2
+    assert capsys.readouterr().err.startswith("nanopk compare: error: [F1 fixed_and_varied] 'Kmax_liver' is both held")
+
+
+def test_cli_check_particle_needs_model(capsys):
+    """`nanopk check --particle` without --model is refused rather than ignored."""
+    assert main(["check", "cho2010_peg_au_13nm", "--particle", "material=Au"]) == 2
+    assert capsys.readouterr().err == ("nanopk check: error: --particle describes the model's particle: give --model too "
+                                       "(e.g. --model mouse_tumour_full)\n")

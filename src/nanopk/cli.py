@@ -143,6 +143,8 @@ def cmd_check(args):
     from .data import read_dataset
     from .data.checks import check_dataset
 
+    if args.particle and not args.model:
+        raise NanopkError("--particle describes the model's particle: give --model too (e.g. --model mouse_tumour_full)")
     ds = read_dataset(args.dataset)
     model = _load(args) if args.model else None
     report = check_dataset(ds, model, vary=_vary(args), fixed=_parse_params(args.param) if args.param else None,
@@ -188,7 +190,9 @@ def _attach_delivery(result):
 def cmd_compare(args):
     from .compare import compare
     from .data import read_dataset
+    from .data.checks import check_fit_arguments
 
+    check_fit_arguments(_vary(args), _parse_params(args.param))  # --param and --vary naming one parameter: refuse
     model = _load(args, fixed=True)
     a, b = read_dataset(args.dataset_a), read_dataset(args.dataset_b)
     cmp = compare(model, {a.name: a, b.name: b}, vary=_vary(args), shared=_names(args.shared))
