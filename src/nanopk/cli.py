@@ -12,6 +12,21 @@
 
 Errors a user can cause (unknown model, bad parameter, bad data) are printed as one
 clear message with exit status 2; they never end in a traceback.
+
+Exit status of ``fit``, ``delivery`` and ``compare`` (scripts can rely on it):
+
+- 0: every fit converged and its covariance step succeeded (intervals are from the
+  covariance).  The adequacy verdict (``poor``: the model misses the data or a
+  parameter is unidentifiable) is printed in the report header but does not change
+  the status: a converged fit of a wrong model is a result.
+- 1: the command ran, but a fit did not converge or its covariance step failed
+  (singular or no finite Jacobian).  Everything is still printed, under a
+  ``*** NOT CONVERGED ***`` / ``*** no covariance ***`` banner; delivery figures from
+  such a fit are printed under ``*** FIT FAILED ***``.  For ``compare``: any group's
+  own fit, the joint fit, or a reduced fit of a test did not converge, or a group's or
+  the joint fit's covariance failed.  ``delivery FIT.json`` follows the ``success`` the
+  JSON records.
+- 2: bad input (one-line error on stderr, nothing computed).
 """
 from __future__ import annotations
 
@@ -173,7 +188,12 @@ def cmd_fit(args):
         _print_delivery(de)
     print(f"wall time {wall:.2f} s")
     _write_outputs(result, args)
-    return 0 if result.success else 1
+    return _exit_status(result.success)
+
+
+def _exit_status(success: bool) -> int:
+    """The exit-code policy of fit, delivery and compare (module docstring): 0 or 1."""
+    return 0 if success else 1
 
 
 def _attach_delivery(result):
@@ -195,9 +215,20 @@ def cmd_compare(args):
     check_fit_arguments(_vary(args), _parse_params(args.param))  # --param and --vary naming one parameter: refuse
     model = _load(args, fixed=True)
     a, b = read_dataset(args.dataset_a), read_dataset(args.dataset_b)
-    cmp = compare(model, {a.name: a, b.name: b}, vary=_vary(args), shared=_names(args.shared))
+    if a.name == b.name:
+        from .compare import same_data
+
+        if same_data(a, b):
+            raise NanopkError(f"{args.dataset_a!r} and {args.dataset_b!r} are the same dataset ({a.name!r}): "
+                              "compare needs two different groups (e.g. PEG-coated and bare particles)")
+        names = (f"{a.name}_A", f"{b.name}_B")  # two different tables under one name: keep both, told apart
+        print(f"note: both datasets are named {a.name!r}; they are the groups {names[0]!r} and {names[1]!r}")
+    else:
+        names = (a.name, b.name)
+    cmp = compare(model, dict(zip(names, (a, b))), vary=_vary(args), shared=_names(args.shared))
     print(cmp.report())
     _write_outputs(cmp, args)
+    return _exit_status(cmp.success)
 
 
 def cmd_export(args):
@@ -229,7 +260,9 @@ def cmd_delivery(args):
         payload = json.loads(source.read_text())
         if "delivery" not in payload:
             raise NanopkError(f"{source} holds no 'delivery' entry; fit a model with a tumour (e.g. --model mouse_tumour)")
-        de = payload["delivery"]
+        de = dict(payload["delivery"])
+        if "success" in payload and "fit_status" not in de:  # a fit JSON: its status travels with its DE
+            de["fit_status"] = _fit_status_of_json(payload)
     else:
         if not args.model:
             raise NanopkError("nanopk delivery DATASET needs --model MODEL")
@@ -241,11 +274,27 @@ def cmd_delivery(args):
     _print_delivery(de)
     if args.json:
         _write_json(args.json, de)
+    return _exit_status((de.get("fit_status") or {}).get("success", True))
+
+
+def _fit_status_of_json(payload: dict) -> dict:
+    """``fit_status`` (as :func:`nanopk.delivery_efficiency` gives it) from a fit JSON."""
+    status = payload.get("status") or {}
+    opt, cov = status.get("optimizer") or {}, status.get("covariance") or {}
+    converged = opt.get("converged", (payload.get("flags") or {}).get("converged"))
+    return {"success": bool(payload["success"]), "converged": converged, "covariance": cov.get("state"),
+            "message": payload.get("message")}
 
 
 def _print_delivery(de: dict) -> None:
     from .delivery import DESCRIPTIONS
 
+    status = de.get("fit_status") or {}
+    if status and not status.get("success", True):
+        state = ("did NOT CONVERGE" if status.get("converged") is False
+                 else f"has no covariance ({status.get('covariance')})")
+        print(f"  *** FIT FAILED: these figures come from a fit that {state}: {status.get('message')}; "
+              "they are not estimates to report ***")
     for key, item in de.items():
         if isinstance(item, dict) and "value" in item and item["value"] is not None:
             ci = item.get("ci95")
