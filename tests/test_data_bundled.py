@@ -252,3 +252,25 @@ def test_top_level_read_dataset_is_the_data_reader():
     assert nanopk.read_dataset is nanopk.data.read_dataset
     assert nanopk.list_datasets is nanopk.data.list_datasets
     assert len(nanopk.read_dataset("hirn2011_au_18nm")) == 16
+
+
+#: The bundled model each dataset is fitted with from the CLI (species, and a tumour if measured).
+FIT_MODEL = {name: ("mouse_tumour" if "tumour" in tissues else f"{species}_pbpk") for name, (species, _u, _d, tissues) in BUNDLED.items()}
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED))
+def test_every_bundled_dataset_can_be_prepared_for_a_fit(name):
+    """Every bundled dataset becomes fit data for a bundled model (issue 17 #12: the dose-free Hirn and Kreyling sets included)."""
+    import warnings
+
+    from nanopk.fit._data import coerce_datasets
+    from nanopk.spec import load_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # censored rows and unmodelled organs are warned about elsewhere
+        data = coerce_datasets(read_dataset(name), load_model(FIT_MODEL[name]), True)
+    assert len(data) == 1 and len(data[0].rows) >= 10
+    assert math.isfinite(data[0].dose_ug) and data[0].dose_ug > 0
+    # Hirn 2011 and Kreyling 2017 give %ID and no single dose: simulated with a dose the
+    # model's %ID predictions do not depend on, and the note says so.
+    assert bool(data[0].dose_note) == name.startswith(("hirn2011", "kreyling2017"))
