@@ -88,8 +88,7 @@ def test_unidentifiable_parameter_keeps_the_intervals_of_the_others(one):
         both = nanopk.fit(one, mono(), vary=["k10", "V1"])
     cov = both.status.covariance
     assert cov.state == "singular" and both.success is False
-    assert cov.reason.startswith("JᵀJ is rank deficient (rcond 0 < 1e-07): the data do not determine the combination "
-                                 "[+1.00·V1], so V1 has no interval")
+    assert cov.reason == "JᵀJ is rank deficient (rcond 0 < 1e-07): the data do not determine V1; no interval for V1"
     assert list(cov.no_ci) == ["V1"]
     assert both.ci95("V1") is None
     assert both.params["V1"].user_data["no_ci"] == ("no CI: not estimable (it moves along an undetermined direction, "
@@ -149,6 +148,20 @@ def test_singular_jacobian_keeps_exact_intervals_outside_the_null_direction(extr
     assert cov.state == "singular" and list(cov.no_ci) == [names[j]]
     assert math.isnan(cov.stderr[j])
     np.testing.assert_allclose(cov.stderr[others], np.sqrt(np.diag(reduced)), rtol=1e-8)
+
+
+def test_parameters_entering_only_together_both_lose_their_interval_the_third_keeps_it():
+    """Two equal columns (a product k1·k2): both get no CI, named as a combination; the third keeps its exact SE."""
+    rng = np.random.default_rng(3)
+    c, d = rng.standard_normal(8), rng.standard_normal(8)
+    J = np.column_stack([c, c, d])
+    obj = types.SimpleNamespace(names=["p0", "p1", "p2"], n_data=8, n_priors=0, loss="linear", specs=[None] * 3)
+    cov = covariance(obj, np.zeros(3), np.zeros(8), jac=lambda o, x: J, scale_covar=False)
+    assert re.fullmatch(r"JᵀJ is rank deficient \(rcond \S+ < 1e-07\): the data do not determine "
+                        r"\[[+-]0\.71·p0 [+-]0\.71·p1\]; no interval for p0, p1", cov.reason), cov.reason
+    assert sorted(cov.no_ci) == ["p0", "p1"]
+    reduced = np.linalg.inv(np.column_stack([c, d]).T @ np.column_stack([c, d]))
+    assert cov.stderr[2] == pytest.approx(math.sqrt(reduced[1, 1]), rel=1e-8)
 
 
 @settings(max_examples=200, deadline=None)
@@ -272,7 +285,7 @@ def test_cli_delivery_from_a_failed_fit_exits_1_with_the_banner(tmp_path, capsys
         out = capsys.readouterr().out
         assert out.startswith("  *** FIT FAILED: these figures come from a fit that has no covariance (singular): "
                               "JᵀJ is rank deficient"), out
-        assert "KbileC has no interval" in out and "DE24" in out
+        assert "the data do not determine KbileC; no interval for KbileC" in out and "DE24" in out
         fit_json = tmp_path / "fit.json"
         assert main(["fit", *argv, "--json", str(fit_json)]) == 1
         out = capsys.readouterr().out

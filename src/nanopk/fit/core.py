@@ -289,12 +289,19 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
     Returns
     -------
     FitResult
+        ``result.status`` reports the optimiser, the covariance step and adequacy
+        apart (see :mod:`nanopk.fit.result`); ``result.success`` is converged *and*
+        covariance ok.
 
     Raises
     ------
     FitError
         For an invalid set-up (unknown parameter, empty data, a start the solver
-        cannot integrate, a prior on a parameter not fitted or with sd ≤ 0).
+        cannot integrate, a prior on a parameter not fitted or with sd ≤ 0), for
+        data without degrees of freedom (no uncensored observation; or, without
+        priors, no more uncensored observations than varied parameters — censored rows
+        bound the predictions but do not count), and for a keyword argument neither
+        ``fit`` nor the lmfit ``method`` takes (named, with the nearest valid one).
     DataError
         When a plausibility rule fails (``checks=True``), listing every failed rule.
 

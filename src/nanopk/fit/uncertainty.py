@@ -168,14 +168,12 @@ def covariance(objective: Objective, x, residual, jac=None, scale_covar: bool = 
         sd = np.sqrt(np.clip(np.diag(block), 1e-300, None))
         correl[np.ix_(ix, ix)] = block / np.outer(sd, sd)
     directions = []
-    for v in null:
-        big = [f"{v[i]:+.2f}·{names[i]}" for i in np.argsort(-np.abs(v)) if abs(v[i]) >= 0.1][:4]
-        directions.append(" ".join(big))
+    for v in null:  # a single dominant parameter is named; a combination is shown with its weights
+        big = sorted([i for i in np.argsort(-np.abs(v)) if abs(v[i]) >= 0.1][:4])  # shown in parameter order
+        directions.append(names[big[0]] if len(big) == 1 else "[" + " ".join(f"{v[i]:+.2f}·{names[i]}" for i in big) + "]")
     degenerate = [n for n, e in zip(names, estimable) if not e]
     reason = (f"JᵀJ is rank deficient (rcond {rcond:.2g} < {RCOND_LIMIT:g}): the data do not determine "
-              f"{'the combination' if len(null) == 1 else 'the combinations'} "
-              + "; ".join(f"[{d}]" for d in directions)
-              + f", so {', '.join(degenerate)} {'has' if len(degenerate) == 1 else 'have'} no interval")
+              + ", ".join(directions) + f"; no interval for {', '.join(degenerate)}")
     no_ci = {n: f"not estimable (it moves along an undetermined direction, loading {loading[i]:.2g})"
              for i, n in enumerate(names) if not estimable[i]}
     return Covariance(names, x, None, stderr, correl, scale, rcond, True, J, "singular", reason, no_ci)
