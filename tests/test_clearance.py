@@ -83,8 +83,9 @@ def test_renal_filtration_and_urinary_excretion_together_fail_validation(tmp_pat
 
 
 def test_renal_filtration_rate_is_gfr_times_sieving_times_concentration(tmp_path):
-    """d(urine)/dt = GFRC·BW^0.75·θ(d_h)·A_kidney,cap/V_kidney,cap at a test state, where
-    GFRC is the mouse GFR 0.278 mL/min at 28 g scaled with BW^0.75 (SCIENCE.md §1)."""
+    """d(urine)/dt = f_renal·GFRC·BW^0.75·θ(d_h)·A_kidney,cap/V_kidney,cap at a test state, where
+    GFRC is the mouse GFR 0.278 mL/min at 28 g scaled with BW^0.75 (SCIENCE.md §1) and
+    f_renal the calibrated fraction of GFR (clearance.RENAL_GFR_FRACTION)."""
     model = nanopk.load_model(_spec(tmp_path, '[[mechanisms]]\nuse = "clearance.renal_filtration"\n'),
                               particle=nanopk.Particle(material="CdSe", core_diameter_nm=3.0, hydrodynamic_diameter_nm=4.36))
     v = {n: p.value for n, p in model.parameters.items()}
@@ -94,7 +95,8 @@ def test_renal_filtration_rate_is_gfr_times_sieving_times_concentration(tmp_path
     y[names.index("kidney_capillary")] = 2.5
     f = model.compile("reference").rhs(0.0, y, model.parameter_vector())
     v_cap = v["f_B_kidney"] * v["f_V_kidney"] * v["BW"] / v["rho_tissue"]
-    expected = v["GFRC"] * v["BW"] ** 0.75 * clearance.renal_sieving(4.36) * 2.5 / v_cap
+    assert v["f_renal"] == clearance.RENAL_GFR_FRACTION
+    expected = v["f_renal"] * v["GFRC"] * v["BW"] ** 0.75 * clearance.renal_sieving(4.36) * 2.5 / v_cap
     assert f[names.index("urine")] == pytest.approx(expected, rel=1e-12)
 
 
