@@ -305,10 +305,16 @@ def _print_delivery(de: dict) -> None:
 
 def cmd_meta(args):
     from .meta import run_meta, summarise
+    from .meta.runner import MetaInterrupted
 
     store = args.store or "meta.sqlite"
-    run_meta(args.collection, model=args.model, scheduler=args.scheduler, store=store, limit=args.limit,
-             workers=args.workers, progress=not args.no_progress, prior=args.prior, informative_t_h=args.informative_t_h)
+    try:
+        run_meta(args.collection, model=args.model, scheduler=args.scheduler, store=store, limit=args.limit,
+                 workers=args.workers, progress=not args.no_progress, prior=args.prior,
+                 informative_t_h=args.informative_t_h, overwrite=args.overwrite)
+    except MetaInterrupted as exc:  # the shell's convention for a signal: 128 + its number
+        print(f"nanopk meta: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     summary = summarise(store)
     printable = {k: v for k, v in summary.items() if k != "datasets"}
     print(json.dumps(printable, indent=2, default=float))
@@ -398,8 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("collection")
     p.add_argument("--model", default="mouse_tumour")
     p.add_argument("--scheduler", help="Dask scheduler address (default: local processes)")
-    p.add_argument("--store", help="SQLite results store (resumable; default meta.sqlite)")
-    p.add_argument("--limit", type=int, help="only the first N datasets")
+    p.add_argument("--store", help="SQLite results store (resumable with the same settings; default meta.sqlite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard the rows already in --store (needed to reuse a store with other settings)")
+    p.add_argument("--limit", type=int, help="fit at most N datasets in this call (run again to resume)")
     p.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
     p.add_argument("--prior", default="empirical", choices=["empirical", "published"],
                    help="prior for the tumour parameters: fitted to the long (>= --informative-t-h) datasets, or the published medians")

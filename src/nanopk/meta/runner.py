@@ -38,6 +38,31 @@ stopped without refitting finished datasets.  Work runs on local processes by de
 ``scheduler="tcp://host:8786"`` (or a ``distributed.Client`` or cluster object), or in
 this process with ``workers=1``.
 
+Settings key.  Every row carries the key of the settings it was fitted with (a hash of
+everything that changes a row's result: the model's name, equations, parameter values
+and bounds, the fitted names, fixed values, the prior kind, the prior itself and σ, the
+informative time of an empirical prior, the solver tolerances and evaluation budget,
+the minimum number of points and the nanopk version; the key's record is kept in the
+store's ``settings`` table).  A store holds the rows of **one** set of settings: a run
+whose settings differ from those of the stored rows is refused with
+:class:`MetaStoreError`, naming the store and each setting that differs, stored and
+now, before anything is fitted — so ``--prior published`` after a run with the
+default cannot mix the two priors in one summary.  Use a new store for the new
+settings or ``overwrite=True`` (``--overwrite``) to discard the stored rows.  The
+same holds when the empirical prior itself changed (the collection's informative
+datasets or their stage-1 fits changed): the stored stage-2 rows used another prior,
+and the run stops after stage 1 with that message.  Stores written before settings
+keys existed are refused the same way (their rows cannot be matched to settings);
+:func:`nanopk.meta.summarise` still reads them and says so.
+
+Faults.  A row is committed as a single SQLite transaction, so a store stays
+consistent whenever the run stops.  Worker processes end with their parent: each one
+asks the kernel for SIGKILL when its parent dies (Linux ``PR_SET_PDEATHSIG``) and a
+watchdog thread exits it once its parent is gone (every platform), so a SIGKILLed
+``nanopk meta`` leaves no worker behind.  SIGTERM (and Ctrl-C) of the parent stops the
+pool (pending fits cancelled, running workers terminated), records the run as
+interrupted and raises :class:`MetaInterrupted`; the same call resumes.
+
 References
 ----------
 Cheng YH et al., ACS Nano 2020;14:3075 (PMID 32078303); Chou WC et al., J Control
@@ -46,11 +71,15 @@ empirical Bayes data analysis. Am Stat 1985;39:83.
 """
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import json
 import math
 import multiprocessing
 import os
+import signal
 import sqlite3
+import sys
 import threading
 import time
 import traceback
@@ -64,7 +93,40 @@ import numpy as np
 from ..errors import FitError, ModelError, NanopkError
 
 __all__ = ["run_meta", "fit_item", "MetaFitSettings", "DEFAULT_VARY", "POPULATION_PRIOR", "empirical_prior",
-           "open_store", "done_ids", "PRIORS"]
+           "open_store", "done_ids", "PRIORS", "MetaStoreError", "MetaInterrupted", "settings_record", "settings_key"]
+
+
+class MetaStoreError(NanopkError, ValueError):
+    """A results store cannot be resumed with these settings (or is not a meta store)."""
+
+
+class MetaInterrupted(NanopkError, RuntimeError):
+    """The run was stopped by a signal; the store is consistent and the same call resumes.
+
+    Attributes
+    ----------
+    signum : int
+        The signal (``signal.SIGTERM`` or ``signal.SIGINT``).
+    store : str
+        The results store.
+    n_fitted : int
+        Rows this run wrote before it stopped.
+    """
+
+    def __init__(self, signum: int, store: str, n_fitted: int):
+        self.signum, self.store, self.n_fitted = int(signum), str(store), int(n_fitted)
+        name = signal.Signals(self.signum).name
+        super().__init__(f"stopped by {name} after {n_fitted} new row(s); the workers are ended and the store "
+                         f"{self.store!r} is consistent: run the same command again to resume")
+
+
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler; a BaseException so that no ``except Exception`` of a
+    fit swallows it (it becomes :class:`MetaInterrupted` once the pool is down)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
 
 #: Tumour parameters fitted per dataset: identifiable from ~4 points of tumour %ID.
 DEFAULT_VARY = ("PATC_tumour", "P_tumour", "Kmax_tumour", "K50_tumour", "Krelease_tumour")
@@ -274,21 +336,23 @@ def empirical_prior(rows, vary, base_prior=None, n_varied: int | None = None) ->
         return prior, None, 0
     k = len(vary) if n_varied is None else n_varied
     for name in vary:
-        v = np.log([r["params"][name] for r in ok if r["params"].get(name, 0) > 0])
+        # Sorted, so that the prior (and the settings key of the rows fitted with it) does not
+        # depend on the order in which the stage-1 fits finished.
+        v = np.sort(np.log([r["params"][name] for r in ok if r["params"].get(name, 0) > 0]))
         if v.size:
             prior[name] = (float(np.exp(np.median(v))), float(max(np.std(v, ddof=1) if v.size > 1 else 0.0, MIN_PRIOR_SD)))
     # Per-dataset residual variances RSS_i/(n_i − k); their median, not their pooled sum, so
     # that the few datasets the model cannot follow (an early spike, then near zero) do
     # not inflate σ for all.
-    per = [r["rmse_log"] ** 2 * r["n_points"] / (r["n_points"] - k) for r in ok
-           if r["n_points"] > k and r["rmse_log"] is not None]
+    per = sorted(r["rmse_log"] ** 2 * r["n_points"] / (r["n_points"] - k) for r in ok
+                 if r["n_points"] > k and r["rmse_log"] is not None)
     sigma = float(math.sqrt(np.median(per))) if per else None
     return prior, sigma, len(ok)
 
 
 # --------------------------------------------------------------------------- store
 #: Columns added after the first stores were written: (name, SQL type).
-_ADDED_COLUMNS = (("tumour_24h", "REAL"), ("tumour_168h", "REAL"))
+_ADDED_COLUMNS = (("tumour_24h", "REAL"), ("tumour_168h", "REAL"), ("settings_key", "TEXT"))
 _COLUMNS = """(
     id TEXT PRIMARY KEY, status TEXT NOT NULL, converged INTEGER NOT NULL, params TEXT,
     DE24 REAL, DE168 REAL, DEmax REAL, t_max_h REAL, rmse_log REAL, n_points INTEGER, nfev INTEGER,
@@ -302,40 +366,179 @@ CREATE TABLE IF NOT EXISTS runs (
     n_fitted INTEGER, executor TEXT, workers INTEGER, settings TEXT, collection TEXT, interrupted INTEGER
 );
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, record TEXT NOT NULL);
 """
 FINISHED = ("ok", "failed", "skipped")
 _TABLES = ("results", "stage1")
 
 
 def open_store(path) -> sqlite3.Connection:
-    """Open (creating if needed) a results store."""
-    con = sqlite3.connect(str(path), timeout=30)
-    con.executescript(_SCHEMA)
-    for table in _TABLES:  # a store from an earlier nanopk resumes: its rows keep NULL there
-        have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
-        for name, kind in _ADDED_COLUMNS:
-            if name not in have:
-                con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-    con.commit()
+    """Open (creating if needed) a results store.
+
+    Raises
+    ------
+    MetaStoreError
+        ``path`` is not an SQLite file, or cannot be written.
+    """
+    try:
+        con = sqlite3.connect(str(path), timeout=30)
+        con.executescript(_SCHEMA)
+        for table in _TABLES:  # a store from an earlier nanopk: its rows keep NULL there
+            have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+            for name, kind in _ADDED_COLUMNS:
+                if name not in have:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+        con.commit()
+    except sqlite3.DatabaseError as exc:  # OperationalError (read-only, missing folder) included
+        raise MetaStoreError(f"cannot use {str(path)!r} as a meta-analysis results store ({exc}); give --store a new "
+                             f"or an existing nanopk meta .sqlite file in a writable folder") from None
     return con
 
 
-def done_ids(store, retry_failed: bool = False, table: str = "results") -> set[str]:
-    """Ids already finished in ``store`` (failed ones too unless ``retry_failed``)."""
+def done_ids(store, retry_failed: bool = False, table: str = "results", settings_key: str | None = None) -> set[str]:
+    """Ids already finished in ``store`` (failed ones too unless ``retry_failed``); with
+    ``settings_key``, only the rows fitted with those settings."""
     if table not in _TABLES:
         raise ValueError(f"`table` must be one of {_TABLES} (got {table!r})")
     if not Path(store).exists():
         return set()
     con = open_store(store)
     try:
-        statuses = ("ok", "skipped") if retry_failed else FINISHED
-        q = f"SELECT id FROM {table} WHERE status IN ({','.join('?' * len(statuses))})"
-        return {r[0] for r in con.execute(q, statuses)}
+        return _done(con, table, retry_failed, settings_key)
     finally:
         con.close()
 
 
-def _read_rows(con, table: str, ids) -> list[dict]:
+def _done(con, table: str, retry_failed: bool, settings_key: str | None) -> set[str]:
+    statuses = ("ok", "skipped") if retry_failed else FINISHED
+    q = f"SELECT id FROM {table} WHERE status IN ({','.join('?' * len(statuses))})"
+    args = list(statuses)
+    if settings_key is not None:
+        q += " AND settings_key = ?"
+        args.append(settings_key)
+    return {r[0] for r in con.execute(q, args)}
+
+
+def _model_fingerprint(model) -> str:
+    """The model's equations (structure hash) and every parameter's value and bounds: what
+    the unfitted part of the body contributes to a row's result."""
+    h = hashlib.sha256(model.structure_hash.encode())
+    for name in model.parameter_names:
+        p = model.parameters[name]
+        h.update(repr((name, p.value, tuple(p.bounds) if p.bounds is not None else None)).encode())
+    return h.hexdigest()[:20]
+
+
+def _plain(value):
+    """JSON-ready copy (tuples as lists, numpy scalars as floats) for hashing and storing."""
+    return json.loads(json.dumps(value, default=float))
+
+
+def settings_record(settings: MetaFitSettings, prior_kind: str, informative_t_h: float | None, model) -> dict:
+    """What a run asks for: every setting that changes a row's result (see the module docstring).
+
+    ``settings.prior`` is the prior the run was given (for an empirical prior: the
+    published one its stage 1 uses); the prior a row was actually fitted with is part of
+    the row's own record (:func:`settings_key`).
+    """
+    from .. import __version__
+
+    rec = settings.to_dict()
+    rec.update(prior_kind=prior_kind, model_fingerprint=_model_fingerprint(model), nanopk=__version__)
+    if prior_kind == "empirical":
+        rec.update(informative_t_h=float(informative_t_h), min_informative=MIN_INFORMATIVE, min_prior_sd=MIN_PRIOR_SD)
+    return _plain(rec)
+
+
+def settings_key(requested: dict, stage: str, prior_used: str, prior: dict, sigma_log: float) -> tuple[str, dict]:
+    """Key and record of the rows of one stage: the run's ``requested`` settings, the stage
+    (``"stage1"`` or ``"results"``), which prior was used (``"empirical"``, ``"published"``,
+    ``"given"``) and the prior and σ those rows were fitted with."""
+    record = _plain({"requested": requested, "stage": stage, "prior_used": prior_used,
+                     "prior": {k: list(v) for k, v in sorted(prior.items())}, "sigma_log": sigma_log})
+    key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+    return key, record
+
+
+def _remember_key(con, key: str, record: dict) -> None:
+    con.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)", (key, json.dumps(record, sort_keys=True)))
+    con.commit()
+
+
+def _how_to_proceed(store) -> str:
+    return (f"Use a new --store for these settings, or --overwrite to discard the rows in {str(store)!r} and fit "
+            f"again (Python: run_meta(..., store=<new file>) or run_meta(..., overwrite=True)); or rerun with the "
+            f"stored settings to resume.")
+
+
+_UNSET = object()
+
+
+def _show(value) -> str:
+    return "(not set)" if value is _UNSET else json.dumps(value)
+
+
+def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """One line per setting that differs (nested dicts by dotted name), in name order."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k, _UNSET), new.get(k, _UNSET)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _diff(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"  {prefix}{k}: stored {_show(a)}, now {_show(b)}")
+    return out
+
+
+def _check_store(con, store, requested: dict, keys: dict) -> None:
+    """Refuse rows of other settings (module docstring, 'Settings key').
+
+    ``keys`` maps a table to ``(key, record)`` of the rows this run writes there when
+    already known; a table not in ``keys`` has only its requested settings compared
+    (its prior is known after stage 1).
+    """
+    legacy = {t: con.execute(f"SELECT COUNT(*) FROM {t} WHERE settings_key IS NULL").fetchone()[0] for t in _TABLES}
+    if any(legacy.values()):
+        n = legacy["results"] + legacy["stage1"]
+        raise MetaStoreError(
+            f"store {str(store)!r} holds {n} row(s) written by an earlier nanopk without a settings key "
+            f"({legacy['results']} result(s), {legacy['stage1']} stage-1 fit(s)), so nanopk cannot tell which "
+            f"model, prior and fit options they were fitted with, and resuming could mix them with rows fitted "
+            f"now. " + _how_to_proceed(store))
+    records = {k: json.loads(r) for k, r in con.execute("SELECT key, record FROM settings")}
+    for table in _TABLES:
+        for key, n in con.execute(f"SELECT settings_key, COUNT(*) FROM {table} GROUP BY settings_key"):
+            mine = keys.get(table)
+            if mine is not None and key == mine[0]:
+                continue
+            record = records.get(key)
+            if record is None:
+                raise MetaStoreError(f"store {str(store)!r} holds {n} row(s) in table {table!r} with settings key "
+                                     f"{key!r} but no record of those settings (the store was edited?). "
+                                     + _how_to_proceed(store))
+            lines = _diff(record["requested"], requested)
+            what = "with other settings"
+            if not lines:  # same request, another prior: the empirical prior itself changed
+                if mine is None:
+                    continue  # compared once the prior is known (after stage 1)
+                lines = _diff({k: record.get(k) for k in ("prior_used", "prior", "sigma_log")},
+                              {k: mine[1].get(k) for k in ("prior_used", "prior", "sigma_log")})
+                what = ("with another empirical prior (the collection's informative datasets or their stage-1 "
+                        "fits changed since)")
+            raise MetaStoreError(
+                f"store {str(store)!r} holds {n} {'result' if table == 'results' else 'stage-1'} row(s) fitted "
+                f"{what}; resuming would mix them with rows fitted now under one summary. Settings that differ:\n"
+                + "\n".join(lines) + "\n" + _how_to_proceed(store))
+
+
+def _clear(con) -> None:
+    """``overwrite=True``: forget every row, run and setting of the store."""
+    for table in (*_TABLES, "runs", "info", "settings"):
+        con.execute(f"DELETE FROM {table}")
+    con.commit()
+
+
+def _read_rows(con, table: str, ids, key: str | None = None) -> list[dict]:
     ids = list(ids)
     if not ids:
         return []
@@ -343,13 +546,16 @@ def _read_rows(con, table: str, ids) -> list[dict]:
     for chunk in range(0, len(ids), 500):
         part = ids[chunk: chunk + 500]
         q = f"SELECT id, status, params, rmse_log, n_points FROM {table} WHERE id IN ({','.join('?' * len(part))})"
+        if key is not None:
+            q += " AND settings_key = ?"
+            part = [*part, key]
         for r in con.execute(q, part):
             out.append({"id": r[0], "status": r[1], "params": json.loads(r[2]) if r[2] else {}, "rmse_log": r[3],
                         "n_points": r[4]})
     return out
 
 
-def _write(con, table: str, row: dict, item, run_id: int) -> None:
+def _write(con, table: str, row: dict, item, run_id: int, key: str) -> None:
     def num(v):
         return None if v is None or not math.isfinite(v) else float(v)
 
@@ -358,7 +564,7 @@ def _write(con, table: str, row: dict, item, run_id: int) -> None:
         "params": json.dumps(row["params"]), **{k: num(row[k]) for k in _METRIC_KEYS}, "rmse_log": num(row["rmse_log"]),
         "n_points": row["n_points"], "nfev": row["nfev"], "wall_s": row["wall_s"], "error": row["error"],
         "descriptors": json.dumps(item.descriptors, default=str), "published": json.dumps(item.published, default=str),
-        "run_id": run_id, "finished_at": datetime.now(timezone.utc).isoformat(),
+        "run_id": run_id, "finished_at": datetime.now(timezone.utc).isoformat(), "settings_key": key,
     }
     con.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
                 tuple(values.values()))
@@ -371,7 +577,35 @@ def _set_info(con, key: str, value) -> None:
 
 
 # --------------------------------------------------------------------------- executors
-def _worker_init(model_name):  # pragma: no cover - runs in child processes
+#: Seconds between a worker's checks that its parent is still alive.
+_PARENT_POLL_S = 0.5
+
+
+def _die_with_parent(parent_pid: int) -> None:  # pragma: no cover - runs in child processes
+    """End this worker when the process that started it is gone (SIGKILL leaves no chance to
+    shut the pool down, and an orphaned worker would wait on its queue forever)."""
+    if sys.platform.startswith("linux"):
+        try:  # the kernel sends SIGKILL when the parent dies, even mid-fit with the GIL held
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # died before the line above took effect
+        os._exit(1)
+
+    def watch():  # every platform: reparenting (to init or a subreaper) means the parent is gone
+        while True:
+            time.sleep(_PARENT_POLL_S)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="nanopk-meta-parent-watch", daemon=True).start()
+
+
+def _worker_init(model_name, parent_pid=None):  # pragma: no cover - runs in child processes
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
+    # Ctrl-C reaches the whole process group: the parent alone decides, and ends the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         _load(model_name)
     except NanopkError:
@@ -417,7 +651,7 @@ class _Executor:
         if self.kind == "processes":
             ctx = multiprocessing.get_context("spawn")  # fork after threads (tqdm, BLAS) can deadlock
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_init,
-                                             initargs=(self.model_name,))
+                                             initargs=(self.model_name, os.getpid()))
         elif self.kind == "dask":
             self._client, self._owned = _dask_client(self.scheduler)
             self.workers = int(sum(self._client.nthreads().values())) or None
@@ -425,8 +659,18 @@ class _Executor:
             _load(self.model_name)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
         if self._pool is not None:
+            if exc_type is not None:
+                # Interrupted (SIGTERM, Ctrl-C, an error): cancel what has not started and do
+                # not wait for the running fits (their rows are not written, so the resume
+                # fits them again).
+                procs = list((getattr(self._pool, "_processes", None) or {}).values())
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                for proc in procs:
+                    proc.terminate()
+                for proc in procs:
+                    proc.join(5)
             self._pool.shutdown(wait=True, cancel_futures=True)
         if self._client is not None and self._owned:
             self._client.close()
@@ -439,13 +683,13 @@ class _Executor:
             for it in items:
                 yield _fit_one(it, settings)
         elif self.kind == "processes":
+            # Not cancelled here when the caller stops early: ``__exit__`` shuts the pool down
+            # with ``cancel_futures``, and a future cancelled from outside the pool's manager
+            # thread while workers are ended makes Python 3.11's ``terminate_broken`` raise
+            # InvalidStateError in that thread.
             futures = [self._pool.submit(_fit_one, it, settings) for it in items]
-            try:
-                for fut in as_completed(futures):
-                    yield fut.result()
-            finally:
-                for f in futures:
-                    f.cancel()
+            for fut in as_completed(futures):
+                yield fut.result()
         else:
             import distributed
 
@@ -460,7 +704,8 @@ class _Executor:
 
 def run_meta(collection, model: str = "mouse_tumour", scheduler=None, store="meta.sqlite", workers: int | None = None,
              progress: bool = True, vary=None, prior="empirical", settings: MetaFitSettings | None = None,
-             limit: int | None = None, retry_failed: bool = False, informative_t_h: float = 168.0) -> dict:
+             limit: int | None = None, retry_failed: bool = False, informative_t_h: float = 168.0,
+             overwrite: bool = False) -> dict:
     """Fit the tumour sub-model to every dataset of ``collection``; results go to ``store``.
 
     Parameters
@@ -472,7 +717,8 @@ def run_meta(collection, model: str = "mouse_tumour", scheduler=None, store="met
     scheduler : str, distributed.Client or cluster, optional
         Run on a Dask cluster (``"tcp://host:8786"``); default: local processes.
     store : str or Path
-        SQLite file.  Datasets already finished there are not refitted (resume).
+        SQLite file.  Datasets already finished there **with the same settings** are not
+        refitted (resume); rows of other settings make the call fail (see ``overwrite``).
     workers : int, optional
         Local processes (default: all cores); ``1`` runs in this process.
     progress : bool
@@ -491,6 +737,9 @@ def run_meta(collection, model: str = "mouse_tumour", scheduler=None, store="met
     informative_t_h : float
         Empirical prior: a dataset is informative when it observes the tumour at or
         after this time (h); default 168 h, the DE168 time point.
+    overwrite : bool
+        Discard every row, run and setting already in ``store`` and start afresh
+        (needed to reuse a store with other settings).
 
     Returns
     -------
@@ -498,7 +747,19 @@ def run_meta(collection, model: str = "mouse_tumour", scheduler=None, store="met
         ``store, model, prior, prior_used`` (``"published"`` when too few datasets
         are informative for an empirical prior), ``sigma_log, n_informative, n_datasets, n_already_done,
         n_fitted, n_ok, n_failed, n_skipped, n_converged, wall_s, executor, workers,
-        run_id, complete``.
+        run_id, complete, settings_key`` (the key of the result rows; ``None`` while an
+        empirical run has not finished stage 1).
+
+    Raises
+    ------
+    MetaStoreError
+        ``store`` holds rows fitted with other settings (a different model or model
+        file, fitted names, fixed values, prior, σ, informative time, tolerances,
+        evaluation budget, minimum points or nanopk version), rows from a nanopk without
+        settings keys, or is not a usable SQLite file.  Nothing is fitted.
+    MetaInterrupted
+        SIGTERM arrived (when called from the main thread): the pool is ended, the run
+        is recorded as interrupted, and the same call resumes.
     """
     from .reader import Collection, read_collection
 
@@ -522,16 +783,36 @@ def run_meta(collection, model: str = "mouse_tumour", scheduler=None, store="met
         raise ModelError(f"model {m.name!r} has no 'tumour' observable; the meta-analysis needs a tumour model such as 'mouse_tumour'")
     m.check_parameter_names(list(settings.vary) + list(settings.fixed))
 
+    informative = [it for it in collection if it.n_points and float(np.max(it.times_h)) >= informative_t_h]
+    empirical = prior_kind == "empirical" and len(informative) >= MIN_INFORMATIVE
+    requested = settings_record(settings, prior_kind, informative_t_h if prior_kind == "empirical" else None, m)
+    key1, rec1 = settings_key(requested, "stage1", "empirical", POPULATION_PRIOR, settings.sigma_log)
+    keys = {"stage1": (key1, rec1)}
+    if not empirical:
+        used = "published" if prior_kind == "empirical" else prior_kind
+        keys["results"] = settings_key(requested, "results", used, settings.prior, settings.sigma_log)
+
     store = Path(store)
     con = open_store(store)
+    try:
+        if overwrite:
+            _clear(con)
+        _check_store(con, store, requested, keys)  # before anything is fitted or written
+    except BaseException:
+        con.close()
+        raise
+    for key, record in keys.values():
+        _remember_key(con, key, record)
     started = datetime.now(timezone.utc).isoformat()
     t0 = time.perf_counter()
-    informative = [it for it in collection if it.n_points and float(np.max(it.times_h)) >= informative_t_h]
-    finished = done_ids(store, retry_failed)
+    key2 = keys["results"][0] if "results" in keys else None
+    # Every stored result row has this run's requested settings (checked above); an empirical
+    # run learns its prior, and so the rows' full key, after stage 1.
+    finished = _done(con, "results", retry_failed, key2)
     pending = [it for it in collection if it.id not in finished]
     stage1_pending = []
-    if prior_kind == "empirical" and len(informative) >= MIN_INFORMATIVE:
-        done1 = done_ids(store, retry_failed, table="stage1")
+    if empirical:
+        done1 = _done(con, "stage1", retry_failed, key1)
         stage1_pending = [it for it in informative if it.id not in done1]
     budget = math.inf if limit is None else max(int(limit), 0)
     if scheduler is not None:
@@ -541,9 +822,13 @@ def run_meta(collection, model: str = "mouse_tumour", scheduler=None, store="met
     else:
         kind = "processes"
     n_workers = 1 if kind == "serial" else (workers or os.cpu_count() or 1)
+
+    def run_settings():
+        return json.dumps({**settings.to_dict(), "prior_kind": prior_kind, "settings_key": key2})
+
     cur = con.execute(
         "INSERT INTO runs (started_at, executor, workers, settings, collection, interrupted) VALUES (?,?,?,?,?,1)",
-        (started, kind, n_workers, json.dumps({**settings.to_dict(), "prior_kind": prior_kind}), collection.name),
+        (started, kind, n_workers, run_settings(), collection.name),
     )
     run_id = cur.lastrowid
     con.commit()
@@ -551,15 +836,15 @@ def run_meta(collection, model: str = "mouse_tumour", scheduler=None, store="met
     by_id = {it.id: it for it in collection}
     interrupted = 1
     sigma, n_inf = settings.sigma_log, None
-    prior_used = prior_kind
+    prior_used = "published" if prior_kind == "empirical" and not empirical else prior_kind
 
-    def run_stage(ex, items, stage_settings, table, label):
+    def run_stage(ex, items, stage_settings, table, label, key):
         nonlocal budget
         items = items[: int(min(len(items), budget))] if math.isfinite(budget) else items
         bar = _progress(len(items), progress, f"{label} {settings.model}")
         try:
             for row in ex.map(items, stage_settings, f"{run_id}-{table}"):
-                _write(con, table, row, by_id[row["id"]], run_id)
+                _write(con, table, row, by_id[row["id"]], run_id, key)
                 budget -= 1
                 counts[row["status"]] += 1
                 counts["converged"] += int(bool(row["converged"]))
@@ -570,46 +855,83 @@ def run_meta(collection, model: str = "mouse_tumour", scheduler=None, store="met
                 bar.close()
 
     complete = False
+    stopped = None
     try:
-        with _Executor(kind, n_workers, settings.model, scheduler) as ex:
+        with _StopOnSigterm(), _Executor(kind, n_workers, settings.model, scheduler) as ex:
             n_workers = ex.workers
-            if prior_kind == "empirical" and len(informative) < MIN_INFORMATIVE:
-                n_inf, prior_used = len(informative), "published"
+            if prior_kind == "empirical" and not empirical:
+                n_inf = len(informative)
                 _set_info(con, "prior", {"kind": f"published (only {n_inf} informative dataset(s); an empirical "
                                                  f"prior needs {MIN_INFORMATIVE})",
                                          "n_informative": n_inf, "sigma_log": settings.sigma_log,
                                          "prior": {k: list(v) for k, v in settings.prior.items()}})
-            elif prior_kind == "empirical":
+            elif empirical:
                 published = replace(settings, prior=dict(POPULATION_PRIOR))
-                run_stage(ex, stage1_pending, published, "stage1", "meta stage 1 (informative)")
-                rows1 = _read_rows(con, "stage1", [it.id for it in informative])
+                run_stage(ex, stage1_pending, published, "stage1", "meta stage 1 (informative)", key1)
+                rows1 = _read_rows(con, "stage1", [it.id for it in informative], key1)
                 if len([r for r in rows1 if r["status"] in FINISHED]) < len(informative):
                     pending = []  # stage 1 unfinished (limit reached): resume later
                 else:
                     emp, emp_sigma, n_inf = empirical_prior(rows1, settings.vary, POPULATION_PRIOR)
                     sigma = emp_sigma or settings.sigma_log
                     settings = replace(settings, prior=emp, sigma_log=sigma)
+                    keys["results"] = settings_key(requested, "results", "empirical", emp, sigma)
+                    key2 = keys["results"][0]
+                    _check_store(con, store, requested, keys)  # stored stage-2 rows used this prior?
+                    _remember_key(con, *keys["results"])
+                    finished = _done(con, "results", retry_failed, key2)
+                    pending = [it for it in collection if it.id not in finished]
                     _set_info(con, "prior", {"kind": "empirical", "informative_t_h": informative_t_h,
                                              "n_informative": n_inf, "sigma_log": sigma,
                                              "prior": {k: list(v) for k, v in emp.items()}})
             else:
                 _set_info(con, "prior", {"kind": prior_kind, "sigma_log": settings.sigma_log,
                                          "prior": {k: list(v) for k, v in settings.prior.items()}})
-            run_stage(ex, pending, settings, "results", "meta")
-        complete = len(done_ids(store, retry_failed) & set(collection.ids)) == len(collection)
+            if key2 is not None:
+                _set_info(con, "settings", {"key": key2, **keys["results"][1]})
+                run_stage(ex, pending, settings, "results", "meta", key2)
+        complete = key2 is not None and len(_done(con, "results", retry_failed, key2) & set(collection.ids)) == len(collection)
         interrupted = 0
+    except _Terminated as exc:
+        stopped = exc.signum
     finally:
         wall = time.perf_counter() - t0
         n_fitted = counts["ok"] + counts["failed"] + counts["skipped"]
         con.execute("UPDATE runs SET finished_at=?, wall_s=?, n_fitted=?, interrupted=?, settings=? WHERE run_id=?",
-                    (datetime.now(timezone.utc).isoformat(), wall, n_fitted, interrupted,
-                     json.dumps({**settings.to_dict(), "prior_kind": prior_kind}), run_id))
+                    (datetime.now(timezone.utc).isoformat(), wall, n_fitted, interrupted, run_settings(), run_id))
         con.commit()
         con.close()
+    if stopped is not None:
+        raise MetaInterrupted(stopped, store, n_fitted)
     return {
         "store": str(store), "model": settings.model, "prior": prior_kind, "prior_used": prior_used, "sigma_log": sigma,
         "n_informative": n_inf, "n_datasets": len(collection), "n_already_done": len(finished & set(collection.ids)),
         "n_fitted": n_fitted, "n_ok": counts["ok"], "n_failed": counts["failed"], "n_skipped": counts["skipped"],
         "n_converged": counts["converged"], "wall_s": wall, "executor": kind, "workers": n_workers, "run_id": run_id,
-        "complete": complete,
+        "complete": complete, "settings_key": key2,
     }
+
+
+class _StopOnSigterm:
+    """While a run is on, SIGTERM raises :class:`_Terminated` in the main thread, so the pool is
+    ended and the run recorded before the process goes (the default action would leave the
+    workers running and the run marked as still going).  Installed only from the main
+    thread and only over the default action: a handler the caller set is left alone."""
+
+    def __enter__(self):
+        self._previous = None
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            self._hit = False
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self._hit:  # already stopping: let the clean-up finish
+            return
+        self._hit = True
+        raise _Terminated(signum)
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+        return False

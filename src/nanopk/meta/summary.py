@@ -8,6 +8,12 @@ classification (Lin et al., Int J Nanomedicine 2022, which files "hybrid" partic
 inorganic or organic) when the reader matched the dataset to it, and the
 ``Model_dataset.xlsx`` type otherwise.
 
+A store holds the rows of one set of fit settings (:func:`nanopk.meta.run_meta`
+refuses to add rows of others); the summary names them (``settings_key``,
+``settings``).  Rows without a settings key (a store from an earlier nanopk) are
+summarised with ``settings`` ``None`` and a ``settings_note`` saying their settings
+cannot be verified; a store whose rows carry different keys is refused.
+
 Where the store holds the source's own values (the Nano-Tumor Database's PBPK-derived
 DE24/DE168/DEmax), their medians over the same datasets are reported beside ours, with
 the agreement per dataset (median ratio, R² of log values).
@@ -31,6 +37,11 @@ CLASSES = ("np_type", "material", "targeting", "tumour_model")
 _DE = ("DE24", "DE168", "DEmax")
 
 
+def _json(text) -> dict:
+    """A stored JSON column; NULL (read as None or NaN) is an empty dict."""
+    return json.loads(text) if isinstance(text, str) and text else {}
+
+
 def results_frame(store) -> pd.DataFrame:
     """The store's results, one row per dataset, descriptors and published values as columns."""
     path = Path(store)
@@ -45,15 +56,15 @@ def results_frame(store) -> pd.DataFrame:
         con.close()
     if df.empty:
         return df
-    desc = pd.DataFrame([json.loads(d) if d else {} for d in df["descriptors"]], index=df.index)
-    pub = pd.DataFrame([json.loads(p) if p else {} for p in df["published"]], index=df.index)
+    desc = pd.DataFrame([_json(d) for d in df["descriptors"]], index=df.index)
+    pub = pd.DataFrame([_json(p) for p in df["published"]], index=df.index)
     pub = pub[[c for c in _DE if c in pub]].add_prefix("published_")
     df = pd.concat([df.drop(columns=["descriptors", "published"]), desc, pub], axis=1)
     if "type" in df:
         st = df["summary_type"] if "summary_type" in df else pd.Series(None, index=df.index, dtype=object)
         df["np_type"] = st.where(st.notna(), df["type"])
     df["converged"] = df["converged"].astype(bool)
-    df["params"] = [json.loads(p) if p else {} for p in df["params"]]
+    df["params"] = [_json(p) for p in df["params"]]
     key = pd.to_numeric(df["id"], errors="coerce")
     df = df.iloc[np.lexsort((df["id"].astype(str).to_numpy(), key.fillna(np.inf).to_numpy()))].reset_index(drop=True)
     return df
@@ -72,6 +83,35 @@ def _runs(store) -> pd.DataFrame:
         return pd.DataFrame()
     finally:
         con.close()
+
+
+def _settings(store, df: pd.DataFrame) -> dict:
+    """The settings of the store's rows: ``settings_key``, ``settings`` (the key's record)
+    and, for rows without a key, ``settings_note``; rows of several keys are refused."""
+    keys = df["settings_key"] if "settings_key" in df else pd.Series(None, index=df.index, dtype=object)
+    distinct = sorted(keys.dropna().unique())
+    n_legacy = int(keys.isna().sum())
+    if len(distinct) + (n_legacy > 0) > 1:
+        counts = ", ".join([f"{(keys == k).sum()} with key {k}" for k in distinct] +
+                           ([f"{n_legacy} without a key"] if n_legacy else []))
+        raise DataError(store, [{"message": f"the results in {str(store)!r} were fitted with different settings "
+                                            f"({counts}); their medians would mix them. Rerun into a new store "
+                                            f"(nanopk meta ... --store NEW.sqlite) or with --overwrite",
+                                 "column": "settings_key"}])
+    if n_legacy or not distinct:
+        out = {"settings_key": None, "settings": None}
+        if n_legacy:
+            out["settings_note"] = (f"{n_legacy} row(s) were written by a nanopk without settings keys: the model, "
+                                    f"prior and fit options they were fitted with cannot be verified")
+        return out
+    con = sqlite3.connect(str(store))
+    try:
+        row = con.execute("SELECT record FROM settings WHERE key = ?", (distinct[0],)).fetchone()
+    except sqlite3.DatabaseError:
+        row = None
+    finally:
+        con.close()
+    return {"settings_key": distinct[0], "settings": json.loads(row[0]) if row else None}
 
 
 def _prior(store) -> dict | None:
@@ -94,17 +134,25 @@ def summarise(store, classes=CLASSES) -> dict:
         ``n_datasets``, ``n_ok``, ``n_failed``, ``n_skipped``, ``n_converged``,
         ``fraction_converged`` (of all datasets), ``wall_time_s`` (summed over runs),
         ``fit_time_s`` (summed over datasets), ``runs``, ``prior`` (the prior the fits
-        used: kind, centres and ln-SDs, σ);
+        used: kind, centres and ln-SDs, σ); ``settings_key`` and ``settings`` (what the
+        rows were fitted with; see :mod:`nanopk.meta.runner`), ``settings_note`` for
+        rows from before settings keys;
         ``medians`` and ``means`` of DE24, DE168, DEmax (%ID) over fitted datasets;
         ``published_medians`` (the source's values, same datasets) and
         ``agreement`` (per metric: median ratio ours/published, R² of log10 values);
         ``by_class``: ``{class: {level: {"n", "DE24", "DE168", "DEmax",
         "published_DE24"}}}``; ``datasets``: one record per dataset; ``failures``:
         ``{id: error}``.
+
+    Raises
+    ------
+    DataError
+        No store at ``store``, not a meta store, or its rows were fitted with
+        different settings.
     """
     df = results_frame(store)
     runs = _runs(store)
-    out: dict = {"store": str(store), "n_datasets": int(len(df)), "prior": _prior(store)}
+    out: dict = {"store": str(store), "n_datasets": int(len(df)), **_settings(store, df), "prior": _prior(store)}
     if df.empty:
         out.update(n_ok=0, n_failed=0, n_skipped=0, n_converged=0, fraction_converged=None, medians={}, datasets=[])
         return out
