@@ -66,8 +66,9 @@ def test_forward_differences_reuse_the_last_evaluation(objective):
 def test_fit_with_threads_reaches_the_sequential_optimum():
     model = nanopk.load_model("mouse_pbpk")
     data = cho2010()
-    one = nanopk.fit(model, data, vary=VARY, workers=1)
-    two = nanopk.fit(model, data, vary=VARY, workers=2)
+    # Cho 2010's accepted D1/D2 findings (liver above 100 %ID) are reported, not tested, here.
+    one = nanopk.fit(model, data, vary=VARY, workers=1, warn=False)
+    two = nanopk.fit(model, data, vary=VARY, workers=2, warn=False)
     assert one.success and two.success
     assert two.options["workers"] == 2
     assert two.metrics["chisqr"] == pytest.approx(one.metrics["chisqr"], rel=1e-12)
@@ -77,7 +78,7 @@ def test_fit_with_threads_reaches_the_sequential_optimum():
 
 def _fit_in_child(queue):
     model = nanopk.load_model("mouse_pbpk")
-    result = nanopk.fit(model, cho2010(), vary=["Kmax_liver"], workers=2)
+    result = nanopk.fit(model, cho2010(), vary=["Kmax_liver"], workers=2, warn=False)
     queue.put(result.metrics["chisqr"])
 
 
