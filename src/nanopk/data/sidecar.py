@@ -48,7 +48,7 @@ PARTICLE_KEYS = (
 TUMOUR_KEYS = ("model", "cell_line", "weight_g")
 KNOWN_KEYS = REQUIRED_KEYS + (
     "strain", "sex", "body_weight_g", "dose", "value_unit", "particle", "tumour", "organ_masses_g",
-    "notes", "assumptions",
+    "notes", "assumptions", "accepted_checks",
 )
 SPECIES_SPELLINGS = {"mice": "mouse", "mus musculus": "mouse", "rats": "rat", "rattus norvegicus": "rat", "humans": "human"}
 

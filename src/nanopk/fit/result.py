@@ -428,7 +428,8 @@ class FitResult:
         for d in obj.datasets:
             src = d.meta.get("source") if isinstance(d.meta.get("source"), dict) else {}
             datasets.append({"name": d.name, "dose_ug": d.dose_ug, "n_rows": int(len(d.rows)), "fixed": d.fixed,
-                             "citation": src.get("citation"), "doi": src.get("doi")})
+                             "citation": src.get("citation"), "doi": src.get("doi"),
+                             "weighting": d.weighting or None, "dose_note": d.dose_note or None})
         correl = None
         if self.covariance.correl is not None:
             correl = {a: {b: float(self.covariance.correl[i, j]) for j, b in enumerate(obj.names) if j != i}
@@ -517,6 +518,8 @@ class FitResult:
             f"  R² (log) {m['r2_log']:.3f}, AAFE {m['aafe']:.3f}, AFE {m['afe']:.3f}, "
             f"within 2-fold {100 * m['frac_within_2fold']:.1f} %, within 3-fold {100 * m['frac_within_3fold']:.1f} %",
             f"  {m['n_evaluations']} objective evaluations ({m['n_simulations']} simulations) in {m['wall_time_s']:.2f} s",
+            # How the rows were weighted (animals, means ± SD) and which dose a %ID dataset used.
+            *(f"  {d.name}: {note}" for d in self.objective.datasets for note in (d.weighting, d.dose_note) if note),
         ]
         if self.objective.priors:
             log = self._prior_on_log_scale()
