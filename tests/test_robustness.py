@@ -114,7 +114,7 @@ def test_solver_failure_names_the_rate_that_turns_nan_below_zero():
     model = _two_state("test.cube_root", law, (k,))
     with pytest.raises(SolverError, match=(
             r"CV_RHSFUNC_FAIL\)\. Rate not finite once an amount dips below zero \(blood\): mechanism test\.cube_root, "
-            r"flux dissolve\. Its parameters: k_diss=2\. All other parameters at their defaults\. "
+            r"flux dissolve\. In it: k_diss=2\. No other parameter changed\. "
             r"Try: a rate law finite for every amount .*cube_root_rate.*tighter atol \(now 1e-09 × dose\)")) as info:
         model.simulate([1.0, 10.0, 100.0])
     assert info.value.params == {"k_diss": 2.0}
@@ -128,7 +128,7 @@ def test_solver_failure_names_the_parameter_that_makes_a_rate_infinite():
     model = _two_state("test.renal", symbol("CL") * symbol("blood") / symbol("V"), params, sink="urine")
     with pytest.raises(SolverError, match=(
             r"failed at t = 0 h .*Rate not finite at the state of t = 0 h: mechanism test\.renal, flux dissolve\. "
-            r"Its parameters: CL=1, V=0\. Parameters changed from the defaults: V=0\. "
+            r"In it: CL=1, V=0 \(changed\)\. No other parameter changed\. "
             r"Try: check these values against their bounds")) as info:
         model.simulate([1.0, 10.0], params={"V": 0.0})
     assert info.value.params == {"CL": 1.0, "V": 0.0}

@@ -134,14 +134,17 @@ def _rate_evaluator(model):
         from .parts import TIME
 
         subs = model.assignment_substitutions()
-        exprs = [rate.xreplace(subs) for rate, _ in model.rate_terms()]
+        raw = [rate for rate, _ in model.rate_terms()]
+        exprs = [rate.xreplace(subs) for rate in raw]
         owner = {}
         for part in model.parts:
             owner.update({("flux", f.name): part.name for f in part.fluxes})
             owner.update({("rate rule", r.state): part.name for r in part.rate_rules})
         labels = [("flux", f.name) for f in model.fluxes] + [("rate rule", r.state) for r in model.rate_rules]
         f = sp.lambdify((TIME, model.state_symbols, model.parameter_symbols), exprs, modules="numpy", cse=True)
-        cached = model._cache["rate_evaluator"] = (f, exprs, labels, [owner.get(label, "?") for label in labels])
+        # The rates as declared (assignments kept as names) say which parameters a
+        # mechanism's author wrote into them: the few worth naming.
+        cached = model._cache["rate_evaluator"] = (f, raw, labels, [owner.get(label, "?") for label in labels])
     return cached
 
 
@@ -211,14 +214,19 @@ def _solver_error(model, p, res, a, b, backend, rtol, atol, y_start=None) -> Sol
             negative = list(dict.fromkeys(s for _, s in failing if s))
             used = {sym.name for i, _ in failing for sym in exprs[i].free_symbols}
             culprit_params = {n: float(p[index[n]]) for n in names if n in used and n not in (DOSE, INFUSION_RATE)}
+            derived = sorted(n for n in used if n in {a.name for a in model.assignments})
             where = (f"once an amount dips below zero ({_listing(negative, 2)})" if negative
                      else f"at the state of t = {t_state:.6g} h")
+            named = ([f"{k}={v:.4g}{' (changed)' if k in changed else ''}" for k, v in culprit_params.items()]
+                     + [f"{n} (derived)" for n in derived])
             culprit_text = (f" Rate not finite {where}: mechanism {_listing(mechanisms, 2)}, {'; '.join(rates)}."
-                            f" Its parameters: {_listing(f'{k}={v:.4g}' for k, v in culprit_params.items())}.")
-    listing = _listing(f"{k}={v:.4g}" for k, v in changed.items())
-    params_text = f" Parameters changed from the defaults: {listing}." if changed else " All other parameters at their defaults."
-    if not culprit_text and not changed:
-        params_text = " All parameters at their defaults."
+                            f" In it: {_listing(named, 4) or 'no parameter'}.")
+    others = {k: v for k, v in changed.items() if k not in culprit_params}
+    listing = _listing((f"{k}={v:.4g}" for k, v in others.items()), 4 if culprit_text else _SHOWN)
+    if culprit_text:
+        params_text = f" Other parameters changed from the defaults: {listing}." if others else " No other parameter changed."
+    else:
+        params_text = f" Parameters changed from the defaults: {listing}." if changed else " All parameters at their defaults."
     if culprit_text and " dips below zero" in culprit_text:
         fix = (f"a rate law finite for every amount (as nanopk.mechanisms.dissolution.cube_root_rate), "
                f"or a tighter atol (now {atol:g} × dose).")
