@@ -5,7 +5,9 @@ install or a source checkout reads the top-level ``models/`` and ``datasets/`` f
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import threading
 import warnings
@@ -69,13 +71,15 @@ def cache_dir() -> Path:
 def use_temporary_cache(path, exc: BaseException) -> Path:
     """Switch this process to a temporary cache folder, because ``path`` failed with ``exc``.
 
-    Warns once per process (:class:`CacheWarning`); the temporary folder is deleted by
-    the operating system's cleaning of its temporary directory, not by nanopk.
+    Warns once per process (:class:`CacheWarning`); the temporary folder is deleted
+    when the process exits.
     """
     global _FALLBACK
     with _FALLBACK_LOCK:
         if _FALLBACK is None:
             _FALLBACK = Path(tempfile.mkdtemp(prefix="nanopk-cache-"))
+            # Loaded libraries are private in-memory copies, so the folder can go at exit.
+            atexit.register(shutil.rmtree, _FALLBACK, ignore_errors=True)
             reason = getattr(exc, "strerror", None) or str(exc)
             warnings.warn(
                 f"nanopk cannot use its cache folder {path} ({reason}); compiled models are cached in the temporary "
