@@ -37,8 +37,8 @@ The cube-root law is written in a regularised form (:func:`cube_root_rate`, ε =
 
 Why: the solver's trial states dip a little below zero (within its absolute tolerance);
 m^(2/3) of a negative amount is NaN, and the earlier form m·((m₀ + ε)/(m + ε))^(1/3)
-was NaN once m < −ε, which made CVODE fail (CV_RHSFUNC_FAIL) for small, fast-dissolving
-cores (ZnO 1–50 nm, Fe₃O₄, SiO₂, Ag, CdSe 1–20 nm in ``mouse_tumour_full``).  The rate is
+was NaN once m < −ε, which made CVODE fail (CV_RHSFUNC_FAIL) for 23 of 72 material × core
+size combinations of ``mouse_tumour_full`` over 1000 h (Ag, ZnO, Fe₃O₄, CdSe, SiO₂).  The rate is
 smooth (C^∞), ≥ 0 for every m ≥ 0, and 0 at m = 0, so the exact solution stays
 non-negative; its slope at m = 0 is k·((m₀² + ε²)/ε²)^(1/6) ≤ ~1000·k (where the slope of
 m^(2/3) is infinite), so the Jacobian stays bounded.  For an undershoot m < 0 the rate is
