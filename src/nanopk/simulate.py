@@ -281,7 +281,9 @@ def simulate(model, times_h, params: Mapping[str, float] | None = None, dose=Non
         bounds or not finite (every one listed), a dose that is not a finite positive
         amount, a dosing time that is not finite and ≥ 0, bad output times.
     SolverError
-        Naming the time reached, the parameter values and what to try.
+        Naming the time reached; the mechanism and fluxes whose rate is not finite
+        (at the last state returned, or once an amount dips below zero) with the
+        parameters in those rates; the values changed from the defaults; and what to try.
     """
     if params:
         # The user's values, checked as fits check theirs (fits call solve_states with
