@@ -65,8 +65,11 @@ def compile_model(model, backend: str = "auto") -> CompiledModel:
         else:
             from .backends.cvode import BackendUnavailable, CvodeModel
 
+            # "auto" and "cvode" share one compiled model: its library is a private copy
+            # per load, so two objects would not share the library's global switches.
+            other = _MEMO.get((model.structure_hash, "cvode" if backend == "auto" else "auto"))
             try:
-                compiled = CvodeModel(system)
+                compiled = other if isinstance(other, CvodeModel) else CvodeModel(system)
             except BackendUnavailable as exc:
                 if backend == "cvode":
                     raise

@@ -364,8 +364,9 @@ def _load_private(data: bytes, name: str) -> ctypes.CDLL:
 
 
 def _artifact_key_of(lib) -> str | None:
+    """The key compiled into ``lib`` (None for a library without one)."""
     try:
-        return (ctypes.c_char * 64).in_dll(lib, "nanopk_artifact_key").value.decode()
+        return ctypes.string_at(ctypes.addressof(ctypes.c_char.in_dll(lib, "nanopk_artifact_key"))).decode()
     except (ValueError, UnicodeDecodeError):
         return None
 
