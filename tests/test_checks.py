@@ -241,12 +241,16 @@ def test_m3_particle_on_mouse_pbpk(tmp_path):
 
 
 def test_m3_unread_fields_of_full_model(tmp_path):
-    """mouse_tumour_full reads size, coating and material but not zeta_mV, shape or targeting."""
+    """mouse_tumour_full reads size, coating, material and targeting but not zeta_mV or shape; the model's
+    note names the same fields (one record: model.metadata["particle_fields_read"])."""
     text = "material=Au,core_diameter_nm=30,coating=PEG,coating_mw_da=5000,zeta_mV=-20,shape=rod,targeting=active"
-    r = check_dataset(write(tmp_path, GOOD), load_model("mouse_tumour_full", particle=text), particle=text)["M3"]
+    model = load_model("mouse_tumour_full", particle=text)
+    r = check_dataset(write(tmp_path, GOOD), model, particle=text)["M3"]
     assert r.severity == "WARN"
-    assert r.message == ("model 'mouse_tumour_full' does not read particle field(s) zeta_mV, shape, targeting: they change "
-                         "no parameter; it reads coating, coating_mw_da, core_diameter_nm, material")
+    assert r.message == ("model 'mouse_tumour_full' does not read particle field(s) zeta_mV, shape: they change "
+                         "no parameter; it reads coating, coating_mw_da, core_diameter_nm, material, targeting")
+    assert ("particle: model 'mouse_tumour_full' ignores shape='rod', zeta_mV=-20.0: none of its mechanisms reads them, "
+            "so they change nothing") in model.notes
 
 
 def test_m3_ok_when_every_field_is_read(tmp_path):
@@ -263,7 +267,7 @@ def test_m4_particle_mismatch():
     assert r.severity == "WARN"
     assert "core_diameter_nm 15.0 (dataset 50)" in r.message
     assert r.message.endswith("--particle material=Au,core_diameter_nm=50,hydrodynamic_diameter_nm=88.85,coating=PEG,"
-                              "coating_mw_da=5000")
+                              "coating_mw_da=5000,targeting=passive")
     fixed = load_model("mouse_tumour_full", particle=r.message.split("--particle ")[1])
     assert check_dataset("arnida2010_peg_au_sphere_50nm", fixed)["M4"].severity == "OK"
 

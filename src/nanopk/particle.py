@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from .errors import ModelError, suggest
 from .materials import MATERIALS, material_info
 
-__all__ = ["Particle", "COATINGS", "SHAPES", "TARGETING"]
+__all__ = ["Particle", "COATINGS", "SHAPES", "TARGETING", "ReadRecorder", "ignored_fields"]
 
 #: Coatings nanopk knows, with what each does to the mechanisms (see mechanisms/corona
 #: and mechanisms/aggregation for the parameters they set).
@@ -152,3 +152,56 @@ class Particle:
             except ValueError:
                 d[key] = value
         return cls.from_dict(d)
+
+
+class ReadRecorder:
+    """A :class:`Particle` that records which of its fields a mechanism reads.
+
+    The one source of truth for "which particle fields does a model use": the model
+    builder (:func:`nanopk.spec.load_model`) hands every mechanism one of these instead
+    of the particle, and afterwards knows exactly which fields each mechanism looked at
+    — a property such as :attr:`Particle.hydrodynamic_diameter` runs on the recorder,
+    so it records the fields it uses (``coating_mw_da`` only for a PEG coating).
+    ``to_dict``/``from_dict``/``parse`` (used for provenance strings) are passed
+    through unrecorded.  The record is ``sink[field]`` → set of ``who``.
+    """
+
+    __slots__ = ("_particle", "_sink", "_who")
+    _PASS_THROUGH = frozenset({"to_dict", "from_dict", "parse"})
+
+    def __init__(self, particle: Particle, sink: dict, who: str):
+        object.__setattr__(self, "_particle", particle)
+        object.__setattr__(self, "_sink", sink)
+        object.__setattr__(self, "_who", who)
+
+    def __getattr__(self, name):
+        particle = object.__getattribute__(self, "_particle")
+        if name in _FIELD_NAMES:
+            object.__getattribute__(self, "_sink").setdefault(name, set()).add(object.__getattribute__(self, "_who"))
+            return getattr(particle, name)
+        attr = getattr(type(particle), name, None)
+        if isinstance(attr, property):
+            return attr.fget(self)  # the property's own field reads are recorded
+        if name in ReadRecorder._PASS_THROUGH:
+            return getattr(particle, name)
+        raise AttributeError(f"Particle has no attribute {name!r}")
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a Particle is immutable")
+
+    def __repr__(self) -> str:
+        return f"ReadRecorder({object.__getattribute__(self, '_particle')!r})"
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(Particle))
+
+
+def ignored_fields(particle: Particle, read: dict) -> dict:
+    """The fields of ``particle`` set to a non-default value that no mechanism read.
+
+    ``read`` maps field → readers (the record of :class:`ReadRecorder`).  A field left
+    at its default (``shape="sphere"``, ``targeting="passive"``, ``zeta_mV=None``) is
+    what every mechanism assumes and is not reported.
+    """
+    defaults = {f.name: f.default for f in fields(Particle)}
+    return {k: v for k, v in asdict(particle).items() if v is not None and v != defaults.get(k) and k not in read}

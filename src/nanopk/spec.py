@@ -35,7 +35,7 @@ from .errors import ModelError, SpecError, suggest
 from .mechanisms.base import BuildContext, resolve_mechanism
 from .model import DOSE, Model
 from .parts import Parameter, Part
-from .particle import Particle
+from .particle import Particle, ReadRecorder, ignored_fields
 from .prebuilt import recall, recipe_key, remember
 from .resources import models_dir
 
@@ -85,6 +85,13 @@ def load_model(name_or_path, particle: Particle | dict | str | None = None, para
 
     Notes
     -----
+    ``model.metadata["particle_fields_read"]`` maps each Particle field the model's
+    mechanisms read to the mechanisms that read it (recorded while building, see
+    :class:`nanopk.particle.ReadRecorder`); ``nanopk check`` (rule M3) uses the same
+    record.  A field the particle sets to a non-default value that no mechanism reads
+    (today ``zeta_mV`` and ``shape``: no cited relation is implemented) is named in
+    ``model.notes`` ("particle: model NAME ignores ...").
+
     A model built once is remembered under ``$NANOPK_CACHE_DIR/models``, keyed by the
     spec's path and text, the particle, ``params`` and nanopk's source; a later load
     (in any process) returns it without rebuilding its SymPy equations, which are
@@ -158,6 +165,7 @@ def _build_model(path: Path, text: str, particle: Particle | None, params: dict 
     if particle is None and "particle" in spec:
         particle = Particle.from_dict(spec["particle"])
     ctx = BuildContext(species=spec["species"], particle=particle)
+    reads: dict[str, set[str]] = {}  # particle field -> mechanisms that read it (ReadRecorder)
     try:
         ctx.physiology
     except Exception as exc:  # unknown species: report as a spec problem
@@ -180,7 +188,10 @@ def _build_model(path: Path, text: str, particle: Particle | None, params: dict 
         if bad:
             problems += [f"mechanisms[{i}] ({ref}): unknown option {k!r}{suggest(k, accepted)}; valid options: {', '.join(accepted) or 'none'}" for k in bad]
             continue
+        if particle is not None:
+            ctx.particle = ReadRecorder(particle, reads, ref)
         parts.append(func(ctx, **entry))
+    ctx.particle = particle
     if problems:
         raise SpecError(f"invalid model spec {path}:", problems)
 
@@ -221,10 +232,18 @@ def _build_model(path: Path, text: str, particle: Particle | None, params: dict 
     if not dose_source:
         raise SpecError(f"invalid model spec {path}:", ["dose: give a 'source' for the default dose"])
     parts.append(Part("dosing", parameters=(Parameter(DOSE, dose_ug, "ug", f"{dose['value']} {dose['unit']}: {dose_source}", (1e-9, 1e12), "administered NP mass"),)))
+    ignored = ignored_fields(particle, reads) if particle is not None else {}
+    if ignored:
+        shown = ", ".join(f"{k}={v!r}" for k, v in ignored.items())
+        one = len(ignored) == 1
+        parts.append(Part("particle", notes=(
+            f"particle: model {spec['name']!r} ignores {shown}: none of its mechanisms reads "
+            f"{'it' if one else 'them'}, so {'it changes' if one else 'they change'} nothing",)))
 
     model = Model(
         spec["name"], parts, spec["dose_target"], spec.get("description", ""),
         {"species": spec["species"], "spec": str(path), "particle": particle.to_dict() if particle else None,
+         "particle_fields_read": {k: tuple(sorted(v)) for k, v in sorted(reads.items())},
          "reference": spec.get("reference", ""), "notes": spec.get("notes", "")},
     )
     if params:

@@ -59,11 +59,13 @@ M2 ``route``
     otherwise; any other route (oral, intraperitoneal, inhalation ...) is FAIL (the
     absorption phase is not in the model), an unrecognised spelling WARN.
 M3 ``particle_fields``
-    Every particle field the user gave is read by the model (WARN otherwise).  The
-    model is rebuilt from its spec with each given field changed in turn; a field
-    whose change leaves every parameter value and every state unchanged is not
-    read.  ``mouse_pbpk`` reads none (its uptake parameters are calibrated values);
-    ``zeta_mV``, ``shape`` and ``targeting`` are read by no bundled model.
+    Every particle field the user gave is read by the model (WARN otherwise).  Which
+    fields the model reads is what its mechanisms looked at while it was built
+    (``model.metadata["particle_fields_read"]``, recorded by
+    :class:`nanopk.particle.ReadRecorder`; the same record names ignored fields in
+    ``model.notes``).  ``mouse_pbpk`` reads none (its uptake parameters are calibrated
+    values); ``zeta_mV`` and ``shape`` are read by no bundled model; ``targeting`` by
+    ``mouse_tumour_full`` (receptor binding).
 M4 ``particle_match``
     The particle fields the model reads agree with the dataset's sidecar ``particle``
     (WARN otherwise: e.g. ``mouse_tumour_full`` fitted to 50 nm data with its default
@@ -90,7 +92,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, FitError, NanopkError, format_rows
+from ..errors import DataError, FitError, format_rows
 
 __all__ = ["check_dataset", "check_fit_arguments", "CheckReport", "RuleResult", "RULES", "BODY_WEIGHT_G",
            "OK", "WARN", "FAIL", "SKIP"]
@@ -643,53 +645,26 @@ def _spec_table(model) -> dict:
         return {}
 
 
-def _perturb(name: str, value, particle):
-    """A different valid value of one particle field of ``particle`` (to see whether the model reads it)."""
-    if name == "material":
-        return "Ag" if value != "Ag" else "Au"
-    if name == "coating":
-        return "zwitterionic" if value != "zwitterionic" else "none"
-    if name == "shape":
-        return "rod" if value != "rod" else "sphere"
-    if name == "targeting":
-        return "active" if value != "active" else "passive"
-    if name == "core_diameter_nm":
-        return float(value) * 0.5
-    if name == "hydrodynamic_diameter_nm":
-        return float(particle.hydrodynamic_diameter) * 2.0
-    if name == "coating_mw_da":
-        return float(value) * 2.0 if value is not None else 5000.0
-    if name == "zeta_mV":
-        return (float(value) if value is not None else 0.0) + 20.0
-    return None
-
-
-def _signature(model) -> tuple:
-    return (tuple((p.name, p.value) for p in model.parameters.values()), tuple(model.state_names))
-
-
 def _fields_read(model, names) -> dict:
-    """``{field: True/False}``: does changing the field change the model built from its spec?"""
-    from pathlib import Path
+    """``{field: True/False}``: does a mechanism of ``model`` read the field?
 
-    from ..particle import Particle
-    from ..spec import _build_model  # the uncached builder: probes must not enter the model cache
+    The record the model builder made while the mechanisms ran
+    (``model.metadata["particle_fields_read"]``, see :class:`nanopk.particle.ReadRecorder`):
+    the same source of truth as the "particle: model ... ignores" note of
+    :func:`nanopk.load_model`.  A model without the record (built before it existed)
+    is rebuilt from its spec once to make it.
+    """
+    record = model.metadata.get("particle_fields_read")
+    if record is None:
+        from pathlib import Path
 
-    spec = Path(model.metadata["spec"])
-    text = spec.read_text()
-    base = Particle.from_dict(model.metadata["particle"])
-    reference = _signature(_build_model(spec, text, base, None))
-    out = {}
-    for name in names:
-        changed = dict(base.to_dict())
-        changed[name] = _perturb(name, changed.get(name), base)
-        try:
-            probe = _build_model(spec, text, Particle.from_dict(changed), None)
-        except NanopkError:
-            out[name] = True  # cannot tell: assume read (no false warning)
-            continue
-        out[name] = _signature(probe) != reference
-    return out
+        from ..particle import Particle
+        from ..spec import _build_model  # the uncached builder: probes must not enter the model cache
+
+        spec = Path(model.metadata["spec"])
+        record = _build_model(spec, spec.read_text(), Particle.from_dict(model.metadata["particle"]), None
+                              ).metadata.get("particle_fields_read", {})
+    return {name: name in record for name in names}
 
 
 def _particle_rules(dataset, model, particle) -> list[RuleResult]:

@@ -23,7 +23,7 @@ from ..physiology import Physiology, get_physiology
 __all__ = ["BuildContext", "resolve_mechanism", "FAMILIES"]
 
 #: Mechanism families (modules of nanopk.mechanisms).
-FAMILIES = ("classic", "circulation", "clearance", "epr", "corona", "aggregation", "dissolution", "mps")
+FAMILIES = ("classic", "circulation", "clearance", "epr", "corona", "aggregation", "dissolution", "targeting", "immunity", "mps")
 
 
 @dataclass
