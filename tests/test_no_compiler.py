@@ -147,3 +147,22 @@ def test_default_fit_without_compiler_gives_the_compiled_answer(compiled_fit, no
     assert fit_r.objective.n_solver_failures == 0
     assert fit_r.metrics["chisqr"] == pytest.approx(fit_c.metrics["chisqr"], rel=1e-6)
     assert de24_r == pytest.approx(de24_c, rel=1e-4)
+
+
+def test_public_odeint_path_gives_the_same_answers(monkeypatch):
+    """If scipy's private LSODA entry point changes, the public odeint path is used: the
+    same states on success, and a failure is a result, not an ODEintWarning."""
+    import nanopk.backends.reference as reference
+
+    model = nanopk.load_model("mouse_pbpk")
+    ref = compile_model(model, "reference")
+    p = model.parameter_vector()
+    y0 = ref.initial_state(p)
+    y0[0] = 17.0
+    private = ref.solve(0.0, y0, p, [1.0, 24.0], 1e-8, 1e-12)
+    monkeypatch.setattr(reference, "_lsoda", reference._lsoda_public)
+    public = ref.solve(0.0, y0, p, [1.0, 24.0], 1e-8, 1e-12)
+    assert private.success and public.success
+    np.testing.assert_array_equal(public.y, private.y)
+    failed = ref.solve(0.0, y0, p, [1000.0], 1e-8, 1e-12, max_steps=3)
+    assert not failed.success and 0.0 <= failed.t_reached < 1000.0

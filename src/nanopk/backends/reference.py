@@ -62,7 +62,8 @@ def _lsoda_public(f, y0, grid, p, J, rtol, atol, mxstep):
     for w in caught:
         if not issubclass(w.category, ODEintWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-    istate = 2 if info["message"] == "Integration successful." else -1
+    codes = {message: code for code, message in _LSODA_MESSAGES.items()}
+    istate = 2 if info["message"] == "Integration successful." else codes.get(info["message"], -1)
     return y, info, istate
 
 
