@@ -256,9 +256,16 @@ def _running(pid):
 
 
 def _start(folder, store, workers=2):
+    """`nanopk meta` in a subprocess; its output goes to files beside the store, not pipes, so
+    that a worker that outlives its parent (holding the pipes) cannot hang the test."""
     cmd = [sys.executable, "-m", "nanopk", "meta", str(folder), "--store", str(store), "--workers", str(workers),
            "--no-progress"]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with open(store.with_suffix(".out"), "w") as out, open(store.with_suffix(".err"), "w") as err:
+        return subprocess.Popen(cmd, stdout=out, stderr=err)
+
+
+def _stderr(store):
+    return store.with_suffix(".err").read_text()
 
 
 def _wait_for_rows(proc, store, table, n=1, timeout=180.0):
@@ -266,7 +273,7 @@ def _wait_for_rows(proc, store, table, n=1, timeout=180.0):
     while time.monotonic() < end:
         if proc.poll() is not None:
             pytest.fail(f"nanopk meta ended (exit {proc.returncode}) before {table} had {n} row(s): "
-                        f"{proc.stderr.read()[-2000:]}")
+                        f"{_stderr(store)[-2000:]}")
         if _count(store, table) >= n:
             return
         time.sleep(0.02)
@@ -279,6 +286,8 @@ def _assert_all_end(pids, timeout=10.0):
     while time.monotonic() < end and any(_running(p) for p in pids):
         time.sleep(0.1)
     alive = [p for p in pids if _running(p)]
+    for p in alive:  # the test fails, but leaves no orphan behind
+        os.kill(p, signal.SIGKILL)
     assert not alive, f"worker process(es) {alive} still running {timeout} s after their parent ended"
 
 
@@ -324,7 +333,7 @@ def test_sigkill_in_each_stage_leaves_no_worker_and_resumes_to_the_same_summary(
     finally:
         if proc.poll() is None:
             proc.kill()
-        proc.communicate()
+            proc.wait(30)
     assert proc.returncode == -signal.SIGKILL
     if workers == 2:  # the pool was up: 2 workers and the multiprocessing resource tracker
         assert len(children) >= 3, children
@@ -352,11 +361,12 @@ def test_sigterm_ends_the_pool_and_records_the_run(folder, reference, tmp_path):
         _wait_for_rows(proc, store, "stage1")
         workers = _descendants(proc.pid)
         os.kill(proc.pid, signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        proc.wait(60)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+            proc.wait(30)
+    err = _stderr(store)
     assert proc.returncode == 128 + signal.SIGTERM
     assert len(workers) >= 3, workers  # 2 workers and the multiprocessing resource tracker
     assert re.fullmatch(rf"nanopk meta: stopped by SIGTERM after \d+ new row\(s\); the workers are ended and the "
