@@ -22,7 +22,7 @@ from .dosing import Bolus, Dosing, Infusion
 from .simulate import simulate
 from .spec import list_models, load_model
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "Model", "Particle", "Part", "State", "Parameter", "Flux", "RateRule", "Assignment", "Observable",

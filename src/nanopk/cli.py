@@ -9,6 +9,8 @@
     nanopk delivery (DATASET --model MODEL | FIT.json) [--json de.json]
     nanopk meta COLLECTION --model MODEL [--scheduler ADDRESS] [--json meta.json]
     nanopk datasets
+    nanopk check DATASET [--model MODEL] [--particle ...] [--vary ...] [--param ...] [--json check.json]
+    nanopk --version
 
 Errors a user can cause (unknown model, bad parameter, bad data) are printed as one
 clear message with exit status 2; they never end in a traceback.
@@ -32,6 +34,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sqlite3
 import sys
 import time
 import warnings
@@ -177,7 +181,7 @@ def cmd_fit(args):
 
     check_fit_arguments(_vary(args), _parse_params(args.param))  # --param and --vary naming one parameter: refuse
     model = _load(args, fixed=True)
-    ds = read_dataset(args.dataset)
+    ds = read_dataset(args.dataset, sheet=args.sheet)
     t0 = time.perf_counter()
     result = fit(model, ds, vary=_vary(args), multistart=args.multistart, jacobian=args.jacobian)
     wall = time.perf_counter() - t0
@@ -214,7 +218,7 @@ def cmd_compare(args):
 
     check_fit_arguments(_vary(args), _parse_params(args.param))  # --param and --vary naming one parameter: refuse
     model = _load(args, fixed=True)
-    a, b = read_dataset(args.dataset_a), read_dataset(args.dataset_b)
+    a, b = read_dataset(args.dataset_a, sheet=args.sheet), read_dataset(args.dataset_b, sheet=args.sheet)
     if a.name == b.name:
         from .compare import same_data
 
@@ -257,8 +261,12 @@ def cmd_delivery(args):
 
     source = Path(args.source)
     if source.suffix == ".json" and source.exists() and not source.with_suffix(".csv").exists():
-        payload = json.loads(source.read_text())
-        if "delivery" not in payload:
+        try:
+            payload = json.loads(source.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise NanopkError(f"{source} is not a fit JSON that nanopk wrote ({exc}); give a dataset with --model, "
+                              "or the --json file of `nanopk fit`") from None
+        if not isinstance(payload, dict) or "delivery" not in payload:
             raise NanopkError(f"{source} holds no 'delivery' entry; fit a model with a tumour (e.g. --model mouse_tumour)")
         de = dict(payload["delivery"])
         if "success" in payload and "fit_status" not in de:  # a fit JSON: its status travels with its DE
@@ -269,7 +277,7 @@ def cmd_delivery(args):
         from .data import read_dataset
         from .fit import fit
 
-        result = fit(_load(args), read_dataset(args.source), vary=_vary(args))
+        result = fit(_load(args), read_dataset(args.source, sheet=args.sheet), vary=_vary(args))
         de = delivery_efficiency(result)
     _print_delivery(de)
     if args.json:
@@ -323,7 +331,10 @@ def cmd_meta(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ._version import __version__
+
     parser = argparse.ArgumentParser(prog="nanopk", description="Nanoparticle pharmacokinetics: simulate, fit, compare, export.")
+    parser.add_argument("--version", action="version", version=f"nanopk {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def model_args(p, positional=True):
@@ -353,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the report as JSON")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("simulate", help="simulate a model; observables in %ID")
+    p = sub.add_parser("simulate", help="simulate a model; observables in %%ID")
     model_args(p)
     p.add_argument("--param", action="append", help="NAME=VALUE (repeatable)")
     p.add_argument("--times", default=DEFAULT_TIMES, help="hours: 1,4,24,168 or start:stop:count")
@@ -365,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="fit a model to a dataset")
     p.add_argument("dataset", help="bundled dataset name or path to a CSV (with its JSON sidecar)")
     model_args(p, positional=False)
+    p.add_argument("--sheet", help="worksheet of an .xlsx dataset (name or 0-based index); needed when the workbook has several")
     p.add_argument("--vary", help="comma-separated parameter names")
     p.add_argument("--param", action="append", help="NAME=VALUE[,NAME=VALUE...]: hold model parameters at these values (repeatable)")
     p.add_argument("--multistart", type=int, default=0)
@@ -379,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset_a")
     p.add_argument("dataset_b")
     model_args(p, positional=False)
+    p.add_argument("--sheet", help="worksheet of an .xlsx dataset (name or 0-based index); needed when the workbook has several")
     p.add_argument("--vary", help="comma-separated parameters fitted per group")
     p.add_argument("--shared", help="comma-separated parameters of --vary common to both groups (default: none; the others are tested)")
     p.add_argument("--param", action="append", help="NAME=VALUE[,NAME=VALUE...]: hold model parameters at these values (repeatable)")
@@ -396,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("delivery", help="tumour delivery efficiency (DE24, DE168, DEmax)")
     p.add_argument("source", help="a dataset (with --model) or a fit JSON")
     model_args(p, positional=False)
+    p.add_argument("--sheet", help="worksheet of an .xlsx dataset (name or 0-based index); needed when the workbook has several")
     p.add_argument("--vary")
     p.add_argument("--json")
     p.set_defaults(func=cmd_delivery)
@@ -418,12 +432,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Options that name a file or folder the command writes, and whether it is a folder.
+_OUTPUTS = {"json": False, "plot": False, "out": False, "sbml": False, "c": True, "store": False}
+
+
+def _check_outputs(args) -> None:
+    """Refuse, before any work, an output path whose folder is missing or not writable.
+
+    A fit can take a minute; finding out afterwards that ``--json results/fit.json``
+    cannot be written loses it.
+    """
+    for option, is_folder in _OUTPUTS.items():
+        value = getattr(args, option, None)
+        if not value:
+            continue
+        path = Path(value)
+        if path.is_dir() and not is_folder:
+            raise NanopkError(f"--{option} {value}: is a folder; give a file name, e.g. {path / ('out.' + option)}")
+        folder = path if is_folder and path.is_dir() else path.parent
+        if not folder.exists():
+            raise NanopkError(f"--{option} {value}: the folder {str(folder)!r} does not exist; create it or choose another path")
+        if not os.access(folder, os.W_OK) or (path.exists() and not path.is_dir() and not os.access(path, os.W_OK)):
+            raise NanopkError(f"--{option} {value}: {'the folder ' + repr(str(folder)) if not os.access(folder, os.W_OK) else 'the file'} "
+                              "is not writable; choose another path")
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for an I/O error: what could not be done to which path, and why."""
+    target = f" {exc.filename!r}" if exc.filename else ""
+    reason = exc.strerror or str(exc)
+    return f"cannot read or write{target}: {reason}"
+
+
 def main(argv=None) -> int:
+    """Run the command line; the exit status (0 ok, 1 ran but a fit failed, 2 bad input)."""
     args = build_parser().parse_args(argv)
     from .data import DataWarning
     from .fit import FitWarning
 
     try:
+        _check_outputs(args)
         with warnings.catch_warnings():
             # Fit and data warnings are part of the printed report (and of --json); do not
             # repeat them on stderr as Python warnings.
@@ -435,6 +483,13 @@ def main(argv=None) -> int:
         return 2
     except ImportError as exc:
         print(f"nanopk {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path a user gave: missing, unreadable, read-only, full
+        print(f"nanopk {args.command}: error: {_os_error(exc)}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:  # --store names a file that is not nanopk's results store
+        print(f"nanopk {args.command}: error: cannot use the results store {getattr(args, 'store', None) or 'meta.sqlite'!r}: "
+              f"{exc}; give --store a new file name or a store nanopk wrote", file=sys.stderr)
         return 2
     return int(status or 0)
 

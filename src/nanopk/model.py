@@ -121,8 +121,13 @@ class Model:
     _DEFERRED = frozenset({"_parts", "_fluxes", "_rate_rules", "_assignments", "_observables"})
 
     @classmethod
-    def _deferred(cls, skeleton: Mapping, build, source: str) -> "Model":
-        """A model from a remembered skeleton; ``build()`` makes its equations on demand."""
+    def _deferred(cls, skeleton: Mapping, build) -> "Model":
+        """A model from a remembered skeleton; ``build()`` makes its equations on demand.
+
+        ``build`` returns the whole model; whoever remembered the skeleton checks, inside
+        ``build``, that the equations it makes are the ones remembered
+        (:func:`nanopk.prebuilt.recall`), so the model needs to know nothing of caches.
+        """
         model = cls.__new__(cls)
         model._name = skeleton["name"]
         model._dose_target = skeleton["dose_target"]
@@ -135,7 +140,6 @@ class Model:
         # Remembered only after the model validated, under a key that covers its recipe.
         model._cache = {"hash": skeleton["structure_hash"], "validated": True, "n_fluxes": skeleton["n_fluxes"]}
         model._build = build
-        model._build_source = source
         return model
 
     def __getattr__(self, name):
@@ -146,10 +150,7 @@ class Model:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _materialize(self) -> None:
-        from .prebuilt import check_materialized
-
         built = self.__dict__.pop("_build")()
-        check_materialized(self, built, self.__dict__.pop("_build_source"))
         for name in Model._DEFERRED:
             setattr(self, name, getattr(built, name))
 

@@ -141,18 +141,20 @@ def recall(key: str, build):
     if skeleton is None:
         warnings.warn(f"rebuilding the remembered model {path}: {problem}", CacheWarning, stacklevel=3)
         return None
-    return Model._deferred(skeleton, build, source=str(path))
+    expected = (skeleton["structure_hash"], [s.name for s in skeleton["states"]], [p.name for p in skeleton["parameters"]])
+    return Model._deferred(skeleton, functools.partial(_build_checked, build, skeleton["name"], expected, str(path)))
 
 
-def check_materialized(deferred, built, source: str) -> None:
-    """The equations built on demand must be those the skeleton was remembered with."""
-    same = (
-        built.structure_hash == deferred._cache.get("hash")
-        and built.state_names == deferred.state_names
-        and built.parameter_names == deferred.parameter_names
-    )
-    if not same:
+def _build_checked(build, name: str, expected: tuple, source: str):
+    """``build()``, checked to make the equations the skeleton was remembered with.
+
+    A partial of this (not a closure) is what a recalled model carries, so it still
+    pickles with its recipe for worker processes.
+    """
+    built = build()
+    if (built.structure_hash, built.state_names, built.parameter_names) != expected:
         raise ModelError(
-            f"the remembered model {deferred.name!r} ({source}) does not match the model its recipe builds now; "
+            f"the remembered model {name!r} ({source}) does not match the model its recipe builds now; "
             f"delete that file (or the folder {Path(source).parent}) and load the model again"
         )
+    return built

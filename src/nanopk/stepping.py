@@ -35,7 +35,7 @@ import numpy as np
 
 from .compile import compile_model
 from .errors import ModelError, SolverError, suggest
-from .model import DEPOT, DOSE, INFUSION_RATE
+from .parts import DEPOT, DOSE, INFUSION_RATE
 
 __all__ = ["Integrator"]
 

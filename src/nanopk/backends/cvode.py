@@ -198,7 +198,7 @@ def generate_jacobian_source(system: SymbolicSystem) -> str:
 def _artifact_key(system: SymbolicSystem, libs: list[str]) -> str:
     """What the compiled library depends on: the model structure, the C templates and
     flags, SUNDIALS."""
-    from .. import __version__
+    from .._version import __version__
 
     code = hashlib.sha256((_DRIVER + _JACOBIAN + _JACOBIAN_SPLIT + repr(CFLAGS) + _SPARSE_LU_CODE
                            + Path(__file__).with_name("symbolic.py").read_text()).encode()).hexdigest()

@@ -441,7 +441,7 @@ def settings_record(settings: MetaFitSettings, prior_kind: str, informative_t_h:
     published one its stage 1 uses); the prior a row was actually fitted with is part of
     the row's own record (:func:`settings_key`).
     """
-    from .. import __version__
+    from .._version import __version__
 
     rec = settings.to_dict()
     rec.update(prior_kind=prior_kind, model_fingerprint=_model_fingerprint(model), nanopk=__version__)
