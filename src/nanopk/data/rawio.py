@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import DataError, suggest
+
 __all__ = ["RawSheet", "read_raw", "EXCEL_SUFFIXES", "split_header", "MAX_TITLE_CELLS", "header_time_unit"]
 
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
@@ -81,7 +83,13 @@ def read_raw(path: Path, sheet: str | int | None = None) -> RawSheet:
     """Read ``path`` (.csv, or .xlsx via openpyxl) into a :class:`RawSheet`.
 
     The first non-blank row is the header.  ``sheet`` selects a worksheet of a workbook
-    by name or 0-based index (default: the first).
+    by name or 0-based index; it may be left out only for a workbook of one sheet.
+
+    Raises
+    ------
+    DataError
+        For a file that is not a workbook, a workbook of several sheets without
+        ``sheet``, or a sheet that does not exist (with the sheet names).
     """
     path = Path(path)
     if path.suffix.lower() in EXCEL_SUFFIXES:
@@ -129,14 +137,32 @@ def _csv_rows(path: Path):
 def _xlsx_rows(path: Path, sheet):
     import openpyxl
 
-    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # zipfile.BadZipFile, KeyError, InvalidFileException ...
+        raise DataError(path, [{"message": f"cannot read {path.name} as an .xlsx workbook ({type(exc).__name__}: {exc}); "
+                                           "save it from the spreadsheet program as .xlsx or .csv"}]) from None
+    try:
+        names = wb.sheetnames
+        # A workbook of several sheets has no obvious "the data": taking the first one
+        # silently fitted whatever sheet happened to be first.
+        if sheet is None and len(names) > 1:
+            raise DataError(path, [{"message": f"{path.name} has {len(names)} sheets ({', '.join(map(repr, names))}); "
+                                               "choose one with sheet=NAME (--sheet NAME on the command line)"}])
+        if isinstance(sheet, str) and sheet not in names and sheet.strip().lstrip("-").isdigit():
+            sheet = int(sheet)  # "--sheet 1" on the command line is an index
         if sheet is None:
             ws = wb.worksheets[0]
-        elif isinstance(sheet, int):
+        elif isinstance(sheet, int) and not isinstance(sheet, bool):
+            if not -len(names) <= sheet < len(names):
+                raise DataError(path, [{"message": f"sheet index {sheet} is out of range: {path.name} has {len(names)} "
+                                                   f"sheet(s) ({', '.join(map(repr, names))}; index 0 is the first)"}])
             ws = wb.worksheets[sheet]
+        elif str(sheet) in names:
+            ws = wb[str(sheet)]
         else:
-            ws = wb[sheet]
+            raise DataError(path, [{"message": f"{path.name} has no sheet {sheet!r}{suggest(str(sheet), names)}; "
+                                               f"its sheets: {', '.join(map(repr, names))}"}])
         return [list(row) for row in ws.iter_rows(values_only=True)]
     finally:
         wb.close()
