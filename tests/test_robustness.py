@@ -8,6 +8,7 @@ The criterion is the issue's: ``total`` = 100 %ID to 1e-6 relative, no mass stat
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -20,7 +21,8 @@ from nanopk import Flux, Model, Parameter, Part, SolverError, State
 from nanopk.materials import MATERIALS
 from nanopk.particle import COATINGS
 from nanopk.parts import symbol
-from nanopk.simulate import _failing_rates
+from nanopk.backends.base import SolveResult
+from nanopk.simulate import _failing_rates, _solver_error
 
 TIMES = [1.0, 4.0, 24.0, 168.0, 1000.0]
 #: Core diameters (nm) of the material × size grid: 9 materials × 8 sizes, 1–200 nm.
@@ -128,11 +130,32 @@ def test_solver_failure_names_the_parameter_that_makes_a_rate_infinite():
     model = _two_state("test.renal", symbol("CL") * symbol("blood") / symbol("V"), params, sink="urine")
     with pytest.raises(SolverError, match=(
             r"failed at t = 0 h .*Rate not finite at the state of t = 0 h: mechanism test\.renal, flux dissolve\. "
-            r"In it: CL=1, V=0 \(changed\)\. No other parameter changed\. "
+            r"In it: V=0 \(changed\), CL=1\. No other parameter changed\. "
             r"Try: check these values against their bounds")) as info:
         model.simulate([1.0, 10.0], params={"V": 0.0})
     assert info.value.params == {"CL": 1.0, "V": 0.0}
     assert len(str(info.value)) <= 600
+
+
+def test_solver_failure_names_a_rate_whose_slope_is_infinite():
+    """A Hill-type term ((A/dose)²)^(h/2) with h = 0.5 (in its bounds) is finite at A = 0 but its slope is not (NaN in
+    the Newton matrix, as mps saturation with n_saturation = 0.5 stopped mouse_tumour_full at t = 0): the message for a
+    failure there names that flux, the changed h first, and the remedy."""
+    params = (Parameter("k_back", 0.5, "1/h", "test value", (0.0, 10.0)),
+              Parameter("h", 2.0, "dimensionless", "test value", (0.5, 6.0)))
+    hill = ((symbol("ions") / symbol("dose")) ** 2) ** (symbol("h") / 2)
+    model = _two_state("test.hill", symbol("k_back") * symbol("blood") * (1 + hill), params)
+    compiled = model.compile()
+    p = model.parameter_vector({"h": 0.5})
+    y0 = compiled.initial_state(p)
+    y0[model.state_names.index("blood")] = p[model.parameter_names.index("dose")]
+    failed = SolveResult(np.array([1.0, 10.0]), np.full((2, y0.size), np.nan), False, 0.0,
+                         "the right-hand side returned a non-recoverable value, e.g. NaN or inf (CV_RHSFUNC_FAIL)")
+    error = _solver_error(model, p, failed, 0.0, 10.0, "cvode", 1e-6, 1e-9, y0, compiled)
+    assert re.search(r"Slope of a rate not finite \(in ions\) at the state of t = 0 h: mechanism test\.hill, flux dissolve\. "
+                     r"In it: h=0\.5 \(changed\), k_back=0\.5\. No other parameter changed\. "
+                     r"Try: a rate law with a finite slope at every amount", str(error)), str(error)
+    assert error.params == {"h": 0.5, "k_back": 0.5}
 
 
 def test_solver_failure_at_defaults_does_not_list_every_default():

@@ -109,7 +109,7 @@ def solve_states(model, times_h, params: Mapping[str, float] | None = None, dose
             stats["linear_solver"] = res.linear_solver
             stats["dense_fallbacks"] += res.dense_fallbacks
             if not res.success:
-                raise _solver_error(model, p, res, a, b, compiled.backend, rtol, atol, y)
+                raise _solver_error(model, p, res, a, b, compiled.backend, rtol, atol, y, compiled)
             out[mask & (times > a)] = res.y[: wanted.size]
             y = res.y[-1].copy()
     return times, out, p, compiled, stats
@@ -171,13 +171,48 @@ def _failing_rates(model, p, t, y, dose):
     return found
 
 
+def _failing_slopes(model, compiled, p, t, y):
+    """Rate laws whose slope in a state is not finite at ``y`` (x^n, n < 1, at x = 0): ``[(term, state)]``.
+
+    CVODE's Newton matrix holds these slopes; an infinite one turns the Newton update
+    into NaN, and the next right-hand side fails although every rate is finite at ``y``.
+    The compiled Jacobian finds the entries; the rate laws that change the entry's state
+    and contain its column's state are differentiated to find which one.
+    """
+    import sympy as sp
+
+    from .parts import TIME
+
+    with np.errstate(all="ignore"):
+        J = np.asarray(compiled.jac(t, y, p), dtype=float)
+    pairs = {(int(i), int(j)) for i, j in np.argwhere(~np.isfinite(J))}
+    if not pairs:
+        return []
+    subs = model.assignment_substitutions()
+    states = model.state_symbols
+    found = []
+    for k, (rate, changes) in enumerate(model.rate_terms()):
+        columns = sorted({j for i, _ in changes for (i2, j) in pairs if i2 == i})
+        if not columns:
+            continue
+        expr = rate.xreplace(subs)
+        for j in columns:
+            if states[j] not in expr.free_symbols:
+                continue
+            slope = sp.lambdify((TIME, states, model.parameter_symbols), sp.diff(expr, states[j]), modules="numpy")
+            with np.errstate(all="ignore"):
+                if not np.isfinite(float(slope(t, list(y), p))):
+                    found.append((k, model.state_names[j]))
+    return found
+
+
 def _listing(names, shown=_SHOWN):
     names = list(names)
     more = f" and {len(names) - shown} more" if len(names) > shown else ""
     return ", ".join(names[:shown]) + more
 
 
-def _solver_error(model, p, res, a, b, backend, rtol, atol, y_start=None) -> SolverError:
+def _solver_error(model, p, res, a, b, backend, rtol, atol, y_start=None, compiled=None) -> SolverError:
     """A short message: where the solve stopped, which mechanism's rate failed, the few
     parameters in that rate (and any the caller changed), and what to try.
 
@@ -199,8 +234,11 @@ def _solver_error(model, p, res, a, b, backend, rtol, atol, y_start=None) -> Sol
         if done:
             t_state, y_state = float(res.t[done[-1]]), rows[done[-1]]
     if y_state is not None and y_state.size == len(model.state_names):
+        slopes = False
         try:
             failing = _failing_rates(model, p, t_state, y_state, float(p[index[DOSE]]) if DOSE in index else 1.0)
+            if not failing and compiled is not None:
+                failing, slopes = _failing_slopes(model, compiled, p, t_state, y_state), True
         except Exception:  # noqa: BLE001 - the diagnosis must never hide the solver's own failure
             failing = []
         if failing:
@@ -213,13 +251,22 @@ def _solver_error(model, p, res, a, b, backend, rtol, atol, y_start=None) -> Sol
                     rates.append(f"{word}{'es' if kind == 'flux' and len(these) > 1 else ''} {_listing(these, 2)}")
             negative = list(dict.fromkeys(s for _, s in failing if s))
             used = {sym.name for i, _ in failing for sym in exprs[i].free_symbols}
-            culprit_params = {n: float(p[index[n]]) for n in names if n in used and n not in (DOSE, INFUSION_RATE)}
+            subs = model.assignment_substitutions()
+            # Changed values first, also where a derived quantity brings them into the rate.
+            behind = {sym.name for i, _ in failing for sym in exprs[i].xreplace(subs).free_symbols}
+            first = [n for n in changed if n in behind]
+            culprit_params = {n: float(p[index[n]]) for n in first + [n for n in names if n in used and n not in first]
+                              if n not in (DOSE, INFUSION_RATE)}
             derived = sorted(n for n in used if n in {a.name for a in model.assignments})
-            where = (f"once an amount dips below zero ({_listing(negative, 2)})" if negative
-                     else f"at the state of t = {t_state:.6g} h")
-            named = ([f"{k}={v:.4g}{' (changed)' if k in changed else ''}" for k, v in culprit_params.items()]
-                     + [f"{n} (derived)" for n in derived])
-            culprit_text = (f" Rate not finite {where}: mechanism {_listing(mechanisms, 2)}, {'; '.join(rates)}."
+            if slopes:
+                what = f"Slope of a rate not finite (in {_listing(negative, 2)}) at the state of t = {t_state:.6g} h"
+            elif negative:
+                what = f"Rate not finite once an amount dips below zero ({_listing(negative, 2)})"
+            else:
+                what = f"Rate not finite at the state of t = {t_state:.6g} h"
+            named = [f"{k}={v:.4g}{' (changed)' if k in changed else ''}" for k, v in culprit_params.items()]
+            named[len(first):len(first)] = [f"{n} (derived)" for n in derived]
+            culprit_text = (f" {what}: mechanism {_listing(mechanisms, 2)}, {'; '.join(rates)}."
                             f" In it: {_listing(named, 4) or 'no parameter'}.")
     others = {k: v for k, v in changed.items() if k not in culprit_params}
     listing = _listing((f"{k}={v:.4g}" for k, v in others.items()), 4 if culprit_text else _SHOWN)
@@ -227,7 +274,10 @@ def _solver_error(model, p, res, a, b, backend, rtol, atol, y_start=None) -> Sol
         params_text = f" Other parameters changed from the defaults: {listing}." if others else " No other parameter changed."
     else:
         params_text = f" Parameters changed from the defaults: {listing}." if changed else " All parameters at their defaults."
-    if culprit_text and " dips below zero" in culprit_text:
+    if culprit_text and culprit_text.startswith(" Slope"):
+        fix = ("a rate law with a finite slope at every amount (x^n with n < 1 has an infinite one at x = 0), "
+               "or check these values against their bounds (model.parameters).")
+    elif culprit_text and " dips below zero" in culprit_text:
         fix = (f"a rate law finite for every amount (as nanopk.mechanisms.dissolution.cube_root_rate), "
                f"or a tighter atol (now {atol:g} × dose).")
     elif culprit_text:
