@@ -133,9 +133,10 @@ def test_dose_in_mg_per_kg_uses_body_weight():
 
 def test_dose_without_a_mass_is_refused_with_the_reason():
     """A per-kg dose on a model with no body weight, or an activity dose, says what is wrong."""
-    with pytest.raises(nanopk.SpecError, match=r"0.85 mg/kg: a dose in mg/kg needs a body weight, and the model has no BW parameter"):
+    # A dose given to simulate() is not a spec problem: ModelError (SpecError is for specs).
+    with pytest.raises(nanopk.ModelError, match=r"0\.85 mg/kg: a dose in mg/kg needs a body weight, and the model has no BW parameter"):
         nanopk.load_model("one_compartment_iv").simulate([1.0], dose="0.85 mg/kg")
-    with pytest.raises(nanopk.SpecError, match=r"1.0 MBq: a dose in MBq is not a mass"):
+    with pytest.raises(nanopk.ModelError, match=r"cannot use dose 1 MBq: a dose in MBq is not a mass"):
         nanopk.load_model("mouse_pbpk").simulate([1.0], dose="1 MBq")
     with pytest.raises(nanopk.ModelError, match=r"dose 'lots ug' must read 'VALUE UNIT'"):
         nanopk.load_model("mouse_pbpk").simulate([1.0], dose="lots ug")
