@@ -14,10 +14,12 @@ tumour.
 """
 from __future__ import annotations
 
+from .compile import BackendFallbackWarning
 from .errors import DataError, ExportError, FitError, ModelError, NanopkError, SolverError, SpecError
 from .model import Model
 from .particle import Particle
 from .parts import Assignment, Flux, Observable, Parameter, Part, RateRule, State
+from .resources import CacheWarning
 from .dosing import Bolus, Dosing, Infusion
 from .simulate import simulate
 from .spec import list_models, load_model
@@ -28,6 +30,7 @@ __all__ = [
     "Model", "Particle", "Part", "State", "Parameter", "Flux", "RateRule", "Assignment", "Observable",
     "Bolus", "Infusion", "Dosing", "simulate", "load_model", "list_models",
     "NanopkError", "ModelError", "SpecError", "DataError", "FitError", "SolverError", "ExportError",
+    "BackendFallbackWarning", "CacheWarning",
 ]
 
 
