@@ -304,3 +304,11 @@ def test_every_error_here_is_a_nanopk_error():
     """The catalogue's errors are all catchable as NanopkError (and ValueError for bad input)."""
     assert issubclass(ModelError, NanopkError) and issubclass(ModelError, ValueError)
     assert issubclass(DataError, NanopkError) and issubclass(SpecError, ModelError)
+
+
+def test_a_value_a_few_ulps_past_a_bound_is_the_bound(mouse):
+    """10**log10(hi) lands one ulp past hi: accepted (1e-12 relative slack), while 1e-9 past it is refused."""
+    hi = mouse.parameters["n_liver"].bounds[1]
+    mouse.simulate([1.0], params={"n_liver": hi * (1 + 2e-16)})
+    with pytest.raises(ModelError, match=r"parameter 'n_liver' value 10\.00000001 lies outside its bounds"):
+        mouse.simulate([1.0], params={"n_liver": hi * (1 + 1e-9)})

@@ -138,7 +138,10 @@ class Parameter:
         lo, hi = self.bounds
         if not math.isfinite(number):
             return f"parameter {self.name!r} has a non-finite {what} {value!r}"
-        if not (lo <= number <= hi):
+        # Values computed at a bound (10**log10(hi), a sampler's exp(log(hi))) land a few
+        # ulps outside it; that is the bound, not a new value.
+        slack = 1e-12
+        if not (lo - slack * abs(lo) <= number <= hi + slack * abs(hi)):
             return f"parameter {self.name!r} {what} {number!r} lies outside its bounds [{lo:g}, {hi:g}] {self.unit}"
         return None
 
