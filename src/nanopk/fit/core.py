@@ -33,7 +33,7 @@ from .objective import ForwardDifferenceJacobian, Objective, SensitivityJacobian
 from .result import CovarianceStatus, FitResult, FitStatus, OptimizerStatus, adequacy
 from .uncertainty import Covariance, covariance, parameter_flags, residual_scale
 
-__all__ = ["fit"]
+__all__ = ["fit", "build_objective"]
 
 JACOBIANS = ("fd", "sensitivity")
 
@@ -159,14 +159,14 @@ def _starts(objective: Objective, multistart: int, seed, span_decades: float) ->
     return starts
 
 
-def fit(model, data, vary=None, shared=None, error_model: str = "log", multistart: int = 0, method: str = "least_squares",
+def fit(model=None, data=None, vary=None, shared=None, error_model: str = "log", multistart: int = 0, method: str = "least_squares",
         backend: str = "auto", *, weighting: str = "se", error_params: dict | None = None, sigma_floor: float = 0.05,
         censored: str = "m3", tissue_map: dict | None = None, body_weight: str = "dataset", start: dict | None = None,
         bounds: dict | None = None, jacobian: str | Callable = "fd", diff_step: float = 1e-4, rtol: float | None = None,
         atol: float | None = None, max_nfev: int | None = None, ftol: float = 1e-10, xtol: float = 1e-10, gtol: float = 1e-10,
         seed: int | None = 0, multistart_span: float = 2.0, scale_covar: bool = True, profile: bool | list = False,
         loss: str = "linear", f_scale: float = 1.0, workers: int | None = None, priors: dict | None = None,
-        uncertainty: bool = True, warn: bool = True, checks: bool = True, **method_kws) -> FitResult:
+        uncertainty: bool = True, warn: bool = True, checks: bool = True, objective=None, **method_kws) -> FitResult:
     """Fit ``model`` to biodistribution data.
 
     Parameters
@@ -283,6 +283,16 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         :class:`~nanopk.data.Dataset` given (default): WARN rules join the fit's
         warnings, a FAIL rule raises :class:`~nanopk.errors.DataError` before
         fitting.  ``False`` skips them.
+    objective : Objective, optional
+        A prebuilt objective (the protocol of :mod:`nanopk.fit.protocol`: e.g.
+        :func:`build_objective` or :class:`nanopk.fit.JointObjective`), minimised
+        instead of one built from ``model`` and ``data``.  ``model`` and ``data`` are
+        then left out (or ``model`` is the objective's own), and so is every keyword
+        the objective fixes (``vary``, ``shared``, ``error_model``, ``weighting``,
+        ``error_params``, ``sigma_floor``, ``censored``, ``tissue_map``,
+        ``body_weight``, ``start``, ``bounds``, ``backend``, ``rtol``, ``atol``,
+        ``loss``, ``f_scale``, ``priors``, ``checks``); the optimiser, covariance and
+        status are those of any other fit.
     **method_kws
         Passed to the lmfit method.
 
@@ -313,30 +323,36 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
         solver failures during the search.
     """
     t_start = time.perf_counter()
-    if isinstance(model, str):
-        from ..spec import load_model
-
-        model = load_model(model)
-    if error_model not in ("log", "additive", "combined"):
-        raise FitError(f"unknown error_model {error_model!r}; valid: log, additive, combined")
     if not (isinstance(diff_step, (int, float)) and 0 < diff_step < 0.1):
         raise FitError(f"`diff_step` must be a small positive relative step, e.g. 1e-4 (got {diff_step!r})")
     if int(multistart) < 0:
         raise FitError(f"`multistart` must be ≥ 0 (got {multistart})")
     check_keywords(method_kws, method)
-    rtol, atol = solver_tolerances(jacobian, rtol, atol)
-    datasets = coerce_datasets(data, model, error_model == "log", censored, tissue_map, body_weight)
-    # Plausibility rules (nanopk.data.checks): FAIL raises here, WARN joins the fit's warnings.
-    check_notes = fit_checks(model, [d.source for d in datasets], vary) if checks else []
-    specs = build_parameters(model, datasets, vary, shared, start, bounds)
-    varied = {sp.model_name for sp in specs}
-    clash = {d.name: sorted(varied & set(d.meta.get("parameters") or {})) for d in datasets}
-    clash = {k: v for k, v in clash.items() if v}
-    if clash:
-        raise FitError("a parameter cannot be both varied and set by its dataset (attrs['parameters']): "
-                       + "; ".join(f"{', '.join(map(repr, v))} in dataset {k!r}" for k, v in clash.items()))
-    objective = Objective(model, datasets, specs, error_model, weighting, error_params, sigma_floor, backend, rtol, atol,
-                          loss=loss, f_scale=f_scale, priors=priors)
+    if vary is None and objective is None and model is not None and data is not None:
+        # No `vary`: fit the parameters the data can determine (nanopk.fit.select).
+        from .select import fit_selected
+
+        given = {k: v for k, v in locals().items() if k not in ("model", "data", "vary", "objective", "method_kws", "t_start")}
+        return fit_selected(fit, model, data, {**given, **method_kws})
+    if vary == "all" or (isinstance(vary, (list, tuple)) and list(vary) == ["all"]):
+        vary = None  # every candidate of default_vary: the default before the selection
+    if objective is None:
+        if model is None or data is None:
+            raise FitError("fit() needs a model and data, e.g. fit('mouse_pbpk', dataset, vary=['Kmax_liver']), "
+                           "or a prebuilt objective=")
+        objective = build_objective(model, data, vary, shared, error_model, weighting=weighting,
+                                    error_params=error_params, sigma_floor=sigma_floor, censored=censored,
+                                    tissue_map=tissue_map, body_weight=body_weight, start=start, bounds=bounds,
+                                    backend=backend, jacobian=jacobian, rtol=rtol, atol=atol, loss=loss,
+                                    f_scale=f_scale, priors=priors, checks=checks)
+    else:
+        _check_prebuilt(objective, model, data, jacobian, {k: v for k, v in locals().items() if k in _OBJECTIVE_KEYWORDS})
+    # What the objective fixes, read back from it (the same values when fit built it).
+    model, datasets, specs = objective.model, objective.datasets, objective.specs
+    check_notes = list(getattr(objective, "check_notes", []))
+    error_model, weighting, backend, rtol, atol = (objective.error_model, objective.weighting, objective.backend,
+                                                   objective.rtol, objective.atol)
+    loss, f_scale, sigma_floor = objective.loss, objective.f_scale, getattr(objective, "sigma_floor", sigma_floor)
     pool = thread_pool(_workers(workers, len(specs)))
     jac = _jacobian(jacobian, objective, method, diff_step, pool)
     objective.residual(objective.x0)
@@ -439,6 +455,76 @@ def fit(model, data, vary=None, shared=None, error_model: str = "log", multistar
     return result
 
 
+def build_objective(model, data, vary=None, shared=None, error_model: str = "log", *, weighting: str = "se",
+                    error_params: dict | None = None, sigma_floor: float = 0.05, censored: str = "m3",
+                    tissue_map: dict | None = None, body_weight: str = "dataset", start: dict | None = None,
+                    bounds: dict | None = None, backend: str = "auto", jacobian="fd", rtol: float | None = None,
+                    atol: float | None = None, loss: str = "linear", f_scale: float = 1.0, priors: dict | None = None,
+                    checks: bool = True) -> Objective:
+    """The :class:`~nanopk.fit.objective.Objective` that ``fit(model, data, ...)`` minimises.
+
+    The keywords are :func:`fit`'s (``jacobian`` only picks the default solver
+    tolerances).  ``fit(objective=build_objective(model, data, **kw))`` is
+    ``fit(model, data, **kw)``; :class:`nanopk.fit.JointObjective` stacks several.
+    The WARN notes of the plausibility rules (``checks``) are kept in
+    ``objective.check_notes`` and join the warnings of the fit.
+
+    Raises
+    ------
+    FitError, DataError
+        As :func:`fit` does for the same arguments.
+    """
+    if isinstance(model, str):
+        from ..spec import load_model
+
+        model = load_model(model)
+    if error_model not in ("log", "additive", "combined"):
+        raise FitError(f"unknown error_model {error_model!r}; valid: log, additive, combined")
+    rtol, atol = solver_tolerances(jacobian, rtol, atol)
+    datasets = coerce_datasets(data, model, error_model == "log", censored, tissue_map, body_weight)
+    # Plausibility rules (nanopk.data.checks): FAIL raises here, WARN joins the fit's warnings.
+    check_notes = fit_checks(model, [d.source for d in datasets], vary) if checks else []
+    specs = build_parameters(model, datasets, vary, shared, start, bounds)
+    varied = {sp.model_name for sp in specs}
+    clash = {d.name: sorted(varied & set(d.meta.get("parameters") or {})) for d in datasets}
+    clash = {k: v for k, v in clash.items() if v}
+    if clash:
+        raise FitError("a parameter cannot be both varied and set by its dataset (attrs['parameters']): "
+                       + "; ".join(f"{', '.join(map(repr, v))} in dataset {k!r}" for k, v in clash.items()))
+    objective = Objective(model, datasets, specs, error_model, weighting, error_params, sigma_floor, backend, rtol, atol,
+                          loss=loss, f_scale=f_scale, priors=priors)
+    objective.check_notes = check_notes
+    return objective
+
+
+#: Keywords of :func:`fit` that define the objective; with ``objective=`` they stay at their defaults.
+_OBJECTIVE_KEYWORDS = ("vary", "shared", "error_model", "weighting", "error_params", "sigma_floor", "censored",
+                       "tissue_map", "body_weight", "start", "bounds", "backend", "rtol", "atol", "loss", "f_scale",
+                       "priors", "checks")
+
+
+def _check_prebuilt(objective, model, data, jacobian, given: dict) -> None:
+    """Refuse ``fit(objective=...)`` combined with what the objective already fixes."""
+    import inspect
+
+    from .protocol import check_objective
+
+    check_objective(objective)
+    defaults = {n: p.default for n, p in inspect.signature(fit).parameters.items()}
+    clash = [f"{k}={v!r}" for k, v in given.items() if not (v is defaults[k] or v == defaults[k])]
+    if data is not None:
+        clash.insert(0, "data")
+    if model is not None and model is not objective.model:
+        clash.insert(0, "model (other than objective.model)")
+    if clash:
+        raise FitError(f"fit(objective=...) got {', '.join(clash)}: the objective already fixes its model, data and "
+                       "likelihood; build the objective with them (nanopk.fit.build_objective(model, data, ...)) and "
+                       "pass only optimiser options (method, multistart, jacobian, max_nfev, ...) to fit")
+    if jacobian == "sensitivity" and not isinstance(objective, Objective):
+        raise FitError(f"jacobian='sensitivity' needs a single-model Objective, not a {type(objective).__name__}; "
+                       "use jacobian='fd' (finite differences) or a callable jac(objective, x)")
+
+
 def _check_degrees_of_freedom(objective, datasets, n_varied: int) -> None:
     """Refuse a fit the data cannot determine: no uncensored observation, or (without
     priors) no more uncensored observations than varied parameters.
@@ -470,6 +556,7 @@ def _warnings(datasets, objective, best, cov, flags, outcomes, converged) -> lis
             rows = e["rows"]
             shown = ", ".join(map(str, rows[:12])) + (f" … ({len(rows)} in all)" if len(rows) > 12 else "")
             notes.append(f"excluded {len(rows)} row(s) of {e['tissue']!r} in dataset {e['dataset']!r} (rows {shown}): {e['reason']}")
+        notes.extend(getattr(d, "notes", ()))  # e.g. a default tumour mass (nanopk.fit._data)
     if not best.converged:
         notes.append(f"the fit did not converge ({best.message}); do not use its parameters — raise max_nfev, "
                      "try multistart, or vary fewer parameters")

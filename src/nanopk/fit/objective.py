@@ -255,6 +255,10 @@ def _spec(param, pname: str, dataset, start: dict, bounds: dict) -> FitParameter
 class Objective:
     """Residuals of every dataset as a function of the optimised vector ``x``.
 
+    The concrete implementation of the protocol in :mod:`nanopk.fit.protocol`
+    (one model, any number of datasets); :func:`nanopk.fit.build_objective` builds
+    one as :func:`nanopk.fit` would.
+
     Parameters
     ----------
     model : nanopk.Model
@@ -433,6 +437,15 @@ class Objective:
             z = (lloq[cens] - pred[cens]) / sigma[cens]
             r[cens] = np.sqrt(-2.0 * log_ndtr(z))
         return r
+
+    @property
+    def prior_index(self) -> np.ndarray:
+        """Index into ``x`` of each prior row (see :mod:`nanopk.fit.protocol`)."""
+        return self._prior_index.copy()
+
+    def model_of(self, d: FitData):
+        """The model that simulates dataset ``d``: this objective's one model."""
+        return self.model
 
     def prior_residual(self, x) -> np.ndarray:
         """The prior rows ``(x_k − x̃_k)/s_k`` at ``x`` (empty without priors)."""

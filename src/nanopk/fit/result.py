@@ -261,7 +261,9 @@ class FitResult:
         self.datasets = {d.name: d.source for d in objective.datasets}
         self.excluded = [e for d in objective.datasets for e in d.excluded]
         self.params_log, self.params = self._parameters()
-        self.models = {d.name: model.with_parameters(objective.overrides(self.x, d)) for d in objective.datasets}
+        # model_of: a joint objective may simulate each dataset with its own model (nanopk.fit.protocol).
+        self.models = {d.name: objective.model_of(d).with_parameters(objective.overrides(self.x, d))
+                       for d in objective.datasets}
         if len(self.models) == 1:
             self.model = next(iter(self.models.values()))
         else:
