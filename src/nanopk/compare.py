@@ -5,10 +5,16 @@ the same core), :func:`compare` fits
 
 - each group alone (its own parameters, blood half-life and delivery);
 - all groups jointly, the parameters in ``shared`` common to all groups and the other
-  varied parameters group-specific (the *full* model, through the fit layer's
-  multi-dataset ``shared`` support);
+  varied parameters group-specific (the *full* model);
 - for each parameter group G (e.g. phagocytic uptake = ``Kmax_*``; extravasation =
   ``PAC_*``/``P_*``), the *reduced* model in which G is shared too.
+
+The joint fits are :func:`nanopk.fit` of a :class:`nanopk.fit.JointObjective`: each
+group's own objective, built exactly as its separate fit (the same error model,
+weighting, censoring and priors), stacked, with the shared parameters tied.  So the
+full and the reduced χ² of a test are of one likelihood, whatever ``error_model``.
+With priors the statistic uses χ² plus the prior rows' share (−2 ln posterior; a
+tied parameter's prior counts once).
 
 Likelihood-ratio test of "G does not differ between groups" (Wilks):
 
@@ -26,8 +32,8 @@ intervals by the delta method on the log scale, from the full fit's covariance:
 
 Groups may also differ by :class:`nanopk.Particle` (the mechanistic route: the same
 physiology, a different particle; ``particles={"PEG": p1, "bare": p2}``): each group
-is then fitted with ``load_model(model, particle=p)``; the full model is the groups
-fitted separately and the reduced models are joint fits across the groups' models.
+is then fitted with ``load_model(model, particle=p)``, its objective in the joint
+fits too; the full model ties nothing (it is the groups' separate fits side by side).
 
 References
 ----------
@@ -102,14 +108,16 @@ class Comparison:
         Group names, the reference first.
     fits : dict
         ``{group: FitResult}`` of each group fitted alone.
-    full : FitResult or None
+    full : FitResult
         The joint fit with ``shared`` parameters common and the rest group-specific
-        (``None`` on the particle route, where the full model is the separate fits).
+        (on the particle route nothing is shared: the separate fits side by side).
     reduced : dict
-        ``{parameter group: FitResult or dict}`` joint fits with that group shared too.
+        ``{parameter group: FitResult}`` joint fits with that group shared too
+        (without covariance: they give only χ²).
     tests : pandas.DataFrame
         One row per parameter group: ``parameters``, ``df``, ``statistic``,
-        ``lrt_p``, ``delta_aic``, ``chisqr_full``, ``chisqr_reduced``.
+        ``lrt_p``, ``delta_aic``, ``chisqr_full``, ``chisqr_reduced`` (data χ²),
+        ``prior_penalty_full``, ``prior_penalty_reduced`` (0 without priors).
     ratios : pandas.DataFrame
         One row per group-specific parameter and non-reference group: ``parameter``,
         ``group``, ``reference``, ``ratio``, ``ci95_low``, ``ci95_high``, ``value``,
@@ -221,7 +229,8 @@ class Comparison:
 
         tests = {g: {"parameters": list(r["parameters"]), "df": int(r["df"]), "statistic": r["statistic"],
                      "lrt_p": r["lrt_p"], "delta_aic": r["delta_aic"], "chisqr_full": r["chisqr_full"],
-                     "chisqr_reduced": r["chisqr_reduced"]} for g, r in self.tests.iterrows()}
+                     "chisqr_reduced": r["chisqr_reduced"], "prior_penalty_full": r["prior_penalty_full"],
+                     "prior_penalty_reduced": r["prior_penalty_reduced"]} for g, r in self.tests.iterrows()}
         return _clean({
             "model": self.model_name,
             "success": self.success,
@@ -456,26 +465,37 @@ def _ratios(full, groups, specific, reference) -> pd.DataFrame:
                                        "reference_value"])
 
 
-def _ratios_independent(fits, groups, specific, reference) -> pd.DataFrame:
-    """Ratios from separately fitted groups (independent estimates: covariances add)."""
-    rows = []
-    ref = fits[reference]
-    for name in specific:
-        for g in groups[1:]:
-            f = fits[g]
-            if name not in f.params or name not in ref.params:
-                continue
-            vi, vj = f.params[name].value, ref.params[name].value
-            si, sj = f.params[name].user_data.get("stderr_log"), ref.params[name].user_data.get("stderr_log")
-            lo = hi = None
-            if si is not None and sj is not None:
-                se = math.sqrt(si**2 + sj**2)
-                d = math.log(vi / vj)
-                lo, hi = math.exp(d - Z95 * se), math.exp(d + Z95 * se)
-            rows.append({"parameter": name, "group": g, "reference": reference, "ratio": vi / vj, "ci95_low": lo,
-                         "ci95_high": hi, "value": vi, "reference_value": vj})
-    return pd.DataFrame(rows, columns=["parameter", "group", "reference", "ratio", "ci95_low", "ci95_high", "value",
-                                       "reference_value"])
+def _minus_two_log_posterior(fit) -> float:
+    """χ² of the data plus the prior rows' share: −2 ln(likelihood × prior) + const (χ² without priors)."""
+    return float(fit.metrics["chisqr"]) + float(fit.metrics.get("prior_penalty", 0.0))
+
+
+def joint_fit(models: Mapping, data: Mapping, vary: Sequence[str], tied: Sequence[str], fits: Mapping,
+              fit_kwargs: Mapping, uncertainty: bool = True):
+    """Fit the groups jointly through ``nanopk.fit(objective=JointObjective(...))``.
+
+    Each group's objective is built from ``fit_kwargs`` exactly as its separate fit
+    was (:func:`nanopk.fit.build_objective`: error model, weighting, censoring,
+    priors), started at that fit's estimates; ``tied`` parameters take one value for
+    every group (their start: the mean of the groups' on the log scale), the others
+    in ``vary`` one per group (``NAME__<group>``).  The rest of ``fit_kwargs``
+    (``method``, ``multistart`` …) goes to :func:`nanopk.fit`.
+    """
+    from .fit.core import _OBJECTIVE_KEYWORDS, build_objective
+    from .fit.joint import JointObjective
+
+    build = {k: v for k, v in fit_kwargs.items() if k in _OBJECTIVE_KEYWORDS and k not in ("vary", "shared", "checks")}
+    optimise = {k: v for k, v in fit_kwargs.items() if k not in _OBJECTIVE_KEYWORDS}
+    if "jacobian" in fit_kwargs:  # it sets the default solver tolerances of the objective too
+        build["jacobian"] = fit_kwargs["jacobian"]
+    if not uncertainty:  # the reduced fits give only χ²
+        optimise.update(uncertainty=False, profile=False)
+    parts = {}
+    for g, model in models.items():
+        start = {**dict(fit_kwargs.get("start") or {}), **{n: v for n, v in fits[g].values.items() if n in vary}}
+        # checks=False: the plausibility rules ran (and were reported) in the group's own fit.
+        parts[g] = build_objective(model, {g: data[g]}, vary=vary, **{**build, "start": start}, checks=False)
+    return _fit_quietly(objective=JointObjective(parts, tied=list(tied)), **optimise)
 
 
 def _group_pk(fit, n_samples: int, seed: int) -> dict:
@@ -486,59 +506,6 @@ def _group_pk(fit, n_samples: int, seed: int) -> dict:
     out = metrics_with_intervals(model, values, fit, n_samples=n_samples, seed=seed, names=METRICS)
     out.pop("_uncertainty", None)
     return out
-
-
-# --------------------------------------------------------------------------- joint fit across models
-def _joint_fit_models(models: dict, data: dict, vary, tied, fit_kwargs) -> dict:
-    """Joint least squares across per-group models (the particle route's reduced model).
-
-    ``tied`` parameters take one value for all groups; the other ``vary`` parameters
-    one per group.  Starts from the groups' separate fits.  Returns ``chisqr``,
-    ``n_points``, ``values``.
-    """
-    from scipy.optimize import least_squares
-
-    from .fit._data import coerce_datasets
-    from .fit.core import solver_tolerances
-    from .fit.objective import Objective, build_parameters
-
-    objectives = {}
-    for g, model in models.items():
-        ds = coerce_datasets({g: data[g]}, model, True, fit_kwargs.get("censored", "m3"), fit_kwargs.get("tissue_map") or {},
-                             fit_kwargs.get("body_weight", "dataset"))
-        specs = build_parameters(model, ds, vary, None, None, None)
-        # The joint fit differences its residuals (least_squares below), so fd tolerances.
-        rtol, atol = solver_tolerances("fd", fit_kwargs.get("rtol"), fit_kwargs.get("atol"))
-        objectives[g] = Objective(model, ds, specs, rtol=rtol, atol=atol)
-    layout, x0, lo, hi = [], [], [], []
-    first = next(iter(objectives.values()))
-    for name in tied:
-        s = first.specs[first.names.index(name)]
-        layout.append(("tied", name))
-        x0.append(s.x0), lo.append(s.xmin), hi.append(s.xmax)
-    for g, obj in objectives.items():
-        for s in obj.specs:
-            if s.name not in tied:
-                layout.append((g, s.name))
-                x0.append(s.x0), lo.append(s.xmin), hi.append(s.xmax)
-    x0 = np.clip(np.array(x0), np.array(lo) + 1e-9, np.array(hi) - 1e-9)
-
-    def unpack(x):
-        per = {g: np.array([obj.specs[k].x0 for k in range(len(obj.specs))]) for g, obj in objectives.items()}
-        for (owner, name), v in zip(layout, x):
-            for g, obj in objectives.items():
-                if owner in ("tied", g) and name in obj.names:
-                    per[g][obj.names.index(name)] = v
-        return per
-
-    def residual(x):
-        per = unpack(x)
-        return np.concatenate([objectives[g].residual(per[g]) for g in objectives])
-
-    res = least_squares(residual, x0, bounds=(lo, hi), method="trf", diff_step=1e-4, x_scale=1.0, max_nfev=500)
-    r = residual(res.x)
-    return {"chisqr": float(r @ r), "n_points": int(r.size), "converged": bool(res.success), "x": res.x.tolist(),
-            "values": {f"{name}" if owner == "tied" else f"{name}__{owner}": float(math.exp(v)) for (owner, name), v in zip(layout, res.x)}}
 
 
 # --------------------------------------------------------------------------- compare
@@ -651,6 +618,9 @@ def compare(model, datasets: Mapping, vary: Sequence[str] | None = None, shared:
         models = {g: base for g in groups}
         model_name = base.name
 
+    if particles is not None and shared:
+        raise FitError("with `particles`, each group has its own model and every varied parameter its own value per "
+                       "group in the full model: leave `shared` empty")
     for i, ga in enumerate(groups):  # after the argument checks, before any fit
         for gb in groups[i + 1:]:
             if same_data(data[ga], data[gb]):
@@ -659,34 +629,26 @@ def compare(model, datasets: Mapping, vary: Sequence[str] | None = None, shared:
     fits = {g: _fit_quietly(models[g], {g: data[g]}, vary=vary, **fit_kwargs) for g in groups}
     sigma_known = _sigma_known(fits.values())
     reference = groups[0]
+    # Full and reduced models: the groups' own objectives (built as their separate fits
+    # were, so the same error model, weighting, censoring and priors) stacked, with
+    # `shared` (full) or `shared` + the tested group (reduced) tied.  Both are fitted by
+    # nanopk.fit itself, so the two χ² of each test are of the same likelihood.
+    full = joint_fit(models, data, vary, shared, fits, fit_kwargs)
+    chi_full, n_full = _minus_two_log_posterior(full), int(full.metrics["n_residuals"])
     rows = []
     reduced: dict = {}
-    if particles is None:
-        full = _fit_quietly(models[reference], data, vary=vary, shared=shared, **fit_kwargs)
-        chi_full, n_full = float(full.metrics["chisqr"]), int(full.metrics["n_residuals"])
-        for test, params in tests_of.items():
-            red = _fit_quietly(models[reference], data, vary=vary, shared=shared + params, **fit_kwargs)
-            reduced[test] = red
-            chi_red = float(red.metrics["chisqr"])
-            df = (len(groups) - 1) * len(params)
-            stat = _statistic(chi_full, chi_red, n_full, sigma_known)
-            rows.append({"test": test, "parameters": params, "df": df, "statistic": stat, "lrt_p": _chi2_sf(stat, df),
-                         "delta_aic": 2 * df - stat, "chisqr_full": chi_full, "chisqr_reduced": chi_red})
-        ratios = _ratios(full, groups, specific, reference)
-    else:
-        if shared:
-            raise FitError("with `particles`, the full model is the groups fitted separately: leave `shared` empty")
-        full = None
-        chi_full = sum(float(f.metrics["chisqr"]) for f in fits.values())
-        n_full = sum(int(f.metrics["n_residuals"]) for f in fits.values())
-        for test, params in tests_of.items():
-            red = _joint_fit_models(models, data, vary, params, fit_kwargs)
-            reduced[test] = red
-            df = (len(groups) - 1) * len(params)
-            stat = _statistic(chi_full, red["chisqr"], n_full, sigma_known)
-            rows.append({"test": test, "parameters": params, "df": df, "statistic": stat, "lrt_p": _chi2_sf(stat, df),
-                         "delta_aic": 2 * df - stat, "chisqr_full": chi_full, "chisqr_reduced": red["chisqr"]})
-        ratios = _ratios_independent(fits, groups, specific, reference)
+    for test, params in tests_of.items():
+        red = joint_fit(models, data, vary, shared + params, fits, fit_kwargs, uncertainty=False)
+        reduced[test] = red
+        chi_red = _minus_two_log_posterior(red)
+        df = (len(groups) - 1) * len(params)
+        stat = _statistic(chi_full, chi_red, n_full, sigma_known)
+        rows.append({"test": test, "parameters": params, "df": df, "statistic": stat, "lrt_p": _chi2_sf(stat, df),
+                     "delta_aic": 2 * df - stat, "chisqr_full": float(full.metrics["chisqr"]),
+                     "chisqr_reduced": float(red.metrics["chisqr"]),
+                     "prior_penalty_full": float(full.metrics["prior_penalty"]),
+                     "prior_penalty_reduced": float(red.metrics["prior_penalty"])})
+    ratios = _ratios(full, groups, specific, reference)
     tests = pd.DataFrame(rows).set_index("test")
     pk = {g: _group_pk(fits[g], n_samples, seed) for g in groups}
     options = {"vary": vary, "shared": shared, "groups_of_parameters": tests_of, "n_samples": n_samples, "seed": seed,

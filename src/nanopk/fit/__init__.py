@@ -4,7 +4,9 @@
 >>> result = nanopk.fit(model, dataset, vary=["Kmax_liver", "Kmax_spleen"])  # doctest: +SKIP
 >>> print(result.report())                                                 # doctest: +SKIP
 
-Modules: :mod:`.objective` (residuals, log-parameter transform, Jacobian hooks),
+Modules: :mod:`.protocol` (what ``fit(objective=...)`` needs of an objective),
+:mod:`.objective` (residuals, log-parameter transform, Jacobian hooks),
+:mod:`.joint` (:class:`JointObjective`: several objectives, some parameters tied),
 :mod:`.uncertainty` (covariance, profile likelihood, MCMC, parameter sampling),
 :mod:`.metrics` (goodness of fit), :mod:`.result` (:class:`FitResult`, JSON, report),
 :mod:`.plot` (figures; needs matplotlib).
@@ -21,17 +23,22 @@ import sys
 import types
 
 from ._data import FitData, FitWarning
-from .core import fit
+from .core import build_objective, fit
+from .joint import JointObjective
+from .protocol import Objective as ObjectiveProtocol
 from .result import FitResult
 from .uncertainty import MCMCResult, sample_parameters
 
-__all__ = ["fit", "FitResult", "FitWarning", "FitData", "MCMCResult", "sample_parameters"]
+__all__ = ["fit", "FitResult", "FitWarning", "FitData", "MCMCResult", "sample_parameters", "build_objective",
+           "JointObjective", "ObjectiveProtocol"]
 
 # The function carries the helpers too, for code that got the function from the lazy
 # attribute (``nanopk.fit.sample_parameters`` whichever object ``nanopk.fit`` is).
 fit.sample_parameters = sample_parameters
 fit.FitResult = FitResult
 fit.FitWarning = FitWarning
+fit.build_objective = build_objective
+fit.JointObjective = JointObjective
 
 
 class _CallableModule(types.ModuleType):
