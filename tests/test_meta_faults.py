@@ -198,7 +198,12 @@ def test_a_store_without_settings_keys_is_refused_but_summarised(folder, tmp_pat
     con.commit()
     con.close()
     with pytest.raises(MetaStoreError, match=r"holds 1 row\(s\) written by an earlier nanopk without a settings key "
-                                             r"\(1 result\(s\), 0 stage-1 fit\(s\)\)"):
+                                             r"\(1 result\(s\), 0 stage-1 fit\(s\)\), so nanopk cannot tell which "
+                                             r"model, prior and fit options they were fitted with, and resuming could "
+                                             r"mix them with rows fitted now\. Use a new --store for these settings, or "
+                                             r"--overwrite to discard the rows in '[^']+' and fit again \(Python: "
+                                             r"run_meta\(\.\.\., store=<new file>\) or run_meta\(\.\.\., "
+                                             r"overwrite=True\)\)\.$"):
         run_meta(read_collection(folder), store=store, workers=1, progress=False, prior="published")
     s = summarise(store)
     assert s["settings_key"] is None and s["settings_note"].startswith("1 row(s) were written by a nanopk without")

@@ -465,10 +465,10 @@ def _remember_key(con, key: str, record: dict) -> None:
     con.commit()
 
 
-def _how_to_proceed(store) -> str:
-    return (f"Use a new --store for these settings, or --overwrite to discard the rows in {str(store)!r} and fit "
-            f"again (Python: run_meta(..., store=<new file>) or run_meta(..., overwrite=True)); or rerun with the "
-            f"stored settings to resume.")
+def _how_to_proceed(store, resumable: bool = True) -> str:
+    text = (f"Use a new --store for these settings, or --overwrite to discard the rows in {str(store)!r} and fit "
+            f"again (Python: run_meta(..., store=<new file>) or run_meta(..., overwrite=True))")
+    return text + ("; or rerun with the stored settings to resume." if resumable else ".")
 
 
 _UNSET = object()
@@ -504,7 +504,7 @@ def _check_store(con, store, requested: dict, keys: dict) -> None:
             f"store {str(store)!r} holds {n} row(s) written by an earlier nanopk without a settings key "
             f"({legacy['results']} result(s), {legacy['stage1']} stage-1 fit(s)), so nanopk cannot tell which "
             f"model, prior and fit options they were fitted with, and resuming could mix them with rows fitted "
-            f"now. " + _how_to_proceed(store))
+            f"now. " + _how_to_proceed(store, resumable=False))
     records = {k: json.loads(r) for k, r in con.execute("SELECT key, record FROM settings")}
     for table in _TABLES:
         for key, n in con.execute(f"SELECT settings_key, COUNT(*) FROM {table} GROUP BY settings_key"):
@@ -515,7 +515,7 @@ def _check_store(con, store, requested: dict, keys: dict) -> None:
             if record is None:
                 raise MetaStoreError(f"store {str(store)!r} holds {n} row(s) in table {table!r} with settings key "
                                      f"{key!r} but no record of those settings (the store was edited?). "
-                                     + _how_to_proceed(store))
+                                     + _how_to_proceed(store, resumable=False))
             lines = _diff(record["requested"], requested)
             what = "with other settings"
             if not lines:  # same request, another prior: the empirical prior itself changed
