@@ -202,7 +202,7 @@ def peg_versus_bare_15nm(ctx: Context) -> list[Row]:
 
 @row_function
 def cho2010_anchors(ctx: Context) -> list[Row]:
-    """The two numbers mps.signal_50 and f_naive are calibrated on (so they check the calibration, not a prediction)."""
+    """The two numbers mps.signal_50 and k_cap_ops_liver are calibrated on (they check the calibration, not a prediction)."""
     s13, s100 = ctx.sim(peg(13.0)), ctx.sim(peg(100.0))
     t50 = blood_half_life(s13.index, s13["blood"], t_ref=0.5)
     ratio = _at(s100, "blood", 0.5) / _at(s13, "blood", 0.5)
