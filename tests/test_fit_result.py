@@ -263,11 +263,13 @@ def test_mcmc_with_progress_bar(single, capsys):
     assert single.mcmc_chain is mc.chain
 
 
-def test_default_vary_follows_the_measured_organs(mouse, single):
-    """vary=None fits Kmax and K50 of liver and spleen, and Kmax of the other measured RES organs."""
-    result = nanopk.fit(mouse, single.datasets["single"])
+def test_all_candidates_follow_the_measured_organs(mouse, single):
+    """vary="all" fits Kmax and K50 of liver and spleen, and Kmax of the other measured RES organs
+    (the candidates the default selection chooses from)."""
+    result = nanopk.fit(mouse, single.datasets["single"], vary="all", auto_profile=False)
     assert list(result.params) == ["Kmax_liver", "K50_liver", "Kmax_spleen", "K50_spleen", "Kmax_kidney", "Kmax_lung"]
     assert result.options["vary"] == list(result.params)
+    assert result.selection is None
 
 
 def test_groups_become_datasets_and_tissue_map_renames(mouse):

@@ -304,11 +304,15 @@ def _print_delivery(de: dict) -> None:
         print(f"  *** FIT FAILED: these figures come from a fit that {state}: {status.get('message')}; "
               "they are not estimates to report ***")
     for key, item in de.items():
-        if isinstance(item, dict) and "value" in item and item["value"] is not None:
+        # A value without one says why (its note); a note flags extrapolation or where a half-life was read.
+        if isinstance(item, dict) and "value" in item and (item["value"] is not None or item.get("note")):
             ci = item.get("ci95")
-            value = f"{item['value']:.4g} {item.get('unit', '')}"
+            value = f"{item['value']:.4g} {item.get('unit', '')}" if item["value"] is not None else "n/a"
             ci_text = f"[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""
-            print(f"  {key:<15} {value:<20} {ci_text:<20} {DESCRIPTIONS.get(key, '')}".rstrip())
+            note = f" ({item['note']})" if item.get("note") else ""
+            print(f"  {key:<18} {value:<20} {ci_text:<20} {DESCRIPTIONS.get(key, '')}{note}".rstrip())
+    if (de.get("uncertainty") or {}).get("note"):
+        print(f"  intervals: {de['uncertainty']['note']}")
 
 
 def cmd_meta(args):

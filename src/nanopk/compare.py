@@ -334,26 +334,13 @@ def _figure_class():
 
 # --------------------------------------------------------------------------- observed (NCA)
 def terminal_slope(t, y, min_points: int = 3) -> dict | None:
-    """λz by log-linear regression on the last k ≥ ``min_points`` points, k maximising the
-    adjusted R² (ties within 1e-4 go to more points), as in standard non-compartmental
-    analysis (Gabrielsson & Weiner, Pharmacokinetic and Pharmacodynamic Data Analysis,
-    5th ed. 2016, ch. 2).  Returns ``{lambda_z, t_half_h, n_points, adj_r2}`` or ``None``.
+    """λz of the observed curve: :func:`nanopk.nca.lambda_z` (the one estimator nanopk uses).
+
+    Kept under this name for callers of ``nanopk.compare.terminal_slope``.
     """
-    t = np.asarray(t, float)
-    y = np.asarray(y, float)
-    ok = np.isfinite(t) & np.isfinite(y) & (y > 0)
-    t, y = t[ok], y[ok]
-    best = None
-    for k in range(min_points, len(t) + 1):
-        tt, ly = t[-k:], np.log(y[-k:])
-        if np.ptp(tt) <= 0:
-            continue
-        slope, _ = np.polyfit(tt, ly, 1)
-        r2 = np.corrcoef(tt, ly)[0, 1] ** 2 if np.ptp(ly) > 0 else 1.0
-        adj = 1 - (1 - r2) * (k - 1) / (k - 2)
-        if slope < 0 and (best is None or adj > best["adj_r2"] - 1e-4):
-            best = {"lambda_z": float(-slope), "t_half_h": float(math.log(2) / -slope), "n_points": int(k), "adj_r2": float(adj)}
-    return best
+    from .nca import lambda_z
+
+    return lambda_z(t, y, min_points)
 
 
 def observed_kinetics(predictions: pd.DataFrame, tissues=("blood", "liver", "spleen", "lung", "kidney", "tumour")) -> dict:
@@ -363,6 +350,8 @@ def observed_kinetics(predictions: pd.DataFrame, tissues=("blood", "liver", "spl
     observation, no extrapolation), ``cmax``, ``tmax``, ``t_last``, ``mean_pid``; for blood also
     ``t_half_h`` with its ``lambda_z``, ``n_points`` and ``adj_r2`` (:func:`terminal_slope`).
     """
+    from .nca import auc as nca_auc
+
     out = {}
     obs = predictions[~predictions["censored"]] if "censored" in predictions else predictions
     for tissue in tissues:
@@ -371,7 +360,7 @@ def observed_kinetics(predictions: pd.DataFrame, tissues=("blood", "liver", "spl
             continue
         g = rows.groupby("time_h")["observed"].mean().sort_index()
         t, y = g.index.to_numpy(float), g.to_numpy(float)
-        entry = {"auc": float(np.trapezoid(y, t)) if len(t) > 1 else None, "cmax": float(y.max()),
+        entry = {"auc": nca_auc(t, y), "cmax": float(y.max()),
                  "tmax": float(t[int(np.argmax(y))]), "t_last": float(t[-1]), "mean_pid": float(y.mean()),
                  "times_h": t.tolist(), "values_pid": y.tolist()}
         if tissue == "blood":

@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ModelError, NanopkError, SolverError
+from .nca import lambda_z, slope_over, time_average
 
 __all__ = [
     "delivery_efficiency",
@@ -79,7 +80,8 @@ DESCRIPTIONS = {"DE24": "tumour %ID averaged over 0-24 h", "DE168": "tumour %ID 
                 "DEmax": "peak tumour %ID over 0-168 h", "t_max_h": "time of the peak",
                 "tumour_24h": "tumour %ID at 24 h", "tumour_168h": "tumour %ID at 168 h",
                 "AUC_tumour": "tumour AUC over 0-168 h", "AUC_ratio": "tumour AUC / blood AUC",
-                "t_half_blood_h": "terminal blood half-life", "t50_blood_h": "time until half the dose has left blood"}
+                "t_half_blood_h": "terminal blood half-life", "t50_blood_h": "time until half the dose has left blood",
+                "t_half_blood_nca_h": "blood half-life of the data (NCA)"}
 
 T_END_H = 168.0
 
@@ -112,30 +114,24 @@ def _first_crossing(t: np.ndarray, y: np.ndarray, level: float) -> float | None:
     return float(t[k - 1] + f * (t[k] - t[k - 1]))
 
 
-def time_average(t: np.ndarray, y: np.ndarray, t_end: float) -> float:
-    """``(1/t_end) ∫₀^t_end y dt`` by trapezoids on the grid points up to ``t_end``.
+def terminal_half_life(t: np.ndarray, y: np.ndarray, tail_fraction: float = 0.25,
+                       window: tuple[float, float] | None = None) -> float | None:
+    """``ln 2 / λz`` of a model curve: the log-linear slope over ``window`` (h), else over the
+    last ``tail_fraction`` of the curve (:func:`nanopk.nca.slope_over`).
 
-    ``t`` must start at 0 and contain ``t_end`` (as :func:`delivery_grid` does).
-    """
-    keep = t <= t_end
-    return float(np.trapezoid(y[keep], t[keep]) / t_end)
-
-
-def terminal_half_life(t: np.ndarray, y: np.ndarray, tail_fraction: float = 0.25) -> float | None:
-    """``ln 2 / λz`` from a least-squares line through ``ln y`` on the last ``tail_fraction`` of the window.
-
-    Returns ``None`` when the tail is not declining (λz ≤ 0) or has non-positive values.
+    Given a fit, ``window`` is the data's sampled terminal window, so the model's
+    half-life is read where the data are, never from a post-sampling plateau.
+    Returns ``None`` when the curve is not declining there or has non-positive values.
     """
     t = np.asarray(t, float)
     y = np.asarray(y, float)
-    t0 = t[-1] - tail_fraction * (t[-1] - t[0])
-    mask = t >= t0
-    if mask.sum() < 3 or np.any(y[mask] <= 0):
-        return None
-    slope = np.polyfit(t[mask], np.log(y[mask]), 1)[0]
-    if not slope < 0:
-        return None
-    return float(math.log(2.0) / -slope)
+    if window is None:
+        window = (t[-1] - tail_fraction * (t[-1] - t[0]), t[-1])
+        inside = (t >= window[0]) & (t <= window[1])
+        if np.any(y[inside] <= 0):
+            return None
+    out = slope_over(t, y, window[0], window[1])
+    return None if out is None else float(out["t_half_h"])
 
 
 def _circulating(sim: pd.DataFrame) -> np.ndarray | None:
@@ -154,7 +150,7 @@ def _circulating(sim: pd.DataFrame) -> np.ndarray | None:
     return 100.0 * sim[cols].to_numpy().sum(axis=1) / float(dose)
 
 
-def _point_metrics(sim: pd.DataFrame, tail_fraction: float) -> dict:
+def _point_metrics(sim: pd.DataFrame, tail_fraction: float, window=None) -> dict:
     t = sim.index.to_numpy()
     out: dict = {}
     if "tumour" in sim:
@@ -173,24 +169,29 @@ def _point_metrics(sim: pd.DataFrame, tail_fraction: float) -> dict:
         auc_blood = float(np.trapezoid(blood, t))
         if "tumour" in sim:
             out["AUC_ratio"] = out["AUC_tumour"] / auc_blood if auc_blood > 0 else None
-        out["t_half_blood_h"] = terminal_half_life(t, blood, tail_fraction)
+        out["t_half_blood_h"] = terminal_half_life(t, blood, tail_fraction, window)
         circulating = _circulating(sim)
         out["t50_blood_h"] = _first_crossing(t, blood if circulating is None else circulating, 50.0)
     return out
 
 
 def pk_metrics(model, params: Mapping[str, float] | None = None, dose=None, t_end_h: float = T_END_H,
-               tail_fraction: float = 0.25, rtol: float = 1e-7, atol: float = 1e-10, blood_states: bool = True) -> dict:
+               tail_fraction: float = 0.25, rtol: float = 1e-7, atol: float = 1e-10, blood_states: bool = True,
+               half_life_window: tuple[float, float] | None = None) -> dict:
     """Point values of every metric the model's observables allow (no intervals).
 
     Tumour metrics need a ``tumour`` observable, blood metrics a ``blood`` one; the
     others are left out.  See the module docstring for the definitions.
     ``blood_states=False`` skips the state output (and reads ``t50_blood_h`` on the
     ``blood`` observable), which is faster when only DE is wanted.
+    ``half_life_window`` ``(t_first, t_last)`` (h): read ``t_half_blood_h`` over that
+    window (the data's sampled terminal phase) instead of the curve's last quarter.
     """
     grid = delivery_grid(t_end_h)
+    if half_life_window is not None:  # a dense grid inside the window too
+        grid = np.unique(np.concatenate([grid, np.linspace(half_life_window[0], half_life_window[1], 25)]))
     sim = model.simulate(grid, params=_known(model, params), dose=dose, rtol=rtol, atol=atol, states=blood_states)
-    return _point_metrics(sim, tail_fraction)
+    return _point_metrics(sim, tail_fraction, half_life_window)
 
 
 def _known(model, params):
@@ -302,12 +303,13 @@ def _interval(values: Sequence[float | None]) -> list[float] | None:
 
 
 def metrics_with_intervals(model, params: dict, fit=None, n_samples: int = 200, seed: int = 0,
-                           dose=None, names: Iterable[str] | None = None, tail_fraction: float = 0.25) -> dict:
+                           dose=None, names: Iterable[str] | None = None, tail_fraction: float = 0.25,
+                           half_life_window: tuple[float, float] | None = None) -> dict:
     """``{metric: {"value", "ci95", "unit"}}`` for every metric the model allows.
 
     Also returns ``_uncertainty``: ``{"source", "n_draws", "n_failed"}``.
     """
-    point = pk_metrics(model, params, dose=dose, tail_fraction=tail_fraction)
+    point = pk_metrics(model, params, dose=dose, tail_fraction=tail_fraction, half_life_window=half_life_window)
     names = [m for m in (names or METRICS) if m in point]
     draws, source = parameter_draws(fit, n_samples, seed)
     samples: dict[str, list] = {m: [] for m in names}
@@ -316,7 +318,7 @@ def metrics_with_intervals(model, params: dict, fit=None, n_samples: int = 200, 
         p = dict(params)
         p.update(_known(model, d))
         try:
-            m = pk_metrics(model, p, dose=dose, tail_fraction=tail_fraction)
+            m = pk_metrics(model, p, dose=dose, tail_fraction=tail_fraction, half_life_window=half_life_window)
         except (SolverError, ModelError):
             failed += 1
             continue
@@ -406,7 +408,11 @@ def delivery_efficiency(model_or_fit, params: Mapping[str, float] | None = None,
             f"model {model.name!r} has no 'tumour' observable, so it has no delivery efficiency; "
             f"use a tumour-bearing model (e.g. 'mouse_tumour') or nanopk.delivery.pk_metrics for blood kinetics"
         )
-    out = metrics_with_intervals(model, values, fit, n_samples, seed, dose=dose)
+    data = observed_blood_kinetics(fit) if fit is not None else None
+    window = None
+    if data is not None:
+        window = data["window"]
+    out = metrics_with_intervals(model, values, fit, n_samples, seed, dose=dose, half_life_window=window)
     unc = out.pop("_uncertainty")
     result = {k: out.get(k, {"value": None, "ci95": None, "unit": UNITS[k]}) for k in METRICS}
     result["uncertainty"] = unc
@@ -414,12 +420,88 @@ def delivery_efficiency(model_or_fit, params: Mapping[str, float] | None = None,
     status = _fit_status(fit)
     if status is not None:
         result["fit_status"] = status
-        if unc.get("source") is None and n_samples > 0 and not status["success"]:
-            unc["note"] = f"no intervals: the fit's covariance is not available ({status['message']})"
+        if unc.get("source") is None and n_samples > 0:
+            why = (status["message"] if not status["success"]
+                   else (fit.status.covariance.reason if getattr(fit, "status", None) else None) or "no draws")
+            unc["note"] = (f"no intervals: the fit's covariance is not available ({why}); alternatives: refit with "
+                           "the identifiable default (vary=None), or result.mcmc() then delivery_efficiency(result) "
+                           "for posterior-sampling intervals")
+            for k in METRICS:
+                if result[k].get("value") is not None:
+                    result[k]["note"] = "no CI: " + unc["note"][len("no intervals: "):]
+        unreliable = getattr(fit, "unreliable_wald", None) or {}
+        if unc.get("source") == "covariance" and unreliable:
+            unc["note"] = ("intervals from the covariance, but the Wald approximation is unreliable for "
+                           + ", ".join(f"{n} ({w})" for n, w in unreliable.items())
+                           + "; for posterior-sampling intervals run result.mcmc() then delivery_efficiency(result)")
+    if data is not None:
+        w0, w1 = data["window"]
+        result["t_half_blood_h"]["window_h"] = [w0, w1]
+        result["t_half_blood_h"]["note"] = f"model, log-linear over {w0:.3g}-{w1:.3g} h (the data's terminal window)"
+        nca = data["nca"]
+        result["t_half_blood_nca_h"] = {
+            "value": None if nca is None else nca["t_half_h"], "ci95": None, "unit": "h",
+            "n_points": None if nca is None else nca["n_points"], "adj_r2": None if nca is None else nca["adj_r2"],
+            "window_h": [w0, w1],
+            "note": (f"data (NCA): λz over the last {nca['n_points']} blood means, {w0:.3g}-{w1:.3g} h, "
+                     f"adjusted R² {nca['adj_r2']:.3f}"
+                     + (f"; {nca['n_plateau']} trailing non-declining point(s) left out as a plateau"
+                        if nca.get("n_plateau") else "")) if nca is not None
+                    else f"data (NCA): no declining terminal phase of ≥ 3 blood points; model read over {w0:.3g}-{w1:.3g} h",
+        }
+    if fit is not None:
+        _flag_extrapolation(result, fit)
     extra = getattr(fit, "extra_json", None)
     if isinstance(extra, dict):  # the fit's JSON then carries its delivery (DESIGN.md)
         extra["delivery"] = {k: v for k, v in result.items() if k != "model"}
     return result
+
+
+def observed_blood_kinetics(fit) -> dict | None:
+    """The data's blood kinetics behind a fit: NCA λz of the observed blood means.
+
+    Returns ``{"nca": lambda_z dict or None, "window": (t_first, t_last)}``, the window
+    being the NCA terminal window, or the sampled blood window when no declining terminal
+    phase of ≥ 3 points exists; ``None`` without blood observations (≥ 2 times).
+    Means over datasets and animals at each time (uncensored rows).
+    """
+    pred = getattr(fit, "predictions", None)
+    if not isinstance(pred, pd.DataFrame) or "observable" not in pred:
+        return None
+    rows = pred[(pred["observable"] == "blood") & ~pred["censored"].astype(bool)]
+    if rows["time_h"].nunique() < 2:
+        return None
+    g = rows.groupby("time_h")["observed"].mean().sort_index()
+    t, y = g.index.to_numpy(float), g.to_numpy(float)
+    nca = lambda_z(t, y)
+    window = (nca["t_first"], nca["t_last"]) if nca is not None else (float(t[0]), float(t[-1]))
+    if window[1] <= window[0]:
+        return None
+    return {"nca": nca, "window": window}
+
+
+#: The last time each metric needs (h): a metric past the last measurement is extrapolated.
+HORIZON_H = {"DE24": 24.0, "tumour_24h": 24.0, "DE168": T_END_H, "DEmax": T_END_H, "t_max_h": T_END_H,
+             "tumour_168h": T_END_H, "AUC_tumour": T_END_H, "AUC_ratio": T_END_H, "t50_blood_h": None,
+             "t_half_blood_h": None}
+
+
+def _flag_extrapolation(result: dict, fit) -> None:
+    """Mark each metric that needs the model past the last measured time (tumour rows, else any)."""
+    pred = getattr(fit, "predictions", None)
+    if not isinstance(pred, pd.DataFrame) or pred.empty:
+        return
+    tum = pred[pred["observable"] == "tumour"]
+    t_last = float((tum if not tum.empty else pred)["time_h"].max())
+    result["last_measured_h"] = t_last
+    for k, horizon in HORIZON_H.items():
+        item = result.get(k)
+        if not isinstance(item, dict) or item.get("value") is None or horizon is None:
+            continue
+        item["extrapolated"] = bool(horizon > t_last * (1 + 1e-9))
+        if item["extrapolated"]:
+            note = f"EXTRAPOLATED: needs the model to {horizon:g} h, the last {'tumour ' if not tum.empty else ''}measurement is at {t_last:g} h"
+            item["note"] = note if not item.get("note") else f"{item['note']}; {note}"
 
 
 # --------------------------------------------------------------------------- prediction

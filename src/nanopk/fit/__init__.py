@@ -27,14 +27,16 @@ from .core import build_objective, fit
 from .joint import JointObjective
 from .protocol import Objective as ObjectiveProtocol
 from .result import FitResult
+from .select import Selection, select_parameters
 from .uncertainty import MCMCResult, sample_parameters
 
 __all__ = ["fit", "FitResult", "FitWarning", "FitData", "MCMCResult", "sample_parameters", "build_objective",
-           "JointObjective", "ObjectiveProtocol"]
+           "JointObjective", "ObjectiveProtocol", "select_parameters", "Selection"]
 
 # The function carries the helpers too, for code that got the function from the lazy
 # attribute (``nanopk.fit.sample_parameters`` whichever object ``nanopk.fit`` is).
 fit.sample_parameters = sample_parameters
+fit.select_parameters = select_parameters
 fit.FitResult = FitResult
 fit.FitWarning = FitWarning
 fit.build_objective = build_objective

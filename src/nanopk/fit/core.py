@@ -166,7 +166,8 @@ def fit(model=None, data=None, vary=None, shared=None, error_model: str = "log",
         atol: float | None = None, max_nfev: int | None = None, ftol: float = 1e-10, xtol: float = 1e-10, gtol: float = 1e-10,
         seed: int | None = 0, multistart_span: float = 2.0, scale_covar: bool = True, profile: bool | list = False,
         loss: str = "linear", f_scale: float = 1.0, workers: int | None = None, priors: dict | None = None,
-        uncertainty: bool = True, warn: bool = True, checks: bool = True, objective=None, **method_kws) -> FitResult:
+        uncertainty: bool = True, warn: bool = True, checks: bool = True, objective=None, auto_profile: bool = True,
+        **method_kws) -> FitResult:
     """Fit ``model`` to biodistribution data.
 
     Parameters
@@ -177,12 +178,18 @@ def fit(model=None, data=None, vary=None, shared=None, error_model: str = "log",
         Several datasets are fitted at once; dict keys name them.  A DataFrame's
         ``attrs`` may give ``name``, ``dose_ug``, ``body_weight_g`` and
         ``parameters`` (model parameter values held for that dataset only).
-    vary : list of str, optional
+    vary : list of str or "all", optional
         Model parameters to estimate; the others stay at the model's values.
-        Default: the phagocytic uptake (``Kmax``, and ``K50`` for liver and spleen)
-        of each measured organ, and for a tumour ``PATC_tumour``, ``P_tumour``,
-        ``Kmax_tumour``, ``Krelease_tumour`` (see
-        :data:`nanopk.fit.objective.DEFAULT_VARY`).
+        Default (``None``): the subset of the candidates the data can determine,
+        chosen from the local sensitivities of the measured observables (importance
+        and collinearity index, Brun et al. 2001; at most one parameter per 5 points)
+        and checked by the fit: a chosen parameter that runs to a bound or stays
+        undetermined is held and the choice redone (:mod:`nanopk.fit.select`);
+        ``result.selection`` and the report say what was chosen, why, and where the
+        others were held.  ``"all"``: every candidate — the phagocytic uptake
+        (``Kmax``, and ``K50`` for liver and spleen) of each measured organ, and for a
+        tumour ``PATC_tumour``, ``P_tumour``, ``Kmax_tumour``, ``Krelease_tumour``
+        (:data:`nanopk.fit.objective.DEFAULT_VARY`).
     shared : list of str, optional
         With several datasets: parameters common to all; every other varied
         parameter gets one copy per dataset, named ``NAME__<dataset>``.  ``None``
@@ -293,6 +300,12 @@ def fit(model=None, data=None, vary=None, shared=None, error_model: str = "log",
         ``body_weight``, ``start``, ``bounds``, ``backend``, ``rtol``, ``atol``,
         ``loss``, ``f_scale``, ``priors``, ``checks``); the optimiser, covariance and
         status are those of any other fit.
+    auto_profile : bool
+        Replace the Wald interval by the profile-likelihood one wherever the Wald
+        interval is unreliable: the parameter at a bound, its interval spanning more
+        than 100-fold, or no interval (singular covariance); at most
+        :data:`nanopk.fit.result.AUTO_PROFILE_MAX` parameters, the widest first
+        (default; see :meth:`FitResult.auto_profile`).  ``False``: Wald only.
     **method_kws
         Passed to the lmfit method.
 
@@ -330,9 +343,9 @@ def fit(model=None, data=None, vary=None, shared=None, error_model: str = "log",
     check_keywords(method_kws, method)
     if vary is None and objective is None and model is not None and data is not None:
         # No `vary`: fit the parameters the data can determine (nanopk.fit.select).
+        given = {k: v for k, v in locals().items() if k not in ("model", "data", "vary", "objective", "method_kws", "t_start")}
         from .select import fit_selected
 
-        given = {k: v for k, v in locals().items() if k not in ("model", "data", "vary", "objective", "method_kws", "t_start")}
         return fit_selected(fit, model, data, {**given, **method_kws})
     if vary == "all" or (isinstance(vary, (list, tuple)) and list(vary) == ["all"]):
         vary = None  # every candidate of default_vary: the default before the selection
@@ -449,6 +462,8 @@ def fit(model=None, data=None, vary=None, shared=None, error_model: str = "log",
                    optimizer_evaluations=sum(o.nfev for o in outcomes))
     if profile:
         result.profile(None if profile is True else list(profile))
+    if auto_profile and uncertainty:
+        result.auto_profile()
     if result.warnings and warn:
         head = f"fit of {model.name!r} to {', '.join(d.name for d in datasets)}: {len(result.warnings)} issue(s)"
         warnings.warn(head + "\n" + "\n".join(f"  - {w}" for w in result.warnings), FitWarning, stacklevel=2)

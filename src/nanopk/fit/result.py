@@ -44,6 +44,11 @@ import pandas as pd
 from ..errors import FitError, suggest
 from .uncertainty import Z95, profile as _profile, run_mcmc, sample_parameters
 
+#: Most parameters :meth:`FitResult.auto_profile` profiles (each profile is ~25 refits).
+AUTO_PROFILE_MAX = 4
+#: A Wald interval spanning more than this factor is replaced by the profile likelihood.
+WALD_MAX_FOLD = 100.0
+
 __all__ = ["FitResult", "FitStatus", "OptimizerStatus", "CovarianceStatus", "Adequacy", "adequacy"]
 
 #: A fit is ``poor`` below this fraction of uncensored points within 2-fold (the
@@ -258,6 +263,8 @@ class FitResult:
         self.extra_json: dict = {}
         self.profiles: dict = {}
         self.mcmc_result = None
+        self.selection = None  # nanopk.fit.select.Selection when vary was chosen by the fit
+        self.unreliable_wald: dict = {}  # {name: why its Wald interval is not used}
         self.datasets = {d.name: d.source for d in objective.datasets}
         self.excluded = [e for d in objective.datasets for e in d.excluded]
         self.params_log, self.params = self._parameters()
@@ -373,6 +380,61 @@ class FitResult:
             if note not in self.warnings:
                 self.warnings.append(note)
         return prof
+
+    def wald_unreliable(self) -> dict:
+        """``{name: reason}`` of the parameters whose Wald interval cannot be trusted.
+
+        At a bound, or with the interval cut by a bound (the quadratic approximation
+        ends at the bound), without an interval (singular covariance), or spanning more
+        than :data:`WALD_MAX_FOLD` (the log-likelihood is far from quadratic over such
+        a range).
+        """
+        at_bound = dict(self.flags.get("at_bound", []))
+        out = {}
+        for name, p in self.params.items():
+            ci = p.user_data.get("ci95")
+            if name in at_bound:
+                out[name] = f"at its {at_bound[name]} bound"
+            elif ci is None:
+                out[name] = p.user_data.get("no_ci") or "no Wald interval"
+            elif ci[0] > 0 and ci[1] / ci[0] > WALD_MAX_FOLD:
+                out[name] = f"Wald interval spans {ci[1] / ci[0]:.3g}-fold (> {WALD_MAX_FOLD:g})"
+            elif ci[0] <= p.min or ci[1] >= p.max:
+                out[name] = f"Wald interval cut at the {'lower' if ci[0] <= p.min else 'upper'} bound"
+        return out
+
+    def auto_profile(self, max_parameters: int = AUTO_PROFILE_MAX) -> dict:
+        """Profile-likelihood intervals wherever the Wald interval is unreliable (:meth:`wald_unreliable`).
+
+        At most ``max_parameters`` are profiled (at-bound and interval-less ones first,
+        then the widest); every other unreliable one gets a warning saying why and how to
+        profile it.  Returns ``{name: reason}`` of the parameters found unreliable
+        (also ``self.unreliable_wald``).
+        """
+        bad = self.wald_unreliable()
+        self.unreliable_wald = dict(bad)
+
+        def width(n):
+            ci = self.params[n].user_data.get("ci95")
+            return math.inf if not ci or ci[0] <= 0 else ci[1] / ci[0]
+
+        order = sorted(bad, key=lambda n: -width(n))
+        for k, name in enumerate(order):
+            if name in self.profiles:
+                continue
+            if k >= max_parameters:
+                note = (f"{name}: {bad[name]}; not profiled automatically (only the {max_parameters} widest are): "
+                        f"use result.profile({name!r})")
+                if note not in self.warnings:
+                    self.warnings.append(note)
+                continue
+            try:
+                self.profile(name)
+            except FitError as exc:
+                note = f"{name}: {bad[name]}, and its profile likelihood failed ({exc}); its interval is unknown"
+                if note not in self.warnings:
+                    self.warnings.append(note)
+        return bad
 
     def mcmc(self, steps: int = 1000, nwalkers: int | None = None, burn: int | None = None, thin: int = 1,
              progress: bool = True, seed: int | None = 0):
@@ -506,12 +568,15 @@ class FitResult:
         for name, p in self.params.items():
             u = p.user_data
             ci = self.ci95(name)
-            how = "profile" if name in self.profiles else "wald"
+            how = ("profile" if name not in self.unreliable_wald
+                   else f"profile; Wald unreliable: {self.unreliable_wald[name]}") if name in self.profiles else "wald"
             ci_text = ("[" + ", ".join("open" if c is None else f"{c:.4g}" for c in ci) + f"] ({how})" if ci
                        else f"({u.get('no_ci') or 'no CI'})")
             se = f"± {p.stderr:.3g}" if p.stderr is not None else "± n/a"
             flag = f"  AT {u['at_bound'].upper()} BOUND" if u["at_bound"] else ""
             lines.append(f"  {name:<{width}} = {p.value:<11.5g} {se:<11} {u['unit']:<14} {ci_text}  (start {u['start']:.4g}){flag}")
+        if self.selection is not None:
+            lines += ["", *self.selection.lines()]
         lines += [
             "",
             "Goodness of fit:",
