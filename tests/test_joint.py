@@ -181,3 +181,17 @@ def test_bad_joint_objectives_are_explained(two):
         nanopk.fit(data=two[1]["A"], objective=JointObjective(p), error_model="additive")
     with pytest.raises(FitError, match="jacobian='sensitivity' needs a single-model Objective"):
         nanopk.fit(objective=JointObjective(p), jacobian="sensitivity")
+
+
+def test_data_route_joint_fits_are_the_fit_layers_shared_fits(two):
+    """On the data route (one model) compare's full and reduced fits reach the χ² of nanopk.fit's own
+    multi-dataset fits with the same `shared` and error model (combined here), to 1e-6."""
+    model, data = two
+    kw = dict(vary=["k12", "k10"], error_model="combined")
+    cmp = nanopk.compare(model, data, shared=["k10"], n_samples=0, **kw)
+    full = fit_quietly(model=model, data=data, shared=["k10"], **kw)
+    reduced = fit_quietly(model=model, data=data, shared=["k10", "k12"], **kw)
+    test = cmp.test("k12")
+    assert cmp.full.options["error_model"] == cmp.reduced["k12"].options["error_model"] == "combined"
+    assert test["chisqr_full"] == pytest.approx(full.metrics["chisqr"], rel=1e-6)
+    assert test["chisqr_reduced"] == pytest.approx(reduced.metrics["chisqr"], rel=1e-6)
