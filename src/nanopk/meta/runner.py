@@ -758,8 +758,8 @@ def run_meta(collection, model: str = "mouse_tumour", scheduler=None, store="met
         evaluation budget, minimum points or nanopk version), rows from a nanopk without
         settings keys, or is not a usable SQLite file.  Nothing is fitted.
     MetaInterrupted
-        SIGTERM arrived (when called from the main thread): the pool is ended, the run
-        is recorded as interrupted, and the same call resumes.
+        SIGTERM arrived (when called from the main thread) or Ctrl-C: the pool is ended,
+        the run is recorded as interrupted, and the same call resumes.
     """
     from .reader import Collection, read_collection
 
@@ -798,11 +798,15 @@ def run_meta(collection, model: str = "mouse_tumour", scheduler=None, store="met
         if overwrite:
             _clear(con)
         _check_store(con, store, requested, keys)  # before anything is fitted or written
+        for key, record in keys.values():
+            _remember_key(con, key, record)
+    except sqlite3.OperationalError as exc:  # read-only file or folder, full disk, locked
+        con.close()
+        raise MetaStoreError(f"cannot write to the results store {str(store)!r} ({exc}); give --store a file in a "
+                             f"writable folder") from None
     except BaseException:
         con.close()
         raise
-    for key, record in keys.values():
-        _remember_key(con, key, record)
     started = datetime.now(timezone.utc).isoformat()
     t0 = time.perf_counter()
     key2 = keys["results"][0] if "results" in keys else None
@@ -894,6 +898,8 @@ def run_meta(collection, model: str = "mouse_tumour", scheduler=None, store="met
         interrupted = 0
     except _Terminated as exc:
         stopped = exc.signum
+    except KeyboardInterrupt:  # Ctrl-C: the same clean stop as SIGTERM
+        stopped = signal.SIGINT
     finally:
         wall = time.perf_counter() - t0
         n_fitted = counts["ok"] + counts["failed"] + counts["skipped"]
