@@ -6,19 +6,21 @@
 
 Each dataset's tumour sub-model is fitted with the rest of the body at its defaults, as
 in Cheng et al., ACS Nano 2020 (PMID 32078303) and Chou et al., J Control Release
-2023;361:53; results go to an SQLite store as they finish, so a run resumes.
+2023;361:53; results go to an SQLite store as they finish, so a run resumes -- with the
+same settings only: a store holds the rows of one set of settings, and a run with
+others raises :class:`MetaStoreError` (see :mod:`nanopk.meta.runner`).
 """
 from __future__ import annotations
 
 from .reader import Collection, MetaItem, read_collection, read_dataset_folder, read_nano_tumor_db
 
 __all__ = ["Collection", "MetaItem", "read_collection", "read_nano_tumor_db", "read_dataset_folder",
-           "run_meta", "fit_item", "summarise", "DEFAULT_VARY"]
+           "run_meta", "fit_item", "summarise", "DEFAULT_VARY", "MetaStoreError", "MetaInterrupted"]
 
 
 def __getattr__(name):
     # The runner pulls in scipy.optimize and the model machinery; load it on first use.
-    if name in ("run_meta", "fit_item", "DEFAULT_VARY", "MetaFitSettings"):
+    if name in ("run_meta", "fit_item", "DEFAULT_VARY", "MetaFitSettings", "MetaStoreError", "MetaInterrupted"):
         from . import runner
 
         return getattr(runner, name)
