@@ -132,6 +132,9 @@ class Selection:
             imp = f"importance δ {v:.3g}" if math.isfinite(v) else "importance δ  n/a"
             out.append(f"  {name:<{width}}  {imp:<18}  {what}")
         for i, st in enumerate([st for st in self.steps if "fitted" in st], 1):
+            if "added" in st:
+                out.append(f"  fit {i}: + {st['added']}: AIC {st['aic']:.4g}; {st['outcome']}")
+                continue
             out.append(f"  fit {i}: {', '.join(st['fitted'])}: AIC {st['aic']:.4g}"
                        + (f"; {st['removed']} undetermined ({st['undetermined'][st['removed']]}), taken out"
                           if "removed" in st else "; every fitted parameter determined" if not st["undetermined"]
@@ -287,6 +290,16 @@ def _only(named: dict | None, vary: list) -> dict | None:
     return {k: v for k, v in named.items() if k in vary or k.split("__")[0] in vary} or None
 
 
+#: Smallest AIC decrease for a further parameter to be kept (Burnham & Anderson 2002:
+#: models within 2 AIC units have about the same support; the simpler one is kept).
+MIN_AIC_GAIN = 2.0
+
+
+def held_undetermined(left_out: dict, first) -> set:
+    """Candidates the backward pass took out (fitted and found undetermined), or collinear/unimportant at the start."""
+    return {n for n, why in left_out.items() if "the data carry at most" not in why}
+
+
 def _width(result, name) -> float:
     ci = result.params[name].user_data.get("ci95")
     return math.inf if not ci or ci[0] <= 0 else ci[1] / ci[0]
@@ -301,8 +314,13 @@ def fit_selected(fit, model, data, fit_kwargs: dict, max_collinearity: float = M
     at a bound, no interval, or an interval wider than :data:`MAX_FOLD`), the worst
     one (no interval first, then the widest interval) is taken out and held — at the
     bound it ran to (the maximum-likelihood value lies on the bound: e.g. a
-    half-saturation time at its 0.1 h floor is uptake at full capacity from the start),
-    otherwise at its default — and the others are refitted from their estimates.
+    half-saturation time at its 0.1 h floor is uptake at full capacity from the start);
+    otherwise at its default when the default lies inside the parameter's 95 % interval
+    (or it has none), else at its estimate (a default the data exclude is not a
+    neutral choice) — and the others are refitted from their estimates.  Then each
+    candidate left out only by the size limit gets one chance, most important at the
+    current estimates first: kept when the fit with it determines every parameter and
+    lowers the AIC by at least :data:`MIN_AIC_GAIN`.
     ``result.selection`` records every step and the report prints it.
     """
     if isinstance(model, str):
@@ -338,13 +356,60 @@ def fit_selected(fit, model, data, fit_kwargs: dict, max_collinearity: float = M
             break
         worst = max(bad, key=lambda n: _width(result, n))
         side = dict(result.flags.get("at_bound", [])).get(worst)
-        value = result.params[worst].value if side else model.parameters[worst].value
+        default = model.parameters[worst].value
+        ci = result.params[worst].user_data.get("ci95")
+        if side:
+            value, where = result.params[worst].value, "that bound"
+        elif ci is None or ci[0] <= default <= ci[1]:
+            value, where = default, "its default (inside the data's interval)"
+        else:  # the data exclude the default: hold where they put it
+            value, where = result.params[worst].value, f"its estimate (the data exclude the default {default:.4g})"
         held[worst] = value
-        left_out[worst] = (f"undetermined with {', '.join(chosen)} fitted ({bad[worst]}); held at "
-                           + (f"that bound {value:.4g}" if side else f"its default {value:.4g}"))
+        left_out[worst] = f"undetermined with {', '.join(chosen)} fitted ({bad[worst]}); held at {where} {value:.4g}"
         steps[-1]["removed"] = worst
         chosen.remove(worst)
         current = current.with_parameters({**{n: result.params[n].value for n in chosen}, worst: value})
+    # Forward pass: candidates never fitted (left out by the size limit) get one chance each at
+    # the current estimates, most important first; kept when the fit determines every
+    # parameter and the AIC falls by at least MIN_AIC_GAIN.
+    untried = [c for c in candidates if c not in chosen and c not in held_undetermined(left_out, first)]
+    while result is not None and chosen and len(chosen) < first.max_parameters and untried:
+        ranking = select_parameters(current, data, chosen + untried, max_collinearity, len(chosen) + len(untried),
+                                    min_importance=0.0, **sel_kw)
+        order = sorted(untried, key=lambda n: -ranking.importance[n])
+        pick = None
+        for c in order:
+            idx = [ranking.candidates.index(n) for n in chosen + [c]]
+            gamma = collinearity_index(ranking.sensitivity[:, idx])
+            if ranking.importance[c] >= first.min_importance and gamma <= max_collinearity:
+                pick = c
+                break
+        if pick is None:
+            break
+        untried.remove(pick)
+        vary = chosen + [pick]
+        sh = None if shared is None else [s for s in ([shared] if isinstance(shared, str) else shared) if s in vary]
+        own = dict(kwargs, bounds=_only(kwargs.get("bounds"), vary), priors=_only(kwargs.get("priors"), vary))
+        trial = fit(current, data, vary=vary, shared=sh, start={n: current.parameters[n].value for n in vary},
+                    warn=False, auto_profile=False, **own)
+        bad = _undetermined(trial)
+        gain = result.metrics["aic"] - trial.metrics["aic"]
+        step = {"fitted": list(vary), "aic": float(trial.metrics["aic"]), "success": bool(trial.success),
+                "undetermined": dict(bad), "added": pick}
+        steps.append(step)
+        if trial.success and not bad and gain >= MIN_AIC_GAIN:
+            chosen.append(pick)
+            left_out.pop(pick, None)
+            held.pop(pick, None)
+            result = trial
+            current = current.with_parameters({n: result.params[n].value for n in vary})
+            step["outcome"] = f"kept (AIC −{gain:.3g})"
+        else:
+            why = ("the fit with it leaves " + "; ".join(f"{n} {w}" for n, w in bad.items()) if bad
+                   else f"it lowers the AIC by {gain:.3g} only (< {MIN_AIC_GAIN:g})" if trial.success
+                   else f"the fit with it failed ({trial.message})")
+            step["outcome"] = "not kept: " + why
+            left_out[pick] = f"tried after the others were settled: {why}"
     if result is None or not chosen:
         raise FitError("none of the candidate parameters " + ", ".join(candidates) + " can be determined from these data: "
                        + "; ".join(f"{n}: {w}" for n, w in left_out.items())
