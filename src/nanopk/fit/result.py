@@ -418,12 +418,13 @@ class FitResult:
             ci = self.params[n].user_data.get("ci95")
             return math.inf if not ci or ci[0] <= 0 else ci[1] / ci[0]
 
-        order = sorted(bad, key=lambda n: -width(n))
+        at_bound = dict(self.flags.get("at_bound", []))
+        order = sorted(bad, key=lambda n: (n not in at_bound and width(n) < math.inf, -width(n)))
         for k, name in enumerate(order):
             if name in self.profiles:
                 continue
             if k >= max_parameters:
-                note = (f"{name}: {bad[name]}; not profiled automatically (only the {max_parameters} widest are): "
+                note = (f"{name}: {bad[name]}; not profiled automatically (only {max_parameters} are: at a bound or without an interval first, then the widest): "
                         f"use result.profile({name!r})")
                 if note not in self.warnings:
                     self.warnings.append(note)
