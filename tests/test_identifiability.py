@@ -163,3 +163,12 @@ def test_readme_default_fit_is_well_posed():
     de = nanopk.delivery_efficiency(result, n_samples=100)
     lo, hi = de["DE24"]["ci95"]
     assert lo < de["DE24"]["value"] < hi and hi / lo < 10
+    # Kmax_tumour's Wald interval ends on its bound, so DE24 comes from the prediction profile, whose
+    # ends lie at Δχ² = 3.84 × the residual scale (checked on its own table: inside < threshold < outside).
+    assert de["DE24"]["ci_method"] == "prediction profile" and "Kmax_tumour" in result.unreliable_wald
+    from nanopk.delivery import prediction_profile
+
+    prof = prediction_profile(result, "DE24")
+    table, thr = prof["table"], prof["threshold"]
+    inside = table[(table["value"] > lo) & (table["value"] < hi)]
+    assert (inside["delta_chisqr"] < thr).all() and (table["delta_chisqr"] >= thr).sum() == 2

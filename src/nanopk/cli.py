@@ -188,7 +188,8 @@ def cmd_fit(args):
     de = _attach_delivery(result)
     print(result.report())
     if de:
-        print("\nTumour delivery (%ID in the whole tumour; 95 % intervals from the fit's covariance):")
+        print("\nTumour delivery (%ID in the whole tumour; 95 % intervals from the fit's covariance, "
+              "or the prediction profile where noted):")
         _print_delivery(de)
     print(f"wall time {wall:.2f} s")
     _write_outputs(result, args)

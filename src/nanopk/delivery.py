@@ -423,17 +423,39 @@ def delivery_efficiency(model_or_fit, params: Mapping[str, float] | None = None,
         if unc.get("source") is None and n_samples > 0:
             why = (status["message"] if not status["success"]
                    else (fit.status.covariance.reason if getattr(fit, "status", None) else None) or "no draws")
-            unc["note"] = (f"no intervals: the fit's covariance is not available ({why}); alternatives: refit with "
-                           "the identifiable default (vary=None), or result.mcmc() then delivery_efficiency(result) "
-                           "for posterior-sampling intervals")
+            unc["note"] = (f"no intervals: the fit's covariance is not available ({why}); DE24/DE168/DEmax get "
+                           "prediction-profile intervals instead; for the others refit with the identifiable default "
+                           "(vary=None), or run result.mcmc() then delivery_efficiency(result) for posterior sampling")
             for k in METRICS:
                 if result[k].get("value") is not None:
                     result[k]["note"] = "no CI: " + unc["note"][len("no intervals: "):]
         unreliable = getattr(fit, "unreliable_wald", None) or {}
         if unc.get("source") == "covariance" and unreliable:
-            unc["note"] = ("intervals from the covariance, but the Wald approximation is unreliable for "
+            unc["note"] = ("DE24/DE168/DEmax: prediction-profile intervals; the other metrics': covariance draws, "
+                           "approximate because the Wald approximation is unreliable for "
                            + ", ".join(f"{n} ({w})" for n, w in unreliable.items())
                            + "; for posterior-sampling intervals run result.mcmc() then delivery_efficiency(result)")
+    if fit is not None and n_samples > 0 and hasattr(fit, "objective") and (
+            unc.get("source") is None or getattr(fit, "unreliable_wald", None)):
+        # The covariance is unusable (no draws) or its Wald approximation unreliable for some
+        # parameter: the delivery efficiencies get prediction-profile intervals instead.
+        why = "the covariance is unusable" if unc.get("source") is None else "a fitted parameter's Wald interval is unreliable"
+        for k in DE_METRICS:
+            item = result[k]
+            if item.get("value") is None:
+                continue
+            try:
+                prof = prediction_profile(fit, k)
+            except (NanopkError, ValueError, np.linalg.LinAlgError) as exc:
+                item["note"] = f"no prediction profile either ({exc})"
+                continue
+            item["ci95_covariance"] = item.get("ci95")
+            item["ci95"] = None if None in prof["ci95"] else prof["ci95"]
+            item["ci_method"] = "prediction profile"
+            item["note"] = (f"95 % prediction-profile interval ({why})" if not prof["open"] else
+                            f"prediction profile open toward the {' and '.join(prof['open'])} side: "
+                            f"[{prof['ci95'][0] or 'open'}, {prof['ci95'][1] or 'open'}]; {why}")
+        unc["de_method"] = "prediction profile"
     if data is not None:
         w0, w1 = data["window"]
         result["t_half_blood_h"]["window_h"] = [w0, w1]
@@ -455,6 +477,92 @@ def delivery_efficiency(model_or_fit, params: Mapping[str, float] | None = None,
     if isinstance(extra, dict):  # the fit's JSON then carries its delivery (DESIGN.md)
         extra["delivery"] = {k: v for k, v in result.items() if k != "model"}
     return result
+
+
+def prediction_profile(fit, metric: str = "DE24", max_steps: int = 8, tau: float = 0.01, level: float | None = None) -> dict:
+    """95 % prediction-profile-likelihood interval of a delivery metric of a fit.
+
+    For each target value ``v`` of the metric (a log grid outward from the estimate) the
+    fit's objective is minimised with the metric held at ``v`` by one penalty row
+    ``(ln m(x) − ln v)/tau`` (``tau = 0.01``: the metric within ~1 % of ``v``); the interval
+    ends where the data's χ² has risen by χ²₁(0.95) = 3.84 (times the fit's residual
+    scale, as :meth:`FitResult.profile` does).  Needs neither the covariance nor MCMC,
+    so it stands in when the covariance is singular (Kreutz et al. 2012).
+
+    Returns
+    -------
+    dict
+        ``value``, ``ci95`` (``None`` on a side that never reached the threshold), ``open``
+        (those sides), ``table`` (target, Δχ²) and ``nfev``.
+
+    References
+    ----------
+    Kreutz C, Raue A, Timmer J. Likelihood based observability analysis and confidence
+    intervals for predictions of dynamic models. BMC Syst Biol 2012;6:120
+    (doi:10.1186/1752-0509-6-120).
+    """
+    from scipy.optimize import least_squares
+
+    from .fit.uncertainty import CHI2_95
+
+    obj = fit.objective
+    model = fit.model
+    x_hat = np.asarray(fit.x, float)
+    scale = fit.covariance.scale if fit.options.get("scale_covar", True) and math.isfinite(fit.covariance.scale) else 1.0
+    threshold = (CHI2_95 if level is None else level) * scale
+    r_hat = obj.split(obj.residual(x_hat))[0]
+    chi_min = float(r_hat @ r_hat)
+    nfev = 0
+
+    def metric_at(x):
+        nonlocal nfev
+        nfev += 1
+        try:
+            value = pk_metrics(model, _known(model, obj.natural(x)), blood_states=False).get(metric)
+        except (SolverError, ModelError):
+            return None
+        return value if value is not None and value > 0 else None
+
+    m_hat = metric_at(x_hat)
+    if m_hat is None:
+        raise ModelError(f"{metric} is not defined at the fit's estimate; no prediction profile")
+
+    def profile_at(v, warm):
+        def rows(x):
+            r = obj.split(obj.residual(x))[0]
+            m = metric_at(x)
+            pen = 1e3 if m is None else (math.log(m) - math.log(v)) / tau
+            return np.append(r, pen)
+
+        out = least_squares(rows, warm, bounds=(obj.xmin, obj.xmax), diff_step=1e-4, xtol=1e-8, ftol=1e-8, max_nfev=200)
+        r = obj.split(obj.residual(out.x))[0]
+        return float(r @ r) - chi_min, out.x
+
+    table = [(m_hat, 0.0)]
+    ends, open_sides = {}, []
+    for direction in (-1, 1):
+        warm, step, prev = x_hat.copy(), 0.15, (0.0, 0.0)
+        found = None
+        for _ in range(max_steps):
+            u = prev[0] + direction * step  # ln(v / m_hat)
+            delta, warm = profile_at(m_hat * math.exp(u), warm)
+            table.append((m_hat * math.exp(u), delta))
+            if delta >= threshold:
+                found = (prev, (u, delta))
+                break
+            prev = (u, max(delta, 0.0))
+            step *= 1.6
+        if found is None:
+            ends[direction] = None
+            open_sides.append("lower" if direction < 0 else "upper")
+            continue
+        (ua, da), (ub, db) = found
+        ra, rb, rt = math.sqrt(max(da, 0.0)), math.sqrt(db), math.sqrt(threshold)
+        u = ua + (ub - ua) * (rt - ra) / (rb - ra) if rb > ra else ub
+        ends[direction] = m_hat * math.exp(u)
+    frame = pd.DataFrame(sorted(table), columns=["value", "delta_chisqr"])
+    return {"metric": metric, "value": m_hat, "ci95": [ends[-1], ends[1]], "open": open_sides, "table": frame,
+            "nfev": nfev, "threshold": threshold}
 
 
 def observed_blood_kinetics(fit) -> dict | None:
