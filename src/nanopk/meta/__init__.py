@@ -1,6 +1,7 @@
 """Meta-analysis of tumour delivery across many datasets (the Nano-Tumor Database).
 
     collection = read_nano_tumor_db("path/to/raw")      # or read_dataset_folder("datasets/")
+    datasets, refusals = read_ntua_database("NMs_Database.xlsx")   # NTUA: nanopk Datasets
     run_meta(collection, model="mouse_tumour", store="meta.sqlite")
     summarise("meta.sqlite")                            # medians of DE24/DE168/DEmax by class
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 from .reader import Collection, MetaItem, read_collection, read_dataset_folder, read_nano_tumor_db
 
 __all__ = ["Collection", "MetaItem", "read_collection", "read_nano_tumor_db", "read_dataset_folder",
+           "read_ntua_database", "read_ntua_collection", "summarise_ntua", "DatasetCollection",
            "run_meta", "fit_item", "summarise", "DEFAULT_VARY", "MetaStoreError", "MetaInterrupted"]
 
 
@@ -24,6 +26,11 @@ def __getattr__(name):
         from . import runner
 
         return getattr(runner, name)
+    if name in ("read_ntua_database", "read_ntua_collection", "summarise_ntua", "DatasetCollection"):
+        # The NTUA reader pulls in openpyxl and the data layer; load it on first use.
+        from . import ntua
+
+        return getattr(ntua, name)
     if name == "summarise":
         from .summary import summarise
 
