@@ -377,6 +377,10 @@ def test_real_file_counts(real):
     assert c["cells_read"] - 22 == 5353
     assert c["cells_read"] == c["points_mapped"] + c["cells_refused_in_mapped"] + c["cells_of_refused_instances"]
     assert (c["instances_mapped"], c["instances_refused"]) == (237, 2)
+    assert (c["points_mapped"], c["points_censored"], c["cells_refused_in_mapped"], c["cells_of_refused_instances"]) == (5137, 114, 193, 45)
+    cells = refusals[refusals["level"] == "cells"].groupby("reason")["n_cells"].sum().to_dict()
+    assert cells == {"not detected (ND), no limit given": 95, "below detection limit (<DL), limit not given": 1,
+                     "cell without a time": 21, "cell without a tissue": 1, "tissue not mapped": 75}
     refused = refusals[refusals["level"] == "instance"].set_index("name")["reason"].to_dict()
     assert refused == {"ntua_s21_i2": "route not mapped", "ntua_s31_i2": "amount unit without a usable dose"}
     assert set(coll.to_frame()["species"]) == {"mouse"}
@@ -412,3 +416,21 @@ def test_a_key_taken_by_an_earlier_row_is_refused(tmp_path):
     assert coll.names == ["ntua_s5_i2", "ntua_s5_i1"]
     row = refusal(refusals, "ntua_s5_i2", "duplicate instance key")
     assert row["row"] == 3 and "instance (5, 2) is also row 2; give each instance its own number" in row["detail"]
+
+
+def test_summary_counts_conversion_and_particles(tmp_path):
+    """summarise_ntua counts instances converting fully to %ID, on the observables, and complete Particles, with reasons."""
+    path = workbook(tmp_path / "db.xlsx", [
+        inst(1, 1),
+        inst(1, 2, Nominal_size_nm=None, obs=OBS_DEFAULT + [(1, "Stomach", 1.0)]),
+        inst(1, 3, Administration_route="IPR", Coating_molecule="NOTA"),
+    ])
+    coll, _ = read(path)
+    s = summarise_ntua(coll)
+    assert s["percent_id"]["convert_fully"] == 2 and s["percent_id"]["observables_convert_fully"] == 3
+    assert s["percent_id"]["reasons"] == {"no organ mass: no organ 'stomach' in the mouse physiology table": 1}
+    assert s["particle"]["complete"] == 1
+    assert s["particle"]["reasons"] == {"no core_diameter_nm": 1, "coating … is unknown; valid: none, citrate, PEG, zwitterionic, "
+                                        "PEG-PLA, polyacrylamide, dextran, BSA, lipid": 1}
+    assert s["by_species_route"].values.tolist() == [["mouse", "IPR", 1, 0], ["mouse", "IV", 2, 0]]
+    assert coll["ntua_s1_i3"].route == "ip"

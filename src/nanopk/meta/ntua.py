@@ -244,6 +244,14 @@ def _int(x) -> int | None:
     return int(v) if v is not None and float(v).is_integer() else None
 
 
+def _species_label(raw) -> str | None:
+    """The species as nanopk names it ("Mice", "MIce " -> "mouse"), else the text as written."""
+    from ..data.sidecar import SPECIES_SPELLINGS
+
+    text = _text(raw)
+    return None if text is None else SPECIES_SPELLINGS.get(text.lower(), text.lower())
+
+
 def _refusal_frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(REFUSAL_COLUMNS))
     frame["n_cells"] = pd.array(frame["n_cells"], dtype="Int64")
@@ -354,13 +362,13 @@ def read_ntua_database(path, assume_body_weight_g: float | None = None) -> tuple
     sheets = _read_sheets(path)
     cols = {s: {h: j for j, h in enumerate(header) if h} for s, (header, _) in sheets.items()}
     refusals: list[dict] = []
-    greek_cells = [0]
+    greek: dict[tuple, str] = {}  # (sheet, row cells, column) -> column name: each cell counted once
 
     def cell(sheet, cells, name):
         j = cols[sheet].get(name)
         raw = cells[j] if j is not None and j < len(cells) else None
         if isinstance(raw, str) and raw.translate(_GREEK) != raw:
-            greek_cells[0] += 1
+            greek[(sheet, id(cells), j)] = f"{sheet} {name}"
         return raw
 
     # Metadata, one row per study.
@@ -383,7 +391,7 @@ def read_ntua_database(path, assume_body_weight_g: float | None = None) -> tuple
                 if ref["level"] == "instance" and ref["row"] == ex_row and ref["n_cells"] is None:
                     ref["n_cells"] = n_obs
             instances.append({"study": _int(cell("Experiment_details", ex, "Study_id")), "instance": None, "name": None,
-                              "row": ex_row, "species": _text(cell("Experiment_details", ex, "Species")),
+                              "row": ex_row, "species": _species_label(cell("Experiment_details", ex, "Species")),
                               "route": _text(cell("Experiment_details", ex, "Administration_route")), "cells": n_obs,
                               "status": "refused"})
             continue
@@ -403,7 +411,7 @@ def read_ntua_database(path, assume_body_weight_g: float | None = None) -> tuple
         cell_refusals: list[dict] = []
         records, n_obs = _instance_records(study, inst, sheets, r, lambda *a, **k: cell_refusals.append((a, k)))
         row_info = {"study": study, "instance": inst, "name": name, "row": ex_row,
-                    "species": _text(cell("Experiment_details", ex, "Species")),
+                    "species": _species_label(cell("Experiment_details", ex, "Species")),
                     "route": _text(cell("Experiment_details", ex, "Administration_route")), "cells": n_obs}
         if not fatal and not records:
             refuse("instance", "no observations left", f"{name}: none of its {n_obs} cells could be mapped "
@@ -431,12 +439,15 @@ def read_ntua_database(path, assume_body_weight_g: float | None = None) -> tuple
             refuse(*args, **kwargs)
         datasets.append(ds)
         instances.append(row_info | {"status": "mapped", "points": len(ds)})
-    if greek_cells[0]:
+    if greek:
+        per_column = pd.Series(list(greek.values())).value_counts(sort=False)
         refusals.append({"study": None, "instance": None, "name": None, "level": "note",
-                         "reason": "Greek look-alike letters read as Latin", "sheet": "Physchem_properties, Experiment_details",
-                         "row": None, "columns": "", "tissue": None, "n_cells": greek_cells[0],
-                         "detail": f"{greek_cells[0]} text cells held Greek capitals that look like Latin ones ('ΝΑ', 'Νο'); "
-                                   "read as 'NA', 'No'"})
+                         "reason": "Greek look-alike letters read as Latin",
+                         "sheet": ", ".join(dict.fromkeys(k[0] for k in greek)), "row": None,
+                         "columns": ", ".join(dict.fromkeys(v.split(" ", 1)[1] for v in greek.values())), "tissue": None,
+                         "n_cells": len(greek),
+                         "detail": f"{len(greek)} text cells held Greek letters that look like Latin ones ('ΝΑ', 'Νο'), read as "
+                                   f"'NA', 'No' ({', '.join(f'{c}: {n}' for c, n in per_column.items())})"})
     table = _refusal_frame(refusals)
     collection = DatasetCollection(datasets, name="NTUA NM biodistribution database", source=str(path), refusals=table)
     collection.instances = pd.DataFrame(instances, columns=["study", "instance", "name", "row", "species", "route", "cells",
@@ -506,7 +517,6 @@ def _row_keys(sheets, cols, refusals, path) -> list[tuple[int, int] | None]:
 def _instance_meta(study, inst, name, ex, ph, studies, cell, refuse, ex_row, path, assume_bw):
     """The sidecar of one instance; ``fatal`` when the instance cannot be a dataset."""
     from ..data.convert import hours_per
-    from ..data.sidecar import SPECIES_SPELLINGS
     from ..physiology import SPECIES
     from ..units import parse_unit
 
@@ -544,7 +554,7 @@ def _instance_meta(study, inst, name, ex, ph, studies, cell, refuse, ex_row, pat
             source["pmid" if doi_text.upper().startswith("PMID") else "pmcid"] = ident
 
     species_raw = _text(raw.get("Species"))
-    species = SPECIES_SPELLINGS.get((species_raw or "").lower(), (species_raw or "").lower()) or None
+    species = _species_label(species_raw)
     if species not in SPECIES:
         inst_refuse("species not mapped", f"species {species_raw!r} (Experiment_details column Species): nanopk has a physiology "
                                           f"for {', '.join(SPECIES)} only")
@@ -874,7 +884,25 @@ def summarise_ntua(collection: DatasetCollection, refusals: pd.DataFrame | None 
             observables += len(ds.percent_id(tissues=OBSERVABLES)) > 0
         except DataError:
             pass
+    from ..errors import ModelError
+    from ..particle import Particle
+
+    builds, lacking = 0, {}
+    for ds in collection:
+        given = ds.particle_dict
+        missing = [k for k in ("material", "core_diameter_nm", "coating") if k not in given]
+        reasons_ = [f"no {k}" for k in missing]
+        if not missing:
+            try:
+                Particle(**given)
+                builds += 1
+            except ModelError as exc:
+                reasons_ = [re.sub(r"\(-?[0-9.]+\)", "(…)", re.sub(r"'[^']*'", "…", p)) for p in exc.problems]
+        for reason in dict.fromkeys(reasons_):
+            lacking[reason] = lacking.get(reason, 0) + 1
     return {"counts": counts, "reasons": reasons, "by_species_route": by[["species", "route", "mapped", "refused"]],
+            "particle": {"complete": builds, "incomplete": len(collection) - builds,
+                         "reasons": dict(sorted(lacking.items(), key=lambda kv: -kv[1]))},
             "percent_id": {"convert_fully": full, "not_fully": len(collection) - full,
                            "reasons": dict(sorted(why.items(), key=lambda kv: -kv[1])),
                            "observables_convert_fully": int(observables)}}
