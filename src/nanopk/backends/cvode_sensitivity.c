@@ -70,7 +70,9 @@ static int cvs_band_jac(sunrealtype t, N_Vector z, N_Vector fz, SUNMatrix Jm, vo
 }
 
 int nanopk_solve_sens(double t0, const double *z0, const double *p, int nout, const double *tout,
-                      double *zout, double rtol, const double *atol, long max_steps, double *info)
+                      double *zout, double rtol, const double *atol, const double *constraints, long max_steps,
+                      double *info)
 {
-    return run_cvode(NANOPK_NA, NANOPK_N, cvs_rhs, cv_jac, cvs_band_jac, t0, z0, p, nout, tout, zout, rtol, atol, max_steps, info);
+    return run_cvode(NANOPK_NA, NANOPK_N, cvs_rhs, cv_jac, cvs_band_jac, t0, z0, p, nout, tout, zout, rtol, atol, constraints,
+                     max_steps, info);
 }
