@@ -314,6 +314,15 @@ class Model:
             if s.organ and s.is_mass:
                 organs.setdefault(s.organ, []).append(s.name)
         derived = [amount_observable(organ, names, DOSE, f"{organ}: all NP mass in the organ") for organ, names in organs.items()]
+        if any(p.name == "f_residual_blood" for p in self._parameters):
+            # Observables as the data are measured (whole blood incl. capillary blood;
+            # organs with their residual blood): nanopk.mechanisms.circulation.
+            from .mechanisms.circulation import observed_amounts
+
+            how = {"blood": "blood: whole-blood NP, arterial + venous + every organ's capillary blood"}
+            derived = [Observable(organ, 100 * amount / symbol(DOSE), "percent_ID",
+                                  how.get(organ, f"{organ}: NP in the organ, with f_residual_blood × its capillary blood"))
+                       for organ, amount in observed_amounts(self._states).items()]
         declared_names = {o.name for o in declared}
         observables = [o for o in derived if o.name not in declared_names] + list(declared)
         observables.append(amount_observable("total", self.mass_states, DOSE, "every mass state plus sinks: mass balance made visible"))

@@ -7,6 +7,30 @@ fractions of it, ``Q_organ = f_Q · Q_C``.  The capillary blood in an organ is a
 organs with a mass but no flow (skin, bone, ...) serve data conversion only
 (%ID/g × organ mass = %ID).
 
+One table serves the model and the data: the data converter turns %ID/g into %ID
+with :func:`organ_mass_g` from the same :class:`Organ` entries the circulation builds its
+organ volumes from (``V_organ = f_V · BW``), so converter and model agree on every organ
+mass.  Mouse (20 g reference; :func:`volume_sources` lists every species with sources):
+
+=========  ========  ===========  =========  =====================================================
+organ      % of BW   capillary    % of CO    source
+=========  ========  ===========  =========  =====================================================
+blood      6.0       --           --         Lin 2016 / Chou 2023 (Organ_percent_BW.xlsx: 4.9)
+plasma     3.55      --           --         Davies & Morris 1993 (Chou 2023 VPlasC)
+liver      5.5       0.31         2.0        Brown 1997 Tables 21/23/30, as in Lin 2016/Chou 2023
+lung       0.7       0.5          100        Brown 1997 Tables 21/30
+kidney     1.7       0.24         9.1        Brown 1997 Tables 21/23/30
+brain      1.7       0.03         3.3        Brown 1997 Tables 21/23/30
+spleen     0.5       0.17         1.1        Davies & Morris 1993; Brown 1997 Table 30
+muscle     38.4      0.04         15.9       Brown 1997 Tables 21/23/30
+tumour     0.76      0.02         2.0        median of 378 Nano-Tumor datasets (Chou 2023)
+=========  ========  ===========  =========  =====================================================
+
+``rest`` (built by the circulation) is the body mass and cardiac output left over,
+capillary blood 0.04.  A dataset's sidecar ``tumour.weight_g`` (or ``organ_masses_g``)
+overrides the table for the converter and, in fits, sets the model's ``f_V_tumour``
+(``f_V_<organ>``) for that dataset (:mod:`nanopk.fit._data`).
+
 Sources: Brown RP, Delp MD, Lindstedt SL, Rhomberg LR, Beliles RP. Physiological
 parameter values for physiologically based pharmacokinetic models. Toxicol Ind Health
 1997;13:407-484 (organ weights, blood flows, Table 30 blood volume fractions); the
@@ -20,7 +44,7 @@ from dataclasses import dataclass, field
 
 from .errors import ModelError, suggest
 
-__all__ = ["Organ", "Physiology", "get_physiology", "organ_mass_g", "SPECIES"]
+__all__ = ["Organ", "Physiology", "get_physiology", "organ_mass_g", "volume_sources", "SPECIES"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +69,8 @@ class Physiology:
     plasma_fraction: float
     organs: dict[str, Organ] = field(default_factory=dict)
     source: str = ""
+    blood_source: str = ""
+    plasma_source: str = ""
 
     def organ(self, name: str) -> Organ:
         try:
@@ -68,6 +94,12 @@ class Physiology:
 _BROWN = "Brown et al., Toxicol Ind Health 1997;13:407"
 _LIN_CHOU = "as used by Lin et al. 2016 and Chou et al. 2023 (J Control Release 361:53)"
 
+_NANO_TUMOR_MEDIAN = (
+    "median VTC 0.0076, QTC 0.02, BVT 0.02 over the 378 Nano-Tumor datasets fitted by Chou et al., J Control Release "
+    "2023;361:53 (UFPBPK/Nano-AI-PBPK-G1 Model_dataset.xlsx); replaces the G2 code's VTC 0.024 (a ~0.5 g xenograft), "
+    "3x the median tumour of the data"
+)
+
 _MOUSE = Physiology(
     species="mouse",
     body_weight_kg=0.02,
@@ -75,6 +107,10 @@ _MOUSE = Physiology(
     blood_fraction=0.06,
     plasma_fraction=0.0355,
     source=f"{_BROWN}; {_LIN_CHOU}",
+    blood_source=("6 % BW: total blood volume of the mouse as carried by the Lin-lab models (Lin 2016; Chou 2023); "
+                  "Organ_percent_BW.xlsx (NM-biodistribution-prediction, PROVENANCE.md §6; its source not given) lists "
+                  "blood 4.9 % BW; neither checked against Brown 1997 here"),
+    plasma_source="3.55 % BW: Davies & Morris, Pharm Res 1993;10:1093, as VPlasC in Chou 2023",
     organs={
         o.name: o
         for o in (
@@ -90,8 +126,11 @@ _MOUSE = Physiology(
             Organ("bone", 0.1073, None, None, f"{_BROWN}, Table 4"),
             Organ("gi", 0.0422, None, None, f"{_BROWN}, Table 4"),
             Organ("adipose", 0.07, None, None, f"{_BROWN}, Table 4"),
-            # A typical subcutaneous xenograft of ~0.5 g in a 20 g mouse.
-            Organ("tumour", 0.024, 0.01, 0.01, "second-generation Lin-lab AI-PBPK model code (UFPBPK/Nano-AI-PBPK-G2, PBPK/NanoPBPK.R): VTC 0.024 (Sykes 2014; Wilhelm 2016), QTC 0.01, BVT 0.01"),
+            # The default tumour of a dataset that gives no tumour weight, for the data
+            # converter and the model alike: the median tumour of the Nano-Tumor datasets
+            # (0.152 g in a 20 g mouse), with the median flow and capillary blood of the
+            # same fits, so that the default is one coherent median set.
+            Organ("tumour", 0.0076, 0.02, 0.02, _NANO_TUMOR_MEDIAN),
         )
     },
 )
@@ -115,6 +154,8 @@ _RAT = Physiology(
     cardiac_output_L_h_kg075=14.0,
     blood_fraction=0.074,
     plasma_fraction=0.0312,
+    blood_source=f"7.4 % BW: {_BROWN}",
+    plasma_source="31.2 mL/kg: Davies & Morris, Pharm Res 1993;10:1093",
     source=(
         f"BW 0.25 kg: reference adult rat ({_BROWN}); QCC 14.0 L/h/kg^0.75: {_BROWN}, as in Lin-lab rat PBPK "
         f"models (Chou 2022 uses 15.0); blood 7.4 % BW: {_BROWN}; plasma 31.2 mL/kg: {_DAVIES_MORRIS}"
@@ -161,6 +202,8 @@ _HUMAN = Physiology(
     cardiac_output_L_h_kg075=16.1,
     blood_fraction=0.079,
     plasma_fraction=0.0429,
+    blood_source="7.9 % BW: Brown et al., Toxicol Ind Health 1997;13:407",
+    plasma_source="3.0 L for 70 kg: Davies & Morris, Pharm Res 1993;10:1093",
     source=(
         f"BW 70 kg: reference adult ({_BROWN}); QCC 16.1 L/h/kg^0.75 = resting cardiac output 6.5 L/min "
         f"(reference adult male, {_WILLIAMS_LEGGETT}) / 70^0.75; blood 7.9 % BW: {_BROWN}; plasma 3.0 L "
@@ -200,3 +243,38 @@ def get_physiology(species: str) -> Physiology:
 def organ_mass_g(species: str, organ: str, body_weight_g: float | None = None) -> float:
     """Organ mass (g) for ``species`` scaled to ``body_weight_g``."""
     return get_physiology(species).organ_mass_g(organ, body_weight_g)
+
+
+def volume_sources(species: str, body_weight_g: float | None = None) -> list[dict]:
+    """Every volume of a species table with where it comes from: the one table both the
+    data converter (%ID/g → %ID) and the models use.
+
+    Parameters
+    ----------
+    species : str
+        ``"mouse"``, ``"rat"`` or ``"human"``.
+    body_weight_g : float, optional
+        Body weight for ``mass_g`` (default: the table's reference weight).
+
+    Returns
+    -------
+    list of dict
+        One row per volume -- ``blood`` (total blood volume), ``plasma`` and every organ
+        -- with ``organ``, ``fraction_of_bw``, ``mass_g``, ``capillary_blood_fraction``
+        and ``blood_flow_fraction`` (``None`` where not given) and ``source``.
+    """
+    phys = get_physiology(species)
+    bw_g = phys.body_weight_kg * 1000.0 if body_weight_g is None else float(body_weight_g)
+    rows = [
+        {"organ": "blood", "fraction_of_bw": phys.blood_fraction, "capillary_blood_fraction": None,
+         "blood_flow_fraction": None, "source": phys.blood_source},
+        {"organ": "plasma", "fraction_of_bw": phys.plasma_fraction, "capillary_blood_fraction": None,
+         "blood_flow_fraction": None, "source": phys.plasma_source},
+    ] + [
+        {"organ": o.name, "fraction_of_bw": o.mass_fraction, "capillary_blood_fraction": o.capillary_blood_fraction,
+         "blood_flow_fraction": o.blood_flow_fraction, "source": o.source}
+        for o in phys.organs.values()
+    ]
+    for row in rows:
+        row["mass_g"] = row["fraction_of_bw"] * bw_g
+    return rows

@@ -10,7 +10,10 @@ Organ masses for the conversion come, in this order, from the ``organ_masses_g``
 argument, the sidecar's ``organ_masses_g``, the sidecar's ``tumour.weight_g`` (tumour
 only), and :func:`nanopk.physiology.organ_mass_g` for the species at the sidecar's
 ``body_weight_g``; the source used for each tissue is reported in the ``mass_source``
-column and in :attr:`Dataset.mass_sources`.  Blood and plasma masses are the physiology
+column and in :attr:`Dataset.mass_sources`.  The physiology table is the one the models
+build their organ volumes from, and a fit gives the model the sidecar's masses (and,
+without a tumour weight, the table's default tumour, with a warning), so the data and
+the model use the same organ and tumour masses (:mod:`nanopk.fit._data`).  Blood and plasma masses are the physiology
 table's blood and plasma fractions of body weight, and 1 g ≈ 1 mL turns a per-mL value
 into an amount (see :mod:`nanopk.data.convert`).
 """
@@ -97,6 +100,15 @@ class Dataset:
         return None if bw is None else float(bw)
 
     @property
+    def perfused(self) -> bool:
+        """Whether the animals were perfused before the organs were taken (sidecar ``perfused``, default ``False``).
+
+        Organs of perfused animals hold no residual blood: a fit then sets the model's
+        ``f_residual_blood`` to 0 (:mod:`nanopk.mechanisms.circulation`).
+        """
+        return self._meta.get("perfused") is True
+
+    @property
     def route(self) -> str | None:
         return self._meta.get("route")
 
@@ -174,6 +186,11 @@ class Dataset:
         except (ModelError, KeyError) as exc:
             reason = str(exc).split(";")[0]
             return None, reason
+        if tissue == "tumour":
+            # The same default the models' f_V_tumour has (nanopk.physiology), which a fit
+            # gives the model for this dataset, with a warning (nanopk.fit._data).
+            return float(grams), (f"physiology:{species} default tumour ({grams / bw:.4g} of {bw:g} g body weight; "
+                                  f"the sidecar gives no tumour.weight_g)")
         return float(grams), f"physiology:{species} ({grams / bw:.4g} of {bw:g} g body weight)"
 
     @property

@@ -11,7 +11,7 @@ A dataset ``NAME.csv`` (or ``NAME.xlsx``) has its metadata in ``NAME.json``::
      "particle": {"material": "Au", "core_diameter_nm": 13, "coating": "PEG",
                   "coating_mw_da": 5000, "shape": "sphere", "targeting": "passive"},
      "tumour": {"model": "subcutaneous xenograft", "cell_line": "A431", "weight_g": 0.3},
-     "organ_masses_g": {"liver": 1.1}}
+     "organ_masses_g": {"liver": 1.1}, "perfused": false}
 
 ``dose.value`` may be ``null`` for %ID data whose paper gives no injected mass;
 ``dose.range`` (``[low, high]`` in µg) then says what is known, and a fit checks that
@@ -21,8 +21,14 @@ the model's %ID predictions do not depend on the dose across it
 Required keys: ``name``, ``source`` (with ``citation`` and ``doi``; ``doi`` may be
 ``null`` for unpublished data), ``species``, ``route`` and ``time_unit``.  ``value_unit``
 is required unless every row has a unit of its own.  Everything else is optional, and
-keys nanopk does not know are kept in ``Dataset.meta`` (notes, assumptions...), except
-that a key one letter away from a known key is reported as a likely typo.
+``perfused`` (``true``/``false``, default ``false``) says whether the animals were
+perfused before the organs were taken: organ observables then exclude the organs'
+residual blood (a fit sets the model's ``f_residual_blood`` to 0 for the dataset;
+:mod:`nanopk.mechanisms.circulation`).  ``tumour.weight_g`` is the mean tumour weight
+(g) at sampling: it converts tumour %ID/g to %ID and, in fits, sets the model's tumour
+volume; without it both use the species table's default tumour, with a warning.  Keys
+nanopk does not know are kept in ``Dataset.meta`` (notes, assumptions...), except that a
+key one letter away from a known key is reported as a likely typo.
 """
 from __future__ import annotations
 
@@ -48,7 +54,7 @@ PARTICLE_KEYS = (
 TUMOUR_KEYS = ("model", "cell_line", "weight_g")
 KNOWN_KEYS = REQUIRED_KEYS + (
     "strain", "sex", "body_weight_g", "dose", "value_unit", "particle", "tumour", "organ_masses_g",
-    "notes", "assumptions", "accepted_checks",
+    "notes", "assumptions", "accepted_checks", "perfused",
 )
 SPECIES_SPELLINGS = {"mice": "mouse", "mus musculus": "mouse", "rats": "rat", "rattus norvegicus": "rat", "humans": "human"}
 
@@ -167,6 +173,11 @@ def _check(meta: dict, where: str, problems, sidecar_exists: bool):
     bw = meta.get("body_weight_g")
     if bw is not None and not _is_number(bw, positive=True):
         problems.note(f"{where}: body_weight_g must be a positive number of grams (got {bw!r})")
+
+    perfused = meta.get("perfused")
+    if perfused is not None and not isinstance(perfused, bool):
+        problems.note(f"{where}: perfused must be true or false (whether the animals were perfused before the organs "
+                      f"were taken; default false) (got {perfused!r})")
 
     time_unit = meta.get("time_unit")
     if time_unit not in (None, ""):

@@ -33,6 +33,14 @@ dataset's rows that have one; on the log scale σ = 1 when no row has one, and t
 covariance is scaled by the residual variance).  :attr:`FitData.weighting` says this
 for each dataset, for the fit report.
 
+Observation.  The model observes what the dataset measured: a dataset whose sidecar
+says ``"perfused": true`` is fitted with ``f_residual_blood`` = 0 (organs without their
+residual blood); organ masses the sidecar gives (``organ_masses_g``,
+``tumour.weight_g``) set the model's ``f_V_<organ>`` for that dataset, as they set the
+%ID/g → %ID conversion; and the tumour always gets the converter's mass -- without a
+tumour weight the species table's default tumour, with a :class:`FitWarning` saying
+so -- so data and model never use two different tumours.
+
 Datasets without a dose.  A %ID dataset (%ID, %ID/g, %ID/mL) needs the injected mass
 only for model terms that depend on it (a capacity-limited uptake).  When its sidecar
 gives no dose value, the fit simulates it with the model's nominal dose, provided the
@@ -90,7 +98,10 @@ class FitData:
         Left-out rows: ``dataset``, ``tissue``, ``rows``, ``reason``.
     fixed : dict
         Per-dataset parameter values set from the dataset (``BW`` from
-        ``body_weight_g``, then ``attrs["parameters"]`` of a DataFrame).
+        ``body_weight_g``; ``f_residual_blood`` = 0 for a perfused dataset;
+        ``f_V_<organ>`` from the organ masses the data converter used -- the sidecar's
+        ``organ_masses_g`` and ``tumour.weight_g``, and for the tumour the table default
+        when the sidecar gives none; then ``attrs["parameters"]`` of a DataFrame).
     meta : dict
         The dataset's metadata (sidecar).
     weighting : str
@@ -98,6 +109,8 @@ class FitData:
         every row is a group mean or a single value); one line for the fit report.
     dose_note : str
         Where ``dose_ug`` comes from when the dataset gives no dose ("" otherwise).
+    notes : list of str
+        What the fit must warn about this dataset (a default tumour mass).
     """
 
     name: str
@@ -110,6 +123,7 @@ class FitData:
     meta: dict = field(default_factory=dict)
     weighting: str = ""
     dose_note: str = ""
+    notes: list = field(default_factory=list)
 
     @property
     def time_index(self) -> np.ndarray:
@@ -347,13 +361,55 @@ def _prepare(name, table, dose_ug, meta, excluded, source, model, log_scale, cen
             bw = math.nan
         if math.isfinite(bw) and bw > 0:
             fixed["BW"] = bw
+    notes = _observation_parameters(name, source, meta, model, fixed, set(rows["observable"]))
     fixed.update(_dataset_parameters(meta.get("parameters"), name, model))
     times = np.unique(rows["time_h"].to_numpy())
     dose_note = ""
     if dose_ug is None:
         dose_ug, dose_note = _dose_free(name, model, times, fixed, meta)
     return FitData(_identifier(name), source, float(dose_ug), rows, times, excluded, fixed, meta,
-                   weighting=_weighting(rows), dose_note=dose_note)
+                   weighting=_weighting(rows), dose_note=dose_note, notes=notes)
+
+
+def _observation_parameters(name, source, meta, model, fixed, observed) -> list[str]:
+    """Per-dataset parameters that make the model observe what the data measured.
+
+    - ``f_residual_blood`` = 0 when the sidecar says ``"perfused": true`` (organs
+      without residual blood), if the model has it;
+    - ``f_V_<organ>`` = the organ mass the data converter used / the model's body
+      weight, for every fitted organ whose mass the sidecar gives (``organ_masses_g``,
+      ``tumour.weight_g``), and always for the tumour: without a tumour weight the model
+      gets the converter's default tumour (the species table's), and a note says so.
+
+    Sets them in ``fixed``; returns the notes for the fit's warnings.
+    """
+    notes: list[str] = []
+    params = model.parameters
+    if meta.get("perfused") is True and "f_residual_blood" in params:
+        fixed["f_residual_blood"] = 0.0
+    if not hasattr(source, "organ_mass"):
+        return notes  # a DataFrame in %ID: attrs["parameters"] may set f_V_tumour itself
+    bw_kg = fixed.get("BW", float(params["BW"].value) if "BW" in params else math.nan)
+    for organ in sorted(observed):
+        key = f"f_V_{organ}"
+        if key not in params:
+            continue
+        grams, where = source.organ_mass(organ)
+        from_sidecar = where.startswith("sidecar")
+        if grams is None or not (from_sidecar or organ == "tumour") or not math.isfinite(bw_kg):
+            continue
+        fraction = grams / (bw_kg * 1000.0)
+        problem = params[key].problem(fraction)
+        if problem:
+            raise FitError(f"dataset {name!r}: the {organ} mass {grams:g} g ({where}) is {fraction:.4g} of the "
+                           f"{bw_kg * 1000:g} g body weight, outside what model {model.name!r} admits for {key} "
+                           f"{params[key].bounds}; check the sidecar's organ masses and body_weight_g")
+        fixed[key] = fraction
+        if not from_sidecar:
+            notes.append(f"dataset {name!r} gives no tumour weight (tumour.weight_g in the sidecar): the %ID/g → %ID "
+                         f"conversion and the model's tumour both use the default tumour of {grams:.3g} g ({where}); "
+                         f"give tumour.weight_g for this study's tumours")
+    return notes
 
 
 def _dataset_parameters(given, name, model) -> dict:

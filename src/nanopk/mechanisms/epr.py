@@ -232,6 +232,9 @@ def _require_circulation(ctx: BuildContext, variant: str) -> None:
 
 
 def _tumour_physiology(ctx: BuildContext):
+    # The tumour's volume is f_V_tumour · BW: the species table's default, the same one
+    # the data converter uses for a dataset without a tumour weight
+    # (nanopk.data.Dataset.organ_mass); fits override it per dataset.
     organ = ctx.physiology.organ("tumour")
     src = organ.source
     return [
@@ -306,8 +309,10 @@ def lin_tumour(ctx: BuildContext, lymphatic_drainage: bool = False) -> Part:
     datasets (PATC 0.003, P_T 0.08, Kmax 0.29 /h, K50 12 h, n 1.9, release 0.097 /h),
     so a meta-analysis can vary ``PATC_tumour``, ``P_tumour``, ``Kmax_tumour``,
     ``K50_tumour``, ``n_tumour`` and ``Krelease_tumour``.  Tumour mass, blood flow and
-    capillary fraction come from the species table (mouse: 2.4 % BW, 1 % of cardiac
-    output, 1 % capillary blood).
+    capillary fraction come from the species table (mouse: the Nano-Tumor medians
+    0.76 % BW, 2 % of cardiac output, 2 % capillary blood); a fit sets ``f_V_tumour``
+    per dataset from its sidecar's ``tumour.weight_g`` (or the same table default the
+    data converter uses, with a warning), so model and data share one tumour mass.
     """
     _require_circulation(ctx, "lin_tumour")
     extra = [param("PATC_tumour", 0.003, "dimensionless", _NANO_TUMOR, (1e-6, 1.0),
