@@ -30,6 +30,7 @@ from sympy.core.operations import AssocOp
 from .errors import ModelError, suggest
 from .parts import (
     DEPOT,
+    RESIDUAL_BLOOD_PARAMETER,
     DOSE,
     INFUSION_RATE,
     MASS_KINDS,
@@ -43,6 +44,7 @@ from .parts import (
     RateRule,
     State,
     amount_observable,
+    observed_amounts,
     symbol,
 )
 
@@ -314,11 +316,9 @@ class Model:
             if s.organ and s.is_mass:
                 organs.setdefault(s.organ, []).append(s.name)
         derived = [amount_observable(organ, names, DOSE, f"{organ}: all NP mass in the organ") for organ, names in organs.items()]
-        if any(p.name == "f_residual_blood" for p in self._parameters):
+        if any(p.name == RESIDUAL_BLOOD_PARAMETER for p in self._parameters):
             # Observables as the data are measured (whole blood incl. capillary blood;
-            # organs with their residual blood): nanopk.mechanisms.circulation.
-            from .mechanisms.circulation import observed_amounts
-
+            # organs with their residual blood): nanopk.parts.observed_amounts.
             how = {"blood": "blood: whole-blood NP, arterial + venous + every organ's capillary blood"}
             derived = [Observable(organ, 100 * amount / symbol(DOSE), "percent_ID",
                                   how.get(organ, f"{organ}: NP in the organ, with f_residual_blood × its capillary blood"))

@@ -38,6 +38,9 @@ __all__ = [
     "Part",
     "symbol",
     "amount_observable",
+    "RESIDUAL_BLOOD_PARAMETER",
+    "is_residual_blood",
+    "observed_amounts",
 ]
 
 #: Kinds of state whose amounts are NP mass (µg) and enter the mass balance.
@@ -237,3 +240,43 @@ class Part:
             self.observables + other.observables,
             self.notes + other.notes,
         )
+
+
+# ---------------------------------------------------------------- observation
+#: Name of the parameter that weights the organs' capillary blood in their observables.
+RESIDUAL_BLOOD_PARAMETER = "f_residual_blood"
+
+
+def is_residual_blood(state: State) -> bool:
+    """Whether ``state`` is an organ's capillary (residual) blood.
+
+    By the naming rule of :func:`nanopk.mechanisms.circulation.organ_states`: a state
+    of an organ (not ``blood``) that occupies the volume ``V_<organ>_capillary``.
+    """
+    return bool(state.organ) and state.organ != "blood" and state.volume == f"V_{state.organ}_capillary"
+
+
+def observed_amounts(states) -> "dict[str, sp.Expr]":
+    """Amount (µg) each organ observable counts, defined as the data are measured.
+
+    ``blood``: every state of organ ``blood`` plus every organ's capillary blood
+    (the circulating concentration times the whole vascular volume); any other organ:
+    its states, with its capillary blood weighted by ``f_residual_blood`` (1 for
+    homogenates, 0 for perfused animals).  Only mass states count.  Used by
+    :class:`nanopk.model.Model` when the model has the ``f_residual_blood`` parameter
+    (every model built on :func:`nanopk.mechanisms.circulation.whole_body`).
+
+    It lives here, below the model and the mechanisms, because it is how the data are
+    measured (homogenates hold their residual blood), which both need.
+    """
+    f_res = symbol(RESIDUAL_BLOOD_PARAMETER)
+    terms: dict[str, list] = {}
+    for s in states:
+        if not (s.organ and s.is_mass):
+            continue
+        if is_residual_blood(s):
+            terms.setdefault(s.organ, []).append(f_res * s.symbol)
+            terms.setdefault("blood", []).append(s.symbol)
+        else:
+            terms.setdefault(s.organ, []).append(s.symbol)
+    return {organ: sp.Add(*t) for organ, t in terms.items()}

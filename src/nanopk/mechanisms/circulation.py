@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..parts import Assignment, Flux, Part, State, symbol
+from ..parts import RESIDUAL_BLOOD_PARAMETER, Assignment, Flux, Part, State, is_residual_blood, observed_amounts, symbol
 from .base import BuildContext, param
 
 __all__ = ["whole_body", "capillary_exchange", "organ_states", "is_residual_blood", "observed_amounts",
@@ -68,42 +68,7 @@ PAC = {"liver": 0.001, "spleen": 0.15, "kidney": 0.01, "lung": 0.001, "muscle": 
 #: Capillary blood fraction of the rest of the body, taken equal to muscle (Chou 2023).
 REST_CAPILLARY_FRACTION = 0.04
 
-#: Name of the parameter that weights the organs' capillary blood in their observables.
-RESIDUAL_BLOOD_PARAMETER = "f_residual_blood"
-
 S = symbol
-
-
-def is_residual_blood(state: State) -> bool:
-    """Whether ``state`` is an organ's capillary (residual) blood.
-
-    By the naming rule of :func:`organ_states`: a state of an organ (not ``blood``)
-    that occupies the volume ``V_<organ>_capillary``.
-    """
-    return bool(state.organ) and state.organ != "blood" and state.volume == f"V_{state.organ}_capillary"
-
-
-def observed_amounts(states) -> "dict[str, sp.Expr]":
-    """Amount (µg) each organ observable counts, defined as the data are measured.
-
-    ``blood``: every state of organ ``blood`` plus every organ's capillary blood
-    (the circulating concentration times the whole vascular volume); any other organ:
-    its states, with its capillary blood weighted by ``f_residual_blood`` (1 for
-    homogenates, 0 for perfused animals).  Only mass states count.  Used by
-    :class:`nanopk.model.Model` when the model has the ``f_residual_blood`` parameter
-    (every model built on :func:`whole_body`).
-    """
-    f_res = S(RESIDUAL_BLOOD_PARAMETER)
-    terms: dict[str, list] = {}
-    for s in states:
-        if not (s.organ and s.is_mass):
-            continue
-        if is_residual_blood(s):
-            terms.setdefault(s.organ, []).append(f_res * s.symbol)
-            terms.setdefault("blood", []).append(s.symbol)
-        else:
-            terms.setdefault(s.organ, []).append(s.symbol)
-    return {organ: sp.Add(*t) for organ, t in terms.items()}
 
 
 def organ_states(organ: str, phagocytes: bool = True) -> tuple[State, ...]:

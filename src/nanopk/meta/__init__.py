@@ -13,7 +13,7 @@ others raises :class:`MetaStoreError` (see :mod:`nanopk.meta.runner`).
 """
 from __future__ import annotations
 
-from .reader import Collection, MetaItem, read_collection, read_dataset_folder, read_nano_tumor_db
+from .reader import Collection, MetaItem, read_dataset_folder, read_nano_tumor_db
 
 __all__ = ["Collection", "MetaItem", "read_collection", "read_nano_tumor_db", "read_dataset_folder",
            "read_ntua_database", "read_ntua_collection", "summarise_ntua", "DatasetCollection",
@@ -31,6 +31,11 @@ def __getattr__(name):
         from . import ntua
 
         return getattr(ntua, name)
+    if name == "read_collection":
+        # It dispatches to the NTUA reader too (openpyxl, the data layer): on first use.
+        from .sources import read_collection
+
+        return read_collection
     if name == "summarise":
         from .summary import summarise
 

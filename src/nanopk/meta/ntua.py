@@ -99,6 +99,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, suggest
+from .reader import Collection, _items_from_dataset
 
 __all__ = ["read_ntua_database", "read_ntua_collection", "summarise_ntua", "DatasetCollection", "NTUA_FILE", "NTUA_SHEETS",
            "TISSUE_SPELLINGS", "REFUSAL_COLUMNS", "is_ntua_workbook"]
@@ -920,8 +921,6 @@ def read_ntua_collection(path, assume_body_weight_g: float | None = None):
     each tumour-bearing dataset whose tumour rows cannot become %ID (reason
     ``tumour not convertible to %ID``).
     """
-    from .reader import Collection, _items_from_dataset
-
     datasets, refusals = read_ntua_database(path, assume_body_weight_g=assume_body_weight_g)
     items, extra = [], []
     for ds in datasets:

@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..errors import DataError
 
-__all__ = ["MetaItem", "Collection", "read_nano_tumor_db", "read_dataset_folder", "read_collection",
+__all__ = ["MetaItem", "Collection", "read_nano_tumor_db", "read_dataset_folder",
            "TIMECOURSE_FILE", "DESCRIPTOR_FILE"]
 
 TIMECOURSE_FILE = "Time-course pharmacokinetics data.xlsx"
@@ -426,21 +426,3 @@ def _material_class(material) -> tuple[str | None, str | None]:
     if not material:
         return None, None
     return _NANOPK_MATERIALS.get(str(material), (str(material).lower(), None))
-
-
-def read_collection(path, **kwargs) -> Collection:
-    """A collection from the Nano-Tumor Database files, the NTUA workbook or a folder of nanopk datasets.
-
-    A folder is read as nanopk datasets when it holds ``*.csv`` + ``*.json`` pairs,
-    otherwise as (or searched for) the Nano-Tumor Database workbooks.  A workbook with
-    the NTUA database's sheets (``NMs_Database.xlsx``) is read by
-    :func:`nanopk.meta.ntua.read_ntua_collection`: its tumour-bearing instances.
-    """
-    path = Path(path)
-    if path.is_dir() and any(p.with_suffix(".json").exists() for p in path.glob("*.csv")):
-        return read_dataset_folder(path, **kwargs)
-    from .ntua import is_ntua_workbook, read_ntua_collection
-
-    if is_ntua_workbook(path):
-        return read_ntua_collection(path, **kwargs)
-    return read_nano_tumor_db(path, **kwargs)

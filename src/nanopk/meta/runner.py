@@ -761,7 +761,8 @@ def run_meta(collection, model: str = "mouse_tumour", scheduler=None, store="met
         SIGTERM arrived (when called from the main thread) or Ctrl-C: the pool is ended,
         the run is recorded as interrupted, and the same call resumes.
     """
-    from .reader import Collection, read_collection
+    from .reader import Collection
+    from .sources import read_collection
 
     if not isinstance(collection, Collection):
         collection = read_collection(collection)
