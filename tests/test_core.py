@@ -187,10 +187,10 @@ def test_loading_a_checked_model_does_not_import_pint(tmp_path):
 def test_bundled_models_ship_their_unit_verdicts():
     """checked_units.txt holds exactly the bundled models' signatures, and each of those
     models passes the unit check now (a verdict the package ships must be true).  When
-    it is stale, regenerate it with `python -m nanopk.unitcheck --record`."""
+    it is stale, regenerate it with `python tools/record_unit_verdicts.py`."""
     import sympy
 
-    from nanopk.model import CHECKED_UNITS, shipped_unit_signatures, unit_signature
+    from nanopk.unitcheck import CHECKED_UNITS, shipped_unit_signatures, unit_signature
     from nanopk.unitcheck import check_units
 
     models = {name: nanopk.load_model(name) for name in nanopk.list_models()}
@@ -201,7 +201,7 @@ def test_bundled_models_ship_their_unit_verdicts():
         pytest.skip(f"verdicts recorded with SymPy {recorded_with}, running {sympy.__version__}")
     current = {unit_signature(model): name for name, model in models.items()}
     assert set(current) == shipped_unit_signatures(), (
-        "checked_units.txt is stale: run `python -m nanopk.unitcheck --record`")
+        "checked_units.txt is stale: run `python tools/record_unit_verdicts.py`")
 
 
 def test_rate_rule_on_mass_state_is_rejected():

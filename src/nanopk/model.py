@@ -15,18 +15,17 @@ Observables: one per organ named on the states (``State.organ``), in %ID, plus
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 from collections import Counter, OrderedDict
 from dataclasses import replace
-from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import sympy as sp
 from sympy.core.operations import AssocOp
 
+from . import unitcheck
 from .errors import ModelError, suggest
 from .parts import (
     DEPOT,
@@ -503,13 +502,11 @@ class Model:
                 problems.append(problem)
             if not p.source:
                 problems.append(f"parameter {p.name!r} has no literature source")
-        signature = None if problems else unit_signature(self)
-        if signature is not None and not _units_known_good(signature):
-            from .unitcheck import check_units
-
-            problems += check_units(self)
+        signature = None if problems else unitcheck.unit_signature(self)
+        if signature is not None and not unitcheck.units_known_good(signature):
+            problems += unitcheck.check_units(self)
             if not problems:
-                _remember_units_good(signature)
+                unitcheck.remember_units_good(signature)
         if problems:
             raise ModelError(f"model {self._name!r} is invalid ({len(problems)} problem(s)):", problems)
         # The unit check dominates loading a model; simulate() need not repeat it.
@@ -534,71 +531,6 @@ class Model:
         from .stepping import Integrator
 
         return Integrator(self, params=params, **options)
-
-
-# ---------------------------------------------------------------- unit-check memo
-# The unit check evaluates every rate law on pint quantities, and importing pint alone
-# costs ~0.3 s; together they were most of loading a cached model.  A model whose
-# equations, declared units and checking code are those of one that passed before
-# passes again, so a marker file under the cache directory, keyed by all three, lets
-# later processes skip both.  The bundled models' signatures ship with the package
-# (CHECKED_UNITS, written by ``python -m nanopk.unitcheck --record`` after the check
-# passed on each, and compared with the models by the tests), so a bundled model's
-# first load on a new machine needs neither pint nor the check either.
-
-#: The bundled models' unit signatures that passed the check (package data).
-CHECKED_UNITS = Path(__file__).resolve().parent / "checked_units.txt"
-
-
-@functools.cache
-def shipped_unit_signatures() -> frozenset[str]:
-    """Signatures in :data:`CHECKED_UNITS` (first word of each non-comment line)."""
-    try:
-        lines = CHECKED_UNITS.read_text().splitlines()
-    except OSError:  # a missing file only costs the check
-        return frozenset()
-    return frozenset(line.split()[0] for line in lines if line.strip() and not line.startswith("#"))
-
-
-@functools.cache
-def _unit_checker_hash() -> str:
-    """Hash of the checking code (read once per process, not once per model)."""
-    here = Path(__file__).resolve().parent
-    return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("unitcheck.py", "units.py"))).hexdigest()
-
-
-def unit_signature(model) -> str:
-    """What the unit check's verdict depends on: equations, declared units, checking code."""
-    h = hashlib.sha256(model.structure_hash.encode())
-    declared = [(s.name, s.unit) for s in model.states] + [(p.name, p.unit) for p in model.parameters.values()]
-    declared += [(a.name, a.unit) for a in model.assignments]
-    h.update(repr(declared).encode())
-    h.update(_unit_checker_hash().encode())
-    return h.hexdigest()[:24]
-
-
-def _unit_marker(signature: str):
-    from .resources import cache_dir
-
-    return cache_dir() / "unitcheck" / signature
-
-
-def _units_known_good(signature: str) -> bool:
-    if signature in shipped_unit_signatures():
-        return True
-    try:
-        return _unit_marker(signature).is_file()
-    except OSError:  # an unreadable cache only costs the check
-        return False
-
-
-def _remember_units_good(signature: str) -> None:
-    try:
-        marker = _unit_marker(signature)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-    except OSError:
-        pass
 
 
 def _tree_text(expr, memo: dict) -> str:

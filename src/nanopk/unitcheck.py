@@ -1,152 +1,84 @@
-"""Dimensional analysis of a model's SymPy expressions with pint.
+"""Whether a model's units need checking, and the check's memo.
 
-Each symbol is replaced by one unit of its declared unit and the expression tree is
-evaluated on pint quantities: sums must agree in dimension, arguments of ``exp`` and
-``log`` and symbolic exponents must be dimensionless.  A flux must come out as mass
-per time, a rate rule as its state's unit per time, an assignment as its declared
-unit.  Numbers are dimensionless, so write ``(t/K50)**n`` rather than ``t**n``.
+The unit check evaluates every rate law on pint quantities, and importing pint alone
+costs ~0.3 s; together they were most of loading a cached model.  A model whose
+equations, declared units and checking code are those of one that passed before
+passes again, so a marker file under the cache directory, keyed by all three, lets
+later processes skip both.  The bundled models' signatures ship with the package
+(CHECKED_UNITS, written by ``python tools/record_unit_verdicts.py`` after the check
+passed on each, and compared with the models by the tests), so a bundled model's
+first load on a new machine needs neither pint nor the check either.
+
+This module imports neither pint nor the model: the model asks it, and the analysis
+itself (:mod:`nanopk.dimensions`) is imported only when a model has to be checked.
 """
 from __future__ import annotations
 
-import pint
-import sympy as sp
+import functools
+import hashlib
+from pathlib import Path
 
-from .parts import TIME
-from .units import Q_, parse_unit, ureg
-
-__all__ = ["check_units", "expression_unit"]
-
-
-class _UnitProblem(Exception):
-    pass
-
-
-def expression_unit(expr, units: dict) -> pint.Quantity:
-    """Evaluate ``expr`` on pint quantities; ``units`` maps symbols to quantities."""
-    if expr.is_Symbol:
-        return units[expr]
-    if expr.is_Number:
-        return Q_(float(expr), "dimensionless")
-    if isinstance(expr, sp.Add):
-        terms = [expression_unit(a, units) for a in expr.args]
-        first = terms[0]
-        for other in terms[1:]:
-            if other.dimensionality != first.dimensionality:
-                raise _UnitProblem(f"adds {first.units:~} to {other.units:~} in {sp.sstr(expr)[:80]}")
-        return first
-    if isinstance(expr, sp.Mul):
-        out = Q_(1.0, "dimensionless")
-        for a in expr.args:
-            out = out * expression_unit(a, units)
-        return out
-    if isinstance(expr, sp.Pow):
-        base = expression_unit(expr.args[0], units)
-        exponent = expr.args[1]
-        if exponent.is_Number:
-            return Q_(1.0, base.units ** float(exponent))
-        if not base.dimensionless:
-            raise _UnitProblem(f"raises {base.units:~} to the symbolic power {exponent} (make the base dimensionless)")
-        _require_dimensionless(expression_unit(exponent, units), f"exponent {exponent}")
-        return Q_(1.0, "dimensionless")
-    if isinstance(expr, (sp.exp, sp.log, sp.tanh, sp.sin, sp.cos, sp.erf)):
-        _require_dimensionless(expression_unit(expr.args[0], units), f"argument of {expr.func.__name__}")
-        return Q_(1.0, "dimensionless")
-    if isinstance(expr, (sp.Max, sp.Min)):
-        parts = [expression_unit(a, units) for a in expr.args]
-        for p in parts[1:]:
-            if p.dimensionality != parts[0].dimensionality:
-                raise _UnitProblem(f"{expr.func.__name__} of {parts[0].units:~} and {p.units:~}")
-        return parts[0]
-    if isinstance(expr, sp.Piecewise):
-        values = [expression_unit(e, units) for e, _ in expr.args]
-        for v in values[1:]:
-            if v.dimensionality != values[0].dimensionality:
-                raise _UnitProblem(f"Piecewise branches in {values[0].units:~} and {v.units:~}")
-        return values[0]
-    if isinstance(expr, sp.Heaviside):
-        return Q_(1.0, "dimensionless")
-    raise _UnitProblem(f"cannot check units of {expr.func.__name__} in {sp.sstr(expr)[:80]}")
-
-
-def _require_dimensionless(q, what):
-    if not q.dimensionless:
-        raise _UnitProblem(f"{what} has unit {q.units:~}; expected dimensionless")
+__all__ = ["check_units", "unit_signature", "units_known_good", "remember_units_good", "shipped_unit_signatures",
+           "CHECKED_UNITS"]
 
 
 def check_units(model) -> list[str]:
-    """Every unit problem in ``model``, as messages (empty when consistent)."""
-    problems: list[str] = []
-    units: dict = {TIME: Q_(1.0, "hour")}
-    declared = [(s.name, s.unit, "state") for s in model.states]
-    declared += [(p.name, p.unit, "parameter") for p in model.parameters.values()]
-    declared += [(a.name, a.unit, "assignment") for a in model.assignments]
-    for name, unit, what in declared:
-        try:
-            units[sp.Symbol(name, real=True)] = Q_(1.0, parse_unit(unit))
-        except (pint.UndefinedUnitError, pint.DefinitionSyntaxError, ValueError, TypeError) as exc:
-            problems.append(f"{what} {name!r} has unit {unit!r} that pint cannot parse ({exc})")
-    if problems:
-        return problems
+    """Every unit problem in ``model`` (:func:`nanopk.dimensions.check_units`)."""
+    from .dimensions import check_units as check
 
-    def check(where: str, expr, expected):
-        try:
-            got = expression_unit(sp.sympify(expr), units)
-        except _UnitProblem as exc:
-            problems.append(f"{where}: {exc}")
-            return
-        if got.dimensionality != expected.dimensionality:
-            problems.append(f"{where} has unit {got.units:~} but should be {expected.units:~}")
-
-    per_hour = ureg.parse_units("1/hour")
-    mass_rate = Q_(1.0, "microgram/hour")
-    for f in model.fluxes:
-        check(f"flux {f.name!r} ({f.source} → {f.target})", f.rate, mass_rate)
-    states = {s.name: s for s in model.states}
-    for r in model.rate_rules:
-        check(f"rate rule of {r.state!r}", r.expr, Q_(1.0, parse_unit(states[r.state].unit) * per_hour))
-    for a in model.assignments:
-        check(f"assignment {a.name!r}", a.expr, Q_(1.0, parse_unit(a.unit)))
-    for o in model.observables.values():
-        check(f"observable {o.name!r}", o.expr, Q_(1.0, parse_unit(o.unit)))
-    return problems
+    return check(model)
 
 
-def record_bundled_verdicts(path=None) -> list[str]:
-    """Check every bundled model's units and write their signatures to ``path``.
-
-    ``path`` defaults to the package's ``checked_units.txt``, which lets a bundled
-    model's first load skip pint and this check (see :func:`nanopk.model.unit_signature`).
-    Run after changing a mechanism, a bundled spec or this module::
-
-        python -m nanopk.unitcheck --record
-
-    Raises
-    ------
-    ModelError
-        If a bundled model fails the check (nothing is written).
-    """
-    from .errors import ModelError
-    from .model import CHECKED_UNITS, unit_signature
-    from .spec import list_models, load_model
-
-    lines = []
-    for name in list_models():
-        model = load_model(name)
-        problems = check_units(model)
-        if problems:
-            raise ModelError(f"bundled model {name!r} fails the unit check; nothing recorded:", problems)
-        lines.append(f"{unit_signature(model)}  {name}")
-    header = ("# Unit signatures of the bundled models that passed nanopk.unitcheck.check_units\n"
-              f"# (SymPy {sp.__version__}).  Written by `python -m nanopk.unitcheck --record`;\n"
-              "# tests/test_core.py checks that it is current.\n")
-    (CHECKED_UNITS if path is None else path).write_text(header + "\n".join(lines) + "\n")
-    return lines
+#: The bundled models' unit signatures that passed the check (package data).
+CHECKED_UNITS = Path(__file__).resolve().parent / "checked_units.txt"
 
 
-if __name__ == "__main__":
-    import sys
+@functools.cache
+def shipped_unit_signatures() -> frozenset[str]:
+    """Signatures in :data:`CHECKED_UNITS` (first word of each non-comment line)."""
+    try:
+        lines = CHECKED_UNITS.read_text().splitlines()
+    except OSError:  # a missing file only costs the check
+        return frozenset()
+    return frozenset(line.split()[0] for line in lines if line.strip() and not line.startswith("#"))
 
-    if sys.argv[1:] != ["--record"]:
-        sys.exit("usage: python -m nanopk.unitcheck --record")
-    for line in record_bundled_verdicts():
-        print(line)
+
+@functools.cache
+def _unit_checker_hash() -> str:
+    """Hash of the checking code (read once per process, not once per model)."""
+    here = Path(__file__).resolve().parent
+    return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("unitcheck.py", "dimensions.py", "units.py"))).hexdigest()
+
+
+def unit_signature(model) -> str:
+    """What the unit check's verdict depends on: equations, declared units, checking code."""
+    h = hashlib.sha256(model.structure_hash.encode())
+    declared = [(s.name, s.unit) for s in model.states] + [(p.name, p.unit) for p in model.parameters.values()]
+    declared += [(a.name, a.unit) for a in model.assignments]
+    h.update(repr(declared).encode())
+    h.update(_unit_checker_hash().encode())
+    return h.hexdigest()[:24]
+
+
+def _unit_marker(signature: str):
+    from .resources import cache_dir  # resources imports nothing of nanopk's
+
+    return cache_dir() / "unitcheck" / signature
+
+
+def units_known_good(signature: str) -> bool:
+    if signature in shipped_unit_signatures():
+        return True
+    try:
+        return _unit_marker(signature).is_file()
+    except OSError:  # an unreadable cache only costs the check
+        return False
+
+
+def remember_units_good(signature: str) -> None:
+    try:
+        marker = _unit_marker(signature)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        pass

@@ -133,7 +133,7 @@ class _Math:
 
     def sibling_unit(self, exprs) -> str:
         """Unit id of the first non-numeric expression among ``exprs`` (dimensionless if none)."""
-        from ..unitcheck import expression_unit
+        from ..dimensions import expression_unit
 
         for e in exprs:
             if not e.is_Number:
@@ -163,7 +163,7 @@ class _Math:
         return self.ast(expr)
 
     def _scaled_coefficient(self, expr, declared_unit):
-        from ..unitcheck import expression_unit
+        from ..dimensions import expression_unit
 
         try:  # magnitudes from literals are dropped: only the unit's own scale counts
             derived = expression_unit(expr, self.pint_units)
