@@ -535,11 +535,18 @@ class CvodeModel(CompiledModel):
         atol = np.multiply(atol, TOLERANCE_SAFETY, out=np.empty(n))  # a scalar or n values
         info = np.zeros(_INFO)
         limits = self._constraints(y0, n)
-        flag = self._lib.nanopk_solve(
-            float(t0), y0.ctypes.data, p.ctypes.data, len(t_out), t_out.ctypes.data, yout.ctypes.data,
-            float(rtol) * TOLERANCE_SAFETY, atol.ctypes.data, None if limits is None else limits.ctypes.data,
-            int(max_steps), info.ctypes.data,
-        )
+        for constraints in ((limits, None) if limits is not None else (None,)):
+            flag = self._lib.nanopk_solve(
+                float(t0), y0.ctypes.data, p.ctypes.data, len(t_out), t_out.ctypes.data, yout.ctypes.data,
+                float(rtol) * TOLERANCE_SAFETY, atol.ctypes.data, None if constraints is None else constraints.ctypes.data,
+                int(max_steps), info.ctypes.data,
+            )
+            # Parameters outside a model's physical bounds (a negative rate, as a fit with
+            # widened bounds may try) drive an amount below zero by the ODE itself, not by
+            # CVODE's error: the constraints then stall the solver.  Such a solve is done
+            # again unconstrained, as nanopk solved it before the constraints existed.
+            if flag >= 0:
+                break
         return _result(t_out, yout, flag, info, self._lib, t0)
 
 
