@@ -488,11 +488,16 @@ def joint_fit(models: Mapping, data: Mapping, vary: Sequence[str], tied: Sequenc
 
 
 def _group_pk(fit, n_samples: int, seed: int) -> dict:
-    from .delivery import METRICS, metrics_with_intervals
+    from .delivery import METRICS, metrics_with_intervals, observed_blood_kinetics
 
     model = fit.model
     values = {k: v for k, v in fit.values.items() if k in model.parameters}
-    out = metrics_with_intervals(model, values, fit, n_samples=n_samples, seed=seed, names=METRICS)
+    # The blood half-life is read over the data's sampled terminal window, as for a
+    # single fit (nanopk.delivery): the curve's last quarter (126-168 h) is a plateau
+    # fed by release from phagocytes long after the last blood sample (t½ ~1400 h).
+    data = observed_blood_kinetics(fit)
+    out = metrics_with_intervals(model, values, fit, n_samples=n_samples, seed=seed, names=METRICS,
+                                 half_life_window=None if data is None else data["window"])
     out.pop("_uncertainty", None)
     return out
 
