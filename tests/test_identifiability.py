@@ -172,3 +172,16 @@ def test_readme_default_fit_is_well_posed():
     table, thr = prof["table"], prof["threshold"]
     inside = table[(table["value"] > lo) & (table["value"] < hi)]
     assert (inside["delta_chisqr"] < thr).all() and (table["delta_chisqr"] >= thr).sum() == 2
+
+
+def test_when_no_subset_is_determined_the_last_fit_is_reported():
+    """Hirn 2011 80 nm citrate-Au in rats (14 points): liver and spleen uptake both run to their upper bound
+    (uptake as fast as the model allows), so no subset is determined; the fit of the last parameter is reported,
+    with the note and the at-bound flag, instead of no result at all."""
+    import nanopk
+
+    result = nanopk.fit(nanopk.load_model("rat_pbpk"), "hirn2011_au_80nm", warn=False)
+    assert result.selection.chosen == ["Kmax_spleen"]
+    assert any("no subset of the candidates is determined" in st.get("note", "") for st in result.selection.steps)
+    assert "Kmax_spleen" in [name for name, _ in result.flags.get("at_bound", [])]
+    assert result.status.optimizer.converged

@@ -131,6 +131,7 @@ class Selection:
             v = self.importance.get(name, math.nan)
             imp = f"importance δ {v:.3g}" if math.isfinite(v) else "importance δ  n/a"
             out.append(f"  {name:<{width}}  {imp:<18}  {what}")
+        out += [f"  note: {st['note']}" for st in self.steps if "note" in st]
         for i, st in enumerate([st for st in self.steps if "fitted" in st], 1):
             if "added" in st:
                 out.append(f"  fit {i}: + {st['added']}: AIC {st['aic']:.4g}; {st['outcome']}")
@@ -354,6 +355,7 @@ def fit_selected(fit, model, data, fit_kwargs: dict, max_collinearity: float = M
                       "undetermined": dict(bad)})
         if not bad:
             break
+        last = (result, list(chosen), current)  # reported if no subset turns out determined
         worst = max(bad, key=lambda n: _width(result, n))
         side = dict(result.flags.get("at_bound", [])).get(worst)
         default = model.parameters[worst].value
@@ -410,6 +412,17 @@ def fit_selected(fit, model, data, fit_kwargs: dict, max_collinearity: float = M
                    else f"the fit with it failed ({trial.message})")
             step["outcome"] = "not kept: " + why
             left_out[pick] = f"tried after the others were settled: {why}"
+    if result is not None and not chosen:
+        # No subset is determined (a Kmax that runs to its upper bound is uptake as fast as
+        # the model allows; Hirn 2011 80 nm): the last fit, of the most important parameter,
+        # is reported rather than nothing; its status and warnings say what is undetermined.
+        result, chosen, current = last
+        name = chosen[0]
+        why = left_out.pop(name)
+        held.pop(name, None)
+        steps[-1].pop("removed", None)
+        steps.append({"note": f"no subset of the candidates is determined by these data; the fit of {name} is "
+                              f"reported with what leaves it undetermined ({why.split('; held at')[0]})"})
     if result is None or not chosen:
         raise FitError("none of the candidate parameters " + ", ".join(candidates) + " can be determined from these data: "
                        + "; ".join(f"{n}: {w}" for n, w in left_out.items())
