@@ -35,7 +35,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import FitError, suggest
-from .protocol import check_objective
+from .protocol import ParameterVector, check_objective
 
 __all__ = ["JointObjective"]
 
@@ -46,7 +46,7 @@ def _common(values: dict):
     return vals[0] if all(v == vals[0] for v in vals) else dict(values)
 
 
-class JointObjective:
+class JointObjective(ParameterVector):
     """Objectives stacked into one, ``tied`` parameters common to all of them.
 
     Parameters
@@ -193,24 +193,8 @@ class JointObjective:
 
     # ------------------------------------------------------------------ protocol: vector
     @property
-    def x0(self) -> np.ndarray:
-        return np.array([s.x0 for s in self.specs])
-
-    @property
-    def xmin(self) -> np.ndarray:
-        return np.array([s.xmin for s in self.specs])
-
-    @property
-    def xmax(self) -> np.ndarray:
-        return np.array([s.xmax for s in self.specs])
-
-    @property
     def prior_index(self) -> np.ndarray:
         return self._prior_index.copy()
-
-    def natural(self, x) -> dict[str, float]:
-        """``{name: natural-scale value}``."""
-        return {s.name: s.to_natural(v) for s, v in zip(self.specs, x)}
 
     # ------------------------------------------------------------------ protocol: residuals
     def residual(self, x) -> np.ndarray:

@@ -93,6 +93,7 @@ from scipy.special import log_ndtr
 from ..errors import FitError, SolverError, suggest
 from ..simulate import solve_states
 from ._data import FitData
+from .protocol import ParameterVector
 
 __all__ = ["FitParameter", "Objective", "ForwardDifferenceJacobian", "SensitivityJacobian", "build_parameters", "default_vary", "DEFAULT_VARY",
            "ERROR_MODELS", "LOSSES", "PRED_FLOOR"]
@@ -252,7 +253,7 @@ def _spec(param, pname: str, dataset, start: dict, bounds: dict) -> FitParameter
     return FitParameter(pname, param.name, dataset, log, value, lo, hi, param.unit, param.source)
 
 
-class Objective:
+class Objective(ParameterVector):
     """Residuals of every dataset as a function of the optimised vector ``x``.
 
     The concrete implementation of the protocol in :mod:`nanopk.fit.protocol`
@@ -376,22 +377,6 @@ class Objective:
         return np.maximum(s, 1e-12)
 
     # ------------------------------------------------------------------ mapping
-    @property
-    def x0(self) -> np.ndarray:
-        return np.array([s.x0 for s in self.specs])
-
-    @property
-    def xmin(self) -> np.ndarray:
-        return np.array([s.xmin for s in self.specs])
-
-    @property
-    def xmax(self) -> np.ndarray:
-        return np.array([s.xmax for s in self.specs])
-
-    def natural(self, x) -> dict[str, float]:
-        """``{lmfit name: natural-scale value}``."""
-        return {s.name: s.to_natural(v) for s, v in zip(self.specs, x)}
-
     def overrides(self, x, d: FitData) -> dict[str, float]:
         """Model parameter values for dataset ``d`` at ``x`` (fixed per-dataset values first)."""
         out = dict(d.fixed)

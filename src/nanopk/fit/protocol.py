@@ -191,3 +191,30 @@ def check_objective(objective) -> None:
     if objective.n_residuals != objective.n_data + objective.n_priors:
         raise FitError(f"`objective` is inconsistent: n_residuals {objective.n_residuals} != n_data {objective.n_data} "
                        f"+ n_priors {objective.n_priors}")
+
+
+class ParameterVector:
+    """The vector members an objective derives from its ``specs``: one implementation.
+
+    Mixed into :class:`nanopk.fit.objective.Objective` and
+    :class:`nanopk.fit.joint.JointObjective`; ``specs`` is their list of
+    :class:`~nanopk.fit.objective.FitParameter` (optimiser scale, bounds, start).
+    """
+
+    specs: list
+
+    @property
+    def x0(self) -> np.ndarray:
+        return np.array([s.x0 for s in self.specs])
+
+    @property
+    def xmin(self) -> np.ndarray:
+        return np.array([s.xmin for s in self.specs])
+
+    @property
+    def xmax(self) -> np.ndarray:
+        return np.array([s.xmax for s in self.specs])
+
+    def natural(self, x) -> dict[str, float]:
+        """``{lmfit name: natural-scale value}`` at the optimiser's ``x``."""
+        return {s.name: s.to_natural(v) for s, v in zip(self.specs, x)}
