@@ -35,7 +35,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import FitError, suggest
-from .protocol import ParameterVector, check_objective
+from .protocol import DerivedMembers, check_objective
 
 __all__ = ["JointObjective"]
 
@@ -46,7 +46,7 @@ def _common(values: dict):
     return vals[0] if all(v == vals[0] for v in vals) else dict(values)
 
 
-class JointObjective(ParameterVector):
+class JointObjective(DerivedMembers):
     """Objectives stacked into one, ``tied`` parameters common to all of them.
 
     Parameters
@@ -210,15 +210,6 @@ class JointObjective(ParameterVector):
         r = np.concatenate(data + prior)
         self._last = (x, r)
         return r
-
-    def cached_residual(self, x) -> np.ndarray:
-        last = self._last
-        if last is not None and np.array_equal(last[0], x):
-            return last[1].copy()
-        return self.residual(x)
-
-    def lmfit_residual(self, params) -> np.ndarray:
-        return self.residual([params[n].value for n in self.names])
 
     def split(self, r) -> tuple[np.ndarray, np.ndarray]:
         r = np.asarray(r, dtype=float)

@@ -93,7 +93,7 @@ from scipy.special import log_ndtr
 from ..errors import FitError, SolverError, suggest
 from ..simulate import solve_states
 from ._data import FitData
-from .protocol import ParameterVector
+from .protocol import DerivedMembers
 
 __all__ = ["FitParameter", "Objective", "ForwardDifferenceJacobian", "SensitivityJacobian", "build_parameters", "default_vary", "DEFAULT_VARY",
            "ERROR_MODELS", "LOSSES", "PRED_FLOOR"]
@@ -253,7 +253,7 @@ def _spec(param, pname: str, dataset, start: dict, bounds: dict) -> FitParameter
     return FitParameter(pname, param.name, dataset, log, value, lo, hi, param.unit, param.source)
 
 
-class Objective(ParameterVector):
+class Objective(DerivedMembers):
     """Residuals of every dataset as a function of the optimised vector ``x``.
 
     The concrete implementation of the protocol in :mod:`nanopk.fit.protocol`
@@ -478,21 +478,6 @@ class Objective(ParameterVector):
         r = np.concatenate([r, prior])
         self._last = (x, r)
         return r
-
-    def cached_residual(self, x) -> np.ndarray:
-        """The residuals at ``x``, reusing the last evaluation when it was at exactly ``x``.
-
-        The optimiser evaluates the residuals at a new point before it asks for the
-        Jacobian there, so a forward difference needs no extra simulation for ``r(x)``.
-        """
-        last = self._last
-        if last is not None and np.array_equal(last[0], x):
-            return last[1].copy()
-        return self.residual(x)
-
-    def lmfit_residual(self, params) -> np.ndarray:
-        """``fcn`` for :class:`lmfit.Minimizer` (parameters hold ``x``)."""
-        return self.residual([params[n].value for n in self.names])
 
     def chisqr(self, x) -> float:
         r = self.residual(x)

@@ -193,12 +193,14 @@ def check_objective(objective) -> None:
                        f"+ n_priors {objective.n_priors}")
 
 
-class ParameterVector:
-    """The vector members an objective derives from its ``specs``: one implementation.
+class DerivedMembers:
+    """Members an objective derives from its own: one implementation for every objective.
 
     Mixed into :class:`nanopk.fit.objective.Objective` and
-    :class:`nanopk.fit.joint.JointObjective`; ``specs`` is their list of
-    :class:`~nanopk.fit.objective.FitParameter` (optimiser scale, bounds, start).
+    :class:`nanopk.fit.joint.JointObjective`.  ``specs`` is their list of
+    :class:`~nanopk.fit.objective.FitParameter` (optimiser scale, bounds, start),
+    ``names`` the lmfit names, ``residual`` the residual vector, and ``_last`` the last
+    ``(x, r)`` that ``residual`` stored.
     """
 
     specs: list
@@ -218,3 +220,18 @@ class ParameterVector:
     def natural(self, x) -> dict[str, float]:
         """``{lmfit name: natural-scale value}`` at the optimiser's ``x``."""
         return {s.name: s.to_natural(v) for s, v in zip(self.specs, x)}
+
+    def cached_residual(self, x) -> np.ndarray:
+        """The residuals at ``x``, reusing the last evaluation when it was at exactly ``x``.
+
+        The optimiser evaluates the residuals at a new point before it asks for the
+        Jacobian there, so a forward difference needs no extra simulation for ``r(x)``.
+        """
+        last = self._last
+        if last is not None and np.array_equal(last[0], x):
+            return last[1].copy()
+        return self.residual(x)
+
+    def lmfit_residual(self, params) -> np.ndarray:
+        """``fcn`` for :class:`lmfit.Minimizer` (parameters hold ``x``)."""
+        return self.residual([params[n].value for n in self.names])
