@@ -43,6 +43,7 @@ def __getattr__(name):
         "fit": ("nanopk.fit", "fit"),
         "delivery_efficiency": ("nanopk.delivery", "delivery_efficiency"),
         "compare": ("nanopk.compare", "compare"),
+        "scale": ("nanopk.allometry", "scale"),
         "predict_delivery": ("nanopk.delivery", "predict_delivery"),
         "to_sbml": ("nanopk.export.sbml", "to_sbml"),
         "to_c": ("nanopk.export.c", "to_c"),
