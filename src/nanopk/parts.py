@@ -41,6 +41,7 @@ __all__ = [
     "RESIDUAL_BLOOD_PARAMETER",
     "is_residual_blood",
     "observed_amounts",
+    "unmet_requirements",
 ]
 
 #: Kinds of state whose amounts are NP mass (µg) and enter the mass balance.
@@ -217,6 +218,15 @@ class Part:
     Parts compose by concatenation (``part_a + part_b``); a part may refer to states
     and parameters declared by another part, which ``Model.validate`` checks once all
     parts are together.
+
+    ``requires`` names what the part needs another part of the model to provide, and
+    ``provides`` what it offers beyond its own names: capabilities such as
+    ``"circulation"`` or ``"epr"``, or ``"state:NAME"``, ``"parameter:NAME"``,
+    ``"assignment:NAME"``, ``"observable:NAME"`` (every part offers these for what it
+    declares, without listing them).  :meth:`nanopk.Model.validate` reports a
+    requirement no part meets (:func:`unmet_requirements`).  Parts a mechanism returns
+    through the registry carry the mechanism's family and ``"family.variant"`` in
+    ``provides`` (:func:`nanopk.mechanisms.resolve_mechanism`).
     """
 
     name: str
@@ -228,6 +238,17 @@ class Part:
     observables: tuple[Observable, ...] = ()
     #: Modelling assumptions worth stating (exported as comments and annotations).
     notes: tuple[str, ...] = field(default=())
+    requires: tuple[str, ...] = ()
+    provides: tuple[str, ...] = ()
+
+    def offers(self) -> set[str]:
+        """Every capability the part meets: ``provides`` plus its declared names."""
+        out = set(self.provides)
+        out.update(f"state:{s.name}" for s in self.states)
+        out.update(f"parameter:{p.name}" for p in self.parameters)
+        out.update(f"assignment:{a.name}" for a in self.assignments)
+        out.update(f"observable:{o.name}" for o in self.observables)
+        return out
 
     def __add__(self, other: "Part") -> "Part":
         return Part(
@@ -239,7 +260,34 @@ class Part:
             self.assignments + other.assignments,
             self.observables + other.observables,
             self.notes + other.notes,
+            tuple(dict.fromkeys(self.requires + other.requires)),
+            tuple(dict.fromkeys(self.provides + other.provides)),
         )
+
+
+def unmet_requirements(parts: Iterable[Part], providers=None) -> list[str]:
+    """One sentence per requirement of a part that no part of ``parts`` meets.
+
+    Parameters
+    ----------
+    parts : iterable of Part
+    providers : callable, optional
+        ``providers(capability) -> list of str``: what would meet it (the model passes
+        :func:`nanopk.mechanisms.providers_of`); called only for unmet requirements.
+    """
+    parts = list(parts)
+    offered: set[str] = set()
+    for part in parts:
+        offered |= part.offers()
+    problems = []
+    for part in parts:
+        for need in part.requires:
+            if need in offered:
+                continue
+            who = providers(need) if providers is not None else []
+            problems.append(f"part {part.name!r} requires {need!r}, which no part of the model provides; "
+                            + (f"add one of: {', '.join(who)}" if who else "no registered mechanism provides it"))
+    return problems
 
 
 # ---------------------------------------------------------------- observation
