@@ -24,6 +24,7 @@ Every problem in a spec is reported with the key it concerns and the valid choic
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import tomllib
@@ -219,7 +220,7 @@ def _build_model(path: Path, text: str, particle: Particle | None, params: dict 
         for p in part.parameters:
             o = overrides.get(p.name)
             ps.append(Parameter(p.name, values[p.name], p.unit, o["source"], p.bounds, p.description) if o else p)
-        new_parts.append(Part(part.name, part.states, tuple(ps), part.fluxes, part.rate_rules, part.assignments, part.observables, part.notes))
+        new_parts.append(dataclasses.replace(part, parameters=tuple(ps)))  # keeps requires/provides
     parts = new_parts
 
     dose = spec.get("dose", {"value": 1.0, "unit": "ug", "source": "nominal 1 µg (results are in %ID, independent of dose for linear models)"})

@@ -179,6 +179,8 @@ def _part_to_dict(part: Part) -> dict:
             {"name": o.name, "expr": _expr(o.expr), "unit": o.unit, "description": o.description} for o in part.observables
         ],
         "notes": list(part.notes),
+        "requires": list(part.requires),
+        "provides": list(part.provides),
     }
 
 
@@ -214,7 +216,8 @@ def _part_from_dict(d: dict, i: int) -> Part:
         )
     except KeyError as exc:
         raise ModelError(f"{where}: missing key {exc.args[0]!r}") from None
-    return Part(d.get("name", f"part{i}"), states, parameters, fluxes, rate_rules, assignments, observables, tuple(d.get("notes", ())))
+    return Part(d.get("name", f"part{i}"), states, parameters, fluxes, rate_rules, assignments, observables, tuple(d.get("notes", ())),
+                tuple(d.get("requires", ())), tuple(d.get("provides", ())))
 
 
 def model_to_dict(model: Model) -> dict:
