@@ -43,6 +43,7 @@ from .parts import (
     RateRule,
     State,
     amount_observable,
+    unmet_requirements,
     observed_amounts,
     symbol,
 )
@@ -502,6 +503,9 @@ class Model:
                 problems.append(problem)
             if not p.source:
                 problems.append(f"parameter {p.name!r} has no literature source")
+        # What each part requires (Part.requires) must be offered by some part; the
+        # registry names the mechanisms that would (looked up only when one is missing).
+        problems += unmet_requirements(self._parts, _providers_of)
         signature = None if problems else unitcheck.unit_signature(self)
         if signature is not None and not unitcheck.units_known_good(signature):
             problems += unitcheck.check_units(self)
@@ -531,6 +535,13 @@ class Model:
         from .stepping import Integrator
 
         return Integrator(self, params=params, **options)
+
+
+def _providers_of(capability: str) -> list[str]:
+    """The registered mechanisms that provide ``capability`` (for the validation message)."""
+    from .mechanisms.base import providers_of
+
+    return providers_of(capability)
 
 
 def _tree_text(expr, memo: dict) -> str:
