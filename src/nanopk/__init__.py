@@ -45,14 +45,18 @@ def __getattr__(name):
         "compare": ("nanopk.compare", "compare"),
         "scale": ("nanopk.allometry", "scale"),
         "predict_delivery": ("nanopk.delivery", "predict_delivery"),
-        "to_sbml": ("nanopk.export.sbml", "to_sbml"),
-        "to_c": ("nanopk.export.c", "to_c"),
-        "to_json": ("nanopk.export.json", "to_json"),
-        "from_json": ("nanopk.export.json", "from_json"),
+        "from_json": ("nanopk.export", "from_json"),
     }
-    if name in lazy:
-        import importlib
+    import importlib
 
+    if name in lazy:
         module, attr = lazy[name]
         return getattr(importlib.import_module(module), attr)
+    if name == "export":  # the export package, callable: nanopk.export(model, "sbml", "m.xml")
+        return importlib.import_module("nanopk.export")
+    if name.startswith("to_"):  # to_sbml, to_c, to_json and any registered format: the export registry
+        try:
+            return getattr(importlib.import_module("nanopk.export"), name)
+        except AttributeError:
+            pass
     raise AttributeError(f"module 'nanopk' has no attribute {name!r}")

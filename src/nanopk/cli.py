@@ -5,7 +5,7 @@
     nanopk fit DATASET --model MODEL [--vary A,B,...] [--json fit.json] [--plot fit.png]
     nanopk compare DATASET_A DATASET_B --model MODEL [--vary ...] [--shared ...] [--param NAME=VALUE ...]
                    [--json cmp.json] [--plot cmp.png]
-    nanopk export MODEL (--sbml out.xml | --c outdir/ | --json model.json)
+    nanopk export MODEL (--sbml out.xml | --c outdir/ | --json model.json | --FORMAT PATH of a registered exporter)
     nanopk delivery (DATASET --model MODEL | FIT.json) [--json de.json]
     nanopk meta COLLECTION --model MODEL [--scheduler ADDRESS] [--json meta.json]
     nanopk datasets
@@ -237,24 +237,24 @@ def cmd_compare(args):
 
 
 def cmd_export(args):
+    from .export import export, exporters, registry_problems
+
+    found = exporters()
+    chosen = [(name, getattr(args, _export_dest(name), None)) for name in found]
+    chosen = [(name, path) for name, path in chosen if path]
+    if not chosen:
+        options = [f"--{name} {e.target}" for name, e in found.items()]
+        refused = "".join(f"; {p}" for p in registry_problems())
+        raise NanopkError(f"nanopk export needs one of {', '.join(options[:-1])} or {options[-1]}{refused}")
     model = _load(args)
-    if args.sbml:
-        from .export.sbml import to_sbml
+    for name, path in chosen:
+        for written in export(model, name, path):
+            print(f"wrote {written}")
 
-        to_sbml(model, args.sbml)
-        print(f"wrote {args.sbml}")
-    if args.c:
-        from .export.c import to_c
 
-        for path in to_c(model, args.c) or []:
-            print(f"wrote {path}")
-    if args.json:
-        from .export.json import to_json
-
-        to_json(model, args.json)
-        print(f"wrote {args.json}")
-    if not (args.sbml or args.c or args.json):
-        raise NanopkError("nanopk export needs one of --sbml FILE, --c DIR or --json FILE")
+def _export_dest(name: str) -> str:
+    """argparse destination of ``--<format>``: the built-ins keep theirs (``args.sbml``)."""
+    return name if name in ("sbml", "c", "json") else f"export_{name}"
 
 
 def cmd_delivery(args):
@@ -404,11 +404,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("export", help="export a model to SBML, C or JSON")
+    from .export import exporters
+
+    formats = exporters()  # the export registry: nanopk's formats and installed packages'
+    p = sub.add_parser("export", help=f"export a model ({', '.join(formats)})")
     model_args(p)
-    p.add_argument("--sbml")
-    p.add_argument("--c")
-    p.add_argument("--json")
+    for name, exporter in formats.items():
+        p.add_argument(f"--{name}", dest=_export_dest(name), metavar=exporter.target,
+                       help=f"{exporter.description} [{exporter.origin}]")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("delivery", help="tumour delivery efficiency (DE24, DE168, DEmax)")
