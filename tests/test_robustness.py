@@ -22,7 +22,7 @@ from nanopk.materials import MATERIALS
 from nanopk.particle import COATINGS
 from nanopk.parts import symbol
 from nanopk.backends.base import SolveResult
-from nanopk.simulate import _failing_rates, _solver_error
+from nanopk.run import _failing_rates, solver_error
 
 TIMES = [1.0, 4.0, 24.0, 168.0, 1000.0]
 #: Core diameters (nm) of the material × size grid: 9 materials × 8 sizes, 1–200 nm.
@@ -151,7 +151,7 @@ def test_solver_failure_names_a_rate_whose_slope_is_infinite():
     y0[model.state_names.index("blood")] = p[model.parameter_names.index("dose")]
     failed = SolveResult(np.array([1.0, 10.0]), np.full((2, y0.size), np.nan), False, 0.0,
                          "the right-hand side returned a non-recoverable value, e.g. NaN or inf (CV_RHSFUNC_FAIL)")
-    error = _solver_error(model, p, failed, 0.0, 10.0, "cvode", 1e-6, 1e-9, y0, compiled)
+    error = solver_error(model, p, failed, 0.0, 10.0, "cvode", 1e-6, 1e-9, y0, compiled)
     assert re.search(r"Slope of a rate not finite \(in ions\) at the state of t = 0 h: mechanism test\.hill, flux dissolve\. "
                      r"In it: h=0\.5 \(changed\), k_back=0\.5\. No other parameter changed\. "
                      r"Try: a rate law with a finite slope at every amount", str(error)), str(error)

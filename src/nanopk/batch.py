@@ -16,9 +16,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .compile import compile_model
 from .errors import ModelError
-from .simulate import solve_states
+from .run import Runner
 
 __all__ = ["simulate_many", "thread_pool"]
 
@@ -44,10 +43,11 @@ def thread_pool(workers: int) -> ThreadPoolExecutor | None:
 
 def _run_chunk(param_sets):
     job = _JOB
+    runner = job["runner"]
     out = []
     for params in param_sets:
-        t, Y, p, comp, _ = solve_states(job["model"], job["times"], params, job["dose"], job["backend"], job["rtol"], job["atol"])
-        out.append(comp.observe(t, Y, p))
+        sol = runner.run(job["times"], runner.parameters(params), job["dose"], job["rtol"], job["atol"])
+        out.append(runner.observe(sol))
     return np.stack(out) if out else np.empty((0, len(job["times"]), 0))
 
 
@@ -74,11 +74,8 @@ def simulate_many(model, times_h, param_sets: Sequence[Mapping[str, float]], dos
         Before anything is solved, naming the first parameter set with an unknown name
         or a value outside its bounds (``param_sets[i]: ...``).
     """
-    compiled = compile_model(model, backend)  # compile and load once, before forking
-    if not model._cache.get("validated"):
-        model.validate()
-        model._cache["validated"] = True
-    _JOB.update(model=model, times=np.asarray(times_h, dtype=float), dose=dose, backend=compiled.backend, rtol=rtol, atol=atol)
+    runner = Runner(model, backend)  # validate, compile and load once, before forking
+    _JOB.update(runner=runner, times=Runner.check_times(times_h), dose=dose, rtol=rtol, atol=atol)
     param_sets = list(param_sets)
     for i, params in enumerate(param_sets):  # every set checked before any is solved
         try:

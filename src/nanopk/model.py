@@ -42,6 +42,7 @@ from .parts import (
     Part,
     RateRule,
     State,
+    NO_SPECIES_DEFAULT,
     amount_observable,
     unmet_requirements,
     observed_amounts,
@@ -500,7 +501,8 @@ class Model:
         for p in self._parameters:
             problem = p.problem(p.value, "default")
             if problem:
-                problems.append(problem)
+                # A default the model's species has none of: its source says which species have one.
+                problems.append(p.source if p.source.startswith(NO_SPECIES_DEFAULT) else problem)
             if not p.source:
                 problems.append(f"parameter {p.name!r} has no literature source")
         # What each part requires (Part.requires) must be offered by some part; the
@@ -515,6 +517,27 @@ class Model:
             raise ModelError(f"model {self._name!r} is invalid ({len(problems)} problem(s)):", problems)
         # The unit check dominates loading a model; simulate() need not repeat it.
         self._cache["validated"] = True
+        return self
+
+    @property
+    def validated(self) -> bool:
+        """Whether :meth:`validate` has passed on this model (a recalled prebuilt model has)."""
+        return bool(self._cache.get("validated"))
+
+    def ensure_valid(self) -> "Model":
+        """:meth:`validate` once: the first call checks, later calls return at once.
+
+        What every run of the model (``simulate``, batches, the stepping API, fits)
+        calls before solving; the model is immutable, so one pass holds for its life.
+
+        Raises
+        ------
+        ModelError
+            As :meth:`validate`, on the first call of an invalid model (and on each
+            later one: an invalid model is never remembered as valid).
+        """
+        if not self._cache.get("validated"):
+            self.validate()
         return self
 
     # ------------------------------------------------------------------ running

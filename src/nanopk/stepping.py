@@ -33,9 +33,9 @@ from typing import Mapping
 
 import numpy as np
 
-from .compile import compile_model
-from .errors import ModelError, SolverError, suggest
-from .parts import DEPOT, DOSE, INFUSION_RATE
+from .errors import ModelError, suggest
+from .parts import DOSE, INFUSION_RATE
+from .run import Runner
 
 __all__ = ["Integrator"]
 
@@ -74,9 +74,6 @@ class Integrator:
 
     def __init__(self, model, params: Mapping[str, float] | None = None, backend: str = "auto",
                  rtol: float = 1e-8, atol: float = 1e-12, dose: float | None = None, max_steps: int = 200_000):
-        if not model._cache.get("validated"):
-            model.validate()
-            model._cache["validated"] = True
         for name, value in (("rtol", rtol), ("atol", atol)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ModelError(f"`{name}` must be a positive number (got {value!r})")
@@ -84,16 +81,15 @@ class Integrator:
         self.rtol = float(rtol)
         self.atol = float(atol)
         self.max_steps = int(max_steps)
-        self._compiled = compile_model(model, backend)
+        self._runner = Runner(model, backend)  # validates the model once, compiles it
+        self._compiled = self._runner.compiled
         self._names = model.parameter_names
         if params:
             model.check_parameter_values(params)
-        self._p = model.parameter_vector(params)
-        self._i_dose = self._names.index(DOSE)
-        self._i_inf = self._names.index(INFUSION_RATE)
-        self._i_depot = model.state_names.index(DEPOT)
+        self._p = self._runner.parameters(params)
+        layout = self._runner.layout
+        self._i_dose, self._i_inf, self._i_depot = layout.i_dose, layout.i_infusion, layout.i_depot
         self._scale = float(self._p[self._i_dose])  # tolerance scale before anything is given
-        self._mass = np.array([s.is_mass for s in model.states])
         self._p[self._i_dose] = 0.0
         self._p[self._i_inf] = 0.0
         self._infusion = 0.0
@@ -225,8 +221,9 @@ class Integrator:
         ModelError
             If ``dt`` is not a positive finite number.
         SolverError
-            If the solver fails; the message names the time reached and the
-            parameters that differ from the model's defaults.
+            If the solver fails; the message names the time reached, the mechanism
+            whose rate failed with its parameters, and the parameters that differ
+            from the model's defaults (:func:`nanopk.run.solver_error`).
         """
         dt = float(dt)
         if not (math.isfinite(dt) and dt > 0):
@@ -237,19 +234,8 @@ class Integrator:
             p[self._i_dose] += self._infusion * dt
         p[self._i_inf] = self._infusion
         scale = p[self._i_dose] if p[self._i_dose] > 0 else self._scale
-        atol = np.where(self._mass, self.atol * scale, self.atol)
         t1 = self._t + dt
-        res = self._compiled.solve(self._t, y, p, np.array([t1]), self.rtol, atol, self.max_steps)
-        if not res.success:
-            defaults = self.model.parameter_vector()
-            changed = {n: float(v) for n, v, d in zip(self._names, p, defaults) if v != d and n not in (DOSE, INFUSION_RATE)}
-            listing = ", ".join(f"{k}={v:.4g}" for k, v in changed.items()) or "all defaults"
-            raise SolverError(
-                f"the {self._compiled.backend} solver failed at t = {res.t_reached:.6g} h while advancing "
-                f"{self._t:g}–{t1:g} h: {res.message}. Parameters changed from the defaults: {listing}. "
-                f"Try smaller changes between steps, a looser rtol (now {self.rtol:g}), or backend='reference'.",
-                t_reached=res.t_reached, params=changed,
-            )
+        y = self._runner.step(self._t, y, p, t1, self.rtol, self.atol, scale, self.max_steps)
         p[self._i_inf] = 0.0
-        self._y, self._p, self._t = np.asarray(res.y[-1], dtype=float).copy(), p, t1
+        self._y, self._p, self._t = y, p, t1
         return self
