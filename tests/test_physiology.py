@@ -85,7 +85,7 @@ def test_whole_body_model_runs_and_conserves_mass(species, tmp_path):
     """The Lin-lab structure builds on each table: 100 %ID at all times, no negative state,
     blood falls over a week."""
     path = tmp_path / f"{species}_wb.toml"
-    path.write_text(f'''name = "{species}_wb"
+    spec = '''name = "{species}_wb"
 species = "{species}"
 dose_target = "venous_blood"
 [dose]
@@ -100,7 +100,14 @@ use = "clearance.hill_phagocytic_uptake"
 use = "clearance.urinary_excretion"
 [[mechanisms]]
 use = "clearance.biliary_excretion"
-''')
+'''
+    # Mechanism defaults are per species (a rat or human has none of the mouse's Hill
+    # uptake): give the mouse values scaled allometrically, as a modeller would.
+    (tmp_path / "mouse_wb.toml").write_text(spec.format(species="mouse"))
+    scaled = nanopk.scale(nanopk.load_model(tmp_path / "mouse_wb.toml"), species)
+    path.write_text(spec.format(species=species) + "".join(
+        f'[parameters.{n}]\nvalue = {v!r}\nsource = "mouse value scaled by nanopk.scale"\n'
+        for n, v in scaled.to_dict(exclude_physiology=True).items()))
     model = nanopk.load_model(path)
     sim = model.simulate(np.linspace(0.0, 168.0, 30), states=True)
     np.testing.assert_allclose(sim["total"], 100.0, atol=1e-6)

@@ -41,6 +41,7 @@ __all__ = [
     "RESIDUAL_BLOOD_PARAMETER",
     "is_residual_blood",
     "observed_amounts",
+    "NO_SPECIES_DEFAULT",
     "unmet_requirements",
 ]
 
@@ -288,6 +289,12 @@ def unmet_requirements(parts: Iterable[Part], providers=None) -> list[str]:
             problems.append(f"part {part.name!r} requires {need!r}, which no part of the model provides; "
                             + (f"add one of: {', '.join(who)}" if who else "no registered mechanism provides it"))
     return problems
+
+
+#: Source text that starts a mechanism default the model's species has no value for: the
+#: value is NaN and the source says why (:mod:`nanopk.mechanisms._species`), which
+#: ``Model.validate`` reports as the problem.
+NO_SPECIES_DEFAULT = "no default for species"
 
 
 # ---------------------------------------------------------------- observation

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 from .errors import ModelError, suggest
 
-__all__ = ["Organ", "Physiology", "get_physiology", "organ_mass_g", "volume_sources", "SPECIES"]
+__all__ = ["Organ", "Physiology", "get_physiology", "organ_mass_g", "volume_sources", "SPECIES", "ICRP89_MALE"]
 
 
 @dataclass(frozen=True)
@@ -231,6 +231,19 @@ _HUMAN = Physiology(
 
 SPECIES: dict[str, Physiology] = {"mouse": _MOUSE, "rat": _RAT, "human": _HUMAN}
 
+#: ICRP Publication 89 (2002) reference adult male, 73 kg: organ masses (g), the cross-check
+#: of the Brown 1997 human fractions above (``volume_sources("human")`` carries both).
+#: Lung: tissue only (1200 g with its blood).  As tabulated from ICRP 89 in Turner JE, Atoms,
+#: Radiation, and Radiation Protection, 3rd ed., Wiley 2007, Table 16.1.
+ICRP89_MALE = {
+    "body_weight_g": 73000.0,
+    "organs_g": {"liver": 1800.0, "lung": 500.0, "spleen": 150.0, "kidney": 310.0, "muscle": 29000.0,
+                 "skin": 3300.0, "adipose": 18200.0},
+    "source": ("ICRP Publication 89, Basic anatomical and physiological data for use in radiological protection: "
+               "reference values, Ann ICRP 2002;32(3-4), reference adult male (as tabulated in Turner, Atoms, "
+               "Radiation, and Radiation Protection, 3rd ed. 2007, Table 16.1)"),
+}
+
 
 def get_physiology(species: str) -> Physiology:
     """The physiology table of ``species`` (``"mouse"``, ``"rat"``, ``"human"``)."""
@@ -261,7 +274,11 @@ def volume_sources(species: str, body_weight_g: float | None = None) -> list[dic
     list of dict
         One row per volume -- ``blood`` (total blood volume), ``plasma`` and every organ
         -- with ``organ``, ``fraction_of_bw``, ``mass_g``, ``capillary_blood_fraction``
-        and ``blood_flow_fraction`` (``None`` where not given) and ``source``.
+        and ``blood_flow_fraction`` (``None`` where not given) and ``source``; in
+        absolute units at ``body_weight_g``, ``volume_L`` (tissue density 1 kg/L) and
+        ``blood_flow_L_h`` (fraction × cardiac output ``QCC · BW^0.75``; the liver's is the
+        hepatic artery only, its portal inflow arriving from the spleen); for the human,
+        ``icrp89_fraction_of_bw`` where ICRP 89 gives the organ (:data:`ICRP89_MALE`).
     """
     phys = get_physiology(species)
     bw_g = phys.body_weight_kg * 1000.0 if body_weight_g is None else float(body_weight_g)
@@ -275,6 +292,14 @@ def volume_sources(species: str, body_weight_g: float | None = None) -> list[dic
          "blood_flow_fraction": o.blood_flow_fraction, "source": o.source}
         for o in phys.organs.values()
     ]
+    cardiac_output_L_h = phys.cardiac_output_L_h_kg075 * (bw_g / 1000.0) ** 0.75
+    icrp = ICRP89_MALE["organs_g"] if species == "human" else {}
     for row in rows:
         row["mass_g"] = row["fraction_of_bw"] * bw_g
+        row["volume_L"] = row["mass_g"] / 1000.0
+        flow = row["blood_flow_fraction"]
+        row["blood_flow_L_h"] = None if flow is None else flow * cardiac_output_L_h
+        if species == "human":
+            grams = icrp.get(row["organ"])
+            row["icrp89_fraction_of_bw"] = None if grams is None else grams / ICRP89_MALE["body_weight_g"]
     return rows

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from .dosing import SPEC_DOSE_UNITS, dose_to_ug
 from .errors import ModelError, SpecError, suggest
+from .mechanisms._species import apply_species_defaults
 from .mechanisms.base import BuildContext, resolve_mechanism
 from .model import DOSE, Model
 from .parts import Parameter, Part
@@ -191,7 +192,9 @@ def _build_model(path: Path, text: str, particle: Particle | None, params: dict 
             continue
         if particle is not None:
             ctx.particle = ReadRecorder(particle, reads, ref)
-        parts.append(func(ctx, **entry))
+        # Species-dependent defaults: the spec's species' value, or a validation problem
+        # naming the parameter (nanopk.mechanisms._species), never a silent mouse value.
+        parts.append(apply_species_defaults(ref, ctx.species, func(ctx, **entry), entry))
     ctx.particle = particle
     if problems:
         raise SpecError(f"invalid model spec {path}:", problems)
