@@ -99,8 +99,17 @@ def _write_outputs(result, args):
         result.to_json(args.json)
         print(f"wrote {args.json}")
     if args.plot:
-        result.plot(args.plot)
-        print(f"wrote {args.plot}")
+        from .fit.plot import save_figures
+        from .fit.result import FitResult
+
+        # a fit writes its figure set (fit, goodness of fit, profiles); a comparison its one figure
+        if isinstance(result, FitResult):
+            paths = save_figures(result, args.plot)
+        else:
+            result.plot(args.plot)
+            paths = [args.plot]
+        for path in paths:
+            print(f"wrote {path}")
 
 
 def _write_json(path, payload):
@@ -389,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fit gradients: finite differences on all cores (default) or exact forward "
                         "sensitivities (fewer model evaluations; compiles a sensitivity library once)")
     p.add_argument("--json")
-    p.add_argument("--plot")
+    p.add_argument("--plot", metavar="PATH", help="both groups overlaid per tissue and the forest plot of the ratios (PNG, SVG or PDF)")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("compare", help="compare two groups (e.g. PEG vs bare)")
@@ -401,7 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shared", help="comma-separated parameters of --vary common to both groups (default: none; the others are tested)")
     p.add_argument("--param", action="append", help="NAME=VALUE[,NAME=VALUE...]: hold model parameters at these values (repeatable)")
     p.add_argument("--json")
-    p.add_argument("--plot")
+    p.add_argument("--plot", metavar="PATH", help="write the fit figure at PATH and its goodness-of-fit panels (and "
+                   "profiles, when computed) beside it, as PATH-gof.EXT, PATH-profiles.EXT; PNG, SVG or PDF by the suffix")
     p.set_defaults(func=cmd_compare)
 
     from .export import exporters

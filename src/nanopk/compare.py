@@ -260,44 +260,11 @@ class Comparison:
 
     # ------------------------------------------------------------------ plots
     def plot(self, path=None, figsize=None):
-        """Observed and predicted time courses of every group side by side (one column per
-        group, one row per tissue, log y) and a forest plot of the parameter ratios."""
-        Figure = _figure_class()
-        tissues = []
-        for f in self.fits.values():
-            for t in f.predictions["observable"]:
-                if t not in tissues:
-                    tissues.append(t)
-        ncols = len(self.groups) + 1
-        fig = Figure(figsize=figsize or (3.4 * ncols, 2.4 * max(len(tissues), 2)), layout="constrained")
-        grid = fig.add_gridspec(max(len(tissues), 1), ncols)
-        for j, g in enumerate(self.groups):
-            fit = self.fits[g]
-            pred = fit.predictions
-            t_max = float(pred["time_h"].max())
-            t_min = float(pred.loc[pred["time_h"] > 0, "time_h"].min()) if (pred["time_h"] > 0).any() else 0.05
-            times = np.geomspace(t_min / 2, t_max * 1.2, 150)
-            sim = fit.simulate(times)
-            for i, tissue in enumerate(tissues):
-                ax = fig.add_subplot(grid[i, j])
-                rows = pred[pred["observable"] == tissue]
-                if len(rows):
-                    ax.errorbar(rows["time_h"], rows["observed"], yerr=rows["sd"].where(rows["sd"].notna(), None),
-                                fmt="o", ms=3, color=f"C{j}", label="observed")
-                if tissue in sim:
-                    ax.plot(times, sim[tissue], color=f"C{j}", label="fitted")
-                ax.set_xscale("log")
-                ax.set_yscale("log")
-                ax.set_title(f"{g}: {tissue}", fontsize="small")
-                if i == len(tissues) - 1:
-                    ax.set_xlabel("time (h)")
-                if j == 0:
-                    ax.set_ylabel("%ID")
-        ax = fig.add_subplot(grid[:, -1])
-        self.forest(ax=ax)
-        if path is not None:
-            fig.savefig(path)
-        return fig
+        """Both groups overlaid per tissue on shared log axes, and the forest plot of the
+        parameter ratios; see :func:`nanopk.fit.plot.plot_compare`."""
+        from .fit.plot import plot_compare
+
+        return plot_compare(self, path=path, figsize=figsize)
 
     def forest(self, ax=None, path=None):
         """Forest plot of parameter ratios (group / reference) with 95 % intervals, log x."""
