@@ -29,6 +29,7 @@ PARTICLE_DERIVED = {
     "d_h_buffer", "PEG_MW", "corona_adsorption",  # corona
     "steric_coating", "m_particle",  # aggregation
     "v_diss_ref", "pH_diss_ref", "n_H", "r_core",  # dissolution
+    "t_half_ion_cells", "t_half_ion_blood", "f_ion_urine",  # the material's ion fate
     "targeting_active",  # targeting (active vs passive)
     "d_core",  # MPS recognition (opsonins per particle)
 }

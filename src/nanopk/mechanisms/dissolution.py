@@ -50,10 +50,27 @@ it is the Hixson–Crowell rate to a relative (ε/m)²/6 + (ε/m₀)²/6: < 0.2 
 0.536 t_c, and the whole curve to 0.95 t_c) holds within its tolerance.  The flux moves mass from
 particles to ions, so mass balance holds by construction whatever the form.
 
-Released ions are their own species (``dissolved`` kind): intracellular ions
-(``ions_cells``) pass into plasma (``ions_blood``) and are excreted in urine
-(``ions_urine``, a sink).  The observable ``dissolved`` is the NP mass released as
-ions, cumulative: every dissolved state plus the excreted ions, in %ID.
+Released ions are their own species (``dissolved`` kind) and follow their own
+element's fate (:data:`ION_FATES`), not one generic route: intracellular ions
+(``ions_cells``) leave cells with the element's cellular half-life (long where the ion is
+bound and retained — Ag⁺ and Cd²⁺ by metallothionein, iron in ferritin), plasma ions
+(``ions_blood``) are eliminated first order with the element's plasma half-life, a
+fraction ``f_ion_urine`` into urine (``ions_urine``) and the rest through bile into the
+faeces (``ions_faeces``); both are sinks:
+
+    J_efflux = ln2/t½,cells · A_cells,
+    J_urine  = f_ion_urine · ln2/t½,blood · A_blood,
+    J_faeces = (1 − f_ion_urine) · ln2/t½,blood · A_blood.
+
+The routes are the literature's (silver and copper leave in bile, zinc mostly in the
+faeces, silicic acid in urine, iron has no excretion route, cadmium is retained for
+years); the half-lives and the urinary fractions are order-of-magnitude assumptions,
+each labelled so in its source — calibrated quantities for the calibration work, not
+fitted here.  They are mouse values (:func:`nanopk.mechanisms._species.species_param`):
+a rat or human model must give its own.  The observable ``dissolved`` is the NP mass
+released as ions, cumulative: every dissolved state plus the excreted ions, in %ID;
+``ions_excreted`` the ions in urine and faeces, ``ions_in_urine`` and ``ions_in_faeces``
+each route.
 
 Sources
 -------
@@ -70,8 +87,23 @@ Sources
    (doi:10.1038/emboj.2011.286).
 6. Casey JR, Grinstein S, Orlowski J. Sensors and regulators of intracellular pH.
    Nat Rev Mol Cell Biol 2010;11:50 (endosome pH ~6.0–6.5, lysosome ~4.5–5.0).
+7. ATSDR. Toxicological profile for silver. US DHHS, 1990 (elimination mainly faecal,
+   via bile; urinary excretion minimal).
+8. King JC, Shames DM, Woodhouse LR. Zinc homeostasis in humans. J Nutr
+   2000;130:1360S (endogenous zinc leaves mainly through the intestine; urine is minor).
+9. Linder MC, Hazegh-Azam M. Copper biochemistry and molecular biology. Am J Clin Nutr
+   1996;63:797S (bile is the main excretion route of copper; urine is small).
+10. Järup L, Åkesson A. Current status of cadmium as an environmental health problem.
+    Toxicol Appl Pharmacol 2009;238:201 (Cd bound to metallothionein, retained in kidney
+    and liver; biological half-life in humans 10–30 years).
+11. Andrews NC. Disorders of iron metabolism. N Engl J Med 1999;341:1986 (no regulated
+    excretion route; iron is stored in ferritin and recycled).
+12. Jugdaohsingh R et al. Dietary silicon intake and absorption. Am J Clin Nutr
+    2002;75:887 (absorbed orthosilicic acid is excreted in urine).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
@@ -79,11 +111,13 @@ import sympy as sp
 from ..errors import SpecError
 from ..materials import dissolution_kinetics
 from ..parts import Flux, Observable, Part, RateRule, State, symbol
+from ._species import species_param
 from .base import BuildContext, param
 
 __all__ = [
     "hixson_crowell_remaining", "hixson_crowell_time_fraction", "critical_time_h", "recession_velocity",
     "cube_root_rate", "EPSILON", "medium_dissolution", "phagolysosomal_dissolution",
+    "IonFate", "ION_FATES", "ion_fate",
 ]
 
 S = symbol
@@ -97,6 +131,112 @@ _HUOTARI = ("Huotari & Helenius, EMBO J 2011;30:3481: endocytosed cargo reaches 
 #: mouse_tumour_full over 1000 h, chattering at the lysosomes' finite-time extinction;
 #: with 1e-7 at most ~1200 (the 9 materials × 8 sizes and five ZnO/SiO2 cores of 1.4–28 nm).
 EPSILON = 1e-7
+
+
+# ---------------------------------------------------------------------- ion fates
+@dataclass(frozen=True)
+class IonFate:
+    """Where a dissolved element goes: its route and its kinetics, each with a source.
+
+    ``t_half_blood_h``: plasma half-life of the ion (elimination, urine + bile);
+    ``f_urine``: the share of that elimination into urine (the rest bile → faeces);
+    ``t_half_cells_h``: half-life of ions inside cells (retention).
+    """
+
+    ion: str
+    t_half_blood_h: float
+    f_urine: float
+    t_half_cells_h: float
+    route_source: str
+    kinetics_source: str
+
+
+_ASSUMED = "assumption (order of magnitude, not fitted; a calibrated quantity for the calibration work)"
+
+#: Per-material ion fates (mouse); materials not listed release no ions (inert cores).
+ION_FATES: dict[str, IonFate] = {
+    "Ag": IonFate("Ag+", 24.0, 0.05, 1000.0,
+                  "ATSDR, Toxicological profile for silver 1990: Ag+ leaves mainly through bile into the faeces, urinary "
+                  "excretion minimal; retained in tissue bound to metallothionein (argyria)",
+                  f"t½ blood 24 h, urinary share 0.05, t½ cells 1000 h (retained): {_ASSUMED}"),
+    "ZnO": IonFate("Zn2+", 10.0, 0.15, 14.0,
+                   "King, Shames & Woodhouse, J Nutr 2000;130:1360S: endogenous zinc is excreted mainly through the "
+                   "intestine, urine is minor; zinc is homeostatically regulated, not retained",
+                   f"t½ blood 10 h, urinary share 0.15, t½ cells 14 h: {_ASSUMED}"),
+    "CuO": IonFate("Cu2+", 24.0, 0.02, 48.0,
+                   "Linder & Hazegh-Azam, Am J Clin Nutr 1996;63:797S: bile is the main excretion route of copper, urine small",
+                   f"t½ blood 24 h, urinary share 0.02, t½ cells 48 h: {_ASSUMED}"),
+    "CdSe": IonFate("Cd2+", 100.0, 0.5, 10000.0,
+                    "Järup & Åkesson, Toxicol Appl Pharmacol 2009;238:201: Cd2+ is bound to metallothionein and retained in "
+                    "kidney and liver (human biological half-life 10–30 years), excreted slowly",
+                    f"t½ blood 100 h, urinary share 0.5, t½ cells 10 000 h (retained; the human half-life is years): {_ASSUMED}"),
+    "Fe3O4": IonFate("Fe3+", 10000.0, 0.05, 10000.0,
+                     "Andrews, N Engl J Med 1999;341:1986: the body has no regulated iron excretion; iron is stored in "
+                     "ferritin and recycled, losses are small",
+                     f"t½ blood 10 000 h, urinary share 0.05, t½ cells 10 000 h (retained): {_ASSUMED}"),
+    "SiO2": IonFate("Si(OH)4", 3.0, 0.95, 14.0,
+                    "Jugdaohsingh et al., Am J Clin Nutr 2002;75:887: absorbed orthosilicic acid is excreted in urine",
+                    f"t½ blood 3 h, urinary share 0.95, t½ cells 14 h: {_ASSUMED}"),
+}
+
+_NO_IONS = IonFate("none", 1.0, 0.0, 1.0, "inert core: no ions form", "inactive (no ions form from an inert core)")
+
+
+def ion_fate(material: str) -> IonFate:
+    """The ion fate of ``material``; an inert core (no dissolution data) forms no ions."""
+    return ION_FATES.get(material, _NO_IONS)
+
+
+def _ion_fate_part(ctx: BuildContext, material: str | None = None) -> Part:
+    """Ion states, their per-material fate and the ``dissolved`` observables.
+
+    States ``ions_cells``, ``ions_blood`` (volume ``V_plasma`` when the circulation
+    defines it), sinks ``ions_urine`` and ``ions_faeces``; parameters
+    ``t_half_ion_cells``, ``t_half_ion_blood`` (h, mouse values keyed by species) and
+    ``f_ion_urine``.  A dissolution variant moves particle mass into ``ions_cells``
+    (intracellular) or ``ions_blood`` (extracellular).
+    """
+    material = material or (ctx.particle.material if ctx.particle is not None else "Au")
+    fate = ion_fate(material)
+    inert = fate is _NO_IONS
+    where = f"dissolution ({material} → {fate.ion})"
+    # An inert core forms no ions, so its (inactive) constants hold for any species.
+    species = {s: None for s in ("mouse", "rat", "human")} if inert else {"mouse": None}
+
+    def keyed(name, value, unit, bounds, description):
+        src = f"{material}: {fate.kinetics_source}; route: {fate.route_source}"
+        return species_param(ctx.species, name, {s: (value, src) for s in species}, unit, where, bounds, description)
+
+    params = [
+        keyed("t_half_ion_cells", fate.t_half_cells_h, "h", (1e-3, 1e6), f"half-life of {fate.ion} inside cells (retention)"),
+        keyed("t_half_ion_blood", fate.t_half_blood_h, "h", (1e-3, 1e6), f"plasma half-life of {fate.ion} (urine + bile)"),
+        param("f_ion_urine", fate.f_urine, "dimensionless", f"{material}: {fate.kinetics_source}; route: {fate.route_source}",
+              (0.0, 1.0), f"share of plasma {fate.ion} elimination into urine (the rest bile → faeces)"),
+    ]
+    volume = "V_plasma" if "circulation" in ctx.provided else None
+    states = (
+        State("ions_cells", "dissolved", description="ions released inside cells"),
+        State("ions_blood", "dissolved", volume=volume, description="ions in plasma"),
+        State("ions_urine", "sink", description="ions excreted in urine (cumulative)"),
+        State("ions_faeces", "sink", description="ions excreted through bile into the faeces (cumulative)"),
+    )
+    k_blood = sp.log(2) / S("t_half_ion_blood")
+    fluxes = (
+        Flux("ion_efflux", "ions_cells", "ions_blood", sp.log(2) / S("t_half_ion_cells") * S("ions_cells"),
+             "intracellular ions into plasma (retention: the element's cellular half-life)"),
+        Flux("ion_renal_excretion", "ions_blood", "ions_urine", S("f_ion_urine") * k_blood * S("ions_blood"), "urinary share"),
+        Flux("ion_biliary_excretion", "ions_blood", "ions_faeces", (1 - S("f_ion_urine")) * k_blood * S("ions_blood"),
+             "biliary share, to the faeces"),
+    )
+    dose = S("dose")
+    obs = _dissolved_observables([s.name for s in states], None) + [
+        Observable("ions_excreted", 100 * (S("ions_urine") + S("ions_faeces")) / dose, "percent_ID",
+                   "ions excreted in urine and faeces (cumulative)"),
+        Observable("ions_in_urine", 100 * S("ions_urine") / dose, "percent_ID", "ions excreted in urine (cumulative)"),
+        Observable("ions_in_faeces", 100 * S("ions_faeces") / dose, "percent_ID", "ions excreted in the faeces via bile (cumulative)"),
+    ]
+    return Part("dissolution.ions", states, tuple(params), fluxes, observables=tuple(obs),
+                notes=(f"dissolution: {material} ions ({fate.ion}) follow their own fate: {fate.route_source}",))
 
 
 # ---------------------------------------------------------------------- closed forms
@@ -181,7 +321,7 @@ def _dissolved_observables(states: list[str], excreted: str | None):
     obs = [Observable("dissolved", 100 * sp.Add(*[S(s) for s in states]) / S("dose"), "percent_ID",
                       "NP mass released as ions, cumulative (all dissolved states and excreted ions)")]
     if excreted:
-        obs.append(Observable("ions_excreted", 100 * S(excreted) / S("dose"), "percent_ID", "ions excreted in urine"))
+        obs.append(Observable("ions_excreted", 100 * S(excreted) / S("dose"), "percent_ID", "ions excreted"))
     return obs
 
 
@@ -243,21 +383,8 @@ def phagolysosomal_dissolution(ctx: BuildContext, organs=None, tumour: bool | No
         param("pH_endosome", 6.0, "dimensionless", f"{_CASEY}: early/late endosome pH 6.3–5.5", (4.0, 7.4), "endosomal pH"),
         param("pH_lysosome", 4.75, "dimensionless", f"{_CASEY}: lysosome pH 4.5–5.0", (3.5, 7.0), "lysosomal pH"),
         param("k_maturation", 1.0, "1/h", _HUOTARI, (0.0, 100.0), "endosome → lysosome maturation rate"),
-        param("k_ion_efflux", 0.05, "1/h",
-              "assumption: released ions are bound intracellularly (metallothionein, glutathione) and leave cells with a "
-              "half-life of ~14 h; not fitted (Bachler et al. 2013 model Ag+ tissue binding)", (0.0, 100.0),
-              "efflux of intracellular ions into plasma"),
-        param("CL_ion_urine", 1.3e-3, "L/h",
-              "fu·GFR: mouse GFR 0.278 mL/min at 28 g scaled to 20 g (0.22 mL/min = 0.013 L/h, SCIENCE.md §1) × "
-              "unbound fraction 0.1 (assumption: metal ions bind albumin and thiols)", (0.0, 1.0), "renal clearance of plasma ions"),
     ]
     states, fluxes, rules = [], [], []
-    ion_states = ["ions_cells", "ions_blood", "ions_urine"]
-    states += [
-        State("ions_cells", "dissolved", description="ions released inside cells"),
-        State("ions_blood", "dissolved", volume="V_plasma", description="ions in plasma"),
-        State("ions_urine", "sink", description="ions excreted in urine (cumulative)"),
-    ]
     k_ext, k_endo, k_lys = _rate("pH_blood"), _rate("pH_endosome"), _rate("pH_lysosome")
     release_into = {o: (f"{o}_capillary" if o == "liver" else f"{o}_tissue") for o in organs}
     cells = [(o, f"{o}_phagocytes", f"{o}_lysosome", f"Krelease_{o}") for o in organs]
@@ -295,12 +422,8 @@ def phagolysosomal_dissolution(ctx: BuildContext, organs=None, tumour: bool | No
                 Flux("dissolution_tumour_tissue", "tumour_tissue", "ions_blood", _rate("pH_tumour_interstitium") * S("tumour_tissue"),
                      "dissolution in the acidic tumour interstitium"),
             ]
-    fluxes += [
-        Flux("ion_efflux", "ions_cells", "ions_blood", S("k_ion_efflux") * S("ions_cells"), "intracellular ions into plasma"),
-        Flux("ion_renal_excretion", "ions_blood", "ions_urine", S("CL_ion_urine") * S("ions_blood") / S("V_plasma"), "CL · C_plasma"),
-    ]
     ctx.provided.add("dissolution")
+    # The ions follow their element's own fate (ION_FATES): retention in cells, urine or bile.
     return Part("dissolution.phagolysosomal_dissolution", tuple(states), tuple(params), tuple(fluxes), tuple(rules),
-                observables=tuple(_dissolved_observables(ion_states, "ions_urine")),
                 notes=("dissolution: lysosomes follow the cube-root law with their own m0; blood, tissue and endosomes "
-                       "use the initial particle size (first order)",))
+                       "use the initial particle size (first order)",)) + _ion_fate_part(ctx)
