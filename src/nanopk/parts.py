@@ -228,6 +228,11 @@ class Part:
     requirement no part meets (:func:`unmet_requirements`).  Parts a mechanism returns
     through the registry carry the mechanism's family and ``"family.variant"`` in
     ``provides`` (:func:`nanopk.mechanisms.resolve_mechanism`).
+
+    ``groups`` pairs parameters with the mechanism they quantify (``("Kmax_liver",
+    "phagocytic uptake")``): :func:`nanopk.compare` tests each group as one hypothesis.
+    The part that declares a parameter names its group (see
+    :func:`nanopk.mechanisms.declare`); an ungrouped parameter is tested alone.
     """
 
     name: str
@@ -241,6 +246,7 @@ class Part:
     notes: tuple[str, ...] = field(default=())
     requires: tuple[str, ...] = ()
     provides: tuple[str, ...] = ()
+    groups: tuple[tuple[str, str], ...] = ()
 
     def offers(self) -> set[str]:
         """Every capability the part meets: ``provides`` plus its declared names."""
@@ -263,6 +269,7 @@ class Part:
             self.notes + other.notes,
             tuple(dict.fromkeys(self.requires + other.requires)),
             tuple(dict.fromkeys(self.provides + other.provides)),
+            self.groups + other.groups,
         )
 
 

@@ -181,6 +181,7 @@ def _part_to_dict(part: Part) -> dict:
         "notes": list(part.notes),
         "requires": list(part.requires),
         "provides": list(part.provides),
+        "groups": [list(g) for g in part.groups],
     }
 
 
@@ -217,7 +218,8 @@ def _part_from_dict(d: dict, i: int) -> Part:
     except KeyError as exc:
         raise ModelError(f"{where}: missing key {exc.args[0]!r}") from None
     return Part(d.get("name", f"part{i}"), states, parameters, fluxes, rate_rules, assignments, observables, tuple(d.get("notes", ())),
-                tuple(d.get("requires", ())), tuple(d.get("provides", ())))
+                tuple(d.get("requires", ())), tuple(d.get("provides", ())),
+                tuple(tuple(g) for g in d.get("groups", ())))
 
 
 def model_to_dict(model: Model) -> dict:

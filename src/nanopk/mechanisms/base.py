@@ -37,6 +37,7 @@ import inspect
 import math
 import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import SpecError, suggest
 from ..parts import Parameter, Part
@@ -44,7 +45,7 @@ from ..particle import Particle
 from ..physiology import Physiology, get_physiology
 
 __all__ = ["BuildContext", "resolve_mechanism", "families", "variants", "declare", "providers_of",
-           "register_family", "clear_registry_cache", "ENTRY_POINT_GROUP", "FAMILIES"]
+           "register_family", "clear_registry_cache", "ENTRY_POINT_GROUP"]
 
 #: The entry-point group through which an installed package adds mechanism families.
 ENTRY_POINT_GROUP = "nanopk.mechanisms"
@@ -102,12 +103,12 @@ def _entry_points() -> list:
 @functools.lru_cache(maxsize=None)
 def _discover() -> tuple[dict[str, _Family], tuple[str, ...]]:
     """``({family: _Family}, conflicts)``: the built-in modules, then the entry points."""
-    import nanopk.mechanisms as package
-
+    # The modules beside this one (not `import nanopk.mechanisms`: the package imports us).
+    package = __name__.rpartition(".")[0]
     found: dict[str, _Family] = {}
-    for info in pkgutil.iter_modules(package.__path__):
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if info.name != "base" and not info.name.startswith("_"):
-            found[info.name] = _Family(info.name, f"{package.__name__}.{info.name}", "nanopk")
+            found[info.name] = _Family(info.name, f"{package}.{info.name}", "nanopk")
     conflicts = []
     for ep in _entry_points():
         dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed package"
@@ -183,8 +184,14 @@ def variants(family: str) -> dict:
     return dict(_variants(family))
 
 
-def declare(requires=(), provides=()):
-    """Decorator: the capabilities a mechanism variant needs before it and offers after it.
+def declare(requires=(), provides=(), groups=None):
+    """Decorator: what a mechanism variant needs before it, offers after it, and how its
+    parameters group into mechanisms.
+
+    ``groups`` is ``{group: (stem, ...)}``: a parameter of the variant's part named
+    ``stem`` or ``stem_<anything>`` belongs to ``group`` (the first that matches), which
+    :func:`nanopk.compare` tests as one hypothesis; e.g. ``{"phagocytic uptake": ("Kmax",
+    "K50", "n")}`` puts ``Kmax_liver`` and ``n_spleen`` together.
 
     >>> from nanopk.mechanisms import declare
     >>> @declare(requires=("epr",), provides=("receptor_binding",))
@@ -195,6 +202,7 @@ def declare(requires=(), provides=()):
     def mark(func):
         func.requires = tuple(str(r) for r in ([requires] if isinstance(requires, str) else requires))
         func.provides = tuple(str(p) for p in ([provides] if isinstance(provides, str) else provides))
+        func.groups = {str(g): tuple([stems] if isinstance(stems, str) else stems) for g, stems in (groups or {}).items()}
         return func
 
     return mark
@@ -224,6 +232,17 @@ def _unique(items) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
+def _grouped(part: Part, groups: dict) -> tuple[tuple[str, str], ...]:
+    """``(parameter, group)`` for each parameter of ``part`` a declared stem covers."""
+    out = []
+    for p in part.parameters:
+        for group, stems in groups.items():
+            if any(p.name == s or p.name.startswith(s + "_") for s in stems):
+                out.append((p.name, group))
+                break
+    return tuple(out)
+
+
 def resolve_mechanism(ref: str):
     """The function for ``"family.variant"``; an unknown name lists the valid choices.
 
@@ -245,6 +264,7 @@ def resolve_mechanism(ref: str):
 def _recording(ref: str, family: str, func):
     requires = tuple(getattr(func, "requires", ()))
     declared = tuple(getattr(func, "provides", ()))
+    groups = dict(getattr(func, "groups", {}))
 
     @functools.wraps(func)  # keeps the signature: specs check options against it
     def build(ctx: BuildContext, **options) -> Part:
@@ -262,6 +282,7 @@ def _recording(ref: str, family: str, func):
         ctx.offered.update(offered)
         ctx.provided.update(declared)
         return dataclasses.replace(part, requires=_unique(part.requires + requires),
+                                   groups=part.groups + _grouped(part, groups),
                                    provides=_unique(part.provides + offered + tuple(sorted(ctx.provided - before - set(offered)))))
 
     return build

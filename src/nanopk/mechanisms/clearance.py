@@ -44,7 +44,7 @@ import sympy as sp
 
 from ..errors import SpecError
 from ..parts import Flux, Part, State, TIME, symbol
-from .base import BuildContext, param
+from .base import BuildContext, declare, param
 
 __all__ = [
     "hill_phagocytic_uptake",
@@ -79,6 +79,7 @@ def hill(kmax, k50, n, t=TIME) -> sp.Expr:
     return kmax * x / (1 + x)
 
 
+@declare(groups={"phagocytic uptake": ("Kmax", "K50", "n"), "phagocyte release": ("Krelease",)})  # nanopk.compare tests each group as one
 def hill_phagocytic_uptake(ctx: BuildContext, organs=("liver", "spleen", "kidney", "lung"), opsonin_factor: str | None = None) -> Part:
     """Time-dependent Hill uptake into phagocytic cells with first-order release.
 
@@ -111,6 +112,7 @@ def hill_phagocytic_uptake(ctx: BuildContext, organs=("liver", "spleen", "kidney
     return Part("clearance.hill_phagocytic_uptake", (), tuple(params), tuple(fluxes))
 
 
+@declare(groups={"excretion": ("KurineC",)})  # nanopk.compare tests each group as one
 def urinary_excretion(ctx: BuildContext, clearance_constant: float = 3e-6) -> Part:
     """Urine from kidney capillary blood, ``J = KurineC · BW^0.75 · C_kidney,cap``.
 
@@ -123,6 +125,7 @@ def urinary_excretion(ctx: BuildContext, clearance_constant: float = 3e-6) -> Pa
     return Part("clearance.urinary_excretion", states, params, (Flux("urinary_excretion", "kidney_capillary", "urine", rate),))
 
 
+@declare(groups={"excretion": ("KbileC",)})  # nanopk.compare tests each group as one
 def biliary_excretion(ctx: BuildContext, clearance_constant: float = 3e-5) -> Part:
     """Bile to faeces from liver tissue, ``J = KbileC · BW^0.75 · C_liver,tissue``.
 
@@ -154,6 +157,7 @@ CAPACITY_DEFAULTS = {
 _UG_PER_G_TIMES_KG = 1000.0
 
 
+@declare(groups={"phagocytic uptake": ("Kmax", "K50", "n"), "phagocyte release": ("Krelease",)})  # nanopk.compare tests each group as one
 def capacity_limited_phagocytic_uptake(ctx: BuildContext, organs=("liver", "spleen", "kidney", "lung"),
                                        opsonin_factor: str | None = None) -> Part:
     """Phagocytic uptake that saturates at a capacity per gram of organ, with release.

@@ -73,7 +73,7 @@ import sympy as sp
 
 from ..errors import SpecError, suggest
 from ..parts import Assignment, Observable, Part, RateRule, State, symbol
-from .base import BuildContext, param
+from .base import BuildContext, declare, param
 
 __all__ = ["plasma_corona", "blood_corona", "Protein", "PROTEINS", "coating_parameters",
            "langmuir_single", "competitive_equilibrium", "S_PER_H"]
@@ -379,6 +379,7 @@ def _corona(ctx: BuildContext, proteins, hardening: bool, name: str, medium: str
     return Part(name, tuple(states), tuple(params), (), tuple(rules), tuple(assignments), tuple(observables), notes)
 
 
+@declare(groups={"corona and opsonisation": ("kon", "koff", "opsonin")})  # nanopk.compare tests each group as one
 def plasma_corona(ctx: BuildContext, proteins: Iterable = ("HSA", "HDL", "fibrinogen", "IgG"), hardening: bool = True) -> Part:
     """The corona of particles incubated in plasma (in vitro), with its dose state.
 
@@ -402,6 +403,7 @@ def plasma_corona(ctx: BuildContext, proteins: Iterable = ("HSA", "HDL", "fibrin
                 part.assignments, part.observables, part.notes)
 
 
+@declare(groups={"corona and opsonisation": ("kon", "koff", "opsonin")})  # nanopk.compare tests each group as one
 def blood_corona(ctx: BuildContext, proteins: Iterable = ("HSA", "HDL", "fibrinogen", "IgG"), hardening: bool = True,
                  d_h_state: bool = True) -> Part:
     """The corona of particles circulating in blood (whole-body models).

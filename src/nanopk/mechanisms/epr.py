@@ -69,7 +69,7 @@ import sympy as sp
 
 from ..errors import SpecError
 from ..parts import Assignment, Flux, Part, State, symbol
-from .base import BuildContext, param
+from .base import BuildContext, declare, param
 from .clearance import hill, particle_diameter_parameter
 
 __all__ = [
@@ -290,6 +290,7 @@ def _tumour_part(ctx: BuildContext, name: str, exchange, extra_params, extra_ass
     return Part(name, states, tuple(params), tuple(fluxes), assignments=tuple(assignments), notes=notes)
 
 
+@declare(groups={"tumour cell uptake": ("Kmax", "K50", "n", "Krelease"), "extravasation": ("PATC", "PAC", "P")})  # nanopk.compare tests each group as one
 def lin_tumour(ctx: BuildContext, lymphatic_drainage: bool = False) -> Part:
     """The Lin-lab tumour sub-model (Chou et al. 2023): ``PS = PATC · Q_tumour``.
 
@@ -322,6 +323,7 @@ def lin_tumour(ctx: BuildContext, lymphatic_drainage: bool = False) -> Part:
                         ("tumour: Lin-lab sub-model of Chou et al. 2023, PS = PATC · Q_tumour",))
 
 
+@declare(groups={"tumour cell uptake": ("Kmax", "K50", "n", "Krelease"), "extravasation": ("PATC", "PAC", "P")})  # nanopk.compare tests each group as one
 def two_pore_tumour(ctx: BuildContext, diameter_assignment: str | None = None, lymphatic_drainage: bool = True) -> Part:
     """Tumour with size-dependent extravasation from two-pore theory.
 

@@ -87,7 +87,7 @@ import sympy as sp
 
 from ..errors import SpecError
 from ..parts import Assignment, Flux, Observable, Part, State, symbol
-from .base import BuildContext, param
+from .base import BuildContext, declare, param
 
 __all__ = [
     "opsonisation_uptake",
@@ -240,6 +240,7 @@ def _particle_parameters(ctx: BuildContext):
     return params
 
 
+@declare(groups={"phagocytic uptake": ("Kmax", "K50", "n"), "phagocyte release": ("Krelease",)})  # nanopk.compare tests each group as one
 def opsonisation_uptake(ctx: BuildContext, organs=("liver", "spleen", "kidney", "lung"),
                         capture_organs=("liver", "spleen"), tumour_exchange: str | None = None) -> Part:
     """Phagocytic uptake that follows opsonisation and saturates with particle number.
