@@ -34,6 +34,9 @@ BUNDLED = {
     "arnida2010_peg_au_sphere_50nm": ("mouse", "%ID/g", "10.1016/j.ejpb.2010.11.010", ["blood", "heart", "lung", "liver", "spleen", "kidney", "brain", "tumour"]),
     "arnida2010_peg_au_rod": ("mouse", "%ID/g", "10.1016/j.ejpb.2010.11.010", ["blood", "heart", "lung", "liver", "spleen", "kidney", "brain", "tumour"]),
     "liu2013_peg_au_2nm": ("mouse", "%ID/g", "10.1002/anie.201304465", ["tumour", "liver", "blood", "lung", "spleen", "heart", "kidney"]),
+    # Same-core coating pair (NTUA study 18), written by tools/make_ntua_pair.py; checked in tests/test_compare_pair.py.
+    "wang2015_au_sio2_rod_peg": ("mouse", "%ID", "10.1039/c4mt00340c", ["tumour", "liver", "spleen", "kidney", "lung", "heart"]),
+    "wang2015_au_sio2_rod_bsa": ("mouse", "%ID", "10.1039/c4mt00340c", ["tumour", "liver", "spleen", "kidney", "lung", "heart"]),
 }
 
 NTUA_TISSUES = {

@@ -71,9 +71,10 @@ def test_reader_errors_name_the_missing_file(tmp_path):
 
 
 def test_folder_of_nanopk_datasets():
-    """The bundled datasets with tumour rows (Arnida 2010, Liu 2013) become items in %ID."""
+    """The bundled datasets with tumour rows (Arnida 2010, Liu 2013, Wang 2015) become items in %ID."""
     coll = read_collection(REPO / "datasets")
-    assert set(coll.ids) == {"arnida2010_peg_au_rod", "arnida2010_peg_au_sphere_50nm", "liu2013_peg_au_2nm"}
+    assert set(coll.ids) == {"arnida2010_peg_au_rod", "arnida2010_peg_au_sphere_50nm", "liu2013_peg_au_2nm",
+                             "wang2015_au_sio2_rod_peg", "wang2015_au_sio2_rod_bsa"}
     rod = coll["arnida2010_peg_au_rod"]
     assert rod.descriptors["material"] == "gold" and rod.descriptors["type"] == "inorganic"
     assert rod.times_h[-1] == 168.0 and np.all(rod.tumour_pct_id > 0)
@@ -194,13 +195,13 @@ def test_run_meta_checks_model_and_names(tmp_path):
 
 
 def test_too_few_informative_datasets_fall_back_to_the_published_prior(tmp_path):
-    """Three bundled tumour datasets (two observed to 168 h) are too few for an empirical prior:
-    no stage-1 fits, the published prior is used and the summary says so."""
+    """Five bundled tumour datasets (two observed to 168 h; Wang 2015 ends at 72 h) are too few for an
+    empirical prior: no stage-1 fits, the published prior is used and the summary says so."""
     coll = read_collection(REPO / "datasets")
     store = tmp_path / "bundled.sqlite"
     out = run_meta(coll, store=store, workers=1, progress=False)
     assert out["prior"] == "empirical" and out["prior_used"] == "published"
-    assert out["n_fitted"] == 3 and out["n_ok"] == 3
+    assert out["n_fitted"] == 5 and out["n_ok"] == 5
     s = summarise(store)
     assert s["prior"]["kind"].startswith("published (only 2 informative")
     rod = next(r for r in s["datasets"] if r["id"] == "arnida2010_peg_au_rod")
