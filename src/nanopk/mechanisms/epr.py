@@ -196,7 +196,7 @@ def two_pore_permeability(radius_nm, small_pore_nm=SMALL_PORE_NM, large_pore_nm=
     Examples
     --------
     >>> float(two_pore_permeability(50.0))  # doctest: +ELLIPSIS
-    2.49...e-08
+    2.50...e-08
     """
     r = np.asarray(radius_nm, dtype=float)
     if not np.all(np.isfinite(r) & (r > 0)):
