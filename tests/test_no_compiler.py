@@ -31,10 +31,14 @@ TUMOUR = ["PATC_tumour", "P_tumour", "Kmax_tumour", "Krelease_tumour"]
 
 @pytest.fixture
 def no_compiler(tmp_path, monkeypatch):
-    """CC names no program, the cache is empty and nothing compiled before is remembered."""
+    """CC names no program, the cache is empty and nothing compiled before is remembered.
+
+    libroadrunner is hidden too, so that ``auto`` falls back to the reference backend
+    tested here (with it, ``auto`` runs libroadrunner: tests/test_backend_roadrunner.py)."""
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     monkeypatch.setenv("NANOPK_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(compile_, "_MEMO", {})
+    monkeypatch.setattr("nanopk.backends.roadrunner.roadrunner_available", lambda: False)
     return tmp_path
 
 

@@ -20,7 +20,7 @@ from .errors import ModelError
 
 __all__ = ["compile_model", "BACKENDS", "BackendFallbackWarning"]
 
-BACKENDS = ("auto", "cvode", "reference")
+BACKENDS = ("auto", "cvode", "roadrunner", "reference")
 _MEMO: dict[tuple[str, str], CompiledModel] = {}
 _SYSTEMS: dict[str, SymbolicSystem] = {}
 #: Compiling happens once per model; the lock makes it once when threads of a fit ask
@@ -40,13 +40,47 @@ def symbolic_system(model) -> SymbolicSystem:
         return _SYSTEMS[key]
 
 
-def compile_model(model, backend: str = "auto") -> CompiledModel:
-    """Compile ``model`` with ``backend`` (``"auto"``, ``"cvode"`` or ``"reference"``).
+def _fallback(model, reason) -> CompiledModel:
+    """What ``"auto"`` runs when the compiled backend cannot be built: libroadrunner when it
+    is installed and can load the model (no compiler needed), else the reference backend;
+    one :class:`BackendFallbackWarning` says which and why."""
+    from .backends.roadrunner import INSTALL_HINT, roadrunner_available
+    from .errors import BackendError
 
-    ``"auto"`` is the compiled backend where it can be built, else the reference one:
-    then one :class:`BackendFallbackWarning` says why, and the choice is remembered for
-    the rest of the process (the reference backend gives the same results to the
-    solver tolerance, 10-20x more slowly).
+    if roadrunner_available():
+        try:
+            compiled = compile_model(model, "roadrunner")
+        except BackendError as exc:
+            reason = f"{reason}; libroadrunner cannot run it either: {exc}"
+        else:
+            warnings.warn(f"nanopk uses the libroadrunner backend because the compiled one is unavailable: {reason}",
+                          BackendFallbackWarning, stacklevel=3)
+            return compiled
+    else:
+        reason = (f"{reason} (libroadrunner, the fast path without a compiler, is not installed either: "
+                  f"{INSTALL_HINT})")
+    warnings.warn(f"nanopk uses the slower reference backend because the compiled one is unavailable: {reason}",
+                  BackendFallbackWarning, stacklevel=3)
+    return compile_model(model, "reference")
+
+
+def compile_model(model, backend: str = "auto") -> CompiledModel:
+    """Compile ``model`` with ``backend`` (``"auto"``, ``"cvode"``, ``"roadrunner"`` or ``"reference"``).
+
+    ``"auto"`` is the compiled backend where it can be built; else libroadrunner
+    (:mod:`nanopk.backends.roadrunner`, nanopk's SBML in libroadrunner's JIT and CVODE,
+    no C compiler needed) when it is installed; else the reference one.  Then one
+    :class:`BackendFallbackWarning` says why, and the choice is remembered for the rest
+    of the process (both give the same results to the solver tolerance; the reference
+    backend 10-20x more slowly).
+
+    Raises
+    ------
+    BackendError
+        ``"cvode"`` where it cannot be built (no C compiler ...; the message says how
+        to fix it), ``"roadrunner"`` for a model libroadrunner cannot load.
+    ImportError
+        ``"roadrunner"`` without libroadrunner (``pip install 'nanopk[sbml]'``).
     """
     if backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -62,6 +96,10 @@ def compile_model(model, backend: str = "auto") -> CompiledModel:
             from .backends.reference import ReferenceModel
 
             compiled = ReferenceModel(system)
+        elif backend == "roadrunner":
+            from .backends.roadrunner import RoadRunnerModel
+
+            compiled = RoadRunnerModel(system, model)
         else:
             from .backends.cvode import BackendUnavailable, CvodeModel
 
@@ -73,8 +111,6 @@ def compile_model(model, backend: str = "auto") -> CompiledModel:
             except BackendUnavailable as exc:
                 if backend == "cvode":
                     raise
-                warnings.warn(f"nanopk uses the slower reference backend because the compiled one is unavailable: {exc}",
-                              BackendFallbackWarning, stacklevel=2)
-                compiled = compile_model(model, "reference")
+                compiled = _fallback(model, exc)
         _MEMO[key] = compiled
         return compiled

@@ -18,6 +18,7 @@ __all__ = [
     "FitError",
     "SolverError",
     "ExportError",
+    "BackendError",
     "suggest",
     "format_rows",
 ]
@@ -81,6 +82,10 @@ class SolverError(NanopkError, RuntimeError):
 
 class ExportError(NanopkError, RuntimeError):
     """A model could not be exported to the requested format."""
+
+
+class BackendError(NanopkError, RuntimeError):
+    """A numerical backend cannot run here (no C compiler, a model libroadrunner cannot load ...)."""
 
 
 def suggest(name: str, valid: Iterable[str], n: int = 3) -> str:

@@ -70,7 +70,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ExportError
+from ..errors import BackendError, ExportError
 from ..resources import CacheWarning, cache_dir, use_temporary_cache, write_atomic
 from .base import CompiledModel, SolveResult, SymbolicSystem
 from .ccode import (c_dfdp_body, c_initial_body, c_jacobian_body, c_jacobian_pattern, c_jacobian_split_body, c_observe_body,
@@ -122,7 +122,7 @@ def _f64(a) -> np.ndarray:
 CFLAGS = ("-O1", "-fno-math-errno")
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(BackendError):
     """The compiled backend cannot be built here; the message says why and how to fix it."""
 
 
