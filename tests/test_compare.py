@@ -132,9 +132,9 @@ def test_particle_route_matches_the_shared_model_route(mouse, peg_vs_bare):
     assert r["ci95_low"] <= 5.0 <= r["ci95_high"]
 
 
-def test_default_parameter_groups_follow_mechanisms():
-    """Kmax/K50 → phagocytic uptake; PAC/P → extravasation; others alone."""
-    groups = default_parameter_groups(["Kmax_liver", "K50_spleen", "PAC_liver", "P_spleen", "KurineC", "QCC"])
+def test_default_parameter_groups_follow_mechanisms(mouse):
+    """As the declaring parts group them: Kmax/K50 → phagocytic uptake; PAC/P → extravasation; others alone."""
+    groups = default_parameter_groups(mouse, ["Kmax_liver", "K50_spleen", "PAC_liver", "P_spleen", "KurineC", "QCC"])
     assert groups["phagocytic uptake"] == ["Kmax_liver", "K50_spleen"]
     assert groups["extravasation"] == ["PAC_liver", "P_spleen"]
     assert groups["excretion"] == ["KurineC"]
@@ -203,7 +203,7 @@ def test_group_blood_half_life_is_read_over_the_sampled_window():
     cmp = compare(model, data, vary=["Kmax_liver"], n_samples=4)
     for group, fit in cmp.fits.items():
         t_half = cmp.pk[group]["t_half_blood_h"]["value"]
-        window = observed_blood_kinetics(fit)["window"]
+        window = observed_blood_kinetics(fit.predictions)["window"]
         assert window[1] <= 24.0 + 1e-9
         values = {k: v for k, v in fit.values.items() if k in fit.model.parameters}
         expected = pk_metrics(fit.model, values, half_life_window=window)["t_half_blood_h"]

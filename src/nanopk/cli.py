@@ -113,7 +113,9 @@ def _write_outputs(result, args):
 
 
 def _write_json(path, payload):
-    Path(path).write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    from ._json import json_safe  # NaN would be written as the invalid token NaN; JSON's is null
+
+    Path(path).write_text(json.dumps(json_safe(payload), indent=2, allow_nan=False) + "\n")
     print(f"wrote {path}")
 
 
@@ -214,11 +216,7 @@ def _attach_delivery(result):
     """Add DE24/DE168/DEmax to a fit of a model with a tumour (DESIGN.md fit JSON)."""
     if "tumour" not in result.model.observables:
         return None
-    from .delivery import delivery_efficiency
-
-    de = delivery_efficiency(result)
-    result.extra_json["delivery"] = de
-    return de
+    return result.delivery()  # the fit keeps it in extra_json, so --json carries it
 
 
 def cmd_compare(args):

@@ -7,7 +7,9 @@ the same core), :func:`compare` fits
 - all groups jointly, the parameters in ``shared`` common to all groups and the other
   varied parameters group-specific (the *full* model);
 - for each parameter group G (e.g. phagocytic uptake = ``Kmax_*``; extravasation =
-  ``PAC_*``/``P_*``), the *reduced* model in which G is shared too.
+  ``PAC_*``/``P_*``), the *reduced* model in which G is shared too.  The groups are
+  the ones the mechanism that declares each parameter names (:attr:`nanopk.Part.groups`,
+  :func:`nanopk.mechanisms.declare`), so a new mechanism brings its own.
 
 The joint fits are :func:`nanopk.fit` of a :class:`nanopk.fit.JointObjective`: each
 group's own objective, built exactly as its separate fit (the same error model,
@@ -48,7 +50,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys as _sys
 import types as _types
 import warnings
@@ -59,37 +60,24 @@ import numpy as np
 import pandas as pd
 
 from .errors import FitError, ModelError, suggest
+from .fit.uncertainty import Z95
 
-__all__ = ["compare", "Comparison", "default_parameter_groups", "PARAMETER_FAMILIES", "observed_kinetics", "terminal_slope",
-           "same_data"]
+__all__ = ["compare", "Comparison", "default_parameter_groups", "observed_kinetics", "terminal_slope", "same_data"]
 
 #: Below this fraction of points within 2-fold (the customary PBPK acceptance, see
 #: :mod:`nanopk.fit.metrics`) a group's fit is flagged as poor in the summary.
 POOR_FIT_WITHIN_2FOLD = 0.5
 
-Z95 = 1.959963984540054
+def default_parameter_groups(model, names: Sequence[str]) -> dict[str, list[str]]:
+    """``{group: [parameter, ...]}`` of ``names``, as the parts of ``model`` that declare them group them.
 
-#: Mechanism families for the default tests, by parameter-name pattern.
-PARAMETER_FAMILIES = {
-    "phagocytic uptake": r"^(Kmax|K50|n)_(?!tumour)",
-    "phagocyte release": r"^Krelease_(?!tumour)",
-    "extravasation": r"^(PAC|P|PATC)_",
-    "tumour cell uptake": r"^(Kmax|K50|n|Krelease)_tumour$",
-    "excretion": r"^K(urine|bile)C$",
-    "corona and opsonisation": r"^(kon|koff|opsonin)",
-}
-
-
-def default_parameter_groups(names: Sequence[str]) -> dict[str, list[str]]:
-    """Group parameter names by mechanism family; unmatched names get a group of their own."""
+    A parameter whose part names no group (:attr:`nanopk.Part.groups`) is a group of
+    its own, named after it.
+    """
+    declared = {name: group for part in model.parts for name, group in part.groups}
     groups: dict[str, list[str]] = {}
     for name in names:
-        for family, pattern in PARAMETER_FAMILIES.items():
-            if re.search(pattern, name):
-                groups.setdefault(family, []).append(name)
-                break
-        else:
-            groups.setdefault(name, []).append(name)
+        groups.setdefault(declared.get(name, name), []).append(name)
     return groups
 
 
@@ -225,7 +213,7 @@ class Comparison:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        from .fit.result import _clean
+        from ._json import json_safe as _clean
 
         tests = {g: {"parameters": list(r["parameters"]), "df": int(r["df"]), "statistic": r["statistic"],
                      "lrt_p": r["lrt_p"], "delta_aic": r["delta_aic"], "chisqr_full": r["chisqr_full"],
@@ -460,10 +448,11 @@ def _group_pk(fit, n_samples: int, seed: int) -> dict:
     model = fit.model
     values = {k: v for k, v in fit.values.items() if k in model.parameters}
     # The blood half-life is read over the data's sampled terminal window, as for a
-    # single fit (nanopk.delivery): the curve's last quarter (126-168 h) is a plateau
+    # single fit (FitResult.delivery): the curve's last quarter (126-168 h) is a plateau
     # fed by release from phagocytes long after the last blood sample (t½ ~1400 h).
-    data = observed_blood_kinetics(fit)
-    out = metrics_with_intervals(model, values, fit, n_samples=n_samples, seed=seed, names=METRICS,
+    data = observed_blood_kinetics(fit.predictions)
+    draws, source = fit.parameter_draws(n_samples, seed)
+    out = metrics_with_intervals(model, values, draws, source=source, names=METRICS,
                                  half_life_window=None if data is None else data["window"])
     out.pop("_uncertainty", None)
     return out
@@ -494,8 +483,8 @@ def compare(model, datasets: Mapping, vary: Sequence[str] | None = None, shared:
     groups_of_parameters : dict, optional
         ``{test name: [parameter, ...]}`` — the mechanisms to test, e.g.
         ``{"phagocytic uptake": ["Kmax_liver", "Kmax_spleen"]}``.  Default: the
-        group-specific parameters grouped by mechanism family
-        (:data:`PARAMETER_FAMILIES`).
+        group-specific parameters grouped as the mechanisms that declare them group
+        them (:func:`default_parameter_groups`).
     particles : dict, optional
         ``{group: Particle}``: each group uses ``load_model(model, particle=...)`` (the
         mechanistic route; same physiology, different particle).
@@ -553,9 +542,7 @@ def compare(model, datasets: Mapping, vary: Sequence[str] | None = None, shared:
     specific = [v for v in vary if v not in shared]
     if not specific:
         raise FitError("every varied parameter is shared: nothing can differ between groups; leave some out of `shared`")
-    if groups_of_parameters is None:
-        tests_of = default_parameter_groups(specific)
-    else:
+    if groups_of_parameters is not None:
         tests_of = {str(k): ([v] if isinstance(v, str) else list(v)) for k, v in groups_of_parameters.items()}
         bad = [p for ps in tests_of.values() for p in ps if p not in specific]
         if bad:
@@ -578,6 +565,8 @@ def compare(model, datasets: Mapping, vary: Sequence[str] | None = None, shared:
         base = load_model(model) if isinstance(model, (str, Path)) else model
         models = {g: base for g in groups}
         model_name = base.name
+    if groups_of_parameters is None:  # as the reference group's model declares them
+        tests_of = default_parameter_groups(models[groups[0]], specific)
 
     if particles is not None and shared:
         raise FitError("with `particles`, each group has its own model and every varied parameter its own value per "

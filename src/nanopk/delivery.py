@@ -44,14 +44,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .errors import ModelError, NanopkError, SolverError
+from .errors import ModelError, SolverError
 from .nca import lambda_z, slope_over, time_average
 
 __all__ = [
@@ -62,8 +61,12 @@ __all__ = [
     "plot_delivery",
     "METRICS",
     "DE_METRICS",
-    "resolve_model_and_params",
-    "parameter_draws",
+    "delivery",
+    "register_source",
+    "metrics_with_intervals",
+    "observed_blood_kinetics",
+    "flag_extrapolation",
+    "prediction_profile",
 ]
 
 #: Every metric :func:`delivery_efficiency` reports, in order.
@@ -199,87 +202,39 @@ def _known(model, params):
     return {k: float(v) for k, v in (params or {}).items() if k in names}
 
 
-# --------------------------------------------------------------------------- fits
-def _fit_values(fit) -> dict:
-    params = getattr(fit, "params", None)
-    if params is None:
-        return {}
-    if hasattr(params, "valuesdict"):
-        return dict(params.valuesdict())
-    return {k: (v.value if hasattr(v, "value") else float(v)) for k, v in dict(params).items()}
+# --------------------------------------------------------------------------- inputs
+#: ``{type: (delivery, inputs)}`` registered by the layers above (:mod:`nanopk.fit.result`
+#: registers :class:`~nanopk.fit.FitResult`), so this module needs no fit and no guessing.
+_SOURCES: dict[type, tuple] = {}
 
 
-def _is_fit(obj) -> bool:
-    return hasattr(obj, "model") and hasattr(obj, "params") and not _is_model(obj)
+def register_source(cls: type, delivery_of, inputs_of) -> None:
+    """Let :func:`delivery_efficiency` and :func:`plot_delivery` take ``cls`` objects.
+
+    ``delivery_of(obj, params=, n_samples=, seed=, dose=)`` returns the delivery dict;
+    ``inputs_of(obj, params, n_samples, seed)`` returns ``(model, values, draws)``.
+    """
+    _SOURCES[cls] = (delivery_of, inputs_of)
 
 
-def _is_model(obj) -> bool:
+def _source(obj):
+    for cls, funcs in _SOURCES.items():
+        if isinstance(obj, cls):
+            return funcs
+    return None
+
+
+def _as_model(model):
+    """A :class:`nanopk.Model` from a model, a bundled name or a spec path."""
     from .model import Model
 
-    return isinstance(obj, Model)
-
-
-def resolve_model_and_params(model_or_fit, params: Mapping[str, float] | None = None):
-    """``(model, params, fit)`` from a model, a model name or path, or a fit result.
-
-    ``params`` override the fit's values (or the model's defaults).
-    """
-    if isinstance(model_or_fit, (str, Path)):
+    if isinstance(model, (str, Path)):
         from .spec import load_model
 
-        model_or_fit = load_model(model_or_fit)
-    if _is_model(model_or_fit):
-        return model_or_fit, _known(model_or_fit, params), None
-    if _is_fit(model_or_fit):
-        fit = model_or_fit
-        model = fit.model
-        values = _known(model, _fit_values(fit))
-        values.update(_known(model, params))
-        return model, values, fit
-    raise ModelError(
-        f"`model_or_fit` must be a nanopk Model, a model name or a fit result (got {type(model_or_fit).__name__})"
-    )
-
-
-def parameter_draws(fit, n: int, seed: int = 0) -> tuple[list[dict], str | None]:
-    """Up to ``n`` parameter sets representing a fit's uncertainty, and where they came from.
-
-    MCMC draws (``fit.flatchain`` / ``fit.mcmc``) take precedence; otherwise the fit
-    layer's covariance sampler.  Returns ``([], None)`` when the fit has neither.
-    """
-    if fit is None or n <= 0:
-        return [], None
-    rng = np.random.default_rng(seed)
-    chain = _mcmc_chain(fit)
-    if chain is not None and len(chain):
-        idx = rng.choice(len(chain), size=min(n, len(chain)), replace=False)
-        rows = chain.iloc[np.sort(idx)]
-        return [dict(r) for _, r in rows.iterrows()], "mcmc"
-    try:
-        from .fit import sample_parameters
-    except ImportError:  # fit layer not installed: no uncertainty to propagate
-        return [], None
-    try:
-        draws = sample_parameters(fit, n, seed=seed)
-    except (NanopkError, ValueError, np.linalg.LinAlgError) as exc:
-        warnings.warn(f"no intervals: could not sample the fit's parameters ({exc})", RuntimeWarning, stacklevel=3)
-        return [], None
-    return _as_records(draws), "covariance"
-
-
-def _mcmc_chain(fit):
-    """Posterior draws (natural scale) of a fit that ran MCMC, else ``None``."""
-    for attr in ("mcmc_result", "flatchain"):
-        chain = getattr(fit, attr, None)
-        if chain is None or callable(chain):
-            continue
-        for inner in ("chain", "flatchain"):  # nanopk MCMCResult; lmfit MinimizerResult
-            if isinstance(getattr(chain, inner, None), pd.DataFrame):
-                chain = getattr(chain, inner)
-                break
-        if isinstance(chain, pd.DataFrame):
-            return chain
-    return None
+        return load_model(model)
+    if isinstance(model, Model):
+        return model
+    raise ModelError(f"expected a nanopk Model, a model name, a spec path or a fit result (got {type(model).__name__})")
 
 
 def _as_records(draws) -> list[dict]:
@@ -302,16 +257,21 @@ def _interval(values: Sequence[float | None]) -> list[float] | None:
     return [float(lo), float(hi)]
 
 
-def metrics_with_intervals(model, params: dict, fit=None, n_samples: int = 200, seed: int = 0,
+def metrics_with_intervals(model, params: Mapping[str, float] | None = None, draws=None, *, source: str | None = None,
                            dose=None, names: Iterable[str] | None = None, tail_fraction: float = 0.25,
                            half_life_window: tuple[float, float] | None = None) -> dict:
     """``{metric: {"value", "ci95", "unit"}}`` for every metric the model allows.
 
-    Also returns ``_uncertainty``: ``{"source", "n_draws", "n_failed"}``.
+    ``params`` (model parameter names) give the point values; each of ``draws``
+    (parameter sets: a list of dicts, a DataFrame or ``{name: array}``) overrides them
+    for one simulation, and the 2.5th-97.5th percentiles over the draws are ``ci95``
+    (``None`` without draws or with fewer than 10 that simulate).  Also returns
+    ``_uncertainty``: ``{"source", "n_draws", "n_failed"}`` (``source`` as given).
     """
+    params = _known(model, params)
     point = pk_metrics(model, params, dose=dose, tail_fraction=tail_fraction, half_life_window=half_life_window)
     names = [m for m in (names or METRICS) if m in point]
-    draws, source = parameter_draws(fit, n_samples, seed)
+    draws = _as_records(draws)
     samples: dict[str, list] = {m: [] for m in names}
     failed = 0
     for d in draws:
@@ -325,21 +285,8 @@ def metrics_with_intervals(model, params: dict, fit=None, n_samples: int = 200, 
         for k in names:
             samples[k].append(m.get(k))
     out = {k: {"value": point[k], "ci95": _interval(samples[k]) if draws else None, "unit": UNITS[k]} for k in names}
-    out["_uncertainty"] = {"source": source, "n_draws": len(draws), "n_failed": failed}
+    out["_uncertainty"] = {"source": source if draws else None, "n_draws": len(draws), "n_failed": failed}
     return out
-
-
-def _fit_status(fit) -> dict | None:
-    """``{"success", "converged", "covariance", "message"}`` of a fit result, or ``None``."""
-    if fit is None or not hasattr(fit, "success"):
-        return None
-    status = getattr(fit, "status", None)
-    converged = status.optimizer.converged if status is not None else (getattr(fit, "flags", {}) or {}).get("converged")
-    covariance = status.covariance.state if status is not None else None
-    message = getattr(fit, "message", None)
-    if status is not None and converged and status.covariance.reason and covariance != "ok":
-        message = status.covariance.reason  # says which parameters are undetermined
-    return {"success": bool(fit.success), "converged": converged, "covariance": covariance, "message": message}
 
 
 def reject_unknown_keywords(caller: str, given: Mapping, valid: Iterable[str]) -> None:
@@ -356,6 +303,54 @@ def reject_unknown_keywords(caller: str, given: Mapping, valid: Iterable[str]) -
     raise ModelError(f"{caller}() got unknown keyword argument(s): {shown}; valid: {', '.join(valid)}")
 
 
+def _require_tumour(model) -> None:
+    if "tumour" not in model.observables:
+        raise ModelError(
+            f"model {model.name!r} has no 'tumour' observable, so it has no delivery efficiency; "
+            f"use a tumour-bearing model (e.g. 'mouse_tumour') or nanopk.delivery.pk_metrics for blood kinetics"
+        )
+
+
+def delivery(model, params: Mapping[str, float] | None = None, draws=None, *, source: str | None = None, dose=None,
+             half_life_window: tuple[float, float] | None = None) -> dict:
+    """Tumour delivery of ``model`` at ``params``, with intervals over ``draws``: explicit inputs only.
+
+    Parameters
+    ----------
+    model : Model
+        A model with a ``tumour`` observable.
+    params : dict, optional
+        Parameter values (model names) overriding the model's defaults.
+    draws : list of dict, DataFrame or dict of arrays, optional
+        Parameter sets representing the uncertainty (e.g. ``FitResult.parameter_draws``);
+        none: no intervals.
+    source : str, optional
+        Where the draws came from (``"mcmc"``, ``"covariance"``), reported as ``uncertainty.source``.
+    dose : optional
+        Dosing regimen as :func:`nanopk.simulate` accepts; default the model's dose.
+    half_life_window : (float, float), optional
+        Read ``t_half_blood_h`` over this window (h) instead of the curve's last quarter.
+
+    Returns
+    -------
+    dict
+        Each of :data:`METRICS` as ``{"value", "ci95", "unit"}``; ``uncertainty``
+        (``source``, ``n_draws``, ``n_failed``) and ``model`` (its name).
+
+    Raises
+    ------
+    ModelError
+        If the model has no ``tumour`` observable.
+    """
+    _require_tumour(model)
+    out = metrics_with_intervals(model, params, draws, source=source, dose=dose, half_life_window=half_life_window)
+    unc = out.pop("_uncertainty")
+    result = {k: out.get(k, {"value": None, "ci95": None, "unit": UNITS[k]}) for k in METRICS}
+    result["uncertainty"] = unc
+    result["model"] = model.name
+    return result
+
+
 def delivery_efficiency(model_or_fit, params: Mapping[str, float] | None = None, n_samples: int = 200,
                         seed: int = 0, dose=None, **unknown) -> dict:
     """Tumour delivery efficiency, tumour exposure and blood half-lives, with 95 % intervals.
@@ -363,8 +358,9 @@ def delivery_efficiency(model_or_fit, params: Mapping[str, float] | None = None,
     Parameters
     ----------
     model_or_fit : Model, str or FitResult
-        A model (its defaults, overridden by ``params``), a bundled model name, or a
-        fit result (its fitted values; intervals propagated from its uncertainty).
+        A model (its defaults, overridden by ``params``; no intervals), a bundled model
+        name, or a fit result (``fit.delivery(...)``: its fitted values, intervals
+        propagated from its uncertainty).
     params : dict, optional
         Parameter values overriding the model's or the fit's.
     n_samples : int
@@ -385,11 +381,8 @@ def delivery_efficiency(model_or_fit, params: Mapping[str, float] | None = None,
         ``t50_blood_h`` (h); each ``{"value", "ci95", "unit"}`` with ``ci95`` a
         ``[low, high]`` pair or ``None`` without uncertainty.  ``uncertainty`` says
         where the intervals came from (``"mcmc"``, ``"covariance"`` or ``None``).
-        Given a fit, ``fit_status`` (``success``, ``converged``, ``covariance``,
-        ``message``) says whether the fit behind the figures can be trusted: the CLI
-        prints them under a "FIT FAILED" banner and exits 1 when ``success`` is False.
-        Given a fit, the same dict is stored as ``fit.extra_json["delivery"]``, so the
-        fit's JSON carries its delivery.
+        Given a fit, what :meth:`nanopk.fit.FitResult.delivery` returns (with
+        ``fit_status``; the fit's JSON then carries it).
 
     Raises
     ------
@@ -402,81 +395,10 @@ def delivery_efficiency(model_or_fit, params: Mapping[str, float] | None = None,
     Cheng et al., ACS Nano 2020;14:3075 (PMID 32078303): DE definitions.
     """
     reject_unknown_keywords("delivery_efficiency", unknown, ("model_or_fit", "params", "n_samples", "seed", "dose"))
-    model, values, fit = resolve_model_and_params(model_or_fit, params)
-    if "tumour" not in model.observables:
-        raise ModelError(
-            f"model {model.name!r} has no 'tumour' observable, so it has no delivery efficiency; "
-            f"use a tumour-bearing model (e.g. 'mouse_tumour') or nanopk.delivery.pk_metrics for blood kinetics"
-        )
-    data = observed_blood_kinetics(fit) if fit is not None else None
-    window = None
-    if data is not None:
-        window = data["window"]
-    out = metrics_with_intervals(model, values, fit, n_samples, seed, dose=dose, half_life_window=window)
-    unc = out.pop("_uncertainty")
-    result = {k: out.get(k, {"value": None, "ci95": None, "unit": UNITS[k]}) for k in METRICS}
-    result["uncertainty"] = unc
-    result["model"] = model.name
-    status = _fit_status(fit)
-    if status is not None:
-        result["fit_status"] = status
-        if unc.get("source") is None and n_samples > 0:
-            why = (status["message"] if not status["success"]
-                   else (fit.status.covariance.reason if getattr(fit, "status", None) else None) or "no draws")
-            unc["note"] = (f"no intervals: the fit's covariance is not available ({why}); DE24/DE168/DEmax get "
-                           "prediction-profile intervals instead; for the others refit with the identifiable default "
-                           "(vary=None), or run result.mcmc() then delivery_efficiency(result) for posterior sampling")
-            for k in METRICS:
-                if result[k].get("value") is not None:
-                    result[k]["note"] = "no CI: " + unc["note"][len("no intervals: "):]
-        unreliable = getattr(fit, "unreliable_wald", None) or {}
-        if unc.get("source") == "covariance" and unreliable:
-            unc["note"] = ("DE24/DE168/DEmax: prediction-profile intervals; the other metrics': covariance draws, "
-                           "approximate because the Wald approximation is unreliable for "
-                           + ", ".join(f"{n} ({w})" for n, w in unreliable.items())
-                           + "; for posterior-sampling intervals run result.mcmc() then delivery_efficiency(result)")
-    if fit is not None and n_samples > 0 and hasattr(fit, "objective") and (
-            unc.get("source") is None or getattr(fit, "unreliable_wald", None)):
-        # The covariance is unusable (no draws) or its Wald approximation unreliable for some
-        # parameter: the delivery efficiencies get prediction-profile intervals instead.
-        why = "the covariance is unusable" if unc.get("source") is None else "a fitted parameter's Wald interval is unreliable"
-        for k in DE_METRICS:
-            item = result[k]
-            if item.get("value") is None:
-                continue
-            try:
-                prof = prediction_profile(fit, k)
-            except (NanopkError, ValueError, np.linalg.LinAlgError) as exc:
-                item["note"] = f"no prediction profile either ({exc})"
-                continue
-            item["ci95_covariance"] = item.get("ci95")
-            item["ci95"] = None if None in prof["ci95"] else prof["ci95"]
-            item["ci_method"] = "prediction profile"
-            item["note"] = (f"95 % prediction-profile interval ({why})" if not prof["open"] else
-                            f"prediction profile open toward the {' and '.join(prof['open'])} side: "
-                            f"[{prof['ci95'][0] or 'open'}, {prof['ci95'][1] or 'open'}]; {why}")
-        unc["de_method"] = "prediction profile"
-    if data is not None:
-        w0, w1 = data["window"]
-        result["t_half_blood_h"]["window_h"] = [w0, w1]
-        result["t_half_blood_h"]["note"] = f"model, log-linear over {w0:.3g}-{w1:.3g} h (the data's terminal window)"
-        nca = data["nca"]
-        result["t_half_blood_nca_h"] = {
-            "value": None if nca is None else nca["t_half_h"], "ci95": None, "unit": "h",
-            "n_points": None if nca is None else nca["n_points"], "adj_r2": None if nca is None else nca["adj_r2"],
-            "window_h": [w0, w1],
-            "note": (f"data (NCA): λz over the last {nca['n_points']} blood means, {w0:.3g}-{w1:.3g} h, "
-                     f"adjusted R² {nca['adj_r2']:.3f}"
-                     + (f"; {nca['n_plateau']} trailing non-declining point(s) left out as a plateau"
-                        if nca.get("n_plateau") else "")) if nca is not None
-                    else f"data (NCA): no declining terminal phase of ≥ 3 blood points; model read over {w0:.3g}-{w1:.3g} h",
-        }
-    if fit is not None:
-        _flag_extrapolation(result, fit)
-    extra = getattr(fit, "extra_json", None)
-    if isinstance(extra, dict):  # the fit's JSON then carries its delivery (DESIGN.md)
-        extra["delivery"] = {k: v for k, v in result.items() if k != "model"}
-    return result
+    registered = _source(model_or_fit)
+    if registered is not None:
+        return registered[0](model_or_fit, params=params, n_samples=n_samples, seed=seed, dose=dose)
+    return delivery(_as_model(model_or_fit), params, dose=dose)
 
 
 def prediction_profile(fit, metric: str = "DE24", max_steps: int = 8, tau: float = 0.01, level: float | None = None) -> dict:
@@ -565,16 +487,22 @@ def prediction_profile(fit, metric: str = "DE24", max_steps: int = 8, tau: float
             "nfev": nfev, "threshold": threshold}
 
 
-def observed_blood_kinetics(fit) -> dict | None:
+def observed_blood_kinetics(predictions: pd.DataFrame) -> dict | None:
     """The data's blood kinetics behind a fit: NCA λz of the observed blood means.
+
+    ``predictions`` is a fit's table of observations (``FitResult.predictions``:
+    ``observable``, ``time_h``, ``observed``, ``censored``).
 
     Returns ``{"nca": lambda_z dict or None, "window": (t_first, t_last)}``, the window
     being the NCA terminal window, or the sampled blood window when no declining terminal
     phase of ≥ 3 points exists; ``None`` without blood observations (≥ 2 times).
     Means over datasets and animals at each time (uncensored rows).
     """
-    pred = getattr(fit, "predictions", None)
-    if not isinstance(pred, pd.DataFrame) or "observable" not in pred:
+    pred = predictions
+    if not isinstance(pred, pd.DataFrame):
+        raise ModelError(f"observed_blood_kinetics() takes a fit's predictions table (a DataFrame), "
+                         f"not {type(pred).__name__}; pass fit.predictions")
+    if "observable" not in pred:
         return None
     rows = pred[(pred["observable"] == "blood") & ~pred["censored"].astype(bool)]
     if rows["time_h"].nunique() < 2:
@@ -594,10 +522,11 @@ HORIZON_H = {"DE24": 24.0, "tumour_24h": 24.0, "DE168": T_END_H, "DEmax": T_END_
              "t_half_blood_h": None}
 
 
-def _flag_extrapolation(result: dict, fit) -> None:
-    """Mark each metric that needs the model past the last measured time (tumour rows, else any)."""
-    pred = getattr(fit, "predictions", None)
-    if not isinstance(pred, pd.DataFrame) or pred.empty:
+def flag_extrapolation(result: dict, predictions: pd.DataFrame) -> None:
+    """Mark each metric of ``result`` that needs the model past the last measured time of
+    ``predictions`` (a fit's observations: tumour rows, else any)."""
+    pred = predictions
+    if pred.empty:
         return
     tum = pred[pred["observable"] == "tumour"]
     t_last = float((tum if not tum.empty else pred)["time_h"].max())
@@ -667,11 +596,12 @@ def predict_delivery(model_name_or_model, particles=None, base: Mapping | None =
         One row per particle: its fields, ``dose``, ``d_h`` (hydrodynamic diameter,
         nm), ``DE24``, ``DE168``, ``DEmax`` (%ID), ``t_max_h``.
     """
+    from .model import Model
     from .particle import Particle
     from .spec import load_model
 
     source = model_name_or_model
-    if _is_model(source):
+    if isinstance(source, Model):
         spec = source.metadata.get("spec")
         if not spec:
             raise ModelError(f"model {source.name!r} has no spec to rebuild with a particle; pass its name instead")
@@ -713,12 +643,17 @@ def plot_delivery(model_or_fit, params: Mapping[str, float] | None = None, n_sam
     (``pip install 'nanopk[plot]'``).
     """
     Figure = _figure_class()
-    model, values, fit = resolve_model_and_params(model_or_fit, params)
+    registered = _source(model_or_fit)
+    if registered is not None:  # a fit: its values and its uncertainty's draws
+        model, values, draws = registered[1](model_or_fit, params, n_samples, seed)
+    else:
+        model = _as_model(model_or_fit)
+        values, draws = _known(model, params), []
     grid = delivery_grid()
     sim = model.simulate(grid, params=values)
     if ax is None:
         ax = Figure(figsize=(6, 4), layout="constrained").add_subplot()
-    draws, _ = parameter_draws(fit, n_samples, seed)
+    draws = _as_records(draws)
     if draws:
         curves = []
         for d in draws:

@@ -35,6 +35,7 @@ from typing import Any
 
 import sympy as sp
 
+from .._json import json_safe, nonfinite_as_text
 from ..errors import ExportError, ModelError
 from ..model import Model
 from ..parts import Assignment, Flux, Observable, Parameter, Part, RateRule, State
@@ -131,7 +132,7 @@ def _read_expr(obj, where: str):
 # ----------------------------------------------------------------------------- numbers
 def _num(x: float):
     x = float(x)
-    return x if math.isfinite(x) else ("inf" if x > 0 else "-inf" if x < 0 else "nan")
+    return x if math.isfinite(x) else nonfinite_as_text(x)
 
 
 def _read_num(x) -> float:
@@ -139,16 +140,9 @@ def _read_num(x) -> float:
 
 
 def _jsonable(obj):
-    """Metadata made JSON-safe: paths and other objects become strings, floats stay exact."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float):
-        return _num(obj)
-    if obj is None or isinstance(obj, (str, int, bool)):
-        return obj
-    return str(obj)
+    """Metadata made JSON-safe (:func:`nanopk._json.json_safe`): paths and other objects
+    become strings, floats stay exact, a non-finite one its text."""
+    return json_safe(obj, nonfinite=nonfinite_as_text)
 
 
 # ----------------------------------------------------------------------------- model

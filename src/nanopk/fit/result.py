@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ import lmfit
 import numpy as np
 import pandas as pd
 
+from .._json import json_safe
 from ..errors import FitError, suggest
 from .uncertainty import Z95, profile as _profile, run_mcmc, sample_parameters
 
@@ -176,23 +178,8 @@ def adequacy(metrics: dict, flags: dict) -> Adequacy:
 
 
 def _clean(obj):
-    """JSON-safe copy: non-finite floats → None, NumPy scalars → Python."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_clean(v) for v in obj.tolist()]
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, pd.DataFrame):
-        return _clean(obj.to_dict(orient="records"))
-    return obj
+    """JSON-safe copy: non-finite floats → None, NumPy scalars → Python (:func:`nanopk._json.json_safe`)."""
+    return json_safe(obj)
 
 
 class FitResult:
@@ -240,8 +227,7 @@ class FitResult:
         ``at_bound`` [(name, side)], ``correlated`` [(a, b, ρ)],
         ``unidentifiable`` [names], ``singular`` (bool), ``converged`` (bool).
     extra_json : dict
-        Merged into :meth:`to_json` (e.g. ``delivery`` added by
-        :func:`nanopk.delivery_efficiency`).
+        Merged into :meth:`to_json` (e.g. ``delivery`` stored by :meth:`delivery`).
     """
 
     def __init__(self, *, model, objective, x, outcome, outcomes, covariance, flags, metrics, predictions,
@@ -438,8 +424,11 @@ class FitResult:
         return bad
 
     def mcmc(self, steps: int = 1000, nwalkers: int | None = None, burn: int | None = None, thin: int = 1,
-             progress: bool = True, seed: int | None = 0):
-        """Posterior samples with emcee (``pip install 'nanopk[mcmc]'``); see :class:`MCMCResult`."""
+             progress: bool | None = None, seed: int | None = 0):
+        """Posterior samples with emcee (``pip install 'nanopk[mcmc]'``); see :class:`MCMCResult`.
+
+        ``progress``: a bar on stderr (default: only when stderr is a terminal).
+        """
         self.mcmc_result = run_mcmc(self, steps=steps, nwalkers=nwalkers, burn=burn, thin=thin, progress=progress, seed=seed)
         return self.mcmc_result
 
@@ -451,6 +440,135 @@ class FitResult:
     def sample_parameters(self, n: int, seed: int | None = None) -> pd.DataFrame:
         """Parameter sets drawn from the fitted covariance (log scale); see :func:`nanopk.fit.sample_parameters`."""
         return sample_parameters(self, n, seed)
+
+    def parameter_draws(self, n: int, seed: int = 0) -> tuple[list[dict], str | None]:
+        """Up to ``n`` parameter sets representing this fit's uncertainty, and their source.
+
+        The posterior draws of :meth:`mcmc` when it ran (``"mcmc"``, a random subset of
+        the chain), else draws from the covariance (``"covariance"``,
+        :meth:`sample_parameters`); ``([], None)`` for ``n <= 0`` or when the covariance
+        cannot be sampled (a ``RuntimeWarning`` says why).
+        """
+        if n <= 0:
+            return [], None
+        rng = np.random.default_rng(seed)
+        chain = self.mcmc_chain
+        if chain is not None and len(chain):
+            idx = rng.choice(len(chain), size=min(n, len(chain)), replace=False)
+            return chain.iloc[np.sort(idx)].to_dict("records"), "mcmc"
+        try:
+            draws = self.sample_parameters(n, seed=seed)
+        except (FitError, ValueError, np.linalg.LinAlgError) as exc:
+            warnings.warn(f"no intervals: could not sample the fit's parameters ({exc})", RuntimeWarning, stacklevel=3)
+            return [], None
+        return draws.to_dict("records"), "covariance"
+
+    def delivery(self, n_samples: int = 200, seed: int = 0, dose=None, params: dict | None = None) -> dict:
+        """Tumour delivery (DE24, DE168, DEmax …) of the fitted model, with 95 % intervals.
+
+        :func:`nanopk.delivery.delivery` of :attr:`model` at the fitted values (``params``
+        override them) over :meth:`parameter_draws`, plus what only a fit knows:
+        ``fit_status`` (``success``, ``converged``, ``covariance``, ``message``);
+        prediction-profile intervals for DE24/DE168/DEmax when the covariance is unusable
+        or a Wald interval unreliable (:func:`nanopk.delivery.prediction_profile`); the
+        blood half-life read over the data's terminal window with the data's own NCA
+        half-life beside it (``t_half_blood_nca_h``); and each metric that needs the
+        model past the last measurement marked ``extrapolated``.
+
+        The result is also stored as ``extra_json["delivery"]``, so :meth:`to_json`
+        carries it (DESIGN.md's fit JSON).
+
+        Raises
+        ------
+        ModelError
+            If the model has no ``tumour`` observable.
+        """
+        from ..delivery import (DE_METRICS, METRICS, delivery, flag_extrapolation, observed_blood_kinetics,
+                                prediction_profile)
+        from ..errors import NanopkError
+
+        model = self.model
+        values = {n: p.value for n, p in self.params.items() if n in model.parameters}
+        values.update({k: float(v) for k, v in (params or {}).items() if k in model.parameters})
+        if "tumour" not in model.observables:  # before drawing: the draws would be wasted
+            delivery(model)  # raises the ModelError that says what to use instead
+        data = observed_blood_kinetics(self.predictions)
+        window = None if data is None else data["window"]
+        draws, source = self.parameter_draws(n_samples, seed)
+        result = delivery(model, values, draws, source=source, dose=dose, half_life_window=window)
+        unc = result["uncertainty"]
+        status = self._delivery_status()
+        result["fit_status"] = status
+        if unc.get("source") is None and n_samples > 0:
+            why = (status["message"] if not status["success"]
+                   else (self.status.covariance.reason if self.status is not None else None) or "no draws")
+            unc["note"] = (f"no intervals: the fit's covariance is not available ({why}); DE24/DE168/DEmax get "
+                           "prediction-profile intervals instead; for the others refit with the identifiable default "
+                           "(vary=None), or run result.mcmc() then delivery_efficiency(result) for posterior sampling")
+            for k in METRICS:
+                if result[k].get("value") is not None:
+                    result[k]["note"] = "no CI: " + unc["note"][len("no intervals: "):]
+        if unc.get("source") == "covariance" and self.unreliable_wald:
+            unc["note"] = ("DE24/DE168/DEmax: prediction-profile intervals; the other metrics': covariance draws, "
+                           "approximate because the Wald approximation is unreliable for "
+                           + ", ".join(f"{n} ({w})" for n, w in self.unreliable_wald.items())
+                           + "; for posterior-sampling intervals run result.mcmc() then delivery_efficiency(result)")
+        if n_samples > 0 and (unc.get("source") is None or self.unreliable_wald):
+            # The covariance is unusable (no draws) or its Wald approximation unreliable for some
+            # parameter: the delivery efficiencies get prediction-profile intervals instead.
+            why = "the covariance is unusable" if unc.get("source") is None else "a fitted parameter's Wald interval is unreliable"
+            for k in DE_METRICS:
+                item = result[k]
+                if item.get("value") is None:
+                    continue
+                try:
+                    prof = prediction_profile(self, k)
+                except (NanopkError, ValueError, np.linalg.LinAlgError) as exc:
+                    item["note"] = f"no prediction profile either ({exc})"
+                    continue
+                item["ci95_covariance"] = item.get("ci95")
+                item["ci95"] = None if None in prof["ci95"] else prof["ci95"]
+                item["ci_method"] = "prediction profile"
+                item["note"] = (f"95 % prediction-profile interval ({why})" if not prof["open"] else
+                                f"prediction profile open toward the {' and '.join(prof['open'])} side: "
+                                f"[{prof['ci95'][0] or 'open'}, {prof['ci95'][1] or 'open'}]; {why}")
+            unc["de_method"] = "prediction profile"
+        if data is not None:
+            w0, w1 = data["window"]
+            result["t_half_blood_h"]["window_h"] = [w0, w1]
+            result["t_half_blood_h"]["note"] = f"model, log-linear over {w0:.3g}-{w1:.3g} h (the data's terminal window)"
+            nca = data["nca"]
+            result["t_half_blood_nca_h"] = {
+                "value": None if nca is None else nca["t_half_h"], "ci95": None, "unit": "h",
+                "n_points": None if nca is None else nca["n_points"], "adj_r2": None if nca is None else nca["adj_r2"],
+                "window_h": [w0, w1],
+                "note": (f"data (NCA): λz over the last {nca['n_points']} blood means, {w0:.3g}-{w1:.3g} h, "
+                         f"adjusted R² {nca['adj_r2']:.3f}"
+                         + (f"; {nca['n_plateau']} trailing non-declining point(s) left out as a plateau"
+                            if nca.get("n_plateau") else "")) if nca is not None
+                        else f"data (NCA): no declining terminal phase of ≥ 3 blood points; model read over {w0:.3g}-{w1:.3g} h",
+            }
+        if isinstance(self.predictions, pd.DataFrame):
+            flag_extrapolation(result, self.predictions)
+        self.extra_json["delivery"] = {k: v for k, v in result.items() if k != "model"}
+        return result
+
+    def _delivery_status(self) -> dict:
+        """``{"success", "converged", "covariance", "message"}`` for :meth:`delivery`."""
+        status = self.status
+        converged = status.optimizer.converged if status is not None else self.flags.get("converged")
+        covariance = status.covariance.state if status is not None else None
+        message = self.message
+        if status is not None and converged and status.covariance.reason and covariance != "ok":
+            message = status.covariance.reason  # says which parameters are undetermined
+        return {"success": bool(self.success), "converged": converged, "covariance": covariance, "message": message}
+
+    def _delivery_inputs(self, params, n_samples: int, seed: int):
+        """``(model, values, draws)`` for :func:`nanopk.delivery.plot_delivery`."""
+        model = self.model
+        values = {n: p.value for n, p in self.params.items() if n in model.parameters}
+        values.update({k: float(v) for k, v in (params or {}).items() if k in model.parameters})
+        return model, values, self.parameter_draws(n_samples, seed)[0]
 
     def simulate(self, times_h, dataset: str | None = None, **options) -> pd.DataFrame:
         """Simulate the fitted model for ``dataset`` (its dose and its own parameters)."""
@@ -614,3 +732,18 @@ class FitResult:
         from .plot import plot_fit
 
         return plot_fit(self, path=path, **kwargs)
+
+
+def _delivery_of(fit: FitResult, params=None, n_samples: int = 200, seed: int = 0, dose=None) -> dict:
+    return fit.delivery(n_samples=n_samples, seed=seed, dose=dose, params=params)
+
+
+def _register_with_delivery() -> None:
+    # nanopk.delivery_efficiency(fit) and plot_delivery(fit) dispatch on the type, which
+    # the delivery layer learns from here (it imports no fit code).
+    from ..delivery import register_source
+
+    register_source(FitResult, _delivery_of, lambda fit, params, n, seed: fit._delivery_inputs(params, n, seed))
+
+
+_register_with_delivery()
