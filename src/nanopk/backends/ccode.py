@@ -38,6 +38,9 @@ class _Printer(C99CodePrinter):
         # display took a fifth of the printing.  strict=False: a function C lacks is
         # collected (_not_supported) so that statement() can name all of them.
         super().__init__({"order": "none", "strict": False})
+        # No M_LN10/M_PI macros: -std=c99 does not define them (POSIX does), and ∂/∂p of a
+        # log10 rate law brings in 1/log(10); log(10) is C99 and folds to a constant.
+        self.math_macros = {}
         # Printing names directly costs nothing; substituting them first (xreplace)
         # rebuilt every expression and took a third of the code generation.
         self._names = names
