@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from .errors import ModelError
+from .progress import NoBar, get_logger, progress_bar
 from .run import Runner
 
 __all__ = ["simulate_many", "thread_pool"]
 
+_LOG = get_logger("batch")
 _JOB: dict = {}  # the batch being run; set before forking so workers inherit it
 _THREAD_POOLS: dict = {}
 
@@ -52,7 +55,8 @@ def _run_chunk(param_sets):
 
 
 def simulate_many(model, times_h, param_sets: Sequence[Mapping[str, float]], dose=None, backend: str = "auto",
-                  rtol: float = 1e-6, atol: float = 1e-9, workers: int | None = None) -> np.ndarray:
+                  rtol: float = 1e-6, atol: float = 1e-9, workers: int | None = None,
+                  progress: bool | None = None) -> np.ndarray:
     """Simulate ``model`` once per parameter set, on all cores.
 
     Parameters
@@ -61,6 +65,9 @@ def simulate_many(model, times_h, param_sets: Sequence[Mapping[str, float]], dos
         Parameter overrides, one dict per simulation.
     workers : int, optional
         Worker processes (default: the number of CPU cores; 1 runs in this process).
+    progress : bool, optional
+        A progress bar on stderr (default: when tqdm is installed and stderr is a
+        terminal; see :mod:`nanopk.progress`).
 
     Returns
     -------
@@ -83,9 +90,24 @@ def simulate_many(model, times_h, param_sets: Sequence[Mapping[str, float]], dos
         except ModelError as exc:
             raise ModelError(f"param_sets[{i}]: {exc}") from None
     workers = min(workers or os.cpu_count() or 1, max(1, len(param_sets)))
-    if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return _run_chunk(param_sets)
-    chunks = [list(c) for c in np.array_split(np.arange(len(param_sets)), workers)]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        parts = list(pool.map(_run_chunk, [[param_sets[i] for i in c] for c in chunks]))
-    return np.concatenate(parts)
+    t0 = time.perf_counter()
+    bar = progress_bar(len(param_sets), f"simulating {model.name}", "sim", progress)
+    # With a bar, more chunks than workers, so that it moves while they run (a few
+    # dozen simulations a chunk keep the per-chunk cost small).
+    n_chunks = workers if isinstance(bar, NoBar) else max(workers, min(len(param_sets) // 24, 8 * workers))
+    with bar:
+        if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
+            parts = []
+            for c in np.array_split(np.arange(len(param_sets)), n_chunks):
+                parts.append(_run_chunk([param_sets[i] for i in c]))
+                bar.update(len(c))
+        else:
+            chunks = [list(c) for c in np.array_split(np.arange(len(param_sets)), n_chunks)]
+            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                parts = []
+                for c, part in zip(chunks, pool.map(_run_chunk, [[param_sets[i] for i in c] for c in chunks])):
+                    parts.append(part)
+                    bar.update(len(c))
+    _LOG.debug("simulate_many: %d simulation(s) of %s on %d worker(s) in %.2f s", len(param_sets), model.name, workers,
+               time.perf_counter() - t0)
+    return np.concatenate(parts) if parts else _run_chunk([])

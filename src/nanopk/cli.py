@@ -10,7 +10,13 @@
     nanopk meta COLLECTION --model MODEL [--scheduler ADDRESS] [--json meta.json]
     nanopk datasets
     nanopk check DATASET [--model MODEL] [--particle ...] [--vary ...] [--param ...] [--json check.json]
+    nanopk sensitivity MODEL --output DE24,liver@24h [--method local|morris|sobol] [--params A,B] [--range A=LO:HI]
+                       [--factor F] [--samples N] [--out sens.csv] [--json sens.json]
+    nanopk scan MODEL --size 10,50,100 --coating none,PEG [--dose 1,5] [--output DE24,liver@24h] [--out scan.csv]
     nanopk --version
+
+Every command takes ``-v`` (log lines on stderr; ``-vv`` debug), ``-q`` (errors only)
+and ``--progress``/``--no-progress`` (progress bars, by default only on a terminal).
 
 Errors a user can cause (unknown model, bad parameter, bad data) are printed as one
 clear message with exit status 2; they never end in a traceback.
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sqlite3
 import sys
@@ -342,11 +349,114 @@ def cmd_meta(args):
         _write_json(args.json, summary)
 
 
+def _dose_value(text: str):
+    """``--dose`` item: a number is mg/kg (as ``predict_delivery``), anything else a dose with its unit."""
+    try:
+        return float(text)
+    except ValueError:
+        return text.strip()
+
+
+def _print_top(table, columns, top: int) -> None:
+    """The ``top`` rows of each output of a sensitivity table (all of them in --out)."""
+    for output, rows in table.groupby("output", sort=False):
+        print(f"\n{output}:")
+        print(rows.head(top)[["rank", "parameter", *columns]].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if len(rows) > top:
+            print(f"  ... {len(rows) - top} more parameter(s) (all in --out/--json)")
+
+
+def cmd_sensitivity(args):
+    """``nanopk sensitivity MODEL --output DE24,liver@24h [--method local|morris|sobol]``."""
+    from .sensitivity import SensitivityError, local_sensitivity, morris, sobol
+
+    model = _load(args)
+    params = _parse_params(args.param)
+    ranges = None
+    if args.range:
+        ranges = {}
+        for item in (part for group in args.range for part in group.split(",") if part.strip()):
+            name, _, span = item.partition("=")
+            low, sep, high = span.partition(":")
+            try:
+                ranges[name.strip()] = (float(low), float(high))
+            except ValueError:
+                raise SensitivityError("--range", item, "NAME=LOW:HIGH, e.g. --range Kmax_liver=0.1:1") from None
+            if not sep:
+                raise SensitivityError("--range", item, "NAME=LOW:HIGH, e.g. --range Kmax_liver=0.1:1")
+        if args.factor:
+            raise SensitivityError("--factor", args.factor, "either --range or --factor, not both")
+    elif args.factor is not None:
+        ranges = args.factor
+    if args.method == "local" and (ranges is not None or args.samples is not None):
+        raise SensitivityError("--method", "local", "morris or sobol with --range/--factor/--samples "
+                               "(a local analysis has no ranges or samples)", "takes no ranges or samples")
+    dose = _dose_value(args.dose) if args.dose else None
+    if isinstance(dose, float):
+        dose = f"{dose:g} mg/kg"
+    common = dict(parameters=_names(args.params), params=params or None, dose=dose)
+    t0 = time.perf_counter()
+    if args.method == "local":
+        table = local_sensitivity(model, args.output, check=not args.no_check, **common)
+        shown = ["output_value", "parameter_value", "coefficient"] + ([] if args.no_check else ["coefficient_fd"])
+        what = "normalised local sensitivity S = d ln y / d ln p (forward sensitivities" + \
+               ("" if args.no_check else "; finite differences beside them") + ")"
+    elif args.method == "morris":
+        table = morris(model, args.output, ranges=ranges, trajectories=args.samples or 32, seed=args.seed, **common)
+        shown, what = ["mu_star", "mu_star_conf", "sigma", "low", "high"], "Morris screening (mu_star: mean |elementary effect| over the range)"
+    else:
+        table = sobol(model, args.output, ranges=ranges, samples=args.samples or 256, seed=args.seed, **common)
+        shown, what = ["S1", "S1_conf", "ST", "ST_conf", "low", "high"], "Sobol indices (first order S1, total ST; _conf: 95 % half-width)"
+    wall = time.perf_counter() - t0
+    sims = table.attrs.get("n_simulations")
+    print(f"# {model.name}: {what}")
+    print(f"# {sims} simulations, " if sims else "# ", end="")
+    print(f"wall time {wall:.2f} s")
+    _print_top(table, shown, args.top)
+    if args.out:
+        table.to_csv(args.out, index=False)
+        print(f"wrote {args.out}")
+    if args.json:
+        _write_json(args.json, {"model": model.name, "method": args.method, "n_simulations": sims, "seconds": wall,
+                                "rows": table.to_dict(orient="records")})
+
+
+def cmd_scan(args):
+    """``nanopk scan MODEL --size 10,50,100 --coating none,PEG --dose 1,5 --output DE24,liver@24h``."""
+    from .particle import Particle
+    from .scan import scan
+    from .sensitivity import SensitivityError
+
+    grid = {}
+    if args.size:
+        try:
+            grid["size"] = [float(v) for v in args.size.split(",") if v.strip()]
+        except ValueError:
+            raise SensitivityError("--size", args.size, "comma-separated core diameters in nm, e.g. 10,50,100") from None
+    if args.coating:
+        grid["coating"] = _names(args.coating)
+    if args.dose:
+        grid["dose"] = [_dose_value(v) for v in args.dose.split(",") if v.strip()]
+    if not grid:
+        raise SensitivityError("nanopk scan", "no axis", "at least one of --size, --coating, --dose", "has")
+    base = Particle.parse(args.particle).to_dict() if args.particle else None
+    table = scan(args.model, grid, outputs=args.output, base=base, params=_parse_params(args.param) or None)
+    shown = [c for c in ("material", "core_diameter_nm", "coating", "coating_mw_da", "dose", "d_h") if c in table] + table.attrs["outputs"]
+    print(f"# {args.model}: {len(table)} particle(s), {table.attrs['seconds']:.2f} s; outputs in %ID (AUC: %ID·h), d_h in nm")
+    print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.out:
+        table.to_csv(args.out, index=False)
+        print(f"wrote {args.out}")
+    if args.json:
+        _write_json(args.json, {"model": args.model, "outputs": table.attrs["outputs"], "rows": table.to_dict(orient="records")})
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._version import __version__
 
     parser = argparse.ArgumentParser(prog="nanopk", description="Nanoparticle pharmacokinetics: simulate, fit, compare, export.")
     parser.add_argument("--version", action="version", version=f"nanopk {__version__}")
+    _add_verbosity(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def model_args(p, positional=True):
@@ -445,7 +555,89 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json")
     p.set_defaults(func=cmd_meta)
+
+    p = sub.add_parser("sensitivity", help="which parameters drive an output (local, Morris or Sobol)",
+                       description="Sensitivity of outputs such as DE24, liver@24h (organ %%ID at a time) or AUC_blood: "
+                                   "normalised local coefficients d ln y/d ln p from forward sensitivities, or global "
+                                   "Morris / Sobol indices over parameter ranges (SALib).")
+    model_args(p)
+    p.add_argument("--output", required=True, help="comma-separated: DE24, DE168, DEmax, AUC_<observable>, <observable>@<hours>h")
+    p.add_argument("--method", default="local", choices=["local", "morris", "sobol"])
+    p.add_argument("--params", help="comma-separated parameters (default: all for local; the 8 with the largest local "
+                                    "|S| for morris/sobol)")
+    p.add_argument("--param", action="append", help="NAME=VALUE[,NAME=VALUE...]: parameter values to analyse at")
+    p.add_argument("--range", action="append", help="NAME=LOW:HIGH (repeatable): range of a parameter for morris/sobol "
+                                                    "(default: its bounds)")
+    p.add_argument("--factor", type=float, help="ranges value/F to value*F (clipped to the bounds) instead of the bounds")
+    p.add_argument("--samples", type=int, help="Morris trajectories (default 32) or Sobol base samples, a power of 2 (default 256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dose", help="one bolus: a number in mg/kg or a dose with its unit ('20 ug'); default the model's")
+    p.add_argument("--no-check", action="store_true", help="local: skip the finite-difference check")
+    p.add_argument("--top", type=int, default=10, help="parameters printed per output (default 10)")
+    p.add_argument("--out", help="write the whole table as CSV")
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_sensitivity)
+
+    p = sub.add_parser("scan", aliases=["design"], help="outputs over a grid of particle sizes, coatings and doses",
+                       description="Design scan: each combination of --size, --coating and --dose is a particle; "
+                                   "prints a table of the outputs (default DE24, DE168, DEmax) and writes it as CSV.")
+    model_args(p)
+    p.add_argument("--size", help="core diameters in nm, e.g. 10,50,100")
+    p.add_argument("--coating", help="coatings, e.g. none,PEG")
+    p.add_argument("--dose", help="doses: numbers in mg/kg or with a unit ('20 ug'), comma-separated")
+    p.add_argument("--output", default="DE24,DE168,DEmax", help="comma-separated outputs as for `nanopk sensitivity`")
+    p.add_argument("--param", action="append", help="NAME=VALUE[,NAME=VALUE...]: parameter overrides for every particle")
+    p.add_argument("--out", help="write the table as CSV")
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_scan)
+    for p in set(sub.choices.values()):  # -v/-q/--progress also after the command (nanopk fit ... -v)
+        _add_verbosity(p, top=False)
     return parser
+
+
+def _add_verbosity(p, top: bool) -> None:
+    """``-v/--verbose`` (INFO; twice: DEBUG), ``-q/--quiet`` (errors only), ``--progress``/``--no-progress``."""
+    default = {} if top else {"default": argparse.SUPPRESS}  # after the command: only when given
+    if top:
+        p.set_defaults(verbose=0, quiet=False, progress=None)
+    p.add_argument("-v", "--verbose", action="count", help="log what nanopk does on stderr (-vv: debug)", **default)
+    p.add_argument("-q", "--quiet", action="store_true", help="log errors only", **default)
+    p.add_argument("--progress", action="store_const", const=True, dest="progress",
+                   help="progress bars on stderr even when it is not a terminal", **default)
+    if "--no-progress" not in p._option_string_actions:  # meta has its own
+        p.add_argument("--no-progress", action="store_const", const=False, dest="progress",
+                       help="no progress bars", **default)
+
+
+class _LogHandler(logging.StreamHandler):
+    """Log lines on stderr (``nanopk: INFO nanopk.batch: ...``)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+        self.setFormatter(logging.Formatter("nanopk: %(levelname)s %(name)s: %(message)s"))
+
+
+def _configure_logging(args):
+    """The ``nanopk`` logger's level and handler for one command; returns what undoes it."""
+    from .progress import set_progress
+
+    level = logging.ERROR if args.quiet else {0: logging.WARNING, 1: logging.INFO}.get(args.verbose or 0, logging.DEBUG)
+    logger = logging.getLogger("nanopk")
+    handler = _LogHandler()
+    previous = logger.level, logger.propagate
+    logger.setLevel(level)
+    logger.addHandler(handler)
+    logger.propagate = False  # one line per record, not a second one from a root handler
+    progress = args.progress if args.progress is not None else (False if getattr(args, "no_progress", False) else None)
+    set_progress(progress)
+
+    def undo():
+        logger.removeHandler(handler)
+        logger.setLevel(previous[0])
+        logger.propagate = previous[1]
+        set_progress(None)
+
+    return undo
 
 
 #: Options that name a file or folder the command writes, and whether it is a folder.
@@ -486,6 +678,7 @@ def main(argv=None) -> int:
     from .data import DataWarning
     from .fit import FitWarning
 
+    undo_logging = _configure_logging(args)
     try:
         _check_outputs(args)
         with warnings.catch_warnings():
@@ -507,6 +700,8 @@ def main(argv=None) -> int:
         print(f"nanopk {args.command}: error: cannot use the results store {getattr(args, 'store', None) or 'meta.sqlite'!r}: "
               f"{exc}; give --store a new file name or a store nanopk wrote", file=sys.stderr)
         return 2
+    finally:
+        undo_logging()
     return int(status or 0)
 
 

@@ -71,6 +71,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FitError
+from ..progress import get_logger, progress_bar, progress_enabled
 from ._data import FitWarning
 from .objective import Objective, _finite_difference_jacobian
 
@@ -81,6 +82,8 @@ Z95 = 1.959963984540054
 CHI2_95 = 3.841458820694124
 CORRELATION_LIMIT = 0.95
 RCOND_LIMIT = 1e-7
+
+_LOG = get_logger("fit.uncertainty")
 IDENTIFIABILITY_SE = math.log(1e4) / (2 * Z95)
 BOUND_TOLERANCE = 1e-3
 #: Largest loading ‖V₀[j, :]‖ of a parameter on the near-null directions of a singular J
@@ -205,8 +208,13 @@ def parameter_flags(objective: Objective, cov: Covariance) -> dict:
 
 
 # ---------------------------------------------------------------------- profile
-def profile(result, name: str, max_steps: int = 12, level: float = CHI2_95, **options) -> dict:
+def profile(result, name: str, max_steps: int = 12, level: float = CHI2_95, progress: bool | None = None,
+            **options) -> dict:
     """Profile-likelihood interval of ``name`` (see the module docstring).
+
+    ``progress``: a bar on stderr, one tick per re-optimisation (default: when tqdm is
+    installed and stderr is a terminal, :mod:`nanopk.progress`); each point is logged
+    at DEBUG and the interval at INFO (logger ``nanopk.fit.uncertainty``).
 
     Returns
     -------
@@ -237,10 +245,15 @@ def profile(result, name: str, max_steps: int = 12, level: float = CHI2_95, **op
     calls0 = objective.n_calls
     points = [(x_hat[j], chi_min, x_hat.copy())]
 
+    bar = progress_bar(2 * (max_steps + 1), f"profile {name}", "fit", progress)
+
     def evaluate(xj, warm):
         start = warm.copy()
         start[j] = xj
         out = minimize(objective, start, fixed={j}, **opts)
+        bar.update()
+        _LOG.debug("profile %s: %s = %.6g, chi2 = %.6g (delta %.4g)", name, name, spec.to_natural(xj), out.cost,
+                   out.cost - chi_min)
         return out.cost, out.x
 
     bounds_ci: dict = {}
@@ -283,6 +296,9 @@ def profile(result, name: str, max_steps: int = 12, level: float = CHI2_95, **op
         elif dc > threshold and rc > ra:
             xc = xa + (xc - xa) * (rt - ra) / (rc - ra)
         bounds_ci[direction] = spec.to_natural(xc)
+    bar.close()
+    _LOG.info("profile of %s: 95 %% interval %s (open: %s), %d evaluations", name,
+              [bounds_ci.get(-1), bounds_ci.get(1)], ", ".join(open_sides) or "none", objective.n_calls - calls0)
     table = pd.DataFrame(
         [(spec.to_natural(x), x, c, c - chi_min) for x, c, _ in points], columns=["value", "x", "chisqr", "delta"]
     ).sort_values("x").reset_index(drop=True)
@@ -340,9 +356,14 @@ def _require_emcee():
 
 
 def run_mcmc(result, steps: int = 1000, nwalkers: int | None = None, burn: int | None = None, thin: int = 1,
-             progress: bool = True, seed: int | None = 0) -> MCMCResult:
-    """Sample the posterior of the fitted parameters with emcee (through lmfit)."""
+             progress: bool | None = None, seed: int | None = 0) -> MCMCResult:
+    """Sample the posterior of the fitted parameters with emcee (through lmfit).
+
+    ``progress``: emcee's bar on stderr (default: when tqdm is installed and stderr is
+    a terminal, :mod:`nanopk.progress`); start and acceptance are logged at INFO.
+    """
     _require_emcee()
+    progress = progress_enabled(progress)
     import lmfit
 
     objective: Objective = result.objective
@@ -375,6 +396,7 @@ def run_mcmc(result, steps: int = 1000, nwalkers: int | None = None, burn: int |
         pos = result.x + 1e-3 * rng.standard_normal((nwalkers, k))
     pos = np.clip(pos, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))
     mini = lmfit.Minimizer(lnres, params, nan_policy="raise")
+    _LOG.info("MCMC: %d walkers x %d steps (burn %d, thin %d) on %d parameters", nwalkers, steps, burn, thin, k)
     res = mini.emcee(steps=steps, nwalkers=nwalkers, burn=burn, thin=thin, pos=pos, is_weighted=True,
                      progress=progress, seed=seed)
     flat = res.flatchain
@@ -384,6 +406,7 @@ def run_mcmc(result, steps: int = 1000, nwalkers: int | None = None, burn: int |
         "q2.5": chain.quantile(0.025), "q97.5": chain.quantile(0.975),
     })
     acc = float(np.mean(res.acceptance_fraction))
+    _LOG.info("MCMC: mean acceptance fraction %.2f", acc)
     notes = []
     acor = getattr(res, "acor", None)
     autocorr = {n: float(a) for n, a in zip(objective.names, acor)} if acor is not None else None
