@@ -9,6 +9,7 @@
     nanopk delivery (DATASET --model MODEL | FIT.json) [--json de.json]
     nanopk meta COLLECTION --model MODEL [--scheduler ADDRESS] [--json meta.json]
     nanopk datasets
+    nanopk serve [--port 8050] [--host 127.0.0.1]
     nanopk check DATASET [--model MODEL] [--particle ...] [--vary ...] [--param ...] [--json check.json]
     nanopk sensitivity MODEL --output DE24,liver@24h [--method local|morris|sobol] [--params A,B] [--range A=LO:HI]
                        [--factor F] [--samples N] [--out sens.csv] [--json sens.json]
@@ -310,14 +311,21 @@ def _fit_status_of_json(payload: dict) -> dict:
 
 
 def _print_delivery(de: dict) -> None:
+    for line in delivery_lines(de):
+        print(line)
+
+
+def delivery_lines(de: dict) -> list[str]:
+    """The lines ``nanopk fit``/``delivery`` print for a delivery dict (the web page shows the same)."""
     from .delivery import DESCRIPTIONS
 
+    lines = []
     status = de.get("fit_status") or {}
     if status and not status.get("success", True):
         state = ("did NOT CONVERGE" if status.get("converged") is False
                  else f"has no covariance ({status.get('covariance')})")
-        print(f"  *** FIT FAILED: these figures come from a fit that {state}: {status.get('message')}; "
-              "they are not estimates to report ***")
+        lines.append(f"  *** FIT FAILED: these figures come from a fit that {state}: {status.get('message')}; "
+                     "they are not estimates to report ***")
     for key, item in de.items():
         # A value without one says why (its note); a note flags extrapolation or where a half-life was read.
         if isinstance(item, dict) and "value" in item and (item["value"] is not None or item.get("note")):
@@ -325,9 +333,10 @@ def _print_delivery(de: dict) -> None:
             value = f"{item['value']:.4g} {item.get('unit', '')}" if item["value"] is not None else "n/a"
             ci_text = f"[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""
             note = f" ({item['note']})" if item.get("note") else ""
-            print(f"  {key:<18} {value:<20} {ci_text:<20} {DESCRIPTIONS.get(key, '')}{note}".rstrip())
+            lines.append(f"  {key:<18} {value:<20} {ci_text:<20} {DESCRIPTIONS.get(key, '')}{note}".rstrip())
     if (de.get("uncertainty") or {}).get("note"):
-        print(f"  intervals: {de['uncertainty']['note']}")
+        lines.append(f"  intervals: {de['uncertainty']['note']}")
+    return lines
 
 
 def cmd_meta(args):
@@ -590,6 +599,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the table as CSV")
     p.add_argument("--json")
     p.set_defaults(func=cmd_scan)
+    p = sub.add_parser("serve", help="the web page: fit, compare coatings, design a particle, browse the models",
+                       description="Start the local web application (Shiny for Python; needs the web extra, "
+                                   "pip install 'nanopk[web]'). It binds 127.0.0.1 unless --host says otherwise.")
+    p.add_argument("--port", type=int, default=8050, help="TCP port (default 8050)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.set_defaults(func=cmd_serve)
+
     for p in set(sub.choices.values()):  # -v/-q/--progress also after the command (nanopk fit ... -v)
         _add_verbosity(p, top=False)
     return parser
@@ -638,6 +654,13 @@ def _configure_logging(args):
         set_progress(None)
 
     return undo
+
+
+def cmd_serve(args):
+    """``nanopk serve``: run the web page until interrupted (see :mod:`nanopk.web`)."""
+    from .web import serve
+
+    serve(host=args.host, port=args.port)
 
 
 #: Options that name a file or folder the command writes, and whether it is a folder.

@@ -1,0 +1,520 @@
+"""The Shiny app: four pages (Fit, Compare coatings, Design, Models) over :mod:`nanopk.web.logic`.
+
+Each browser tab is a Shiny session with its own reactive state and its own temporary
+folder for uploads (removed when the tab closes), so one user's upload or error is never
+seen by another.  Long work (a fit, a comparison, a scan) runs in a worker thread, so the
+server keeps answering other sessions; every callback catches what it raises and shows
+it in the page, so no input crashes the server.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+import traceback
+from pathlib import Path
+
+from shiny import App, reactive, render, ui
+
+from . import logic
+
+log = logging.getLogger("nanopk.web")
+
+_TUMOUR_MODELS = ("mouse_tumour_full", "mouse_tumour")
+_DOSE_UNITS = ["ug", "mg/kg", "ug/kg", "mg", "ng"]
+
+
+def _choices():
+    from ..data import list_datasets
+    from ..materials import MATERIALS
+    from ..particle import COATINGS
+    from ..spec import list_models
+
+    return {"datasets": list(list_datasets()["name"]), "models": list_models(), "materials": list(MATERIALS),
+            "coatings": list(COATINGS)}
+
+
+def _error_box(text: str):
+    return ui.div(ui.pre(text, class_="nanopk-error-text"), class_="alert alert-danger nanopk-error", role="alert")
+
+
+def _fit_panel(c):
+    form = [
+        ui.input_text("f_species", "species"),
+        ui.input_numeric("f_body_weight_g", "body weight (g)", value=None),
+        ui.layout_columns(ui.input_numeric("f_dose_value", "dose", value=None),
+                          ui.input_text("f_dose_unit", "dose unit (ug, mg/kg)")),
+        ui.layout_columns(ui.input_text("f_material", "material"), ui.input_numeric("f_core_diameter_nm", "core (nm)", value=None)),
+        ui.layout_columns(ui.input_text("f_coating", "coating"), ui.input_numeric("f_coating_mw_da", "coating MW (Da)", value=None)),
+        ui.input_numeric("f_tumour_weight_g", "tumour weight (g)", value=None),
+    ]
+    sidebar = ui.sidebar(
+        ui.input_radio_buttons("fit_source", "data", {"bundled": "bundled dataset", "upload": "upload a file"}, selected="bundled"),
+        ui.panel_conditional("input.fit_source === 'bundled'",
+                             ui.input_select("fit_dataset", "bundled dataset", c["datasets"],
+                                             selected="arnida2010_peg_au_sphere_50nm")),
+        ui.panel_conditional(
+            "input.fit_source === 'upload'",
+            ui.input_file("fit_file", "data (.csv or .xlsx, long or wide, ≤ 10 MB)", accept=[".csv", ".xlsx"]),
+            ui.input_file("fit_sidecar", "sidecar (.json, optional: prefills the form)", accept=[".json"]),
+            ui.input_text("fit_sheet", "worksheet of an .xlsx (name or 0-based index)"),
+        ),
+        ui.output_text("fit_upload_status"),
+        ui.input_select("fit_model", "model", c["models"], selected="mouse_tumour"),
+        ui.input_text("fit_vary", "vary (comma-separated; empty: nanopk chooses)"),
+        ui.input_text("fit_param", "hold (NAME=VALUE, comma-separated)"),
+        ui.accordion(ui.accordion_panel("sidecar fields", *form), open=False),
+        ui.input_action_button("fit_run", "Run fit", class_="btn-primary"),
+        width=360,
+    )
+    return ui.nav_panel(
+        "Fit",
+        ui.layout_sidebar(
+            sidebar,
+            ui.output_ui("fit_error"),
+            ui.output_ui("fit_status"),
+            ui.h4("Tumour delivery"),
+            ui.output_ui("fit_delivery"),
+            ui.h4("Report"),
+            ui.output_ui("fit_report"),
+            ui.output_ui("fit_figure"),
+            ui.output_ui("fit_downloads"),
+        ),
+        value="fit",
+    )
+
+
+def _compare_panel(c):
+    sidebar = ui.sidebar(
+        ui.input_select("cmp_a", "group A (bundled)", c["datasets"], selected="li2014_go_peg"),
+        ui.input_file("cmp_file_a", "or upload A (.csv/.xlsx)", accept=[".csv", ".xlsx"]),
+        ui.input_file("cmp_side_a", "A's sidecar (.json)", accept=[".json"]),
+        ui.input_select("cmp_b", "group B (bundled)", c["datasets"], selected="li2014_go_bare"),
+        ui.input_file("cmp_file_b", "or upload B (.csv/.xlsx)", accept=[".csv", ".xlsx"]),
+        ui.input_file("cmp_side_b", "B's sidecar (.json)", accept=[".json"]),
+        ui.input_select("cmp_model", "model", c["models"], selected="mouse_pbpk"),
+        ui.input_text("cmp_vary", "vary (per group)", value="Kmax_liver"),
+        ui.input_text("cmp_shared", "shared (of vary)"),
+        ui.input_text("cmp_param", "hold (NAME=VALUE,...)", value="K50_liver=0.1,n_liver=1"),
+        ui.input_action_button("cmp_run", "Compare", class_="btn-primary"),
+        width=360,
+    )
+    return ui.nav_panel("Compare coatings",
+                        ui.layout_sidebar(sidebar, ui.output_ui("cmp_error"), ui.output_ui("cmp_report"),
+                                          ui.output_ui("cmp_figure")),
+                        value="compare")
+
+
+def _design_panel(c):
+    sidebar = ui.sidebar(
+        ui.input_select("d_model", "model", [m for m in _TUMOUR_MODELS if m in c["models"]] or c["models"]),
+        ui.input_select("d_material", "material", c["materials"], selected="Au"),
+        ui.input_slider("d_size", "core diameter (nm)", min=2, max=200, value=15, step=1),
+        ui.input_select("d_coating", "coating", c["coatings"], selected="PEG"),
+        ui.input_numeric("d_mw", "PEG MW (Da)", value=5000, min=100),
+        ui.input_numeric("d_dose", "dose (mg/kg)", value=1.0, min=0),
+        ui.hr(),
+        ui.input_text("d_scan_sizes", "scan: sizes (nm)", value="5,15,50,100"),
+        ui.input_checkbox_group("d_scan_coatings", "scan: coatings", c["coatings"], selected=["none", "PEG"]),
+        ui.input_action_button("d_scan_run", "Run size × coating scan"),
+        width=340,
+    )
+    return ui.nav_panel("Design",
+                        ui.layout_sidebar(sidebar, ui.output_ui("d_error"), ui.output_ui("d_delivery"),
+                                          ui.output_ui("d_figure"), ui.h4("Size × coating scan"), ui.output_ui("d_scan")),
+                        value="design")
+
+
+def _models_panel(c):
+    return ui.nav_panel("Models",
+                        ui.output_ui("m_table"),
+                        ui.input_select("m_model", "model", c["models"], selected="mouse_tumour"),
+                        ui.output_ui("m_info"),
+                        value="models")
+
+
+def app_ui(request=None):
+    c = _choices()
+    return ui.page_navbar(
+        _fit_panel(c), _compare_panel(c), _design_panel(c), _models_panel(c),
+        title="nanopk", id="page", window_title="nanopk",
+    )
+
+
+def _table(rows, columns, class_="table table-sm nanopk-table"):
+    head = ui.tags.tr(*[ui.tags.th(c) for c in columns])
+    body = [ui.tags.tr(*[ui.tags.td("" if r.get(c) is None else (f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])))
+                         for c in columns]) for r in rows]
+    return ui.tags.table(ui.tags.thead(head), ui.tags.tbody(*body), class_=class_)
+
+
+def server(input, output, session):
+    workdir = Path(tempfile.mkdtemp(prefix="nanopk-web-"))
+    cmp_dirs = {"a": workdir / "compare_a", "b": workdir / "compare_b"}
+    fit_dir = workdir / "fit"
+
+    def _cleanup():
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    session.on_ended(_cleanup)
+
+    def show(exc) -> str:
+        if not isinstance(exc, (logic.NanopkError, ImportError)):
+            log.error("nanopk web: %s", "".join(traceback.format_exception(exc)))
+        return logic.error_text(exc, fit_dir if fit_dir.exists() else workdir)
+
+    # ------------------------------------------------------------------ fit
+    staged = reactive.value(None)          # Path of this session's upload
+    upload_error = reactive.value(None)
+    prefill = reactive.value({})           # the sidecar's values the form shows
+    fit_out = reactive.value(None)
+    fit_err = reactive.value(None)
+
+    def _set_form(meta):
+        values = logic.read_sidecar_form(meta)
+        prefill.set(dict(meta or {}))
+        for key, value in values.items():
+            if key in ("body_weight_g", "dose_value", "core_diameter_nm", "coating_mw_da", "tumour_weight_g"):
+                ui.update_numeric(f"f_{key}", value=value)
+            else:
+                ui.update_text(f"f_{key}", value="" if value is None else str(value))
+
+    @reactive.effect
+    @reactive.event(input.fit_file, input.fit_sidecar)
+    def _stage():
+        files = input.fit_file()
+        upload_error.set(None)
+        staged.set(None)
+        if not files:
+            return
+        sidecars = input.fit_sidecar()
+        try:
+            path = logic.stage_upload(fit_dir, files[0], sidecars[0] if sidecars else None)
+        except Exception as exc:  # noqa: BLE001 - every failure is shown, none crashes the session
+            upload_error.set(show(exc))
+            return
+        staged.set(path)
+        side = path.with_suffix(".json")
+        _set_form(logic.load_json_quietly(side) if side.exists() else {})
+
+    @reactive.effect
+    @reactive.event(input.fit_dataset, input.fit_source)
+    def _prefill_bundled():
+        if input.fit_source() != "bundled":
+            return
+        try:
+            from ..data import read_dataset
+
+            with logic.quiet():
+                meta = read_dataset(input.fit_dataset()).meta
+        except Exception:  # noqa: BLE001 - the run shows the error; the form just stays empty
+            meta = {}
+        _set_form(meta)
+
+    @render.text
+    def fit_upload_status():
+        if upload_error.get():
+            return "upload refused (see the message)"
+        path = staged.get()
+        if path is None:
+            return "no file uploaded in this session" if input.fit_source() == "upload" else ""
+        side = path.with_suffix(".json")
+        return f"uploaded: {path.name}" + (f" with sidecar {side.name}" if side.exists() else " (no sidecar)")
+
+    def _form():
+        return {"species": input.f_species(), "body_weight_g": input.f_body_weight_g(),
+                "dose_value": input.f_dose_value(), "dose_unit": input.f_dose_unit(),
+                "material": input.f_material(), "core_diameter_nm": input.f_core_diameter_nm(),
+                "coating": input.f_coating(), "coating_mw_da": input.f_coating_mw_da(),
+                "tumour_weight_g": input.f_tumour_weight_g()}
+
+    @reactive.effect
+    @reactive.event(input.fit_run)
+    async def _run_fit():
+        fit_out.set(None)
+        fit_err.set(None)
+        if input.fit_source() == "upload":
+            if upload_error.get():
+                fit_err.set(upload_error.get())
+                return
+            if staged.get() is None:
+                fit_err.set("no data file: upload a .csv or .xlsx (or choose a bundled dataset)")
+                return
+            source = staged.get()
+        else:
+            source = input.fit_dataset()
+        meta = logic.form_overrides(_form(), prefill.get())
+        args = dict(sheet=input.fit_sheet() if input.fit_source() == "upload" else None, vary=input.fit_vary(),
+                    params=input.fit_param(), meta=meta)
+        with ui.Progress(min=0, max=4) as bar:
+            bar.set(0, message="Fit", detail="starting")
+            loop = asyncio.get_running_loop()
+
+            def step(i, msg):  # called from the worker thread
+                loop.call_soon_threadsafe(bar.set, i, "Fit", msg)
+
+            try:
+                out = await asyncio.to_thread(logic.run_fit, source, input.fit_model(), progress=step, **args)
+            except Exception as exc:  # noqa: BLE001
+                fit_err.set(show(exc))
+                return
+        fit_out.set(out)
+
+    @render.ui
+    def fit_error():
+        text = fit_err.get() or upload_error.get()
+        return _error_box(text) if text else None
+
+    @render.ui
+    def fit_status():
+        out = fit_out.get()
+        if out is None:
+            return ui.p("Choose data and a model, then Run fit.", class_="text-muted") if not fit_err.get() else None
+        ok = out["success"]
+        return ui.div(f"fit {'converged' if ok else 'FAILED (see the report)'} in {out['wall_s']:.2f} s",
+                      class_=f"alert {'alert-success' if ok else 'alert-warning'} nanopk-fit-status")
+
+    @render.ui
+    def fit_delivery():
+        out = fit_out.get()
+        if out is None:
+            return None
+        if not out["delivery"]:
+            return ui.p(f"model {out['result'].model.name!r} has no tumour: no delivery efficiency")
+        de24 = out["delivery"]["DE24"]
+        big = ui.div(ui.span("DE24 "), ui.strong(f"{de24['value']:.4g}", id="de24-value"), ui.span(f" {de24.get('unit', '')}"),
+                     class_="fs-4") if de24.get("value") is not None else None
+        return ui.TagList(big, ui.pre("\n".join(out["delivery_lines"]), class_="nanopk-delivery"))
+
+    @render.ui
+    def fit_report():
+        out = fit_out.get()
+        return ui.pre(out["report"], class_="nanopk-report") if out else None
+
+    @render.ui
+    def fit_figure():
+        out = fit_out.get()
+        if out is None:
+            return None
+        if out["png"] is None:
+            return ui.p(out["plot_error"] or "no figure")
+        return ui.img(src=logic.data_uri(out["png"]), alt="fit: observed and predicted time courses; predicted vs observed",
+                      style="max-width:100%")
+
+    @render.ui
+    def fit_downloads():
+        if fit_out.get() is None:
+            return None
+        return ui.div(ui.download_button("dl_json", "fit JSON"), " ", ui.download_button("dl_png", "figure PNG"), " ",
+                      ui.download_button("dl_sbml", "model SBML (fitted values)"))
+
+    @render.download_button(filename="fit.json")
+    def dl_json():
+        yield fit_out.get()["result"].to_json() + "\n"
+
+    @render.download_button(filename="fit.png")
+    def dl_png():
+        yield fit_out.get()["png"] or b""
+
+    @render.download_button(filename="model.xml")
+    def dl_sbml():
+        out = fit_out.get()
+        path = workdir / "model.xml"
+        try:
+            from ..export.sbml import to_sbml
+
+            result = out["result"]
+            to_sbml(result.model.with_parameters(result.values), path)
+            yield path.read_bytes()
+        except Exception as exc:  # noqa: BLE001 - the download then holds the reason
+            yield f"nanopk: the SBML export failed: {show(exc)}\n"
+
+    # ------------------------------------------------------------------ compare
+    cmp_out = reactive.value(None)
+    cmp_err = reactive.value(None)
+
+    @reactive.effect
+    @reactive.event(input.cmp_run)
+    async def _run_compare():
+        cmp_out.set(None)
+        cmp_err.set(None)
+        try:
+            sources = []
+            for key, file_id, side_id, select_id in (("a", "cmp_file_a", "cmp_side_a", "cmp_a"),
+                                                     ("b", "cmp_file_b", "cmp_side_b", "cmp_b")):
+                files, sides = input[file_id](), input[side_id]()
+                if files:
+                    sources.append(logic.stage_upload(cmp_dirs[key], files[0], sides[0] if sides else None))
+                else:
+                    sources.append(input[select_id]())
+        except Exception as exc:  # noqa: BLE001
+            cmp_err.set(show(exc))
+            return
+        with ui.Progress(min=0, max=3) as bar:
+            bar.set(0, message="Compare", detail="starting")
+            loop = asyncio.get_running_loop()
+
+            def step(i, msg):
+                loop.call_soon_threadsafe(bar.set, i, "Compare", msg)
+
+            try:
+                out = await asyncio.to_thread(logic.run_compare, sources[0], sources[1], input.cmp_model(),
+                                              vary=input.cmp_vary(), shared=input.cmp_shared(), params=input.cmp_param(),
+                                              progress=step)
+            except Exception as exc:  # noqa: BLE001
+                cmp_err.set(logic.error_text(exc, workdir))
+                return
+        cmp_out.set(out)
+
+    @render.ui
+    def cmp_error():
+        return _error_box(cmp_err.get()) if cmp_err.get() else None
+
+    @render.ui
+    def cmp_report():
+        out = cmp_out.get()
+        if out is None:
+            return ui.p("Choose two groups and Compare.", class_="text-muted") if not cmp_err.get() else None
+        return ui.pre(out["report"], class_="nanopk-compare-report")
+
+    @render.ui
+    def cmp_figure():
+        out = cmp_out.get()
+        if out is None:
+            return None
+        if out["png"] is None:
+            return ui.p(out["plot_error"] or "no figure")
+        return ui.img(src=logic.data_uri(out["png"]), alt="comparison: both groups' fits and the ratios",
+                      style="max-width:100%")
+
+    # ------------------------------------------------------------------ design
+    @reactive.calc
+    def design_result():
+        try:
+            return logic.design(input.d_model(), material=input.d_material(), core_diameter_nm=float(input.d_size()),
+                                coating=input.d_coating(), coating_mw_da=input.d_mw(), dose_mg_kg=input.d_dose())
+        except Exception as exc:  # noqa: BLE001
+            return show(exc)
+
+    @render.ui
+    def d_error():
+        r = design_result()
+        return _error_box(r) if isinstance(r, str) else None
+
+    @render.ui
+    def d_delivery():
+        r = design_result()
+        if isinstance(r, str):
+            return None
+        row = r["row"]
+        cells = [ui.div(ui.span(f"{k} "), ui.strong(f"{row[k]:.4g}", id=f"design-{k}"), ui.span(" %ID"), class_="fs-5")
+                 for k in ("DE24", "DE168", "DEmax")]
+        return ui.TagList(*cells, ui.p(f"peak at {row['t_max_h']:.3g} h; hydrodynamic diameter {row['d_h']:.3g} nm; "
+                                       f"dose {row['dose']:g} mg/kg", class_="text-muted"))
+
+    @render.ui
+    def d_figure():
+        r = design_result()
+        if isinstance(r, str):
+            return None
+        try:
+            png = logic.figure_png(logic.design_figure(r["sim"]))
+        except Exception as exc:  # noqa: BLE001 - no matplotlib: the numbers above still stand
+            return ui.p(show(exc))
+        return ui.img(src=logic.data_uri(png), alt="predicted organ time courses", style="max-width:100%")
+
+    scan_out = reactive.value(None)
+
+    @reactive.effect
+    @reactive.event(input.d_scan_run)
+    async def _scan():
+        scan_out.set(None)
+        try:
+            sizes = [float(v) for v in input.d_scan_sizes().split(",") if v.strip()]
+        except ValueError:
+            scan_out.set(f"scan sizes {input.d_scan_sizes()!r}: give comma-separated diameters in nm (e.g. 5,15,50)")
+            return
+        coatings = list(input.d_scan_coatings())
+        if not sizes or not coatings:
+            scan_out.set("the scan needs at least one size and one coating")
+            return
+        with ui.Progress(min=0, max=1) as bar:
+            bar.set(0, message="Scan", detail=f"{len(sizes) * len(coatings)} particles")
+            try:
+                table = await asyncio.to_thread(logic.design_scan, input.d_model(), material=input.d_material(),
+                                                sizes=sizes, coatings=coatings, coating_mw_da=input.d_mw(),
+                                                dose_mg_kg=input.d_dose())
+            except Exception as exc:  # noqa: BLE001
+                scan_out.set(show(exc))
+                return
+        scan_out.set(table)
+
+    @render.ui
+    def d_scan():
+        out = scan_out.get()
+        if out is None:
+            return None
+        if isinstance(out, str):
+            return _error_box(out)
+        pivot = out.pivot_table(index="core_diameter_nm", columns="coating", values="DE24")
+        rows = [{"core (nm)": f"{size:g}", **{c: pivot.loc[size, c] for c in pivot.columns}} for size in pivot.index]
+        return ui.TagList(ui.p("DE24 (%ID) by core diameter and coating"),
+                          _table(rows, ["core (nm)", *pivot.columns], class_="table table-sm nanopk-scan"))
+
+    # ------------------------------------------------------------------ models
+    @render.ui
+    def m_table():
+        try:
+            rows = logic.model_table()
+        except Exception as exc:  # noqa: BLE001
+            return _error_box(show(exc))
+        return ui.TagList(ui.h4("Bundled models"),
+                          _table(rows, ["name", "states", "parameters", "species", "description"],
+                                 class_="table table-sm nanopk-models"))
+
+    @render.ui
+    def m_info():
+        try:
+            info = logic.model_info(input.m_model())
+        except Exception as exc:  # noqa: BLE001
+            return _error_box(show(exc))
+        return ui.TagList(
+            ui.h4(info["name"]), ui.p(info["description"]),
+            ui.p(f"{info['states']} states, {info['fluxes']} fluxes, species {info['species']}"),
+            ui.h5("Mechanisms"), ui.tags.ul(*[ui.tags.li(m) for m in info["mechanisms"]]),
+            ui.h5("Flux diagram (nodes: states; arrows: fluxes; dashed: non-mass states)"),
+            ui.HTML(info["svg"]),
+            ui.h5("Parameters"),
+            _table(info["parameters"], ["name", "value", "unit", "bounds", "description", "source"]),
+            ui.h5("Notes") if info["notes"] else None,
+            ui.tags.ul(*[ui.tags.li(n) for n in info["notes"]]) if info["notes"] else None,
+        )
+
+
+class UploadLimit:
+    """ASGI middleware: refuse (413) a request body larger than the upload limit.
+
+    Shiny stores an upload before any callback sees it; this stops an oversized one at the
+    door (by its Content-Length), and :func:`logic.stage_upload` checks the size again.
+    """
+
+    def __init__(self, app, limit: int = logic.MAX_UPLOAD_BYTES):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope.get("method") == "POST":
+            length = dict(scope.get("headers") or []).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.limit + 64 * 1024:
+                body = (f"upload refused: {int(length):,} bytes; the page takes files of at most "
+                        f"{self.limit:,} bytes").encode()
+                await send({"type": "http.response.start", "status": 413,
+                            "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app():
+    """The ASGI application (Shiny app behind the upload limit)."""
+    return UploadLimit(App(app_ui, server))
