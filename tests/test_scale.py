@@ -117,3 +117,21 @@ def test_scaled_set_applies_to_a_target_model_keeping_its_physiology():
     assert not any(n == "BW" or n == "QCC" or n.startswith(("f_V_", "f_Q_", "f_B_")) for n in values)
     assert values["Kmax_liver"] == pytest.approx(0.3 * 12.5**-0.25, rel=1e-12)
     assert math.isclose(out.ratio, 12.5)
+
+
+def test_to_toml_makes_a_valid_spec_for_the_target_species(tmp_path):
+    """The scaled set pasted as [parameters] turns mouse_pbpk's structure into a valid rat model with those values."""
+    from pathlib import Path
+
+    import tomllib
+
+    scaled = scale(nanopk.load_model("mouse_pbpk"), "rat")
+    snippet = scaled.to_toml()
+    assert tomllib.loads(snippet)["parameters"]["Kmax_liver"]["value"] == scaled["Kmax_liver"].value
+    text = (Path(__file__).parents[1] / "models" / "mouse_pbpk.toml").read_text().replace('species = "mouse"', 'species = "rat"')
+    spec = tmp_path / "rat_from_mouse.toml"
+    spec.write_text(text + "\n" + snippet)
+    model = nanopk.load_model(spec)
+    assert model.parameters["Kmax_liver"].value == pytest.approx(0.3 * 12.5**-0.25, rel=1e-12)
+    assert model.parameters["BW"].value == 0.25  # the rat table's own physiology
+    assert "scaled from mouse (BW 0.02 kg) to rat (BW 0.25 kg)" in model.parameters["Kmax_liver"].source

@@ -129,3 +129,18 @@ def test_human_model_is_the_mouse_structure_scaled():
     sim = model.simulate([0.01, 24.0, 720.0])
     assert sim["blood"].iloc[0] >= 95.0
     np.testing.assert_allclose(sim["total"], 100.0, rtol=1e-9)
+
+
+@pytest.mark.parametrize("ref, model", [
+    ("circulation.whole_body", "mouse_pbpk"), ("clearance.hill_phagocytic_uptake", "mouse_pbpk"),
+    ("clearance.urinary_excretion", "mouse_pbpk"), ("clearance.biliary_excretion", "mouse_pbpk"),
+    ("clearance.capacity_limited_phagocytic_uptake", "rat_pbpk"), ("clearance.renal_filtration", "mouse_tumour_full"),
+    ("mps.opsonisation_uptake", "mouse_tumour_full"),
+])
+def test_every_species_keyed_pattern_still_names_a_parameter(ref, model):
+    """Each name pattern of SPECIES_DEFAULTS matches a parameter of a bundled model using that mechanism (guards renames)."""
+    import re
+
+    names = list(nanopk.load_model(model).parameters)
+    for pattern, _, _ in SPECIES_DEFAULTS[ref]:
+        assert any(re.fullmatch(pattern, n) for n in names), (ref, pattern)

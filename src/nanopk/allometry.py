@@ -164,6 +164,19 @@ class ScaledParameters(Mapping):
         return {n: p.value for n, p in self._items.items()
                 if not (exclude_physiology and any(n == q or (q.endswith("_") and n.startswith(q)) for q in PHYSIOLOGY_PARAMETERS))}
 
+    def to_toml(self, exclude_physiology: bool = True) -> str:
+        """The scaled values as a spec's ``[parameters]`` tables, each with its unit and source.
+
+        Paste into a model spec for the target species (physiology left out by default:
+        the target species' table provides it).
+        """
+        rows = []
+        for name in self.to_dict(exclude_physiology):
+            p = self._items[name]
+            source = p.source.replace("\\", "\\\\").replace('"', '\\"')
+            rows.append(f'[parameters.{name}]\nvalue = {p.value!r}\nunit = "{p.unit}"\nsource = "{source}"\n')
+        return "\n".join(rows)
+
     def sources(self) -> dict[str, str]:
         """``{name: source}``: how each value was obtained (for a spec's ``[parameters]``)."""
         return {n: p.source for n, p in self._items.items()}
