@@ -47,7 +47,7 @@ from .dosing import Dosing
 from .errors import ModelError, SolverError
 from .parts import DEPOT, DOSE, INFUSION_RATE
 
-__all__ = ["Runner", "Solution", "Layout", "solves", "solver_error"]
+__all__ = ["Runner", "Solution", "Layout", "solves", "solver_error", "observation_derivatives"]
 
 #: Solves run so far in this process, by kind (``"states"``, ``"sensitivities"``, ``"step"``).
 solves: collections.Counter = collections.Counter()
@@ -474,3 +474,25 @@ def solver_error(model, p, res, a, b, backend, rtol, atol, y_start=None, compile
         t_reached=res.t_reached,
         params={**culprit_params, **changed},
     )
+
+
+#: The observation derivatives of :func:`observation_derivatives`, by compiled model.
+_OBSERVATION_SLOPES: dict = {}
+
+
+def observation_derivatives(compiled):
+    """``(∂h/∂y, ∂h/∂p)`` of the observables ``h(t, y, p)``, each a NumPy function of
+    ``(t, y, p)``; derived and lambdified once per compiled model (they depend on the
+    structure only), for the chain rule from sensitivities to observables."""
+    cached = _OBSERVATION_SLOPES.get(compiled)
+    if cached is None:
+        import sympy as sp
+
+        system = compiled.system
+        h = sp.Matrix(system.observables)
+        args = (system.t, system.y, system.p)
+        cached = _OBSERVATION_SLOPES[compiled] = (
+            sp.lambdify(args, h.jacobian(system.y), modules="numpy", cse=True),
+            sp.lambdify(args, h.jacobian(system.p), modules="numpy", cse=True),
+        )
+    return cached

@@ -511,9 +511,15 @@ class CvodeModel(CompiledModel):
         zout = np.empty((len(t_out), n * (k + 1)))
         info = np.zeros(_INFO)
         limits = self._constraints(z0, z0.size)
-        flag = lib.nanopk_solve_sens(float(t0), z0.ctypes.data, p.ctypes.data, len(t_out), t_out.ctypes.data, zout.ctypes.data,
-                                     float(rtol) * TOLERANCE_SAFETY, atol_z.ctypes.data,
-                                     None if limits is None else limits.ctypes.data, int(max_steps), info.ctypes.data)
+        for constraints in ((limits, None) if limits is not None else (None,)):
+            flag = lib.nanopk_solve_sens(float(t0), z0.ctypes.data, p.ctypes.data, len(t_out), t_out.ctypes.data, zout.ctypes.data,
+                                         float(rtol) * TOLERANCE_SAFETY, atol_z.ctypes.data,
+                                         None if constraints is None else constraints.ctypes.data, int(max_steps),
+                                         info.ctypes.data)
+            # As in solve(): a fit's residuals now come from this solve too, so a solve
+            # the constraints stall is done again unconstrained, as the plain one is.
+            if flag >= 0:
+                break
         res = _result(t_out, zout[:, :n], flag, info, lib, t0)
         res.s = zout[:, n:].reshape(len(t_out), k, n).transpose(0, 2, 1)
         return res

@@ -69,7 +69,10 @@ Jacobians.  ``jacobian="fd"`` lets the optimiser difference the residuals with a
 relative step ``diff_step`` (default 1e-4, well above the solver noise at
 ``rtol=1e-8``).  ``jacobian="sensitivity"`` uses forward parameter sensitivities from
 the backend (``compiled.solve_sensitivities``; see :class:`SensitivityJacobian`) and
-the chain rule through the observables, the residual model and the log transform.
+the chain rule through the observables, the residual model and the log transform;
+the residuals then come from the same solve (one solve per evaluated point, where a
+plain solve for the residuals and a sensitivity solve for the Jacobian did the states
+twice).
 Any callable ``jac(objective, x) -> ndarray (n_residuals, n_varied)`` may be given
 instead.
 
@@ -87,11 +90,10 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-import sympy as sp
 from scipy.special import log_ndtr
 
 from ..errors import FitError, SolverError, suggest
-from ..simulate import solve_states
+from ..run import Runner, observation_derivatives
 from ._data import FitData
 from .protocol import DerivedMembers
 
@@ -272,7 +274,7 @@ class Objective(DerivedMembers):
     sigma_floor : float
         Smallest σ on the log scale.
     backend, rtol, atol, max_steps :
-        Passed to :func:`nanopk.simulate.solve_states`.
+        Passed to the run kernel (:class:`nanopk.run.Runner`).
     loss, f_scale :
         Robust loss and its residual scale (see the module docstring).
     priors : dict, optional
@@ -292,7 +294,10 @@ class Objective(DerivedMembers):
     n_calls : int
         Residual evaluations (each simulates every dataset once).
     n_simulations : int
+        Solves run (plain or with sensitivities).
     n_solver_failures : int
+    runner : nanopk.run.Runner
+        The run kernel of the model (built on first use).
     """
 
     def __init__(self, model, datasets, specs, error_model="log", weighting="se", error_params=None, sigma_floor=0.05,
@@ -323,6 +328,16 @@ class Objective(DerivedMembers):
         # Finite-difference Jacobians evaluate residuals from several threads at once.
         self._lock = threading.Lock()
         self._last: tuple[np.ndarray, np.ndarray] | None = None
+        self._runner: Runner | None = None
+        # Per dataset: the fitted parameters it sees (indices into specs) and their indices
+        # in the model's parameter vector, the columns of its sensitivities.
+        index = {n: i for i, n in enumerate(model.parameter_names)}
+        self._own = {d.name: [k for k, s in enumerate(self.specs) if s.dataset in (None, d.name)] for d in self.datasets}
+        self._sensitivity_indices = {name: [index[self.specs[k].model_name] for k in own] for name, own in self._own.items()}
+        #: True once a SensitivityJacobian is attached: every residual then solves with
+        #: sensitivities, and the Jacobian at the same x reuses that solve.
+        self.sensitive = False
+        self._solutions: dict = {}  # dataset name -> (x as bytes, Solution) of its last sensitivity solve
         self._obs_index = {n: i for i, n in enumerate(model.observables)}
         self._arrays = {}
         for d in self.datasets:
@@ -386,14 +401,61 @@ class Objective(DerivedMembers):
         return out
 
     # ------------------------------------------------------------------ evaluation
-    def simulate(self, x, d: FitData, times=None):
-        """Observables (len(times) × n_observables, %ID) of dataset ``d`` at ``x``."""
-        times = d.times if times is None else np.asarray(times, dtype=float)
-        t, Y, p, compiled, _ = solve_states(self.model, times, self.overrides(x, d), d.dose_ug, self.backend,
-                                            self.rtol, self.atol, self.max_steps)
+    @property
+    def runner(self) -> Runner:
+        """The run kernel of the model (validated and compiled on first use)."""
+        if self._runner is None:
+            self._runner = Runner(self.model, self.backend)
+        return self._runner
+
+    def use_sensitivities(self) -> None:
+        """Solve every residual evaluation with forward sensitivities from now on.
+
+        The optimiser asks for the Jacobian at the point whose residuals it has just
+        evaluated; with sensitivities integrated in that same solve
+        (:meth:`solution`), the Jacobian needs no solve of its own, where a plain solve
+        for the residuals and a sensitivity solve for the Jacobian did the states twice.
+        """
+        self.sensitive = True
+
+    def sensitivity_columns(self, d: FitData) -> list[int]:
+        """Indices into ``x`` (and ``specs``) of the fitted parameters dataset ``d`` sees."""
+        return list(self._own[d.name])
+
+    def solution(self, x, d: FitData):
+        """States and sensitivities (:class:`nanopk.run.Solution`) of dataset ``d`` at ``x``.
+
+        The last one per dataset is kept, keyed by ``x`` exactly, so the residuals and
+        the Jacobian at one point share one solve.
+
+        Raises
+        ------
+        SolverError
+            If the solve fails (the message names the mechanism and parameters).
+        """
+        x = np.asarray(x, dtype=float)
+        key = x.tobytes()
+        last = self._solutions.get(d.name)
+        if last is not None and last[0] == key:
+            return last[1]
+        runner = self.runner
+        sol = runner.run(d.times, runner.parameters(self.overrides(x, d)), d.dose_ug, self.rtol, self.atol,
+                         self.max_steps, sensitivities=self._sensitivity_indices[d.name])
         with self._lock:
             self.n_simulations += 1
-        return compiled.observe(t, Y, p)
+            self._solutions[d.name] = (key, sol)
+        return sol
+
+    def simulate(self, x, d: FitData, times=None):
+        """Observables (len(times) × n_observables, %ID) of dataset ``d`` at ``x``."""
+        runner = self.runner
+        if times is None and self.sensitive:
+            return runner.observe(self.solution(x, d))
+        times = d.times if times is None else times
+        sol = runner.run(times, runner.parameters(self.overrides(x, d)), d.dose_ug, self.rtol, self.atol, self.max_steps)
+        with self._lock:
+            self.n_simulations += 1
+        return runner.observe(sol)
 
     def predict(self, x) -> list[np.ndarray]:
         """Predicted %ID for every row of every dataset."""
@@ -653,75 +715,52 @@ class SensitivityJacobian:
             -> result with .success, .message, .y (len(t_out) × n_states) and
                .s (len(t_out) × n_states × len(indices)) = ∂y/∂p[indices]
 
-    where ``s0`` (n_states × len(indices)) is ∂y(t0)/∂p.  The chain rule then runs
-    through the observables (∂h/∂y·S + ∂h/∂p, derived symbolically), the residual
-    model and the log transform (∂θ/∂x = θ).  Doses are single boluses at t = 0 (the
-    form of biodistribution data).
+    which the run kernel (:meth:`nanopk.run.Runner.run` with ``sensitivities``) drives
+    through the datasets' dosing.  The chain rule then runs through the observables
+    (∂h/∂y·S + ∂h/∂p, derived symbolically), the residual model and the log transform
+    (∂θ/∂x = θ).
+
+    Attaching one switches the objective to solving with sensitivities
+    (:meth:`Objective.use_sensitivities`): the optimiser evaluates the residuals at a
+    point before it asks for the Jacobian there, and that one solve serves both.
     """
 
     def __init__(self, objective: Objective):
-        from ..compile import compile_model
-
         self.objective = objective
-        self.compiled = compile_model(objective.model, objective.backend)
+        self.compiled = objective.runner.compiled
         if not hasattr(self.compiled, "solve_sensitivities"):
             raise FitError(
                 f"jacobian='sensitivity' needs forward sensitivities, which the {self.compiled.backend!r} backend does not "
                 "provide (no `solve_sensitivities`); use jacobian='fd' (finite differences with diff_step=1e-4)"
             )
-        system = self.compiled.system
-        # The observation derivatives depend only on the model structure: derive and
-        # lambdify them once per compiled model, not once per fit.
-        cached = self.compiled.__dict__.get("_observation_derivatives")
-        if cached is None:
-            h = sp.Matrix(system.observables)
-            args = (system.t, system.y, system.p)
-            cached = (
-                sp.lambdify(args, h.jacobian(system.y), modules="numpy", cse=True),
-                sp.lambdify(args, h.jacobian(system.p), modules="numpy", cse=True),
-                sp.lambdify((system.p,), sp.Matrix(system.initial).jacobian(system.p), modules="numpy"),
-            )
-            self.compiled.__dict__["_observation_derivatives"] = cached
-        self._dh_dy, self._dh_dp, self._dy0_dp = cached
-        self._pnames = list(system.parameter_names)
+        # Depend only on the model structure: derived once per compiled model.
+        self._dh_dy, self._dh_dp = observation_derivatives(self.compiled)
+        objective.use_sensitivities()
 
     def __call__(self, objective: Objective, x) -> np.ndarray:
-        from ..model import DEPOT
-
         obj = objective
-        model = obj.model
         x = np.asarray(x, dtype=float)
         blocks = []
         obs_index = obj._obs_index
         for d in obj.datasets:
-            own = [k for k, s in enumerate(obj.specs) if s.dataset is None or s.dataset == d.name]
-            indices = [self._pnames.index(obj.specs[k].model_name) for k in own]
-            p = model.parameter_vector(obj.overrides(x, d))
-            p[self._pnames.index("dose")] = d.dose_ug
-            y0 = self.compiled.initial_state(p)
-            y0[model.state_names.index(DEPOT)] = 0.0
-            y0[model.state_names.index(model.dose_target)] += d.dose_ug
-            s0 = np.asarray(self._dy0_dp(p), dtype=float)[:, indices]
-            atol = np.array([obj.atol * d.dose_ug if s.is_mass else obj.atol for s in model.states])
-            res = self.compiled.solve_sensitivities(0.0, y0, s0, p, d.times, obj.rtol, atol, obj.max_steps, indices)
-            obj.n_simulations += 1
-            if not res.success:
-                raise FitError(f"sensitivity solve failed for dataset {d.name!r}: {res.message}")
+            own = obj.sensitivity_columns(d)
+            try:
+                sol = obj.solution(x, d)
+            except SolverError as exc:
+                raise FitError(f"sensitivity solve failed for dataset {d.name!r}: {exc}") from None
+            p, Y, S, indices = sol.p, sol.y, sol.s, list(sol.indices)
             ti = d.time_index
             cols = np.array([obs_index[o] for o in d.rows["observable"]], dtype=int)
-            dpred = np.empty((len(d.rows), len(own)))
-            pred = np.empty(len(d.rows))
-            obs = self.compiled.observe(d.times, res.y, p)
+            obs = obj.runner.observe(sol)
             # d(observable)/dθ at each output time, once per time (many rows share one).
-            dobs = {}
+            dobs = np.empty((len(d.times), obs.shape[1], len(own)))
             for k_t in np.unique(ti):
-                t, y_t = d.times[k_t], list(res.y[k_t])
+                t, y_t = d.times[k_t], list(Y[k_t])
                 dhdy = np.asarray(self._dh_dy(t, y_t, p), dtype=float)
                 dhdp = np.asarray(self._dh_dp(t, y_t, p), dtype=float)[:, indices]
-                dobs[k_t] = dhdy @ res.s[k_t] + dhdp
-            for r, (k_t, c) in enumerate(zip(ti, cols)):
-                dpred[r] = dobs[k_t][c]
-                pred[r] = obs[k_t, c]
+                dobs[k_t] = dhdy @ S[k_t] + dhdp
+            dpred = dobs[ti, cols]
+            pred = obs[ti, cols]
             for j, k in enumerate(own):  # ∂θ/∂x
                 if obj.specs[k].log:
                     dpred[:, j] *= obj.specs[k].to_natural(x[k])
