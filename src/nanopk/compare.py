@@ -18,7 +18,7 @@ full and the reduced χ² of a test are of one likelihood, whatever ``error_mode
 With priors the statistic uses χ² plus the prior rows' share (−2 ln posterior; a
 tied parameter's prior counts once).
 
-Likelihood-ratio test of "G does not differ between groups" (Wilks):
+Likelihood-ratio test of "G does not differ between groups" (Wilks)::
 
     known σ (every row has an SD):  Λ = χ²_reduced − χ²_full
     unknown σ (profiled out):       Λ = N · ln(χ²_reduced / χ²_full)

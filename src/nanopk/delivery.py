@@ -18,7 +18,7 @@ the 332 datasets measured at 24 h, the stored DE24 lies a median 0.025 log10 uni
 24 h measurement; over the 20 measured at 168 h, DE168 lies 0.059 from the average and
 0.36 from the measurement.  The stored DEmax follows the measured peak (0.071).
 
-Exposure and blood kinetics over the same window, on a dense time grid:
+Exposure and blood kinetics over the same window, on a dense time grid::
 
     AUC_tumour = ∫₀¹⁶⁸ tumour(t) dt   (%ID·h, trapezoids),
     AUC_ratio  = AUC_tumour / AUC_blood,

@@ -332,7 +332,7 @@ def fit(model=None, data=None, vary=None, shared=None, error_model: str = "log",
     -----
     FitWarning
         One per fit, listing every issue: excluded rows, no convergence, singular
-        covariance, parameters at a bound, |ρ| > 0.95, unidentifiable parameters,
+        covariance, parameters at a bound, abs(ρ) > 0.95, unidentifiable parameters,
         solver failures during the search.
     """
     t_start = time.perf_counter()
