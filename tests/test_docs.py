@@ -1,6 +1,7 @@
 """The documentation site builds with no warning, and holds the API reference, the tutorial and the README."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +17,18 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
+    # built from a copy: autosummary writes its pages into the source tree, which a test must not touch
+    root = tmp_path_factory.mktemp("repo")
+    shutil.copytree(DOCS, root / "docs", ignore=shutil.ignore_patterns("_build", "generated"))
+    for name in ("README.md", "CHANGELOG.md"):
+        shutil.copy(DOCS.parent / name, root / name)
     out = tmp_path_factory.mktemp("html")
     doctrees = tmp_path_factory.mktemp("doctrees")
     # -W: a docstring that does not render (a bad numpydoc section, an undefined
     # substitution in an equation) fails the build instead of rendering as garbage.
     # A subprocess, as a user runs it: the suite's warnings-as-errors filter would turn the
     # extensions' own deprecation notices into failures that are not ours.
-    proc = subprocess.run([sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", "-d", str(doctrees), str(DOCS),
+    proc = subprocess.run([sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", "-d", str(doctrees), str(root / "docs"),
                            str(out)], capture_output=True, text=True, timeout=600)
     return proc, out
 
