@@ -166,3 +166,21 @@ def test_compare_figure_overlays_groups_on_shared_axes():
     peg_line = next(a for a in liver.lines if a.get_gid() == "fitted:PEG:liver")
     grid, y = peg_line.get_data()
     np.testing.assert_allclose(y, np.maximum(cmp.fits["PEG"].simulate(grid)["liver"].to_numpy(), 1e-6), rtol=1e-9)
+
+
+def test_delivery_plot_shows_the_measured_tumour_points():
+    """Given a fit of a tumour study, the delivery plot draws the measured tumour %ID (every
+    uncensored tumour row at its time) beside the model's curve."""
+    from nanopk.delivery import plot_delivery
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = nanopk.fit(nanopk.load_model("mouse_tumour"), nanopk.read_dataset("arnida2010_peg_au_sphere_50nm"),
+                         vary=["Kmax_tumour"])
+    ax = plot_delivery(fit, n_samples=0)
+    measured = next(line for line in ax.lines if line.get_gid() == "tumour:observed")
+    rows = fit.predictions[(fit.predictions["observable"] == "tumour") & ~fit.predictions["censored"].astype(bool)]
+    x, y = measured.get_data()
+    np.testing.assert_allclose(x, rows["time_h"].to_numpy(dtype=float))
+    np.testing.assert_allclose(y, rows["observed"].to_numpy(dtype=float))
+    assert any(line.get_gid() == "tumour:model" for line in ax.lines)

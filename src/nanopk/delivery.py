@@ -638,7 +638,8 @@ def plot_delivery(model_or_fit, params: Mapping[str, float] | None = None, n_sam
                   ax=None, blood: bool = True, path=None):
     """Tumour %ID over 0–168 h with its 95 % band, DE24/DE168/DEmax marked, blood on a twin axis.
 
-    Returns the matplotlib ``Axes`` (on a new :class:`matplotlib.figure.Figure`, not
+    Given a fit, its measured tumour points (mean ± SD, uncensored) are drawn beside the
+    model's curve.  Returns the matplotlib ``Axes`` (on a new :class:`matplotlib.figure.Figure`, not
     pyplot, unless ``ax`` is given); ``path`` saves the figure.  Needs matplotlib
     (``pip install 'nanopk[plot]'``).
     """
@@ -666,7 +667,17 @@ def plot_delivery(model_or_fit, params: Mapping[str, float] | None = None, n_sam
         if curves:
             lo, hi = np.percentile(np.array(curves), [2.5, 97.5], axis=0)
             ax.fill_between(grid, lo, hi, color="C0", alpha=0.25, label="95 % band")
-    ax.plot(grid, sim["tumour"], color="C0", label="tumour")
+    ax.plot(grid, sim["tumour"], color="C0", label="tumour", gid="tumour:model")
+    # a fit's own tumour measurements beside the curve: DE24 is read off the model, and the
+    # reader must see how far the model is from what was measured
+    pred = getattr(model_or_fit, "predictions", None)
+    if pred is not None:
+        rows = pred[(pred["observable"] == "tumour") & ~pred["censored"].astype(bool)]
+        if len(rows):
+            sd = rows["sd"].to_numpy(dtype=float)
+            ax.errorbar(rows["time_h"].to_numpy(dtype=float), rows["observed"].to_numpy(dtype=float),
+                        yerr=np.where(np.isfinite(sd), sd, 0.0), fmt="s", ms=4, capsize=2, color="k",
+                        label="tumour, measured", gid="tumour:observed")
     m = _point_metrics(sim, 0.25)
     ax.plot([24, T_END_H], [m["DE24"], m["DE168"]], "o", color="C3", label="DE24, DE168")
     ax.plot([m["t_max_h"]], [m["DEmax"]], "^", color="C2", label="DEmax")
