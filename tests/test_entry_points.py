@@ -220,3 +220,27 @@ def test_without_the_plugin_nothing_of_it_remains(plugin):
     _clear_registries()
     assert "labbind" not in families() and "mermaid" not in exporters()
     sys.path.insert(0, str(plugin))  # monkeypatch.undo removes it again
+
+
+def test_an_entry_point_that_reuses_a_builtin_name_is_refused_and_named(tmp_path, monkeypatch, capsys):
+    """A package declaring family 'epr' or format 'json' is refused, not silently shadowed
+    or dropped: using the name says which package declared it and what to do."""
+    info = tmp_path / "clash-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: clash\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[nanopk.mechanisms]\nepr = clash_epr\n\n[nanopk.exporters]\njson = clash:to_json\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _clear_registries()
+    try:
+        with pytest.raises(nanopk.SpecError, match=r"^mechanism family 'epr' is declared by nanopk \(nanopk\) and by the "
+                                                   r"entry point epr = 'clash_epr' of clash; rename the entry point$"):
+            nanopk.mechanisms.resolve_mechanism("epr.lin_tumour")
+        assert main(["export", "one_compartment_iv"]) == 2
+        assert ("or --json FILE; export format 'json' of the entry point json = 'clash:to_json' of clash clashes with "
+                "nanopk's own; rename the entry point") in capsys.readouterr().err
+        with pytest.raises(nanopk.ExportError, match=r"^export format 'json' of the entry point json = 'clash:to_json' "
+                                                     r"of clash clashes with nanopk's own; rename the entry point$"):
+            nanopk.export(nanopk.load_model("one_compartment_iv"), "json", tmp_path / "m.json")
+    finally:
+        monkeypatch.undo()
+        _clear_registries()

@@ -92,6 +92,8 @@ _BUILTIN = (
     Exporter("c", "nanopk.export.c:to_c", "DIR", "C99 right-hand side and Jacobian, header, driver and Makefile"),
     Exporter("json", "nanopk.export.json:to_json", "FILE", "the model's parts as JSON (lossless, read by from_json)"),
 )
+#: Option names ``nanopk export`` has already: a format may not take them.
+_RESERVED = frozenset({"particle", "help", "model"})
 #: Formats registered at run time (:func:`register_exporter`).
 _REGISTERED: dict[str, Exporter] = {}
 
@@ -109,11 +111,12 @@ def _discover() -> tuple[dict[str, Exporter], tuple[str, ...]]:
     for ep in _entry_points():
         dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed package"
         origin = f"entry point {ep.name} = {ep.value!r} of {dist}"
-        if ep.name in found or not ep.name.isidentifier():
+        if ep.name in found or ep.name in _RESERVED or not ep.name.isidentifier():
             # Refused, not dropped: export() and the CLI report it when the name is used.
             conflicts.append(f"export format {ep.name!r} of the {origin} "
                              + ("clashes with nanopk's own; rename the entry point" if ep.name in found
-                                else "is not an identifier (it becomes the CLI option --NAME)"))
+                                else f"clashes with the option --{ep.name} of nanopk export; rename the entry point"
+                                if ep.name in _RESERVED else "is not an identifier (it becomes the CLI option --NAME)"))
             continue
         found[ep.name] = Exporter(ep.name, ep.value, "PATH", f"from {dist}", origin)
     found.update(_REGISTERED)
@@ -129,7 +132,7 @@ def register_exporter(exporter: Exporter) -> None:
     """Register ``exporter`` for this process (a package uses the entry point instead)."""
     if not isinstance(exporter, Exporter):
         raise ExportError(f"register_exporter() takes a nanopk.export.Exporter, not {type(exporter).__name__}")
-    if exporter.name in {e.name for e in _BUILTIN} or not exporter.name.isidentifier():
+    if exporter.name in {e.name for e in _BUILTIN} | _RESERVED or not exporter.name.isidentifier():
         raise ExportError(f"export format name {exporter.name!r} is taken by nanopk or not an identifier; "
                           f"built-in formats: {', '.join(e.name for e in _BUILTIN)}")
     _REGISTERED[exporter.name] = exporter
@@ -168,8 +171,8 @@ def export(model, fmt: str, path, **options) -> list[Path]:
     Raises
     ------
     ExportError
-        ``fmt`` is not registered (the message lists the registered formats), the
-        format cannot be loaded, or it wrote nothing at ``path``.
+        ``fmt`` is not registered (the message lists the registered formats), two
+        packages declare it, the format cannot be loaded, or it wrote nothing at ``path``.
 
     Examples
     --------
@@ -179,10 +182,11 @@ def export(model, fmt: str, path, **options) -> list[Path]:
     True
     """
     found, conflicts = _discover()
+    # A name two packages claim is ambiguous: refuse it rather than pick one silently.
+    clash = [c for c in conflicts if c.startswith(f"export format {fmt!r}")]
+    if clash:
+        raise ExportError(clash[0])
     if fmt not in found:
-        clash = [c for c in conflicts if c.startswith(f"export format {fmt!r}")]
-        if clash:
-            raise ExportError(clash[0])
         raise ExportError(f"unknown export format {fmt!r}{suggest(str(fmt), found)}; registered formats: {', '.join(found)}")
     exporter = found[fmt]
     written = exporter.load()(model, path, **options)
