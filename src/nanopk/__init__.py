@@ -46,6 +46,7 @@ def __getattr__(name):
         "scale": ("nanopk.allometry", "scale"),
         "predict_delivery": ("nanopk.delivery", "predict_delivery"),
         "from_json": ("nanopk.export", "from_json"),
+        "import_sbml": ("nanopk.sbml_import", "import_sbml"),
     }
     import importlib
 
