@@ -10,6 +10,9 @@
     nanopk meta COLLECTION --model MODEL [--scheduler ADDRESS] [--json meta.json]
     nanopk datasets
     nanopk serve [--port 8050] [--host 127.0.0.1]
+    nanopk calibrate [--database PATH] [--folds K] [--workers N] [--output FILE] [--report FILE.md]
+    nanopk predict --particle material=gold,core_nm=50,coating=PEG,peg_mw=5000 [--dose 1mg/kg] [--times ...]
+                   [--species mouse] [--calibration FILE] [--json FILE]
     nanopk check DATASET [--model MODEL] [--particle ...] [--vary ...] [--param ...] [--json check.json]
     nanopk sensitivity MODEL --output DE24,liver@24h [--method local|morris|sobol] [--params A,B] [--range A=LO:HI]
                        [--factor F] [--samples N] [--out sens.csv] [--json sens.json]
@@ -606,6 +609,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.set_defaults(func=cmd_serve)
 
+    from .calibrate.commands import add_parsers as add_calibration_parsers  # calibrate, predict
+
+    add_calibration_parsers(sub)
     for p in set(sub.choices.values()):  # -v/-q/--progress also after the command (nanopk fit ... -v)
         _add_verbosity(p, top=False)
     return parser

@@ -1,0 +1,113 @@
+"""``nanopk calibrate`` and ``nanopk predict`` (registered by :func:`add_parsers` in :mod:`nanopk.cli`).
+
+    nanopk calibrate [--database PATH] [--folds K] [--workers N] [--output FILE] [--report FILE.md]
+    nanopk predict --particle material=gold,core_nm=50,coating=PEG,peg_mw=5000 [--dose 1mg/kg]
+                   [--times 1,4,24,168] [--species mouse] [--body-weight 20] [--level 0.9]
+                   [--calibration FILE] [--json FILE]
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..errors import NanopkError
+
+__all__ = ["add_parsers", "cmd_calibrate", "cmd_predict"]
+
+
+def _writable(option: str, value: str | None) -> None:
+    if not value:
+        return
+    path = Path(value)
+    if path.is_dir():
+        raise NanopkError(f"{option} {value}: is a folder; give a file name, e.g. {path / 'calibration.json'}")
+    if not path.parent.exists():
+        raise NanopkError(f"{option} {value}: the folder {str(path.parent)!r} does not exist; create it or choose another path")
+    if not os.access(path.parent, os.W_OK):
+        raise NanopkError(f"{option} {value}: the folder {str(path.parent)!r} is not writable; choose another path")
+
+
+def cmd_calibrate(args) -> int:
+    """Calibrate on the NTUA workbook, cross-validate by study, write the record."""
+    from .store import save_calibration
+    from .validate import NTUA_DEFAULT, run_calibration
+
+    _writable("--output", args.output)
+    _writable("--report", args.report)
+    database = Path(args.database) if args.database else NTUA_DEFAULT
+    if not database.exists():
+        raise NanopkError(f"--database {str(database)!r} does not exist; give the NTUA NMs_Database.xlsx "
+                          "(or the folder holding it)")
+    if args.folds < 2:
+        raise NanopkError(f"--folds {args.folds}: give an integer ≥ 2 (studies are split into K groups)")
+    if args.workers < 1:
+        raise NanopkError(f"--workers {args.workers}: give an integer ≥ 1")
+    command = (f"nanopk calibrate --database {database} --folds {args.folds} --workers {args.workers} "
+               f"--max-nfev {args.max_nfev}")
+    record = run_calibration(database, folds=args.folds, workers=args.workers, max_nfev=args.max_nfev,
+                             cv_max_nfev=max(1, args.max_nfev * 2 // 3), command=command,
+                             log=lambda *a, **k: print(*a, **{**k, "flush": True}))
+    print(record["markdown"])
+    save_calibration({k: v for k, v in record.items() if k != "markdown"}, args.output)
+    print(f"wrote {args.output}")
+    if args.report:
+        Path(args.report).write_text(record["markdown"] + "\n")
+        print(f"wrote {args.report}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    """Organ %ID and DE24/DE168/DEmax of a particle, with the population interval."""
+    from .predict import predict
+
+    _writable("--json", args.json)
+    try:
+        times = [float(x) for x in args.times.split(",") if x.strip()]
+    except ValueError:
+        raise NanopkError(f"--times {args.times!r}: give comma-separated hours after the dose, e.g. 1,4,24,168") from None
+    out = predict(args.particle, dose=args.dose, times=times, species=args.species, body_weight_g=args.body_weight,
+                  calibration=args.calibration, level=args.level)
+    cal = out["calibration"]
+    pct = int(round(100 * out["level"]))
+    print(f"# {out['model']} with the calibrated constants ({cal.get('benchmark')}, {cal.get('date')}; "
+          f"{cal.get('n_studies')} studies, {cal.get('n_points')} points)")
+    print(f"# particle {out['particle']}; dose {out['dose_ug']:.4g} µg IV; {out['species']} {out['body_weight_g']:g} g")
+    print(f"# {pct} % population interval: a new study's value × / ÷ {10 ** (out['sd_log10'] * 1.6448536):.3g} "
+          if abs(out["level"] - 0.9) < 1e-9 else f"# {pct} % population interval (log-normal, SD {out['sd_log10']:.3f} log10)")
+    organs = list(out["organs"])
+    times_h = [r["time_h"] for r in out["organs"][organs[0]]]
+    print("organ %ID".ljust(10) + "".join(f"{t:>26g} h" for t in times_h))
+    for organ in organs:
+        cells = "".join(f"{r['value']:>10.3g} ({r['low']:.2g}–{r['high']:.2g})".rjust(28) for r in out["organs"][organ])
+        print(organ.ljust(10) + cells)
+    for k, v in out["delivery"].items():
+        print(f"{k} = {v['value']:.3g} %ID ({pct} % population interval {v['low']:.3g}–{v['high']:.3g})")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2, default=float) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    """Add ``calibrate`` and ``predict`` to the ``nanopk`` sub-command parsers."""
+    p = sub.add_parser("calibrate", help="fit the particle → parameter constants to the NTUA database, validated by study")
+    p.add_argument("--database", help="NTUA NMs_Database.xlsx or its folder (default: ../shared/datasets/raw/ntua-...)")
+    p.add_argument("--folds", type=int, default=5, help="K of the leave-study-out cross-validation (default 5)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes per model evaluation (default 2)")
+    p.add_argument("--max-nfev", type=int, default=12, help="least-squares steps per stage (default 12)")
+    p.add_argument("--output", default="calibration.json", help="calibration record to write (default calibration.json)")
+    p.add_argument("--report", help="also write the markdown report here")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("predict", help="a priori organ %%ID and DE24/DE168/DEmax of a particle (calibrated constants)")
+    p.add_argument("--particle", required=True,
+                   help="e.g. material=gold,core_nm=50,coating=PEG,peg_mw=5000 (Particle field names work too)")
+    p.add_argument("--dose", default="1mg/kg", help="IV bolus, e.g. 1mg/kg or 20ug (default 1mg/kg)")
+    p.add_argument("--times", default="1,4,24,168", help="hours after the dose (default 1,4,24,168)")
+    p.add_argument("--species", default="mouse", help="species (calibrated: mouse)")
+    p.add_argument("--body-weight", type=float, default=20.0, help="body weight in g (default 20)")
+    p.add_argument("--level", type=float, default=0.9, help="coverage of the population interval (default 0.9)")
+    p.add_argument("--calibration", help="a calibration JSON from `nanopk calibrate` (default: the shipped one)")
+    p.add_argument("--json", help="write the prediction as JSON")
+    p.set_defaults(func=cmd_predict)

@@ -1,0 +1,189 @@
+"""nanopk.calibrate: data selection, grouped folds, recovery of known constants, predict and the CLI."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nanopk
+from nanopk import NanopkError
+from nanopk.calibrate import (Constant, InstanceSimulator, calibrate_constants, calibration_points, null_predictor, score,
+                              study_folds)
+from nanopk.calibrate.predict import parse_dose, parse_particle, predict
+from nanopk.calibrate.store import CALIBRATION_FILE, calibrated_values, load_calibration
+from nanopk.cli import main
+
+
+# ---------------------------------------------------------------------- data
+def test_bundled_studies_are_held_out_and_rats_refused():
+    """The bundled Cho 2010 and Arnida 2010 studies are held out by DOI; a rat study is refused with its species."""
+    data = [nanopk.read_dataset(n) for n in ("cho2010_peg_au_13nm", "arnida2010_peg_au_sphere_50nm", "hirn2011_au_18nm")]
+    with pytest.raises(NanopkError, match=r"no dataset left to calibrate on \(3 refused"):
+        calibration_points(data)
+    inst, pts, refused = calibration_points(data, exclude_held_out=False)
+    assert set(inst["name"]) == {"cho2010_peg_au_13nm", "arnida2010_peg_au_sphere_50nm"}
+    assert refused.loc[refused["name"] == "hirn2011_au_18nm", "reason"].str.contains("species 'rat'").all()
+    assert (pts["pid"] > 0).all() and set(pts["tissue"]) <= {"blood", "liver", "spleen", "kidney", "lung", "tumour",
+                                                             "brain", "muscle"}
+
+
+# ---------------------------------------------------------------------- folds
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 30), min_size=4, max_size=80), st.integers(2, 6), st.integers(0, 5))
+def test_study_folds_never_split_a_study(labels, k, seed):
+    """Every study is in exactly one fold, so no study is on both sides of a train/test split."""
+    studies = [f"s{x}" for x in labels]
+    n = len(set(studies))
+    if k > n:
+        with pytest.raises(NanopkError, match=r"folds must be an integer from 2 to the number of studies"):
+            study_folds(studies, k, seed)
+        return
+    folds = study_folds(studies, k, seed)
+    assert len(folds) == k
+    flat = [s for f in folds for s in f]
+    assert sorted(flat) == sorted(set(studies))  # each study once
+    for f in folds:
+        train = {s for s in studies if s not in set(f)}
+        assert not train & set(f)
+    sizes = [len(f) for f in folds]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_null_predictor_is_the_training_median_per_tissue_and_bin():
+    """The null predictor returns log10 of the training median of the test point's tissue and time bin."""
+    train = pd.DataFrame({"tissue": ["liver"] * 3 + ["spleen"], "time_h": [24, 20, 30, 24], "pid": [10, 20, 40, 2]})
+    test = pd.DataFrame({"tissue": ["liver", "spleen", "tumour"], "time_h": [25, 0.5, 24], "pid": [1, 1, 1]})
+    got = null_predictor(train, test)
+    assert got == pytest.approx([math.log10(20), math.log10(2), np.median(np.log10([10, 20, 40, 2]))])
+
+
+def test_score_counts_fold_errors():
+    """Within-2-fold counts |log10 error| ≤ log10 2; AFE is 10^mean error."""
+    s = score(np.log10([1, 1, 1, 1]), np.log10([1.5, 2.5, 0.4, 1]))
+    assert s["within2"] == pytest.approx(0.5)
+    assert s["within3"] == pytest.approx(1.0)
+    assert s["afe"] == pytest.approx((1.5 * 2.5 * 0.4) ** 0.25)
+
+
+# ---------------------------------------------------------------------- recovery on synthetic data
+@pytest.fixture(scope="module")
+def synthetic():
+    """Four instances (two particles × two studies) simulated with known constants and study offsets."""
+    particles = [dict(material="Au", core_diameter_nm=15.0, coating="PEG", coating_mw_da=5000.0),
+                 dict(material="Au", core_diameter_nm=80.0, coating="none")]
+    inst = pd.DataFrame([{"name": f"i{j}_{s}", "study": s, "species": "mouse", "body_weight_g": 20.0, "dose_ug": 20.0,
+                          "tumour_g": math.nan, "has_tumour": True, "perfused": False, "particle": p, "citation": ""}
+                         for j, p in enumerate(particles) for s in ("A", "B")])
+    times = [1.0, 4.0, 24.0, 72.0]
+    pts = pd.DataFrame([{"name": n, "study": s, "tissue": t, "time_h": h, "pid": 1.0}
+                        for n, s in zip(inst["name"], inst["study"]) for t in ("blood", "liver", "spleen", "tumour")
+                        for h in times])
+    sim = InstanceSimulator(inst, pts, workers=1)
+    truth = {"signal_50": 0.05, "S_V_tumour": 1200.0}
+    offsets = {"A": 0.1, "B": -0.1}
+    y = sim.predict_log10(truth) + pts["study"].map(offsets).to_numpy()
+    sim.points["pid"] = 10 ** y
+    return sim, truth
+
+
+def test_calibration_recovers_known_constants(synthetic):
+    """Two constants used to simulate noise-free data (with ±0.1 log10 study offsets) are recovered within 5 %."""
+    sim, truth = synthetic
+    constants = (Constant("signal_50", 1e-3, 1e3, ""), Constant("S_V_tumour", 1.0, 1e5, ""))
+    fit = calibrate_constants(sim, constants, start={"signal_50": 0.35, "S_V_tumour": 400.0}, max_nfev=30, em_rounds=2,
+                              tau0=0.1, sigma0=0.05)
+    assert fit.values["signal_50"] == pytest.approx(truth["signal_50"], rel=0.05)
+    assert fit.values["S_V_tumour"] == pytest.approx(truth["S_V_tumour"], rel=0.05)
+    assert fit.study_offsets["A"] > 0 > fit.study_offsets["B"]
+    assert fit.n_studies == 2 and fit.n_points == len(sim.points)
+
+
+def test_calibration_start_outside_bounds_is_refused(synthetic):
+    """A starting value outside a constant's bounds names the constant and the bounds."""
+    sim, _ = synthetic
+    with pytest.raises(NanopkError, match=r"signal_50 = 5000 \(bounds 0.001–100\)"):
+        calibrate_constants(sim, (Constant("signal_50", 1e-3, 1e3, ""),), start={"signal_50": 5000.0})
+
+
+# ---------------------------------------------------------------------- predict
+PEG50 = "material=gold,core_nm=50,coating=PEG,peg_mw=5000"
+
+
+def test_shipped_calibration_has_values_intervals_and_source():
+    """calibrated.json ships each constant with value, SE and interval, the variances, counts and the benchmark."""
+    rec = load_calibration()
+    assert rec["benchmark"].startswith("benchmarks/calibrate_ntua.py")
+    assert rec["n_studies"] > 20 and rec["n_points"] > 1000
+    assert rec["tau_log10"] > 0 and rec["sigma_log10"] > 0
+    for v in rec["constants"].values():
+        assert v["value"] > 0
+
+
+def test_predict_de24_equals_simulate_with_calibrated_constants():
+    """predict's DE24 is the 0–24 h mean of the tumour curve simulated with the calibrated constants (within 1 %)."""
+    out = predict(PEG50, dose="1mg/kg", times=[24.0])
+    p = nanopk.Particle(material="Au", core_diameter_nm=50, coating="PEG", coating_mw_da=5000)
+    m = nanopk.load_model("mouse_tumour_full", particle=p)
+    grid = np.linspace(0, 24, 2401)
+    sim = nanopk.simulate(m, grid, params={**calibrated_values(), "BW": 0.02, "dose": 20.0})
+    de24 = np.trapz(sim["tumour"].to_numpy(), grid) / 24.0
+    assert out["delivery"]["DE24"]["value"] == pytest.approx(de24, rel=0.01)
+    assert out["organs"]["tumour"][0]["value"] == pytest.approx(float(sim["tumour"].iloc[-1]), rel=1e-3)
+    lo, hi = out["delivery"]["DE24"]["low"], out["delivery"]["DE24"]["high"]
+    assert lo < out["delivery"]["DE24"]["value"] < hi
+
+
+def test_parse_particle_aliases_and_errors():
+    """Short names map to Particle fields; a wrong field or material names the valid choices."""
+    p = parse_particle(PEG50)
+    assert (p.material, p.core_diameter_nm, p.coating_mw_da) == ("Au", 50.0, 5000.0)
+    with pytest.raises(NanopkError, match=r"--particle field 'cor_nm' is unknown; did you mean 'core_nm'"):
+        parse_particle("material=gold,cor_nm=50")
+    with pytest.raises(NanopkError, match=r"--particle: .*material 'plutonium' is unknown; valid: Au"):
+        parse_particle("material=plutonium,core_nm=50")
+    with pytest.raises(NanopkError, match=r"--particle field core_diameter_nm: 'big' is not a number"):
+        parse_particle("core_nm=big")
+
+
+def test_parse_dose_errors():
+    """A dose needs a mass or mass-per-body-mass unit and a positive value."""
+    assert parse_dose("1mg/kg", 20.0) == pytest.approx(20.0)
+    assert parse_dose("20 ug", 20.0) == pytest.approx(20.0)
+    with pytest.raises(NanopkError, match=r"--dose '5MBq': a dose in MBq is not a mass"):
+        parse_dose("5MBq", 20.0)
+    with pytest.raises(NanopkError, match=r"--dose 'lots': give a number and a unit"):
+        parse_dose("lots", 20.0)
+
+
+# ---------------------------------------------------------------------- CLI errors
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "--particle", PEG50, "--species", "rat"], r"--species 'rat': the calibration covers mouse only"),
+    (["predict", "--particle", "material=gold,cor_nm=50"], r"--particle field 'cor_nm' is unknown"),
+    (["predict", "--particle", PEG50, "--times", "1,x"], r"--times '1,x': give comma-separated hours"),
+    (["predict", "--particle", PEG50, "--times", "0,24"], r"--times \[0.0, 24.0\]: give hours after the dose, each > 0"),
+    (["predict", "--particle", PEG50, "--level", "1.5"], r"--level 1.5: give the interval's coverage between 0 and 1"),
+    (["predict", "--particle", PEG50, "--calibration", "/nonexistent/c.json"], r"calibration file '/nonexistent/c.json' does not exist"),
+    (["calibrate", "--database", "/nonexistent/NMs_Database.xlsx"], r"--database '/nonexistent/NMs_Database.xlsx' does not exist"),
+    (["calibrate", "--database", ".", "--folds", "1"], r"--folds 1: give an integer ≥ 2"),
+    (["calibrate", "--database", ".", "--output", "/nonexistent/dir/c.json"], r"--output /nonexistent/dir/c.json: the folder '/nonexistent/dir' does not exist"),
+])
+def test_cli_errors(argv, message, capsys):
+    """Bad input to calibrate/predict exits 2 with one line naming the option and what is expected."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    import re
+
+    assert re.search(message, err), err
+
+
+def test_cli_predict_prints_organs_and_de24(capsys):
+    """`nanopk predict` prints organ %ID with intervals and DE24 equal to the API's."""
+    assert main(["predict", "--particle", PEG50, "--dose", "1mg/kg", "--times", "24"]) == 0
+    out = capsys.readouterr().out
+    de24 = predict(PEG50, dose="1mg/kg", times=[24.0])["delivery"]["DE24"]["value"]
+    assert f"DE24 = {de24:.3g} %ID" in out
+    assert "tumour" in out and "liver" in out
