@@ -42,7 +42,7 @@ def test_simulate_with_param_and_particle(tmp_path):
         (["simulate", "mouse_pbpk", "--param", "Kmax_liver"], r"--param 'Kmax_liver' must be NAME=VALUE"),
         (["simulate", "mouse_pbpk", "--times", "a,b"], r"--times 'a,b': give comma-separated hours"),
         (["simulate", "mouse_pbpk", "--particle", "material=Gold"], r"material 'Gold' is unknown"),
-        (["export", "mouse_pbpk"], r"needs one of --sbml FILE, --c DIR or --json FILE"),
+        (["export", "mouse_pbpk"], r"needs one of --sbml FILE, --c DIR, --json FILE or --petab DIR"),
     ],
 )
 def test_user_errors_exit_2_with_one_clear_message(argv, message, capsys):

@@ -108,13 +108,13 @@ def _spec(tmp_path, name, text):
 
 
 def test_the_families_and_formats_list_the_plugin(plugin):
-    """Discovery finds the entry points: the family beside nanopk's, the format after sbml, c, json."""
+    """Discovery finds the entry points: the family beside nanopk's, the format after sbml, c, json, petab."""
     from nanopk.export import exporters
     from nanopk.mechanisms import families, providers_of
 
     assert families()["labbind"] == "labbind"
     assert "circulation" in families()
-    assert list(exporters()) == ["sbml", "c", "json", "mermaid"]
+    assert list(exporters()) == ["sbml", "c", "json", "petab", "mermaid"]
     assert providers_of("receptor_binding") == ["labbind.receptor_binding"]
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -80,7 +81,7 @@ def quiet_llh(*args):
 @pytest.mark.parametrize("name", DATASETS)
 def test_petab_linter_passes_on_every_bundled_dataset(name, tmp_path):
     """The petab library's linter finds no error in the exported problem of each bundled dataset with its default model."""
-    path = to_petab(default_model(name), name, tmp_path, checks=False)
+    path = to_petab(default_model(name), tmp_path, name, checks=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES.values())
     assert lint_petab(path) == []
     m = pd.read_csv(tmp_path / FILES["measurements"], sep="\t")
@@ -89,7 +90,7 @@ def test_petab_linter_passes_on_every_bundled_dataset(name, tmp_path):
 
 def test_linter_messages_are_returned(tmp_path):
     """A problem whose parameter table lacks an estimated parameter fails the linter, and lint_petab says so."""
-    path = to_petab("rat_pbpk", "hirn2011_au_18nm", tmp_path, vary=["Kmax_liver"], checks=False)
+    path = to_petab("rat_pbpk", tmp_path, "hirn2011_au_18nm", vary=["Kmax_liver"], checks=False)
     table = pd.read_csv(tmp_path / FILES["parameters"], sep="\t")
     table["lowerBound"] = 1e9  # bounds above the nominal value and the upper bound
     table.to_csv(tmp_path / FILES["parameters"], sep="\t", index=False)
@@ -183,10 +184,42 @@ def test_refuses_robust_loss_and_bad_arguments(tmp_path):
     with pytest.raises(ExportError, match=r"PEtab 1.0 has no robust loss: the fit uses loss='soft_l1'"):
         petab_problem(obj)
     with pytest.raises(ExportError, match=r"to_petab needs `directory`"):
-        to_petab("rat_pbpk", "hirn2011_au_18nm")
+        to_petab("rat_pbpk", data="hirn2011_au_18nm")
     with pytest.raises(ExportError, match=r"to_petab needs `data`"):
-        to_petab("rat_pbpk", None, tmp_path)
+        to_petab("rat_pbpk", tmp_path)
     with pytest.raises(ExportError, match=r"the fit keywords vary are already fixed by it"):
         to_petab(None, directory=tmp_path, objective=obj, vary=["Kmax_spleen"])
     with pytest.raises(ExportError, match=r"needs a one-model fit objective .* got str"):
         petab_problem("not an objective")
+
+
+def test_registry_and_cli_write_the_problem(tmp_path, capsys):
+    """nanopk.export(model, 'petab', DIR, data=...) and `nanopk export MODEL --petab DIR --data DATASET` write a problem the linter passes."""
+    from nanopk.cli import main
+
+    written = nanopk.export(nanopk.load_model("rat_pbpk"), "petab", tmp_path / "py", data="hirn2011_au_18nm",
+                            vary=["Kmax_liver"], checks=False)
+    assert written == [tmp_path / "py"] and lint_petab(tmp_path / "py" / FILES["yaml"]) == []
+    assert main(["export", "rat_pbpk", "--petab", str(tmp_path / "cli"), "--data", "hirn2011_au_18nm",
+                 "--vary", "Kmax_liver,Kmax_spleen", "--error-model", "additive"]) == 0
+    assert f"wrote {tmp_path / 'cli'}" in capsys.readouterr().out
+    params = pd.read_csv(tmp_path / "cli" / FILES["parameters"], sep="\t")
+    assert list(params["parameterId"]) == ["Kmax_liver", "Kmax_spleen"]
+    observables = pd.read_csv(tmp_path / "cli" / FILES["observables"], sep="\t")
+    assert set(observables["observableTransformation"]) == {"lin"}
+    assert lint_petab(tmp_path / "cli" / FILES["yaml"]) == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["export", "rat_pbpk", "--petab", "DIR"], r"nanopk export --petab DIR needs --data DATASET \(a bundled dataset name"),
+    (["export", "rat_pbpk", "--json", "m.json", "--data", "hirn2011_au_18nm"],
+     r"--data set\(s\) the fit problem of --petab DIR, which was not given; add --petab DIR or leave them out"),
+])
+def test_cli_petab_needs_its_dataset(argv, message, capsys, tmp_path, monkeypatch):
+    """--petab without --data, and --data without --petab, exit 2 with one message saying what to add."""
+    from nanopk.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "DIR").exists() and not (tmp_path / "m.json").exists()

@@ -154,9 +154,9 @@ def test_comparison_groups_come_from_the_declaring_mechanisms():
 
 # ------------------------------------------------------------------ exporters
 def test_the_export_registry_lists_the_builtin_formats():
-    """sbml (a file), c (a directory), json (a file), in that order; nanopk.to_json is the registry's."""
+    """sbml (a file), c (a directory), json (a file), petab (a directory), in that order; nanopk.to_json is the registry's."""
     formats = export_package.exporters()
-    assert [(n, e.target) for n, e in formats.items()] == [("sbml", "FILE"), ("c", "DIR"), ("json", "FILE")]
+    assert [(n, e.target) for n, e in formats.items()] == [("sbml", "FILE"), ("c", "DIR"), ("json", "FILE"), ("petab", "DIR")]
     from nanopk.export.json import to_json
 
     assert nanopk.to_json is to_json
@@ -165,7 +165,7 @@ def test_the_export_registry_lists_the_builtin_formats():
 def test_unknown_format_lists_the_registered_ones():
     """nanopk.export(model, 'jsn', ...) names the nearest format and every registered one."""
     with pytest.raises(nanopk.ExportError, match=r"^unknown export format 'jsn'; did you mean 'json'\?; "
-                                                 r"registered formats: sbml, c, json$"):
+                                                 r"registered formats: sbml, c, json, petab$"):
         nanopk.export(nanopk.load_model("one_compartment_iv"), "jsn", "m.json")
 
 
@@ -192,12 +192,12 @@ def test_a_registered_format_is_exported_and_offered_by_the_cli(tmp_path, capsys
         assert nanopk.export(nanopk.load_model("one_compartment_iv"), "names", out) == [out]
         assert out.read_text().split() == ["central", "eliminated", "depot"]
         assert main(["export", "one_compartment_iv"]) == 2
-        assert ("needs one of --sbml FILE, --c DIR, --json FILE or --names FILE" in capsys.readouterr().err)
+        assert ("needs one of --sbml FILE, --c DIR, --json FILE, --petab DIR or --names FILE" in capsys.readouterr().err)
     finally:
         export_package._REGISTERED.pop("names", None)
         export_package.clear_registry_cache()
     with pytest.raises(nanopk.ExportError, match=r"^export format name 'json' is taken by nanopk or not an identifier; "
-                                                 r"built-in formats: sbml, c, json$"):
+                                                 r"built-in formats: sbml, c, json, petab$"):
         export_package.register_exporter(export_package.Exporter("json", to_names))
 
 

@@ -264,10 +264,26 @@ def cmd_export(args):
         options = [f"--{name} {e.target}" for name, e in found.items()]
         refused = "".join(f"; {p}" for p in registry_problems())
         raise NanopkError(f"nanopk export needs one of {', '.join(options[:-1])} or {options[-1]}{refused}")
+    stray = [f"--{o.replace('_', '-')}" for o in ("data", "vary", "error_model") if getattr(args, o, None)]
+    if stray and "petab" not in dict(chosen):
+        raise NanopkError(f"{', '.join(stray)} set(s) the fit problem of --petab DIR, which was not given; "
+                          "add --petab DIR or leave them out")
     model = _load(args)
     for name, path in chosen:
-        for written in export(model, name, path):
+        for written in export(model, name, path, **_export_options(name, args)):
             print(f"wrote {written}")
+
+
+def _export_options(name: str, args) -> dict:
+    """The command line's options of format ``name``: the fit problem of ``--petab``."""
+    if name != "petab":
+        return {}
+    if not args.data:
+        raise NanopkError("nanopk export --petab DIR needs --data DATASET (a bundled dataset name or a CSV path): "
+                          "the PEtab problem is the fit of the model to that dataset")
+    from .data import read_dataset
+
+    return {"data": read_dataset(args.data), "vary": _vary(args), "error_model": args.error_model or "log"}
 
 
 def _export_dest(name: str) -> str:
@@ -542,6 +558,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, exporter in formats.items():
         p.add_argument(f"--{name}", dest=_export_dest(name), metavar=exporter.target,
                        help=f"{exporter.description} [{exporter.origin}]")
+    p.add_argument("--data", metavar="DATASET", help="--petab: the dataset of the fit problem (bundled name or CSV path)")
+    p.add_argument("--vary", help="--petab: comma-separated parameters to estimate (default: those nanopk fit would choose)")
+    p.add_argument("--error-model", choices=["log", "additive", "combined"],
+                   help="--petab: the fit's error model, as PEtab noise model (default log)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("delivery", help="tumour delivery efficiency (DE24, DE168, DEmax)")

@@ -8,7 +8,10 @@ Built-in formats, one module each:
 - ``c`` -- :func:`.c.to_c`, a C99 right-hand side and Jacobian with a header, an
   example driver and a Makefile (a directory);
 - ``json`` -- :func:`.json.to_json` / :func:`.json.from_json`, a lossless,
-  ``eval``-free round trip of the model's parts.
+  ``eval``-free round trip of the model's parts;
+- ``petab`` -- :func:`.petab.to_petab`, the PEtab 1.0 problem of a fit (the model's
+  SBML, the dataset's measurements, dosing as conditions, the error model, the varied
+  parameters; a directory, options ``data=`` and :func:`nanopk.fit`'s keywords).
 
 The registry (:func:`exporters`) is what :func:`export`, ``nanopk.to_<format>`` and
 ``nanopk export MODEL --<format> PATH`` read, so a format is listed once.  An installed
@@ -91,9 +94,11 @@ _BUILTIN = (
     Exporter("sbml", "nanopk.export.sbml:to_sbml", "FILE", "SBML Level 3 Version 2 (needs python-libsbml)"),
     Exporter("c", "nanopk.export.c:to_c", "DIR", "C99 right-hand side and Jacobian, header, driver and Makefile"),
     Exporter("json", "nanopk.export.json:to_json", "FILE", "the model's parts as JSON (lossless, read by from_json)"),
+    Exporter("petab", "nanopk.export.petab:to_petab", "DIR",
+             "PEtab 1.0 fit problem of the model and --data DATASET (SBML, tables, problem.yaml)"),
 )
 #: Option names ``nanopk export`` has already: a format may not take them.
-_RESERVED = frozenset({"particle", "help", "model"})
+_RESERVED = frozenset({"particle", "help", "model", "data", "vary"})
 #: Formats registered at run time (:func:`register_exporter`).
 _REGISTERED: dict[str, Exporter] = {}
 

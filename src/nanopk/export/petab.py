@@ -255,18 +255,21 @@ def _version() -> str:
     return __version__
 
 
-def to_petab(model, data=None, directory=None, *, objective=None, **fit_kwargs) -> Path:
+def to_petab(model, directory=None, data=None, *, objective=None, **fit_kwargs) -> Path:
     """Write the PEtab problem of ``fit(model, data, **fit_kwargs)`` into ``directory``.
+
+    The ``petab`` format of :func:`nanopk.export` (``nanopk.export(model, "petab", DIR,
+    data=...)``) and of ``nanopk export MODEL --petab DIR --data DATASET``.
 
     Parameters
     ----------
     model : nanopk.Model or str
         The model (or a bundled model name); ignored when ``objective`` is given.
-    data : Dataset, str, path, DataFrame, or a list / dict of these
-        As for :func:`nanopk.fit`.
     directory : str or Path
         Created if missing; the files of :data:`FILES` are written into it
         (existing ones are overwritten).
+    data : Dataset, str, path, DataFrame, or a list / dict of these
+        As for :func:`nanopk.fit`.
     objective : Objective, optional
         A prebuilt :func:`nanopk.fit.build_objective` objective instead of
         ``model``, ``data`` and ``fit_kwargs``.
@@ -292,7 +295,7 @@ def to_petab(model, data=None, directory=None, *, objective=None, **fit_kwargs) 
     Examples
     --------
     >>> import nanopk, tempfile
-    >>> path = nanopk.to_petab("rat_pbpk", "hirn2011_au_18nm", tempfile.mkdtemp())  # doctest: +SKIP
+    >>> path = nanopk.to_petab("rat_pbpk", tempfile.mkdtemp(), data="hirn2011_au_18nm")  # doctest: +SKIP
     """
     if directory is None:
         raise ExportError("to_petab needs `directory`, the folder to write the PEtab problem into")
