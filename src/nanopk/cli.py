@@ -518,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(p)
     p.add_argument("--param", action="append", help="NAME=VALUE (repeatable)")
     p.add_argument("--times", default=DEFAULT_TIMES, help="hours: 1,4,24,168 or start:stop:count")
-    p.add_argument("--backend", default="auto", choices=["auto", "cvode", "reference"])
+    p.add_argument("--backend", default="auto", choices=["auto", "cvode", "roadrunner", "reference"])
     p.add_argument("--out", help="write the table as CSV")
     p.add_argument("--json")
     p.set_defaults(func=cmd_simulate)
