@@ -109,7 +109,10 @@ class Comparison:
     ratios : pandas.DataFrame
         One row per group-specific parameter and non-reference group: ``parameter``,
         ``group``, ``reference``, ``ratio``, ``ci95_low``, ``ci95_high``, ``value``,
-        ``reference_value``.
+        ``reference_value``, ``prob_ratio_above_1`` (the Bayesian alternative to the
+        test: P(ratio > 1) = Φ(ln r̂ / se) from the normal approximation of the joint
+        fit's log parameters — the posterior probability with priors, the flat-prior
+        one without; ``None`` without a covariance).
     pk : dict
         ``{group: {"t_half_blood_h", "t50_blood_h", "DE24", ...}}`` (each
         ``{value, ci95, unit}``) from the group's own fit.
@@ -195,10 +198,14 @@ class Comparison:
         for g, r in self.tests.iterrows():
             lines.append(f"  {g:<28} df={int(r['df'])}  Λ={r['statistic']:.3g}  p={r['lrt_p']:.3g}  ΔAIC={r['delta_aic']:+.3g}"
                          f"  ({', '.join(r['parameters'])})")
-        lines.append(f"Parameter ratios (group / {self.groups[0]}), 95 % CI (delta method, log scale):")
+        posterior = "posterior" if self.full.priors else "flat-prior"
+        lines.append(f"Parameter ratios (group / {self.groups[0]}), 95 % CI (delta method, log scale), "
+                     f"and P(ratio > 1) ({posterior}, normal approximation):")
         for _, r in self.ratios.iterrows():
             ci = "n/a" if r["ci95_low"] is None or pd.isna(r["ci95_low"]) else f"[{r['ci95_low']:.3g}, {r['ci95_high']:.3g}]"
-            lines.append(f"  {r['parameter']:<20} {r['group']}: {r['ratio']:.3g} {ci}")
+            prob = r.get("prob_ratio_above_1")
+            prob = "" if prob is None or pd.isna(prob) else f"  P(>1) {prob:.3f}"
+            lines.append(f"  {r['parameter']:<20} {r['group']}: {r['ratio']:.3g} {ci}{prob}")
         lines.append("Observed (no model): blood t½ by log-linear regression, AUC over the sampled times:")
         for g, o in self.observed.items():
             b = o.get("blood", {})
@@ -403,10 +410,14 @@ def _ratios(full, groups, specific, reference) -> pd.DataFrame:
                     se = math.sqrt(var)
                     d = full.x[i] - full.x[j]
                     lo, hi = math.exp(d - Z95 * se), math.exp(min(d + Z95 * se, 700.0))
+                    # P(ratio > 1) = P(ln ratio > 0) = Φ(d / se) under the normal (Laplace)
+                    # approximation of ln ratio at the joint optimum: with priors, the
+                    # posterior probability; without, the same under flat priors on ln θ
+                    p_above = float(0.5 * math.erfc(-d / (se * math.sqrt(2.0)))) if se > 0 else float(d > 0)
             rows.append({"parameter": name, "group": g, "reference": reference, "ratio": ratio, "ci95_low": lo,
-                         "ci95_high": hi, "value": vi, "reference_value": vj})
+                         "ci95_high": hi, "value": vi, "reference_value": vj, "prob_ratio_above_1": p_above})
     return pd.DataFrame(rows, columns=["parameter", "group", "reference", "ratio", "ci95_low", "ci95_high", "value",
-                                       "reference_value"])
+                                       "reference_value", "prob_ratio_above_1"])
 
 
 def _minus_two_log_posterior(fit) -> float:
