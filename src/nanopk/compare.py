@@ -403,7 +403,7 @@ def _ratios(full, groups, specific, reference) -> pd.DataFrame:
             si, sj = obj.specs[i], obj.specs[j]
             vi, vj = si.to_natural(full.x[i]), sj.to_natural(full.x[j])
             ratio = vi / vj if vj else math.nan
-            lo = hi = None
+            lo = hi = p_above = None
             if cov is not None and si.log and sj.log:
                 var = cov[i, i] + cov[j, j] - 2 * cov[i, j]
                 if var >= 0 and math.isfinite(var):
