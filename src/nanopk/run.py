@@ -47,7 +47,7 @@ from .dosing import Dosing
 from .errors import ModelError, SolverError
 from .parts import DEPOT, DOSE, INFUSION_RATE
 
-__all__ = ["Runner", "Solution", "Layout", "solves", "solver_error", "observation_derivatives"]
+__all__ = ["Runner", "Solution", "Layout", "ObservationSlopes", "solves", "solver_error", "observation_derivatives"]
 
 #: Solves run so far in this process, by kind (``"states"``, ``"sensitivities"``, ``"step"``).
 solves: collections.Counter = collections.Counter()
@@ -480,10 +480,27 @@ def solver_error(model, p, res, a, b, backend, rtol, atol, y_start=None, compile
 _OBSERVATION_SLOPES: dict = {}
 
 
-def observation_derivatives(compiled):
-    """``(∂h/∂y, ∂h/∂p)`` of the observables ``h(t, y, p)``, each a NumPy function of
-    ``(t, y, p)``; derived and lambdified once per compiled model (they depend on the
-    structure only), for the chain rule from sensitivities to observables."""
+@dataclass(frozen=True)
+class ObservationSlopes:
+    """``∂h/∂y`` and ``∂h/∂p`` of the observables ``h(t, y, p)``, NumPy functions of ``(t, y, p)``.
+
+    ``dy_constant``: ``∂h/∂y`` depends on the parameters only (observables linear in the
+    states, as %ID of amounts are), so one evaluation serves every output time.
+    ``p_columns``: the parameters whose column of ``∂h/∂p`` is not identically zero
+    (``dose`` and residual-blood fractions, say); a fit varying none of them needs no
+    ``∂h/∂p`` at all.
+    """
+
+    dh_dy: object
+    dh_dp: object
+    dy_constant: bool
+    p_columns: frozenset
+
+
+def observation_derivatives(compiled) -> ObservationSlopes:
+    """The :class:`ObservationSlopes` of a compiled model: derived and lambdified once per
+    compiled model (they depend on its structure only), for the chain rule from forward
+    sensitivities to observables."""
     cached = _OBSERVATION_SLOPES.get(compiled)
     if cached is None:
         import sympy as sp
@@ -491,8 +508,12 @@ def observation_derivatives(compiled):
         system = compiled.system
         h = sp.Matrix(system.observables)
         args = (system.t, system.y, system.p)
-        cached = _OBSERVATION_SLOPES[compiled] = (
-            sp.lambdify(args, h.jacobian(system.y), modules="numpy", cse=True),
-            sp.lambdify(args, h.jacobian(system.p), modules="numpy", cse=True),
+        dy, dp = h.jacobian(system.y), h.jacobian(system.p)
+        moving = {system.t, *system.y}
+        cached = _OBSERVATION_SLOPES[compiled] = ObservationSlopes(
+            sp.lambdify(args, dy, modules="numpy", cse=True),
+            sp.lambdify(args, dp, modules="numpy", cse=True),
+            not (dy.free_symbols & moving),
+            frozenset(j for j in range(dp.shape[1]) if any(e != 0 for e in dp[:, j])),
         )
     return cached

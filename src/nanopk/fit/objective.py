@@ -734,7 +734,7 @@ class SensitivityJacobian:
                 "provide (no `solve_sensitivities`); use jacobian='fd' (finite differences with diff_step=1e-4)"
             )
         # Depend only on the model structure: derived once per compiled model.
-        self._dh_dy, self._dh_dp = observation_derivatives(self.compiled)
+        self._slopes = observation_derivatives(self.compiled)
         objective.use_sensitivities()
 
     def __call__(self, objective: Objective, x) -> np.ndarray:
@@ -752,13 +752,21 @@ class SensitivityJacobian:
             ti = d.time_index
             cols = np.array([obs_index[o] for o in d.rows["observable"]], dtype=int)
             obs = obj.runner.observe(sol)
-            # d(observable)/dθ at each output time, once per time (many rows share one).
-            dobs = np.empty((len(d.times), obs.shape[1], len(own)))
-            for k_t in np.unique(ti):
-                t, y_t = d.times[k_t], list(Y[k_t])
-                dhdy = np.asarray(self._dh_dy(t, y_t, p), dtype=float)
-                dhdp = np.asarray(self._dh_dp(t, y_t, p), dtype=float)[:, indices]
-                dobs[k_t] = dhdy @ S[k_t] + dhdp
+            # d(observable)/dθ = ∂h/∂y·S + ∂h/∂θ at each output time, once per time (many
+            # rows share one); ∂h/∂y once for all times where it depends on p only, and
+            # ∂h/∂θ only where a fitted parameter enters the observables.
+            slopes = self._slopes
+            times = np.unique(ti)
+            dobs = np.zeros((len(d.times), obs.shape[1], len(own)))
+            if slopes.dy_constant:
+                dhdy = np.asarray(slopes.dh_dy(d.times[0], list(Y[0]), p), dtype=float)
+                dobs[times] = np.einsum("oy,tyk->tok", dhdy, S[times])
+            else:
+                for k_t in times:
+                    dobs[k_t] = np.asarray(slopes.dh_dy(d.times[k_t], list(Y[k_t]), p), dtype=float) @ S[k_t]
+            if slopes.p_columns.intersection(indices):
+                for k_t in times:
+                    dobs[k_t] += np.asarray(slopes.dh_dp(d.times[k_t], list(Y[k_t]), p), dtype=float)[:, indices]
             dpred = dobs[ti, cols]
             pred = obs[ti, cols]
             for j, k in enumerate(own):  # ∂θ/∂x
