@@ -24,25 +24,29 @@ PEG, BSA = "wang2015_au_sio2_rod_peg", "wang2015_au_sio2_rod_bsa"
 TISSUES = {"Tumor": "tumour", "Liver": "liver", "Spleen": "spleen", "Kidneys": "kidney", "Lungs": "lung", "Heart": "heart"}
 
 
-def workbook_cells(study, inst):
-    """{(tissue, time_h): value} of one NTUA (study, instance), read straight from the workbook."""
+@pytest.fixture(scope="module")
+def sheets():
+    """The three wide sheets of the NTUA workbook, {sheet: {(study, instance): cells}}, read once."""
     openpyxl = pytest.importorskip("openpyxl")
     wb = openpyxl.load_workbook(NTUA, read_only=True)
-    rows = {}
-    for sheet in ("Time_points", "Tissues", "Concentrations"):
-        for r in wb[sheet].iter_rows(values_only=True):
-            if r[0] == study and r[1] == inst:
-                rows[sheet] = [x for x in r[2:] if x is not None]
+    out = {name: {(r[0], r[1]): [x for x in r[2:] if x is not None] for r in wb[name].iter_rows(values_only=True)}
+           for name in ("Time_points", "Tissues", "Concentrations")}
     wb.close()
-    return {(TISSUES[tissue], float(t)): c for t, tissue, c in zip(rows["Time_points"], rows["Tissues"], rows["Concentrations"])}
+    return out
+
+
+def workbook_cells(sheets, study, inst, tissues=None):
+    """{(tissue, time_h): value} of one NTUA (study, instance); tissues renamed by ``tissues`` if given."""
+    cells = zip(*(sheets[n][(study, inst)] for n in ("Time_points", "Tissues", "Concentrations")))
+    return {((tissues or {}).get(tissue, tissue), float(t)): float(c) for t, tissue, c in cells}
 
 
 @needs_raw
 @pytest.mark.parametrize("name, inst", [(PEG, 1), (BSA, 2)])
-def test_pair_equals_the_ntua_workbook(name, inst):
+def test_pair_equals_the_ntua_workbook(sheets, name, inst):
     """Every row is an NTUA study 18 cell (hours, whole-organ %ID) and every cell a row, values equal to 1e-12."""
     ds = read_dataset(name)
-    source = workbook_cells(18, inst)
+    source = workbook_cells(sheets, 18, inst, TISSUES)
     mine = {(t, h): v for t, h, v in zip(ds.table["tissue"], ds.table["time_h"], ds.table["value"])}
     assert len(mine) == len(ds) == len(source) == 18
     for key, v in source.items():
@@ -81,32 +85,19 @@ def test_tool_rewrites_the_bundled_files_byte_for_byte(tmp_path):
 
 
 @needs_raw
-def test_study_12_uncoated_arm_repeats_its_peg_3400_arm():
+def test_study_12_uncoated_arm_repeats_its_peg_3400_arm(sheets):
     """NTUA study 12's 'uncoated' Au-tripod arm equals its PEG-3400 arm within digitisation noise, so it is not a bare arm.
 
     Geometric-mean ratio 0.95 and log-SD 0.10 over the 32 organ-times (checked to 0.01),
     against a log-SD of 0.39 between the PEG-2000 and the 'uncoated' arm.
     """
-    i2, i4, i1 = (workbook_cells_12(inst) for inst in (2, 4, 1))
+    i2, i4, i1 = (workbook_cells(sheets, 12, inst) for inst in (2, 4, 1))
     assert set(i2) == set(i4) == set(i1) and len(i2) == 32
     r = np.array([math.log(i4[k] / i2[k]) for k in i2])
     assert math.exp(r.mean()) == pytest.approx(0.953, abs=0.01)
     assert r.std() == pytest.approx(0.098, abs=0.01)
     r1 = np.array([math.log(i4[k] / i1[k]) for k in i1])
     assert r1.std() == pytest.approx(0.387, abs=0.01)
-
-
-def workbook_cells_12(inst):
-    """Study 12 cells keyed by (raw tissue, time); its tissue names include Intestine and Muscle."""
-    openpyxl = pytest.importorskip("openpyxl")
-    wb = openpyxl.load_workbook(NTUA, read_only=True)
-    rows = {}
-    for sheet in ("Time_points", "Tissues", "Concentrations"):
-        for r in wb[sheet].iter_rows(values_only=True):
-            if r[0] == 12 and r[1] == inst:
-                rows[sheet] = [x for x in r[2:] if x is not None]
-    wb.close()
-    return {(tissue, float(t)): float(c) for t, tissue, c in zip(rows["Time_points"], rows["Tissues"], rows["Concentrations"])}
 
 
 #: The README's comparison: the three phagocytic-uptake capacities per group (mouse_pbpk).

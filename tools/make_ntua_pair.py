@@ -132,7 +132,9 @@ def build(outdir: Path) -> list[Path]:
             "tumour": {"model": "subcutaneous (hind leg)", "cell_line": "4T1"},
             "assumptions": [],
             "notes": COMMON_NOTES + [
-                "Dose 20 ug Au per mouse: the database's 0.02 mg (200 uL of 0.1 mg/mL, cell comment 'assumed').",
+                "Dose 20 ug Au per mouse: the database's 0.02 mg, with its cell comment '200 uL of 0.1 mg/mL'.",
+                "Body weight 20 g and mouse age 4-6 weeks are the database's Weight_g and Age_weeks cells; "
+                "they were not checked against the paper.",
                 "The database's tumour volume of 0.5 mm3 is not carried over: it is implausibly small for a 4T1 "
                 "tumour measured in %ID and is not needed because the values are whole-organ %ID.",
             ] + notes,
