@@ -91,7 +91,7 @@ def test_verbose_cli_shows_log_lines_on_stderr(capsys):
     handlers, level = list(logger.handlers), logger.level
     assert main(["-v", *argv]) == 0
     out, err = capsys.readouterr()
-    assert "nanopk: INFO nanopk.sensitivity: forward sensitivities of 1 output(s) to 2 parameter(s)" in err
+    assert "nanopk: INFO nanopk.sensitivity: forward sensitivities of 1 output(s) to 2 parameter(s) of one_compartment_iv in" in err
     assert "INFO" not in out and "k10" in out
     assert main([*argv, "-vv"]) == 0  # after the command too
     err = capsys.readouterr().err

@@ -467,8 +467,8 @@ def local_sensitivity(model, outputs, parameters: Sequence[str] | None = None, p
     derivs = np.full((len(outs), len(names)), np.nan)
     derivs[:, [names.index(n) for n in solved]] = solved_derivs
     pvals = np.array([current[index[n]] for n in names])
-    _LOG.info("forward sensitivities of %d output(s) to %d parameter(s) of %s in %.2f s", len(outs), len(names),
-              model.name, time.perf_counter() - t0)
+    _LOG.info("forward sensitivities of %d output(s) to %d parameter(s) of %s in %.2f s (%d at 0, S = 0 without a solve)",
+              len(outs), len(solved), model.name, time.perf_counter() - t0, len(names) - len(solved))
     with np.errstate(divide="ignore", invalid="ignore"):
         coeff = derivs * pvals[None, :] / values[:, None]
     coeff[:, pvals == 0] = 0.0
