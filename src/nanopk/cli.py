@@ -466,10 +466,11 @@ def cmd_scan(args):
     if args.dose:
         grid["dose"] = [_dose_value(v) for v in args.dose.split(",") if v.strip()]
     if not grid:
-        raise SensitivityError("nanopk scan", "no axis", "at least one of --size, --coating, --dose", "has")
+        raise NanopkError("nanopk scan needs at least one of --size, --coating, --dose (e.g. --size 10,50,100 --coating none,PEG)")
     base = Particle.parse(args.particle).to_dict() if args.particle else None
     table = scan(args.model, grid, outputs=args.output, base=base, params=_parse_params(args.param) or None)
-    shown = [c for c in ("material", "core_diameter_nm", "coating", "coating_mw_da", "dose", "d_h") if c in table] + table.attrs["outputs"]
+    shown = [c for c in ("material", "core_diameter_nm", "coating", "coating_mw_da", "dose", "d_h")
+             if c in table and table[c].notna().any()] + table.attrs["outputs"]  # no column of Nones (no --dose)
     print(f"# {args.model}: {len(table)} particle(s), {table.attrs['seconds']:.2f} s; outputs in %ID (AUC: %ID·h), d_h in nm")
     print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if args.out:
