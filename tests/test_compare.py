@@ -228,3 +228,44 @@ def test_no_difference_is_found_where_there_is_none():
         cmp = compare(mouse, data, vary=["Kmax_liver", "Kmax_spleen"], n_samples=0)
         p_values.append(float(cmp.tests.loc["phagocytic uptake", "lrt_p"]))
     assert sum(p > 0.05 for p in p_values) >= 18, p_values
+
+
+def test_particle_attribution_names_the_one_parameter_that_differs():
+    """Two groups whose models differ in one parameter only: that parameter carries 100 % of the DE24
+    difference (to 1e-9), and its swapped DE24 equals the other group's own DE24."""
+    from nanopk.compare import particle_attribution
+    from nanopk.delivery import pk_metrics
+
+    base = nanopk.load_model("mouse_tumour")
+    other = base.with_parameters({"Kmax_tumour": 2.0 * base.parameters["Kmax_tumour"].value})
+    a = particle_attribution({"A": base, "B": other}, ["A", "B"])
+    assert list(a["parameter"]) == ["Kmax_tumour"] and a["metric"].iloc[0] == "DE24"
+    assert a["share"].iloc[0] == pytest.approx(1.0, rel=1e-9)
+    assert a["metric_group"].iloc[0] == pytest.approx(pk_metrics(other, blood_states=False)["DE24"], rel=1e-12)
+    assert a["metric_swapped"].iloc[0] == pytest.approx(a["metric_group"].iloc[0], rel=1e-9)
+
+
+def test_particle_attribution_of_peg_vs_bare_in_the_particle_driven_model():
+    """mouse_tumour_full, 50 nm gold, PEG 5 kDa vs bare: the particle maps change several parameters;
+    each row's swapped DE24 is the reference model rerun with that one value, and the excluded (fitted)
+    parameters are not attributed."""
+    from nanopk.compare import particle_attribution
+    from nanopk.delivery import pk_metrics
+
+    peg = nanopk.load_model("mouse_tumour_full", particle=nanopk.Particle(material="Au", core_diameter_nm=50,
+                                                                          coating="PEG", coating_mw_da=5000))
+    bare = nanopk.load_model("mouse_tumour_full", particle=nanopk.Particle(material="Au", core_diameter_nm=50))
+    a = particle_attribution({"PEG": peg, "bare": bare}, ["PEG", "bare"], exclude=["P_tumour"])
+    assert len(a) >= 2 and "P_tumour" not in set(a["parameter"])
+    top = a.iloc[0]
+    rerun = pk_metrics(peg, {top["parameter"]: top["value"]}, blood_states=False)["DE24"]
+    assert top["metric_swapped"] == pytest.approx(rerun, rel=1e-9)
+    assert top["metric_reference"] == pytest.approx(pk_metrics(peg, blood_states=False)["DE24"], rel=1e-12)
+
+
+def test_particle_route_on_a_model_the_particle_does_not_touch_attributes_nothing(mouse):
+    """mouse_pbpk reads no particle field: the attribution table of a particle-route comparison is empty."""
+    data = {"PEG": synthetic(mouse, PEG, seed=1), "bare": synthetic(mouse, BARE, seed=2)}
+    particles = {"PEG": nanopk.Particle(coating="PEG", coating_mw_da=5000), "bare": nanopk.Particle()}
+    cmp = compare("mouse_pbpk", data, vary=["Kmax_liver"], particles=particles, n_samples=0)
+    assert cmp.attribution is not None and cmp.attribution.empty

@@ -122,8 +122,10 @@ class Comparison:
         (:func:`observed_kinetics`).
     """
 
-    def __init__(self, *, model_name, groups, fits, full, reduced, tests, ratios, pk, options, sigma_known):
+    def __init__(self, *, model_name, groups, fits, full, reduced, tests, ratios, pk, options, sigma_known,
+                 attribution=None):
         self.model_name = model_name
+        self.attribution = attribution
         self.observed = {g: observed_kinetics(f.predictions) for g, f in fits.items()}
         self.groups = groups
         self.fits = fits
@@ -217,6 +219,18 @@ class Comparison:
             parts = [f"{k} {v['value']:.3g}" + (f" [{v['ci95'][0]:.3g}, {v['ci95'][1]:.3g}]" if v.get("ci95") else "")
                      for k, v in m.items() if isinstance(v, dict) and v.get("value") is not None]
             lines.append(f"  {g}: " + "; ".join(parts))
+        if self.attribution is not None and len(self.attribution):
+            a = self.attribution
+            metric = a["metric"].iloc[0]
+            lines.append(f"Which particle-derived parameter makes the difference (a priori, model defaults): {metric} of "
+                         f"{self.groups[0]} with one parameter at the other group's value")
+            for g, rows in a.groupby("group", sort=False):
+                lines.append(f"  {g}: {metric} {rows['metric_group'].iloc[0]:.3g} vs {rows['metric_reference'].iloc[0]:.3g} "
+                             f"({self.groups[0]})")
+                for _, r in rows.iterrows():
+                    swapped = "n/a" if r["metric_swapped"] is None or pd.isna(r["metric_swapped"]) else f"{r['metric_swapped']:.3g}"
+                    share = "" if r["share"] is None or pd.isna(r["share"]) else f", {100 * r['share']:.0f} % of the difference"
+                    lines.append(f"    {r['parameter']:<24} {r['reference_value']:.3g} -> {r['value']:.3g}: {metric} {swapped}{share}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -238,6 +252,7 @@ class Comparison:
             "lrt_p": {g: t["lrt_p"] for g, t in tests.items()},
             "delta_aic": {g: t["delta_aic"] for g, t in tests.items()},
             "ratios": self.ratios.to_dict("records"),
+            "attribution": None if self.attribution is None else self.attribution.to_dict("records"),
             "half_lives": {g: {k: m.get(k) for k in ("t_half_blood_h", "t50_blood_h")} for g, m in self.pk.items()},
             "delivery": {g: {k: m[k] for k in ("DE24", "DE168", "DEmax") if k in m} for g, m in self.pk.items()},
             "pk": self.pk,
@@ -615,8 +630,73 @@ def compare(model, datasets: Mapping, vary: Sequence[str] | None = None, shared:
     options = {"vary": vary, "shared": shared, "groups_of_parameters": tests_of, "n_samples": n_samples, "seed": seed,
                "particles": {g: p.to_dict() if hasattr(p, "to_dict") else dict(p) for g, p in particles.items()} if particles else None,
                "fit": {k: v for k, v in fit_kwargs.items() if isinstance(v, (int, float, str, bool, type(None)))}}
+    attribution = particle_attribution(models, groups, exclude=vary) if particles is not None else None
     return Comparison(model_name=model_name, groups=groups, fits=fits, full=full, reduced=reduced, tests=tests,
-                      ratios=ratios, pk=pk, options=options, sigma_known=sigma_known)
+                      ratios=ratios, pk=pk, options=options, sigma_known=sigma_known, attribution=attribution)
+
+
+def particle_attribution(models: Mapping, groups: Sequence[str], exclude: Sequence[str] = ()) -> pd.DataFrame:
+    """Which particle-derived parameter explains the difference between groups, and by how much.
+
+    On the mechanistic route each group's model is built from its own ``Particle``, so
+    the particle maps (corona, opsonisation, EPR permeability, renal sieving, ...) give
+    the groups different parameter values.  For every parameter whose default differs
+    between the reference group (the first) and group g — leaving out ``exclude`` (the
+    fitted ones) — the metric M of the reference model is recomputed with that one
+    parameter at group g's value (one at a time)::
+
+        share_p = (M_ref[p ← p_g] − M_ref) / (M_g − M_ref)
+
+    M is DE24 (tumour %ID averaged over 0–24 h, :mod:`nanopk.delivery`) when the model
+    has a tumour, else the blood %ID at 24 h.  The shares need not sum to 1: the maps
+    interact (one-at-a-time attribution, as in local sensitivity analysis).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``group``, ``reference``, ``parameter``, ``reference_value``, ``value``,
+        ``metric``, ``metric_reference``, ``metric_group``, ``metric_swapped``,
+        ``share``; sorted by |share| within each group.
+    """
+    from .delivery import pk_metrics
+    from .errors import NanopkError
+
+    reference = groups[0]
+    ref = models[reference]
+    has_tumour = "tumour" in ref.observables
+    name = "DE24" if has_tumour else "blood_24h"
+
+    def metric(model, params):
+        try:
+            if has_tumour:
+                return pk_metrics(model, params, blood_states=False)["DE24"]
+            return float(model.simulate([24.0], params=params)["blood"].iloc[-1])
+        except NanopkError:  # a swapped value outside the reference's bounds, or a solver failure
+            return None
+
+    base = metric(ref, {})
+    rows = []
+    for g in groups[1:]:
+        other = models[g]
+        total = metric(other, {})
+        for p, par in ref.parameters.items():
+            if p in exclude or p not in other.parameters:
+                continue
+            v_ref, v_g = float(par.value), float(other.parameters[p].value)
+            if math.isclose(v_ref, v_g, rel_tol=1e-9, abs_tol=0.0):
+                continue
+            swapped = metric(ref, {p: v_g})
+            share = ((swapped - base) / (total - base)
+                     if None not in (swapped, base, total) and total != base else None)
+            rows.append({"group": g, "reference": reference, "parameter": p, "reference_value": v_ref, "value": v_g,
+                         "metric": name, "metric_reference": base, "metric_group": total, "metric_swapped": swapped,
+                         "share": share})
+    out = pd.DataFrame(rows, columns=["group", "reference", "parameter", "reference_value", "value", "metric",
+                                      "metric_reference", "metric_group", "metric_swapped", "share"])
+    if len(out):
+        out = (out.assign(_order=out["share"].abs().fillna(-1.0)).sort_values(["group", "_order"], ascending=[True, False])
+               .drop(columns="_order").reset_index(drop=True))
+    return out
 
 
 # ``nanopk.compare`` is both this module and the function: the package's lazy attribute
