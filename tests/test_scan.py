@@ -25,6 +25,16 @@ def test_scan_equals_predict_delivery(grid_table):
         assert grid_table[key].to_numpy() == pytest.approx(ref[key].to_numpy(), rel=1e-9)
 
 
+def test_blood_half_life_equals_pk_metrics():
+    """t_half_blood_h of a scan row is pk_metrics' terminal blood half-life of the same particle (rel 1e-9)."""
+    table = scan("mouse_tumour_full", {"size": [15]}, base={"coating": "PEG"}, outputs="t_half_blood_h,DE24")
+    assert table.attrs["outputs"] == ["t_half_blood_h", "DE24"]
+    particle = nanopk.Particle(material="Au", core_diameter_nm=15, coating="PEG", coating_mw_da=5000)
+    ref = nanopk.delivery.pk_metrics(nanopk.load_model("mouse_tumour_full", particle=particle))
+    assert table["t_half_blood_h"].iloc[0] == pytest.approx(ref["t_half_blood_h"], rel=1e-9)
+    assert table["DE24"].iloc[0] == pytest.approx(ref["DE24"], rel=1e-9)
+
+
 def test_scan_equals_individual_simulations(grid_table):
     """liver@24h of each row is the particle's own model simulated alone at the same dose (rel 1e-6)."""
     for _, row in grid_table.iterrows():

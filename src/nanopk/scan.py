@@ -9,6 +9,7 @@ parameter values) and one dose are then simulated together by
 own model, and the outputs are read as in :mod:`nanopk.sensitivity`:
 
     DE24 = (1/24) ∫₀²⁴ tumour dt,  …,  liver@24h = liver(24 h),  AUC_blood = ∫₀¹⁶⁸ blood dt,
+    t_half_blood_h = ln 2 / λz,  λz the log-linear slope of blood over 126–168 h,
 
 so a scan's DE24 is the DE24 of :func:`nanopk.predict_delivery` and of
 :func:`nanopk.delivery_efficiency` for the same particle.
@@ -28,11 +29,11 @@ import numpy as np
 import pandas as pd
 
 from .batch import simulate_many
-from .delivery import _GRID_KEYS, _particle_rows
+from .delivery import _GRID_KEYS, T_END_H, _particle_rows, terminal_half_life
 from .errors import suggest
 from .particle import COATINGS, Particle
 from .progress import get_logger, progress_bar
-from .sensitivity import GLOBAL_ATOL, GLOBAL_RTOL, SensitivityError, evaluate_outputs, output_grid, parse_outputs
+from .sensitivity import GLOBAL_ATOL, GLOBAL_RTOL, Output, SensitivityError, evaluate_outputs, output_grid, parse_outputs
 
 __all__ = ["scan", "DEFAULT_OUTPUTS"]
 
@@ -40,6 +41,9 @@ _LOG = get_logger("scan")
 
 #: Outputs of a scan when none are asked for.
 DEFAULT_OUTPUTS = ("DE24", "DE168", "DEmax")
+#: The scan-only output: terminal blood half-life, ln 2/λz over 126-168 h (as
+#: :func:`nanopk.delivery.pk_metrics`); not a weighted sum, so not for sensitivities.
+HALF_LIFE = "t_half_blood_h"
 
 
 def _as_list(name: str, values) -> list:
@@ -84,7 +88,9 @@ def scan(model_name, grid: Mapping[str, Sequence] | None = None, outputs: str | 
         may be given as keywords (``size=[10, 50]``).
     outputs : str or list of str
         As :mod:`nanopk.sensitivity` (``DE24``, ``DE168``, ``DEmax``, ``AUC_blood``,
-        ``liver@24h``, …).
+        ``liver@24h``, …), and ``t_half_blood_h``: the terminal blood half-life
+        ln 2/λz over the last quarter of 0–168 h (as :func:`nanopk.delivery.pk_metrics`;
+        NaN where blood does not decline there).
     base : dict, optional
         Particle fields shared by all rows (default ``{"material": "Au"}``).  A PEG
         coating without a molecular weight gets 5000 Da (as ``predict_delivery``).
@@ -125,9 +131,15 @@ def scan(model_name, grid: Mapping[str, Sequence] | None = None, outputs: str | 
             doses.append(f"{dose} mg/kg" if isinstance(dose, (int, float)) else dose)
             rows.append({**particle.to_dict(), "dose": dose, "d_h": particle.hydrodynamic_diameter})
             bar.update()
-    outs = parse_outputs(outputs, models[0].observable_names)
-    times = output_grid(outs)
-    values = np.full((len(rows), len(outs)), np.nan)
+    names = [o.strip() for o in (outputs.split(",") if isinstance(outputs, str) else outputs) if str(o).strip()]
+    half_life = HALF_LIFE in names
+    if half_life and "blood" not in models[0].observable_names:
+        raise SensitivityError("outputs", HALF_LIFE, "outputs of a model with a 'blood' observable", "needs blood")
+    outs = parse_outputs([n for n in names if n != HALF_LIFE], models[0].observable_names) if names != [HALF_LIFE] else []
+    # the half-life reads the blood curve to 168 h: the grid reaches it
+    times = output_grid(outs + ([Output("blood@168h", "blood", "at", T_END_H)] if half_life else []))
+    half_lives = np.full(len(rows), np.nan)
+    values = np.full((len(rows), max(len(outs), 1)), np.nan)
     groups: dict = {}
     for i, (m, d) in enumerate(zip(models, doses)):
         groups.setdefault((m.structure_hash, str(d)), []).append(i)
@@ -135,11 +147,25 @@ def scan(model_name, grid: Mapping[str, Sequence] | None = None, outputs: str | 
         first = models[members[0]]
         sets = [{n: float(p.value) for n, p in models[i].parameters.items()} for i in members]
         obs = simulate_many(first, times, sets, dose=doses[members[0]], rtol=GLOBAL_RTOL, atol=GLOBAL_ATOL, workers=workers)
-        values[members] = evaluate_outputs(outs, times, obs, first.observable_names)
+        if outs:
+            values[members] = evaluate_outputs(outs, times, obs, first.observable_names)
+        if half_life:
+            blood = obs[..., first.observable_names.index("blood")]
+            half_lives[members] = [np.nan if (h := terminal_half_life(times, b)) is None else h for b in blood]
     elapsed = time.perf_counter() - t0
     _LOG.info("scan of %s: %d particle(s) in %d model structure(s), %.2f s", models[0].name, len(rows), len(groups), elapsed)
     table = pd.DataFrame(rows)
-    for j, o in enumerate(outs):
-        table[o.name] = values[:, j]
-    table.attrs.update(n_simulations=len(rows), seconds=elapsed, outputs=[o.name for o in outs])
+    columns = {o.name: values[:, j] for j, o in enumerate(outs)}
+    if half_life:
+        columns[HALF_LIFE] = half_lives
+    order = [n if n == HALF_LIFE else o.name for n, o in zip(names, _aligned(names, outs))]
+    for name in order:
+        table[name] = columns[name]
+    table.attrs.update(n_simulations=len(rows), seconds=elapsed, outputs=order)
     return table
+
+
+def _aligned(names, outs):
+    """The parsed output of each requested name (None for the half-life), in request order."""
+    it = iter(outs)
+    return [None if n == HALF_LIFE else next(it) for n in names]
