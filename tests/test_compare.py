@@ -1,6 +1,7 @@
 """Coating comparison: likelihood-ratio tests, parameter ratios, half-lives, JSON, plots."""
 import json
 import math
+import re
 import warnings
 
 import numpy as np
@@ -269,3 +270,20 @@ def test_particle_route_on_a_model_the_particle_does_not_touch_attributes_nothin
     particles = {"PEG": nanopk.Particle(coating="PEG", coating_mw_da=5000), "bare": nanopk.Particle()}
     cmp = compare("mouse_pbpk", data, vary=["Kmax_liver"], particles=particles, n_samples=0)
     assert cmp.attribution is not None and cmp.attribution.empty
+
+
+def test_summary_lists_left_out_rows_and_says_when_a_ratio_is_not_determined(mouse):
+    """A group's rows the model cannot see (a 'heart' tissue in mouse_pbpk) are listed in the summary with
+    their rows and reason; a ratio whose delta-method interval spans more than 10^4-fold is reported as
+    not determined instead of as [1e-35, 1e+34]."""
+    a, b = synthetic(mouse, BARE, seed=3, name="A"), synthetic(mouse, PEG, seed=4, name="B")
+    extra = pd.DataFrame([{"time_h": 1.0, "tissue": "heart", "value": 0.5, "sd": 0.1}])
+    a = pd.concat([a, extra], ignore_index=True)
+    a.attrs.update(name="A", dose_ug=float(mouse.parameters["dose"].value), body_weight_g=20.0)
+    cmp = compare(mouse, {"A": a, "B": b}, vary=["Kmax_liver"], n_samples=0)
+    text = cmp.summary()
+    assert re.search(r"A: left out heart \(rows \d+\): model 'mouse_pbpk' has no observable 'heart'", text)
+    fake = cmp.ratios.copy()
+    fake.loc[0, ["ci95_low", "ci95_high"]] = [4.38e-35, 2.28e34]
+    cmp.ratios = fake
+    assert "no useful interval: it spans 5.2e+68-fold; these data do not determine this ratio" in cmp.summary()

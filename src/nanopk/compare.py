@@ -196,6 +196,9 @@ class Comparison:
             lines.append(f"  {g}: R²(log) {q.get('r2_log', float('nan')):.3g}; {100 * q.get('frac_within_2fold', float('nan')):.0f} % of "
                          f"points within 2-fold; {state}"
                          + ("  <- POOR FIT: the model does not describe these data; read the tests below with caution" if poor else ""))
+        for g, f in self.fits.items():
+            for e in f.excluded:  # the rows the model cannot see are not part of any test below
+                lines.append(f"  {g}: left out {e['tissue']} (rows {', '.join(map(str, e['rows']))}): {e['reason']}")
         lines.append("Does each mechanism differ between groups?")
         for g, r in self.tests.iterrows():
             lines.append(f"  {g:<28} df={int(r['df'])}  Λ={r['statistic']:.3g}  p={r['lrt_p']:.3g}  ΔAIC={r['delta_aic']:+.3g}"
@@ -203,8 +206,15 @@ class Comparison:
         posterior = "posterior" if self.full.priors else "flat-prior"
         lines.append(f"Parameter ratios (group / {self.groups[0]}), 95 % CI (delta method, log scale), "
                      f"and P(ratio > 1) ({posterior}, normal approximation):")
+        from .fit.result import WALD_MAX_FOLD
+
         for _, r in self.ratios.iterrows():
             ci = "n/a" if r["ci95_low"] is None or pd.isna(r["ci95_low"]) else f"[{r['ci95_low']:.3g}, {r['ci95_high']:.3g}]"
+            if ci != "n/a" and (r["ci95_low"] <= 0 or r["ci95_high"] / r["ci95_low"] > WALD_MAX_FOLD ** 2):
+                # an interval over more than 10^4-fold is the delta method's answer to "not
+                # determined": say that, rather than print [4e-35, 2e+34]
+                fold = math.inf if r["ci95_low"] <= 0 else r["ci95_high"] / r["ci95_low"]
+                ci = f"(no useful interval: it spans {fold:.2g}-fold; these data do not determine this ratio)"
             prob = r.get("prob_ratio_above_1")
             prob = "" if prob is None or pd.isna(prob) else f"  P(>1) {prob:.3f}"
             lines.append(f"  {r['parameter']:<20} {r['group']}: {r['ratio']:.3g} {ci}{prob}")
