@@ -200,3 +200,19 @@ def test_mcmc_draws_take_precedence_and_the_fit_json_carries_delivery(tumour_mod
     assert lo < de["DE24"]["value"] < hi
     d = json.loads(result.to_json())
     assert d["delivery"]["DE24"]["ci95"] == pytest.approx([lo, hi])
+
+
+def test_an_estimate_outside_its_draws_range_is_marked(tumour_model):
+    """Draws all above the point value (a parameter at its lower bound, sampled one-sided): the
+    metric's 95 % range excludes the estimate, and the result says so instead of passing it as its interval."""
+    from nanopk.delivery import metrics_with_intervals
+
+    k = tumour_model.parameters["Kmax_tumour"].value
+    draws = [{"Kmax_tumour": k * f} for f in np.linspace(2.0, 3.0, 12)]
+    out = metrics_with_intervals(tumour_model, {}, draws, names=["DE24"])
+    lo, hi = out["DE24"]["ci95"]
+    assert out["DE24"]["value"] < lo
+    assert out["DE24"]["note"].startswith("the estimate lies outside the 95 % range of its draws")
+    inside = metrics_with_intervals(tumour_model, {}, [{"Kmax_tumour": k * f} for f in np.linspace(0.5, 2.0, 12)],
+                                    names=["DE24"])
+    assert "note" not in inside["DE24"]

@@ -227,6 +227,7 @@ class Comparison:
         lines.append("Blood kinetics and delivery (each group's own fit):")
         for g, m in self.pk.items():
             parts = [f"{k} {v['value']:.3g}" + (f" [{v['ci95'][0]:.3g}, {v['ci95'][1]:.3g}]" if v.get("ci95") else "")
+                     + (" (outside its draws' range)" if v.get("note") else "")
                      for k, v in m.items() if isinstance(v, dict) and v.get("value") is not None]
             lines.append(f"  {g}: " + "; ".join(parts))
         if self.attribution is not None and len(self.attribution):

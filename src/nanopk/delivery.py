@@ -285,6 +285,12 @@ def metrics_with_intervals(model, params: Mapping[str, float] | None = None, dra
         for k in names:
             samples[k].append(m.get(k))
     out = {k: {"value": point[k], "ci95": _interval(samples[k]) if draws else None, "unit": UNITS[k]} for k in names}
+    for k, v in out.items():
+        ci, x = v["ci95"], v["value"]
+        if ci is not None and x is not None and not ci[0] <= x <= ci[1]:
+            # percentiles of draws need not contain the point (a parameter at its bound, a
+            # skewed metric): say so, rather than let [14.2, 41.5] pass as an interval of 14.1
+            v["note"] = "the estimate lies outside the 95 % range of its draws (skewed or bound-limited uncertainty)"
     out["_uncertainty"] = {"source": source if draws else None, "n_draws": len(draws), "n_failed": failed}
     return out
 
