@@ -392,6 +392,9 @@ def _print_top(table, columns, top: int) -> None:
         print(rows.head(top)[["rank", "parameter", *columns]].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         if len(rows) > top:
             print(f"  ... {len(rows) - top} more parameter(s) (all in --out/--json)")
+        if "fd_one_sided" in rows and rows.head(top)["fd_one_sided"].any():
+            names = ", ".join(rows.head(top).loc[rows.head(top)["fd_one_sided"], "parameter"])
+            print(f"  coefficient_fd of {names}: one-sided (the parameter sits at a bound), accurate to O(h) only")
 
 
 def cmd_sensitivity(args):
