@@ -646,11 +646,15 @@ def _add_verbosity(p, top: bool) -> None:
     default = {} if top else {"default": argparse.SUPPRESS}  # after the command: only when given
     if top:
         p.set_defaults(verbose=0, quiet=False, progress=None)
-    p.add_argument("-v", "--verbose", action="count", help="log what nanopk does on stderr (-vv: debug)", **default)
-    p.add_argument("-q", "--quiet", action="store_true", help="log errors only", **default)
-    p.add_argument("--progress", action="store_const", const=True, dest="progress",
-                   help="progress bars on stderr even when it is not a terminal", **default)
-    if "--no-progress" not in p._option_string_actions:  # meta has its own
+    taken = p._option_string_actions  # a command's own option of the same name wins (meta's --no-progress)
+    if "-v" not in taken and "--verbose" not in taken:
+        p.add_argument("-v", "--verbose", action="count", help="log what nanopk does on stderr (-vv: debug)", **default)
+    if "-q" not in taken and "--quiet" not in taken:
+        p.add_argument("-q", "--quiet", action="store_true", help="log errors only", **default)
+    if "--progress" not in taken:
+        p.add_argument("--progress", action="store_const", const=True, dest="progress",
+                       help="progress bars on stderr even when it is not a terminal", **default)
+    if "--no-progress" not in taken:
         p.add_argument("--no-progress", action="store_const", const=False, dest="progress",
                        help="no progress bars", **default)
 
