@@ -234,3 +234,23 @@ def test_models_page_lists_every_bundled_model(page, tmp_path):
     assert page.locator("svg.flux-diagram g.state").count() == len(model.states)
     assert page.locator("svg.flux-diagram path.flux").count() == len(model.fluxes)
     page.screenshot(path=str(tmp_path / "models_page.png"), full_page=True)
+
+
+def test_compare_page_shows_the_cli_report(page, tmp_path, capsys):
+    """Comparing PEG and bare graphene oxide (Li 2014) in the page shows the report `nanopk compare` prints, and its figure."""
+    page.click("a[data-value=compare]")
+    page.wait_for_selector("#cmp_run")
+    assert page.input_value("#cmp_a") == "li2014_go_peg" and page.input_value("#cmp_b") == "li2014_go_bare"
+    assert page.input_value("#cmp_vary") == "Kmax_liver" and page.input_value("#cmp_param") == "K50_liver=0.1,n_liver=1"
+    page.wait_for_timeout(1000)  # the panel's inputs reach the server
+    page.click("#cmp_run")
+    page.wait_for_selector(".nanopk-compare-report", timeout=SLOW)
+    shown = page.inner_text(".nanopk-compare-report")
+    page.wait_for_selector("#cmp_figure img", timeout=SLOW)
+    page.screenshot(path=str(tmp_path / "compare_page.png"), full_page=True)
+    capsys.readouterr()
+    status = main(["compare", "li2014_go_peg", "li2014_go_bare", "--model", "mouse_pbpk",
+                   "--param", "K50_liver=0.1,n_liver=1", "--vary", "Kmax_liver"])
+    assert status == 0
+    assert shown.strip() == capsys.readouterr().out.strip()
+    assert re.search(r"phagocytic uptake\s+df=1\s+Λ=\S+\s+p=\S+", shown)

@@ -36,7 +36,8 @@ def _choices():
 
 
 def _error_box(text: str):
-    return ui.div(ui.pre(text, class_="nanopk-error-text"), class_="alert alert-danger nanopk-error", role="alert")
+    return ui.div(ui.pre(text, class_="nanopk-error-text", style="white-space: pre-wrap"),
+                  class_="alert alert-danger nanopk-error", role="alert")
 
 
 def _fit_panel(c):
@@ -74,9 +75,7 @@ def _fit_panel(c):
             sidebar,
             ui.output_ui("fit_error"),
             ui.output_ui("fit_status"),
-            ui.h4("Tumour delivery"),
             ui.output_ui("fit_delivery"),
-            ui.h4("Report"),
             ui.output_ui("fit_report"),
             ui.output_ui("fit_figure"),
             ui.output_ui("fit_downloads"),
@@ -183,12 +182,12 @@ def server(input, output, session):
     @reactive.effect
     @reactive.event(input.fit_file, input.fit_sidecar)
     def _stage():
-        files = input.fit_file()
+        files = input.fit_file() if input.fit_file.is_set() else None
         upload_error.set(None)
         staged.set(None)
         if not files:
             return
-        sidecars = input.fit_sidecar()
+        sidecars = input.fit_sidecar() if input.fit_sidecar.is_set() else None
         try:
             path = logic.stage_upload(fit_dir, files[0], sidecars[0] if sidecars else None)
         except Exception as exc:  # noqa: BLE001 - every failure is shown, none crashes the session
@@ -281,16 +280,16 @@ def server(input, output, session):
         if out is None:
             return None
         if not out["delivery"]:
-            return ui.p(f"model {out['result'].model.name!r} has no tumour: no delivery efficiency")
+            return ui.p(f"model {out['result'].model.name!r} has no tumour observable: no delivery efficiency")
         de24 = out["delivery"]["DE24"]
         big = ui.div(ui.span("DE24 "), ui.strong(f"{de24['value']:.4g}", id="de24-value"), ui.span(f" {de24.get('unit', '')}"),
                      class_="fs-4") if de24.get("value") is not None else None
-        return ui.TagList(big, ui.pre("\n".join(out["delivery_lines"]), class_="nanopk-delivery"))
+        return ui.TagList(ui.h4("Tumour delivery"), big, ui.pre("\n".join(out["delivery_lines"]), class_="nanopk-delivery"))
 
     @render.ui
     def fit_report():
         out = fit_out.get()
-        return ui.pre(out["report"], class_="nanopk-report") if out else None
+        return ui.TagList(ui.h4("Report"), ui.pre(out["report"], class_="nanopk-report")) if out else None
 
     @render.ui
     def fit_figure():
@@ -343,7 +342,9 @@ def server(input, output, session):
             sources = []
             for key, file_id, side_id, select_id in (("a", "cmp_file_a", "cmp_side_a", "cmp_a"),
                                                      ("b", "cmp_file_b", "cmp_side_b", "cmp_b")):
-                files, sides = input[file_id](), input[side_id]()
+                # An untouched file input has no value (reading it would silently end this effect).
+                files = input[file_id]() if input[file_id].is_set() else None
+                sides = input[side_id]() if input[side_id].is_set() else None
                 if files:
                     sources.append(logic.stage_upload(cmp_dirs[key], files[0], sides[0] if sides else None))
                 else:
