@@ -37,6 +37,10 @@ BUNDLED = {
     # Same-core coating pair (NTUA study 18), written by tools/make_ntua_pair.py; checked in tests/test_compare_pair.py.
     "wang2015_au_sio2_rod_peg": ("mouse", "%ID", "10.1039/c4mt00340c", ["tumour", "liver", "spleen", "kidney", "lung", "heart"]),
     "wang2015_au_sio2_rod_bsa": ("mouse", "%ID", "10.1039/c4mt00340c", ["tumour", "liver", "spleen", "kidney", "lung", "heart"]),
+    # PEG vs small-ligand (mixed-charge) 16 nm Au pair (NTUA study 23), written by tools/make_liu2014_pair.py;
+    # checked in tests/test_compare_gold_pair.py.
+    "liu2014_au16_peg": ("mouse", "%ID", "10.1002/adhm.201300617", ["blood", "liver", "spleen", "heart", "lung", "kidney"]),
+    "liu2014_au16_mixed_charge": ("mouse", "%ID", "10.1002/adhm.201300617", ["blood", "liver", "spleen", "heart", "lung", "kidney"]),
 }
 
 NTUA_TISSUES = {
