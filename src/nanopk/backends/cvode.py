@@ -74,7 +74,7 @@ from ..errors import BackendError, ExportError
 from ..resources import CacheWarning, cache_dir, use_temporary_cache, write_atomic
 from .base import CompiledModel, SolveResult, SymbolicSystem
 from .ccode import (c_dfdp_body, c_initial_body, c_jacobian_body, c_jacobian_pattern, c_jacobian_split_body, c_observe_body,
-                    c_rhs_body)
+                    c_rhs_code)
 from .sparse_lu import c_newton_lu, plan_newton_lu
 
 __all__ = ["CvodeModel", "BackendUnavailable", "sundials_libraries", "cache_dir", "build_library", "load_library", "read_verified"]
@@ -84,6 +84,9 @@ _SENSITIVITY = (Path(__file__).with_name("cvode_sensitivity.c")).read_text()
 #: The generator of the sparse LU is part of what a cached library depends on.
 _SPARSE_LU = (Path(__file__).with_name("sparse_lu.c")).read_text()
 _SPARSE_LU_CODE = (Path(__file__).with_name("sparse_lu.py")).read_text() + _SPARSE_LU
+#: The code that prints the model as C, read at import like the templates above: the key
+#: must describe the code this process generates, even if the files change meanwhile.
+_PRINTER_CODE = "".join(Path(__file__).with_name(f).read_text() for f in ("symbolic.py", "ccode.py", "sharing.py"))
 _JACOBIAN = """#include <math.h>
 
 /* J[i + j*N] = d f_i / d y_j, column-major; only the non-zero entries (the caller zeroes J). */
@@ -168,7 +171,7 @@ def generate_source(system: SymbolicSystem, sensitivities: tuple[int, ...] | Non
     source = (
         f"/* nanopk model {system.hash}: {system.n_states} states, {system.n_params} parameters */\n"
         f"#define NANOPK_N {system.n_states}\n"
-        + _DRIVER.replace("/*RHS_BODY*/", c_rhs_body(system))
+        + _DRIVER.replace("/*RHS_CODE*/", c_rhs_code(system))
         .replace("/*OBS_BODY*/", c_observe_body(system)).replace("/*INIT_BODY*/", c_initial_body(system))
         .replace("/*SPARSE_LU*/", c_newton_lu(*newton_lu_plan(system)) + _SPARSE_LU)
     )
@@ -218,7 +221,7 @@ def _artifact_key(system: SymbolicSystem, libs: list[str]) -> str:
     from .._version import __version__
 
     code = hashlib.sha256((_DRIVER + _JACOBIAN + _JACOBIAN_SPLIT + repr(CFLAGS) + _SPARSE_LU_CODE
-                           + Path(__file__).with_name("symbolic.py").read_text()).encode()).hexdigest()
+                           + _PRINTER_CODE).encode()).hexdigest()
     parts = [system.hash, __version__, code, *(Path(x).name for x in libs)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 

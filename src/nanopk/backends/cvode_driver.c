@@ -47,6 +47,8 @@ extern int CVodeInit(void *mem, CVRhsFn f, sunrealtype t0, N_Vector y0);
 extern int CVodeSVtolerances(void *mem, sunrealtype rtol, N_Vector atol);
 extern int CVodeSetUserData(void *mem, void *data);
 extern int CVodeSetMaxNumSteps(void *mem, long mxsteps);
+extern int CVodeSetMaxOrd(void *mem, int maxord);
+extern int CVodeSetInitStep(void *mem, sunrealtype hin);
 extern int CVodeSetStopTime(void *mem, sunrealtype tstop);
 extern int CVodeSetConstraints(void *mem, N_Vector constraints);
 typedef int (*CVProjFn)(sunrealtype t, N_Vector ycur, N_Vector corr, sunrealtype eps, N_Vector err, void *data);
@@ -164,11 +166,21 @@ static SUNLogger quiet_context(SUNContext ctx)
 int nanopk_output_mode = 2;
 /* 0: constraints without the projection that restores the sum of the amounts (tests). */
 int nanopk_project_amounts = 1;
+/* CVODE's BDF settings, for benchmarks/work_precision.py to vary: the maximum order (1-5;
+   5 is CVODE's default) and the first step (0: CVODE's own estimate). */
+int nanopk_max_order = 5;
+double nanopk_initial_step = 0.0;
 
-void nanopk_rhs(double t, const double *y, double *dydt, const double *p)
-{
-/*RHS_BODY*/
-}
+/* nanopk_rhs_constants(p, c): the NANOPK_RHS_NC values of f that depend on the parameters
+   only; nanopk_rhs_core(t, y, dydt, p, c): f from them; nanopk_rhs(t, y, dydt, p): f
+   printed without hoisting, for single calls (nanopk.backends.ccode.c_rhs_code). */
+/*RHS_CODE*/
+
+/* The constants of the solve running on this thread (nanopk_solve computes them once;
+   they were a third of the arithmetic of every call of f on mouse_pbpk). */
+static _Thread_local double solve_constants[NANOPK_RHS_NC > 0 ? NANOPK_RHS_NC : 1];
+/* 0: nanopk_solve calls nanopk_rhs, the unhoisted f (set by the tests, to compare the two). */
+int nanopk_rhs_hoisted = 1;
 
 /* The Jacobian, the largest function, is its own translation unit, compiled in parallel. */
 void nanopk_jac(double t, const double *y, double *J, const double *p);
@@ -194,7 +206,10 @@ void nanopk_initial(const double *p, double *y0)
 static int cv_rhs(sunrealtype t, N_Vector y, N_Vector ydot, void *user_data)
 {
     double *dy = N_VGetArrayPointer(ydot);
-    nanopk_rhs(t, N_VGetArrayPointer(y), dy, (const double *)user_data);
+    if (nanopk_rhs_hoisted)
+        nanopk_rhs_core(t, N_VGetArrayPointer(y), dy, (const double *)user_data, solve_constants);
+    else
+        nanopk_rhs(t, N_VGetArrayPointer(y), dy, (const double *)user_data);
     for (int i = 0; i < NANOPK_N; i++)
         if (!isfinite(dy[i])) return -1; /* CVODE retries with a smaller step, then fails cleanly */
     return 0;
@@ -580,6 +595,8 @@ static int run_cvode(int n, int block, CVRhsFn rhs, CVLsJacFn jac, CVLsJacFn ban
     if ((flag = CVodeSVtolerances(mem, rtol, abstol)) != 0) goto done;
     CVodeSetUserData(mem, (void *)p);
     CVodeSetMaxNumSteps(mem, max_steps);
+    if (nanopk_max_order != 5 && (flag = CVodeSetMaxOrd(mem, nanopk_max_order)) != 0) goto done;
+    if (nanopk_initial_step > 0.0 && (flag = CVodeSetInitStep(mem, nanopk_initial_step)) != 0) goto done;
     if ((flag = CVodeSetLinearSolver(mem, LS, A)) != 0) goto done;
     if ((flag = CVodeSetJacFn(mem, jac)) != 0) goto done;
     if (limits) {
@@ -647,6 +664,7 @@ done:
 int nanopk_solve(double t0, const double *y0, const double *p, int nout, const double *tout,
                  double *yout, double rtol, const double *atol, const double *constraints, long max_steps, double *info)
 {
+    nanopk_rhs_constants(p, solve_constants);
     return run_cvode(NANOPK_N, 0, cv_rhs, cv_jac, NULL, t0, y0, p, nout, tout, yout, rtol, atol, constraints, max_steps,
                      info);
 }
