@@ -447,6 +447,11 @@ def cmd_sensitivity(args):
     if args.out:
         table.to_csv(args.out, index=False)
         print(f"wrote {args.out}")
+    if args.plot:
+        from .plots import plot_sensitivity
+
+        plot_sensitivity(table, path=args.plot, **({"top": args.top} if args.method == "local" else {}))
+        print(f"wrote {args.plot} (first output: {table['output'].iloc[0]})")
     if args.json:
         _write_json(args.json, {"model": model.name, "method": args.method, "n_simulations": sims, "seconds": wall,
                                 "rows": table.to_dict(orient="records")})
@@ -479,6 +484,16 @@ def cmd_scan(args):
     if args.out:
         table.to_csv(args.out, index=False)
         print(f"wrote {args.out}")
+    if args.plot:
+        from pathlib import Path
+
+        from .plots import plot_scan, plot_scan_heatmap
+
+        first = table.attrs["outputs"][0]
+        plot_scan(table, output=first, path=args.plot)
+        heat = Path(args.plot).with_name(f"{Path(args.plot).stem}-heatmap{Path(args.plot).suffix}")
+        plot_scan_heatmap(table, output=first, path=heat)
+        print(f"wrote {args.plot} and {heat} ({first})")
     if args.json:
         _write_json(args.json, {"model": args.model, "outputs": table.attrs["outputs"], "rows": table.to_dict(orient="records")})
 
@@ -611,6 +626,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-check", action="store_true", help="local: skip the finite-difference check")
     p.add_argument("--top", type=int, default=10, help="parameters printed per output (default 10)")
     p.add_argument("--out", help="write the whole table as CSV")
+    p.add_argument("--plot", metavar="PATH", help="the figure of the first output: tornado (local), μ*–σ (morris) or "
+                   "Sobol bars (PNG, SVG or PDF by the suffix)")
     p.add_argument("--json")
     p.set_defaults(func=cmd_sensitivity)
 
@@ -624,6 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="DE24,DE168,DEmax", help="comma-separated outputs as for `nanopk sensitivity`")
     p.add_argument("--param", action="append", help="NAME=VALUE[,NAME=VALUE...]: parameter overrides for every particle")
     p.add_argument("--out", help="write the table as CSV")
+    p.add_argument("--plot", metavar="PATH", help="the first output against hydrodynamic diameter per coating at PATH, "
+                   "and its heat map (coating × size) at PATH-heatmap (PNG, SVG or PDF)")
     p.add_argument("--json")
     p.set_defaults(func=cmd_scan)
     p = sub.add_parser("serve", help="the web page: fit, compare coatings, design a particle, browse the models",
