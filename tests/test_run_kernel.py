@@ -75,7 +75,6 @@ def test_sensitivity_fit_runs_one_solve_per_evaluation(cho):
     """The 6-parameter Cho 13 nm fit with exact gradients: the kernel counts at most one solve per
     residual evaluation, Jacobians included (it was a plain solve per evaluation plus a
     sensitivity solve per Jacobian: 54 solves for 33 evaluations)."""
-    SensitivityJacobian(cho)
     jac = SensitivityJacobian(cho)
     calls0, sims0, before = cho.n_calls, cho.n_simulations, dict(kernel.solves)
     out = minimize(cho, cho.x0, jac=jac)
