@@ -236,7 +236,7 @@ def test_an_entry_point_that_reuses_a_builtin_name_is_refused_and_named(tmp_path
                                                    r"entry point epr = 'clash_epr' of clash; rename the entry point$"):
             nanopk.mechanisms.resolve_mechanism("epr.lin_tumour")
         assert main(["export", "one_compartment_iv"]) == 2
-        assert ("or --json FILE; export format 'json' of the entry point json = 'clash:to_json' of clash clashes with "
+        assert ("--json FILE or --petab DIR; export format 'json' of the entry point json = 'clash:to_json' of clash clashes with "
                 "nanopk's own; rename the entry point") in capsys.readouterr().err
         with pytest.raises(nanopk.ExportError, match=r"^export format 'json' of the entry point json = 'clash:to_json' "
                                                      r"of clash clashes with nanopk's own; rename the entry point$"):
