@@ -55,22 +55,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import NanopkError
+from .report import delivery_lines, fit_delivery, parse_params
 
 DEFAULT_TIMES = "1,4,24,168"
-
-
-def _parse_params(items) -> dict:
-    """``--param`` values: each ``NAME=VALUE`` or a comma-separated list of them."""
-    out = {}
-    for item in (part for group in items or [] for part in group.split(",") if part.strip()):
-        if "=" not in item:
-            raise NanopkError(f"--param {item!r} must be NAME=VALUE (e.g. --param Kmax_liver=0.5)")
-        name, value = item.split("=", 1)
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise NanopkError(f"--param {name}: {value!r} is not a number") from None
-    return out
 
 
 def _parse_times(text: str) -> np.ndarray:
@@ -89,7 +76,7 @@ def _load(args, fixed: bool = False):
     from .spec import load_model
 
     model = load_model(args.model, particle=getattr(args, "particle", None))
-    values = _parse_params(getattr(args, "param", None)) if fixed else {}
+    values = parse_params(getattr(args, "param", None)) if fixed else {}
     if values:
         model.check_parameter_names(values)
         model = model.with_parameters(values)
@@ -148,7 +135,7 @@ def cmd_simulate(args):
     model = _load(args)
     times = _parse_times(args.times)
     t0 = time.perf_counter()
-    sim = model.simulate(times, params=_parse_params(args.param), backend=args.backend)
+    sim = model.simulate(times, params=parse_params(args.param), backend=args.backend)
     elapsed = time.perf_counter() - t0
     with_units = sim.rename(columns=lambda c: f"{c} [%ID]" if sim.attrs["units"].get(c) == "percent_ID" else c)
     print(f"# {model.name}: {len(model.states)} states, backend {sim.attrs['backend']}, dose {sim.attrs['dose_ug']:.4g} µg, {elapsed*1000:.1f} ms")
@@ -188,7 +175,7 @@ def cmd_check(args):
         raise NanopkError("--particle describes the model's particle: give --model too (e.g. --model mouse_tumour_full)")
     ds = read_dataset(args.dataset)
     model = _load(args) if args.model else None
-    report = check_dataset(ds, model, vary=_vary(args), fixed=_parse_params(args.param) if args.param else None,
+    report = check_dataset(ds, model, vary=_vary(args), fixed=parse_params(args.param) if args.param else None,
                            particle=args.particle)
     print(report)
     if args.json:
@@ -201,13 +188,13 @@ def cmd_fit(args):
     from .data.checks import check_fit_arguments
     from .fit import fit
 
-    check_fit_arguments(_vary(args), _parse_params(args.param))  # --param and --vary naming one parameter: refuse
+    check_fit_arguments(_vary(args), parse_params(args.param))  # --param and --vary naming one parameter: refuse
     model = _load(args, fixed=True)
     ds = read_dataset(args.dataset, sheet=args.sheet)
     t0 = time.perf_counter()
     result = fit(model, ds, vary=_vary(args), multistart=args.multistart, jacobian=args.jacobian)
     wall = time.perf_counter() - t0
-    de = _attach_delivery(result)
+    de = fit_delivery(result)
     print(result.report())
     if de:
         print("\nTumour delivery (%ID in the whole tumour; 95 % intervals from the fit's covariance, "
@@ -223,19 +210,12 @@ def _exit_status(success: bool) -> int:
     return 0 if success else 1
 
 
-def _attach_delivery(result):
-    """Add DE24/DE168/DEmax to a fit of a model with a tumour (DESIGN.md fit JSON)."""
-    if "tumour" not in result.model.observables:
-        return None
-    return result.delivery()  # the fit keeps it in extra_json, so --json carries it
-
-
 def cmd_compare(args):
     from .compare import compare
     from .data import read_dataset
     from .data.checks import check_fit_arguments
 
-    check_fit_arguments(_vary(args), _parse_params(args.param))  # --param and --vary naming one parameter: refuse
+    check_fit_arguments(_vary(args), parse_params(args.param))  # --param and --vary naming one parameter: refuse
     model = _load(args, fixed=True)
     a, b = read_dataset(args.dataset_a, sheet=args.sheet), read_dataset(args.dataset_b, sheet=args.sheet)
     if a.name == b.name:
@@ -334,30 +314,6 @@ def _print_delivery(de: dict) -> None:
         print(line)
 
 
-def delivery_lines(de: dict) -> list[str]:
-    """The lines ``nanopk fit``/``delivery`` print for a delivery dict (the web page shows the same)."""
-    from .delivery import DESCRIPTIONS
-
-    lines = []
-    status = de.get("fit_status") or {}
-    if status and not status.get("success", True):
-        state = ("did NOT CONVERGE" if status.get("converged") is False
-                 else f"has no covariance ({status.get('covariance')})")
-        lines.append(f"  *** FIT FAILED: these figures come from a fit that {state}: {status.get('message')}; "
-                     "they are not estimates to report ***")
-    for key, item in de.items():
-        # A value without one says why (its note); a note flags extrapolation or where a half-life was read.
-        if isinstance(item, dict) and "value" in item and (item["value"] is not None or item.get("note")):
-            ci = item.get("ci95")
-            value = f"{item['value']:.4g} {item.get('unit', '')}" if item["value"] is not None else "n/a"
-            ci_text = f"[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""
-            note = f" ({item['note']})" if item.get("note") else ""
-            lines.append(f"  {key:<18} {value:<20} {ci_text:<20} {DESCRIPTIONS.get(key, '')}{note}".rstrip())
-    if (de.get("uncertainty") or {}).get("note"):
-        lines.append(f"  intervals: {de['uncertainty']['note']}")
-    return lines
-
-
 def cmd_meta(args):
     from .meta import run_meta, summarise
     from .meta.runner import MetaInterrupted
@@ -402,7 +358,7 @@ def cmd_sensitivity(args):
     from .sensitivity import SensitivityError, local_sensitivity, morris, sobol
 
     model = _load(args)
-    params = _parse_params(args.param)
+    params = parse_params(args.param)
     ranges = None
     if args.range:
         ranges = {}
@@ -476,7 +432,7 @@ def cmd_scan(args):
     if not grid:
         raise NanopkError("nanopk scan needs at least one of --size, --coating, --dose (e.g. --size 10,50,100 --coating none,PEG)")
     base = Particle.parse(args.particle).to_dict() if args.particle else None
-    table = scan(args.model, grid, outputs=args.output, base=base, params=_parse_params(args.param) or None)
+    table = scan(args.model, grid, outputs=args.output, base=base, params=parse_params(args.param) or None)
     shown = [c for c in ("material", "core_diameter_nm", "coating", "coating_mw_da", "dose", "d_h")
              if c in table and table[c].notna().any()] + table.attrs["outputs"]  # no column of Nones (no --dose)
     print(f"# {args.model}: {len(table)} particle(s), {table.attrs['seconds']:.2f} s; outputs in %ID (AUC: %ID·h), d_h in nm")

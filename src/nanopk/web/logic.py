@@ -233,7 +233,7 @@ def run_fit(source, model: str, *, sheet=None, vary=None, params=None, meta: Map
     """
     import time
 
-    from ..cli import _parse_params, _attach_delivery, delivery_lines
+    from ..report import delivery_lines, fit_delivery, parse_params
     from ..data import read_dataset
     from ..data.checks import check_fit_arguments
     from ..fit import fit
@@ -241,7 +241,7 @@ def run_fit(source, model: str, *, sheet=None, vary=None, params=None, meta: Map
 
     step = progress or (lambda i, m: None)
     with quiet():
-        fixed = _parse_params([params]) if params else {}
+        fixed = parse_params([params]) if params else {}
         check_fit_arguments(_names(vary), fixed)
         step(1, "reading the data")
         m = load_model(model)
@@ -255,7 +255,7 @@ def run_fit(source, model: str, *, sheet=None, vary=None, params=None, meta: Map
         result = fit(m, ds, vary=_names(vary))
         wall = time.perf_counter() - t0
         step(3, "tumour delivery (DE24, DE168, DEmax)")
-        de = _attach_delivery(result)
+        de = fit_delivery(result)
         out = {"result": result, "report": result.report(), "delivery": de,
                "delivery_lines": delivery_lines(de) if de else [], "wall_s": wall, "success": result.success,
                "png": None, "plot_error": None}
@@ -271,7 +271,7 @@ def run_fit(source, model: str, *, sheet=None, vary=None, params=None, meta: Map
 def run_compare(source_a, source_b, model: str, *, sheet=None, vary=None, shared=None, params=None,
                 progress: Callable[[int, str], None] | None = None, figures: bool = True) -> dict:
     """Compare two groups as ``nanopk compare`` does; ``report``, ``comparison``, ``png``."""
-    from ..cli import _parse_params
+    from ..report import parse_params
     from ..compare import compare, same_data
     from ..data import read_dataset
     from ..data.checks import check_fit_arguments
@@ -279,7 +279,7 @@ def run_compare(source_a, source_b, model: str, *, sheet=None, vary=None, shared
 
     step = progress or (lambda i, m: None)
     with quiet():
-        fixed = _parse_params([params]) if params else {}
+        fixed = parse_params([params]) if params else {}
         check_fit_arguments(_names(vary), fixed)
         step(1, "reading both datasets")
         m = load_model(model)
