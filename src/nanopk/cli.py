@@ -509,7 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fit gradients: finite differences on all cores (default) or exact forward "
                         "sensitivities (fewer model evaluations; compiles a sensitivity library once)")
     p.add_argument("--json")
-    p.add_argument("--plot", metavar="PATH", help="both groups overlaid per tissue and the forest plot of the ratios (PNG, SVG or PDF)")
+    p.add_argument("--plot", metavar="PATH", help="write the fit figure at PATH and its goodness-of-fit panels (and "
+                   "profiles, when computed) beside it, as PATH-gof.EXT, PATH-profiles.EXT; PNG, SVG or PDF by the suffix")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("compare", help="compare two groups (e.g. PEG vs bare)")
@@ -521,8 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shared", help="comma-separated parameters of --vary common to both groups (default: none; the others are tested)")
     p.add_argument("--param", action="append", help="NAME=VALUE[,NAME=VALUE...]: hold model parameters at these values (repeatable)")
     p.add_argument("--json")
-    p.add_argument("--plot", metavar="PATH", help="write the fit figure at PATH and its goodness-of-fit panels (and "
-                   "profiles, when computed) beside it, as PATH-gof.EXT, PATH-profiles.EXT; PNG, SVG or PDF by the suffix")
+    p.add_argument("--plot", metavar="PATH", help="both groups overlaid per tissue and the forest plot of the ratios (PNG, SVG or PDF)")
     p.set_defaults(func=cmd_compare)
 
     from .export import exporters
@@ -601,6 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "and its heat map (coating × size) at PATH-heatmap (PNG, SVG or PDF)")
     p.add_argument("--json")
     p.set_defaults(func=cmd_scan)
+
     p = sub.add_parser("serve", help="the web page: fit, compare coatings, design a particle, browse the models",
                        description="Start the local web application (Shiny for Python; needs the web extra, "
                                    "pip install 'nanopk[web]'). It binds 127.0.0.1 unless --host says otherwise.")
