@@ -305,6 +305,7 @@ class Comparison:
         ax.axvline(1.0, color="0.5", ls="--")
         ax.set_xscale("log")
         ax.set_yticks(y)
+        ax.set_ylim(-0.6, len(r) - 0.4)  # rows one unit apart, whatever the panel's height
         ax.set_yticklabels([f"{p} ({g})" for p, g in zip(r["parameter"], r["group"])], fontsize="small")
         ax.set_xlabel(f"ratio to {self.groups[0]} (95 % CI)")
         if path is not None:

@@ -346,7 +346,8 @@ def plot_compare(comparison, path=None, ncols: int = 4, figsize=None, n_grid: in
     # tall enough for one forest row per ratio at a readable size (labels must not overlap)
     height = max(2.6 * nrows + 0.4, 0.32 * len(comparison.ratios) + 1.4)
     fig = Figure(figsize=figsize or (3.0 * ncols + 4.2, height), layout="constrained")
-    outer = fig.add_gridspec(1, 2, width_ratios=[3.0 * ncols, 4.2])
+    # the forest column: as wide as its labels need, at most a third of the figure
+    outer = fig.add_gridspec(1, 2, width_ratios=[3.0 * ncols, min(4.2, 1.5 * ncols)])
     left = outer[0, 0].subgridspec(nrows, ncols)
     first = None
     pred_all = [f.predictions for f in fits.values()]
