@@ -135,7 +135,7 @@ def test_round_trip_keeps_units_sources_and_bounds(tmp_path):
     model = nanopk.load_model("two_compartment_iv")
     path = tmp_path / "m.xml"
     to_sbml(model, path)
-    back = nanopk.Model.from_sbml(path)
+    back = nanopk.import_sbml(path)
     for name, p in model.parameters.items():
         q = back.parameters[name]
         assert (q.value, q.unit, q.bounds, q.source) == (p.value, p.unit, p.bounds, p.source)

@@ -235,13 +235,6 @@ class Model:
             f"{len(self._parameters)} parameters, {n_fluxes} fluxes>"
         )
 
-    @classmethod
-    def from_sbml(cls, source, **kwargs) -> "Model":
-        """An SBML model (a file or the text) as a nanopk model (see :func:`nanopk.sbml_import.import_sbml`)."""
-        from .sbml_import import import_sbml
-
-        return import_sbml(source, **kwargs)
-
     # ------------------------------------------------------------------ edits
     def with_parameters(self, values: Mapping[str, float] | None = None, **kwargs) -> "Model":
         """A new model with parameter default values replaced.

@@ -54,7 +54,7 @@ from xml.sax.saxutils import escape, quoteattr
 import sympy as sp
 
 from ..errors import ExportError
-from ..model import DOSE, INFUSION_RATE
+from ..parts import DOSE, INFUSION_RATE
 from ..parts import TIME, symbol
 from ..units import Q_, parse_unit, ureg
 from .sbml_units import UnitTable
