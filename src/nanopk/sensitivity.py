@@ -25,7 +25,7 @@ simulations run through :func:`nanopk.simulate_many` on all cores.  Morris scree
 reports the mean absolute elementary effect μ* (with its 95 % bootstrap interval) and σ;
 Sobol reports first-order S1 = V[E(y|p)]/V(y) and total-order ST = E[V(y|p~)]/V(y)
 (Saltelli 2010 estimators) with 95 % bootstrap half-widths.  Without ``parameters``
-the global methods screen the 8 parameters with the largest local |S_p| first.
+the global methods screen the 8 parameters with the largest local abs(S_p) first.
 
 References
 ----------
