@@ -29,6 +29,7 @@ def main(argv=None) -> int:
     ap.add_argument("--em-rounds", type=int, default=2)
     ap.add_argument("--cv-max-nfev", type=int, default=5)
     ap.add_argument("--cv-em-rounds", type=int, default=1)
+    ap.add_argument("--checkpoint", help="pickle the fits and predictions here before the report is made")
     ap.add_argument("--write", action="store_true", help="write calibrated.json and CALIBRATION.md's results")
     args = ap.parse_args(argv)
 
@@ -38,7 +39,7 @@ def main(argv=None) -> int:
     command = ".venv/bin/python benchmarks/calibrate_ntua.py " + " ".join(sys.argv[1:] if argv is None else argv)
     record = run_calibration(args.database, folds=args.folds, workers=args.workers, max_nfev=args.max_nfev,
                              em_rounds=args.em_rounds, cv_max_nfev=args.cv_max_nfev, cv_em_rounds=args.cv_em_rounds,
-                             command=command.strip(), log=lambda *a, **k: print(*a, **{**k, "flush": True}))
+                             command=command.strip(), checkpoint=args.checkpoint, log=lambda *a, **k: print(*a, **{**k, "flush": True}))
     print(record["markdown"])
     if args.write:
         text = record["markdown"]

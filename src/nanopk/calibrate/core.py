@@ -66,8 +66,8 @@ CONSTANTS = (
     Constant("signal_50", 1e-3, 1e3, "opsonin signal of half-maximal MPS recognition (size and PEG dependence of clearance)"),
     Constant("n_recognition", 1.0, 6.0, "steepness of recognition in the opsonin signal"),
     Constant("f_naive", 1e-4, 10.0, "uptake of naive (opsonin-free) particles relative to the Lin/Chou Kmax"),
-    Constant("k_cap_ops_spleen", 1e-3, 1e3, "splenic capture of opsonised particles (liver/spleen split)"),
-    Constant("S_V_tumour", 1.0, 1e5, "tumour vascular surface per gram (scale of tumour permeability)"),
+    Constant("Kmax_liver", 1e-3, 100.0, "phagocytic uptake in the liver (× f_naive)"),
+    Constant("Kmax_spleen", 1e-3, 100.0, "phagocytic uptake in the spleen (× f_naive)"),
     Constant("P_tumour", 1e-4, 10.0, "tumour tissue:blood distribution coefficient (tumour capacity)"),
     Constant("Kmax_tumour", 1e-3, 30.0, "uptake into tumour cells (tumour retention)"),
 )
@@ -272,15 +272,29 @@ class CalibrationResult:
 
     def to_dict(self) -> dict:
         return {
-            "constants": {k: {"value": v, "se_log10": self.se_log10.get(k),
-                              "interval95": [v / 10 ** (1.96 * self.se_log10[k]), v * 10 ** (1.96 * self.se_log10[k])]
-                              if self.se_log10.get(k) is not None and math.isfinite(self.se_log10[k]) else None}
+            "constants": {k: {"value": v, "se_log10": _finite(self.se_log10.get(k)), "interval95": _interval(v, self.se_log10.get(k)),
+                              "identified": _interval(v, self.se_log10.get(k)) is not None}
                           for k, v in self.values.items()},
             "tau_log10": self.tau, "sigma_log10": self.sigma,
             "n_points": self.n_points, "n_instances": self.n_instances, "n_studies": self.n_studies,
             "n_evaluations": self.n_evaluations, "seconds": round(self.seconds, 1), "cost": self.cost,
             "history": self.history, "failures": self.failures,
         }
+
+
+def _finite(x):
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+#: An SE above this (log10) is reported as "not identified": the interval spans > 10⁴-fold.
+SE_NOT_IDENTIFIED = 2.0
+
+
+def _interval(value: float, se) -> list | None:
+    """95 % interval value ×/÷ 10^(1.96·SE), or None when the SE is missing or the constant is not identified."""
+    if se is None or not math.isfinite(se) or se > SE_NOT_IDENTIFIED:
+        return None
+    return [value / 10 ** (1.96 * se), value * 10 ** (1.96 * se)]
 
 
 def _blup(resid: np.ndarray, groups: np.ndarray, n_groups: int, ratio: float):

@@ -145,7 +145,8 @@ def predict(particle: Particle | str | dict, dose="1mg/kg", times=(1.0, 4.0, 24.
         raise NanopkError(f"--level {level!r}: give the interval's coverage between 0 and 1 (e.g. 0.9)")
     times = np.asarray(times, float)
     if times.size == 0 or not np.all(np.isfinite(times) & (times > 0)):
-        raise NanopkError(f"--times {list(times)!r}: give hours after the dose, each > 0 (e.g. 1,4,24,168)")
+        shown = ",".join(f"{t:g}" for t in times)
+        raise NanopkError(f"--times {shown!r}: give hours after the dose, each > 0 (e.g. 1,4,24,168)")
     if isinstance(particle, str):
         particle = parse_particle(particle)
     elif isinstance(particle, dict):

@@ -103,8 +103,22 @@ def anchors(values: dict | None) -> dict:
             "peg5k_50nm_blood_t_half_h": blood_half_life(grid, sim["blood"].to_numpy())}
 
 
+_STATE = ("inst", "inst_h", "pts", "pts_h", "summary", "collection_n", "full", "uncal", "cv_cal", "cv_null", "fold_fits",
+          "cv_rows", "held_rows", "t_eval", "t_full", "t_cv", "default_values")
+
+
+def _anchor_lines(before: dict, after: dict) -> list[str]:
+    return ["#### Before / after (a priori, mouse_tumour_full)", "",
+            "| figure | uncalibrated | calibrated | observed / literature |", "|---|---|---|---|",
+            f"| Arnida 2010 50 nm PEG-Au tumour %ID at 24 h | {before['arnida_tumour_24h']:.3g} | {after['arnida_tumour_24h']:.3g} | 0.44 (issue 19) |",
+            f"| Arnida 2010 50 nm PEG-Au spleen %ID at 24 h | {before['arnida_spleen_24h']:.3g} | {after['arnida_spleen_24h']:.3g} | 0.3 (issue 19) |",
+            f"| PEG-5k 50 nm Au blood t½ (h, from 5 min) | {before['peg5k_50nm_blood_t_half_h']:.3g} | "
+            f"{after['peg5k_50nm_blood_t_half_h']:.3g} | hours (Perrault 2009) |", ""]
+
+
 def run_calibration(database=None, folds: int = 5, workers: int = 2, max_nfev: int = 12, em_rounds: int = 3,
-                    cv_max_nfev: int = 8, cv_em_rounds: int = 2, command: str = "", log=print) -> dict:
+                    cv_max_nfev: int = 8, cv_em_rounds: int = 2, command: str = "", log=print,
+                    checkpoint=None) -> dict:
     """Calibrate on the NTUA database, cross-validate by study, score the bundled studies.
 
     Returns
@@ -118,6 +132,11 @@ def run_calibration(database=None, folds: int = 5, workers: int = 2, max_nfev: i
     NanopkError
         If the workbook cannot be read (DataError) or ``folds`` is not an integer from 2
         to the number of studies.
+
+    Notes
+    -----
+    ``checkpoint`` (a path): the fits and predictions are pickled there before the
+    anchors and the report are made.
     """
     from types import SimpleNamespace
 
@@ -192,7 +211,14 @@ def run_calibration(database=None, folds: int = 5, workers: int = 2, max_nfev: i
         h_unc = sim_h.predict_log10({})
         h_null = null_predictor(pts, pts_h)
         held_rows = by_organ(pts_h, {"calibrated": h_cal, "uncalibrated": h_unc, "null": h_null})
-    before, after = anchors(None), anchors(full.values)  # both inside the model's bounds (calibrate_constants)
+    if checkpoint:  # everything computed so far, so a failure below does not cost the fits
+        import pickle
+
+        Path(checkpoint).write_bytes(pickle.dumps({k: v for k, v in locals().items() if k in _STATE}))
+    try:
+        before, after = anchors(None), anchors(full.values)  # both inside the model's bounds (calibrate_constants)
+    except Exception as exc:  # noqa: BLE001 - reported in the record and the report, not hidden
+        before = after = {"error": f"{type(exc).__name__}: {exc}"}
     sim.close()
     t_total = time.perf_counter() - t_all
 
@@ -213,18 +239,18 @@ def run_calibration(database=None, folds: int = 5, workers: int = 2, max_nfev: i
     for k, v in d["constants"].items():
         iv = v["interval95"]
         lines.append(f"| {k} | {sim.default_values[k]:.4g} | {v['value']:.4g} | {fmt(v['se_log10'], 3)} | "
-                     f"{'–' if iv is None else f'{iv[0]:.3g}–{iv[1]:.3g}'} |")
+                     f"{'not identified' if iv is None else f'{iv[0]:.3g}–{iv[1]:.3g}'} |")
     lines += ["", f"Between-study SD τ = {full.tau:.3f} log10 (×{10 ** full.tau:.2f}); residual SD σ = {full.sigma:.3f} "
               f"log10 (×{10 ** full.sigma:.2f}); EM rounds: {len(full.history)}.", "",
               table(cv_rows, f"Leave-study-out {args.folds}-fold CV (a priori, study random effect b = 0)"), ""]
     if held_rows:
         lines += [table(held_rows, "Bundled studies, held out of every fit (calibrated on all calibration studies)"), ""]
-    lines += ["#### Before / after (a priori, mouse_tumour_full)", "",
-              "| figure | uncalibrated | calibrated | observed / literature |", "|---|---|---|---|",
-              f"| Arnida 2010 50 nm PEG-Au tumour %ID at 24 h | {before['arnida_tumour_24h']:.3g} | {after['arnida_tumour_24h']:.3g} | 0.44 |",
-              f"| Arnida 2010 50 nm PEG-Au spleen %ID at 24 h | {before['arnida_spleen_24h']:.3g} | {after['arnida_spleen_24h']:.3g} | 0.3 |",
-              f"| PEG-5k 50 nm Au blood t½ (h, from 5 min) | {before['peg5k_50nm_blood_t_half_h']:.3g} | "
-              f"{after['peg5k_50nm_blood_t_half_h']:.3g} | hours (Perrault 2009) |", ""]
+    if "error" in before:
+        lines += [f"Before/after anchors failed: {before['error']}", ""]
+    else:
+        lines += _anchor_lines(before, after)
+    lines += [
+]
     text = "\n".join(lines)
     record = {**d, "model": "mouse_tumour_full", "method": "two-stage EM with a study random effect (log10 %ID)",
               "database": "NTUA NMs_Database.xlsx (ntua-unit-of-control-and-informatics/NM-biodistribution-prediction)",
