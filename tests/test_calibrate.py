@@ -136,6 +136,7 @@ def test_predict_de24_equals_simulate_with_calibrated_constants():
     assert out["organs"]["tumour"][0]["value"] == pytest.approx(float(sim["tumour"].iloc[-1]), rel=1e-3)
     lo, hi = out["delivery"]["DE24"]["low"], out["delivery"]["DE24"]["high"]
     assert lo < out["delivery"]["DE24"]["value"] < hi
+    assert all(r["high"] <= 100.0 for rows in out["organs"].values() for r in rows)  # no organ holds > 100 %ID
 
 
 def test_parse_particle_aliases_and_errors():

@@ -5,7 +5,8 @@ constants (``calibrated.json``, :mod:`nanopk.calibrate.store`), the dose and the
 weight, and returns organ %ID at the requested times and DE24 / DE168 / DEmax (as
 :func:`nanopk.delivery.pk_metrics` defines them).  The population interval is the
 spread a *new study* of this particle would show: log-normal with the calibration's
-between-study SD τ and residual SD σ (log10 %ID), ``value × 10^(± z·√(τ² + σ²))``.
+between-study SD τ and residual SD σ (log10 %ID), ``value × 10^(± z·√(τ² + σ²))``,
+its upper end capped at 100 %ID (an organ cannot hold more than the dose).
 The uncertainty of the constants themselves (their SE in ``calibrated.json``) is not
 propagated; on the calibration's data it is much smaller than τ and σ.
 """
@@ -164,10 +165,11 @@ def predict(particle: Particle | str | dict, dose="1mg/kg", times=(1.0, 4.0, 24.
     for organ in organs:
         if organ not in sim.columns:
             continue
-        out_organs[organ] = [{"time_h": float(t), "value": float(v), "low": float(v) / factor, "high": float(v) * factor}
+        out_organs[organ] = [{"time_h": float(t), "value": float(v), "low": float(v) / factor,
+                              "high": min(float(v) * factor, 100.0)}
                              for t, v in zip(sim.index, sim[organ])]
     metrics = pk_metrics(model, params, blood_states=False)
-    delivery = {k: {"value": float(metrics[k]), "low": float(metrics[k]) / factor, "high": float(metrics[k]) * factor}
+    delivery = {k: {"value": float(metrics[k]), "low": float(metrics[k]) / factor, "high": min(float(metrics[k]) * factor, 100.0)}
                 for k in ("DE24", "DE168", "DEmax") if metrics.get(k) is not None}
     return {"particle": particle.to_dict(), "model": model.name, "species": species, "body_weight_g": body_weight_g,
             "dose_ug": dose_ug, "constants": constants, "sd_log10": sd, "level": level, "organs": out_organs,
