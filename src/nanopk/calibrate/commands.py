@@ -45,8 +45,9 @@ def cmd_calibrate(args) -> int:
         raise NanopkError(f"--workers {args.workers}: give an integer ≥ 1")
     command = (f"nanopk calibrate --database {database} --folds {args.folds} --workers {args.workers} "
                f"--max-nfev {args.max_nfev}")
-    record = run_calibration(database, folds=args.folds, workers=args.workers, max_nfev=args.max_nfev,
-                             cv_max_nfev=max(1, args.max_nfev * 2 // 3), command=command,
+    # The settings of benchmarks/calibrate_ntua.py (two EM rounds for the full fit, one per fold).
+    record = run_calibration(database, folds=args.folds, workers=args.workers, max_nfev=args.max_nfev, em_rounds=2,
+                             cv_max_nfev=max(1, round(args.max_nfev * 5 / 8)), cv_em_rounds=1, command=command,
                              log=lambda *a, **k: print(*a, **{**k, "flush": True}))
     print(record["markdown"])
     save_calibration({k: v for k, v in record.items() if k != "markdown"}, args.output)
@@ -95,7 +96,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--database", help="NTUA NMs_Database.xlsx or its folder (default: ../shared/datasets/raw/ntua-...)")
     p.add_argument("--folds", type=int, default=5, help="K of the leave-study-out cross-validation (default 5)")
     p.add_argument("--workers", type=int, default=2, help="worker processes per model evaluation (default 2)")
-    p.add_argument("--max-nfev", type=int, default=12, help="least-squares steps per stage (default 12)")
+    p.add_argument("--max-nfev", type=int, default=8,
+                   help="least-squares steps of the full fit (default 8; each fold gets 5/8 of it)")
     p.add_argument("--output", default="calibration.json", help="calibration record to write (default calibration.json)")
     p.add_argument("--report", help="also write the markdown report here")
     p.set_defaults(func=cmd_calibrate)
