@@ -56,7 +56,8 @@ from .errors import NanopkError, suggest
 from .progress import get_logger, progress_bar
 
 __all__ = ["SensitivityError", "Output", "parse_outputs", "evaluate_outputs", "output_grid", "local_sensitivity",
-           "morris", "sobol", "sensitivity", "parameter_ranges", "METHODS", "REGIMEN_PARAMETERS"]
+           "morris", "sobol", "sobol_design", "sobol_table", "sensitivity", "parameter_ranges", "METHODS",
+           "REGIMEN_PARAMETERS"]
 
 _LOG = get_logger("sensitivity")
 
@@ -633,31 +634,52 @@ def sobol(model, outputs, parameters: Sequence[str] | None = None, ranges=None, 
     Source Softw 2017;2:97.
     """
     _require_salib()
-    from SALib.analyze import sobol as analyze
-    from SALib.sample import sobol as sample
-
     outs = parse_outputs(outputs, model.observable_names)
     if not (isinstance(samples, int) and samples >= 2 and samples & (samples - 1) == 0):
         near = 2 ** max(1, round(math.log2(samples))) if isinstance(samples, (int, float)) and samples > 0 else 256
         raise SensitivityError("samples", samples, f"a power of 2 ≥ 2, e.g. {near}", "is not a power of 2")
     names, problem = _problem(model, outs, parameters, ranges, params, dose)
-    X = sample.sample(problem, samples, calc_second_order=False, seed=seed)
+    X = sobol_design(problem, samples, seed)
     Y, elapsed = _run(model, outs, names, X, params, dose, workers, progress, "Sobol")
+    table = sobol_table(problem, Y, [o.name for o in outs], seed)
+    table.attrs.update(method="sobol", n_simulations=len(X), seconds=elapsed)
+    return table
+
+
+def sobol_design(problem: Mapping, samples: int, seed: int = 0) -> np.ndarray:
+    """The Saltelli design :func:`sobol` simulates: ``samples × (k + 2)`` rows over ``problem``'s bounds.
+
+    ``problem`` is SALib's dict (``num_vars``, ``names``, ``bounds``).  With
+    :func:`sobol_table`, the two halves of :func:`sobol` for any function of the inputs
+    (the tests check them on the Ishigami function).
+    """
+    _require_salib()
+    from SALib.sample import sobol as sample
+
+    return sample.sample(dict(problem), samples, calc_second_order=False, seed=seed)
+
+
+def sobol_table(problem: Mapping, Y: np.ndarray, outputs: Sequence[str], seed: int = 0) -> pd.DataFrame:
+    """First- and total-order indices with 95 % half-widths from the outputs ``Y`` (rows of the
+    :func:`sobol_design`, one column per output name) — :func:`sobol`'s table."""
+    _require_salib()
+    from SALib.analyze import sobol as analyze
+
+    Y = np.asarray(Y, dtype=float).reshape(len(Y), -1)
+    names = list(problem["names"])
     rows = []
-    for i, o in enumerate(outs):
+    for i, o in enumerate(outputs):
         y = Y[:, i]
         if np.ptp(y) == 0:  # no variance: every index is 0, not the 0/0 SALib would give
             res = {k: np.zeros(len(names)) for k in ("S1", "S1_conf", "ST", "ST_conf")}
-            _LOG.warning("output %s does not vary over the ranges: its Sobol indices are 0", o.name)
+            _LOG.warning("output %s does not vary over the ranges: its Sobol indices are 0", o)
         else:
-            res = analyze.analyze(problem, y, calc_second_order=False, seed=seed)
+            res = analyze.analyze(dict(problem), y, calc_second_order=False, seed=seed)
         for j, n in enumerate(names):
-            rows.append({"output": o.name, "parameter": n, "S1": float(res["S1"][j]), "S1_conf": float(res["S1_conf"][j]),
+            rows.append({"output": o, "parameter": n, "S1": float(res["S1"][j]), "S1_conf": float(res["S1_conf"][j]),
                          "ST": float(res["ST"][j]), "ST_conf": float(res["ST_conf"][j]),
                          "low": problem["bounds"][j][0], "high": problem["bounds"][j][1]})
-    table = _ranked(pd.DataFrame(rows), "ST", [o.name for o in outs])
-    table.attrs.update(method="sobol", n_simulations=len(X), seconds=elapsed)
-    return table
+    return _ranked(pd.DataFrame(rows), "ST", list(outputs))
 
 
 def sensitivity(model, outputs, method: str = "local", **options) -> pd.DataFrame:
