@@ -8,6 +8,7 @@ returns — :func:`nanopk.sensitivity.local_sensitivity`, :func:`nanopk.sensitiv
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,8 @@ import pandas as pd
 from .errors import NanopkError
 from .fit.plot import _matplotlib, _save
 
-__all__ = ["plot_tornado", "plot_morris", "plot_sobol", "plot_scan", "plot_scan_heatmap", "plot_sensitivity"]
+__all__ = ["plot_tornado", "plot_morris", "plot_sobol", "plot_scan", "plot_scan_heatmap", "plot_sensitivity",
+           "plot_population"]
 
 
 def _one_output(table: pd.DataFrame, output: str | None, what: str) -> tuple[str, pd.DataFrame]:
@@ -186,4 +188,28 @@ def plot_scan_heatmap(table: pd.DataFrame, output: str = "DE24", rows: str = "co
     ax.set_ylabel(rows)
     fig.colorbar(image, ax=ax, label=output)
     ax.set_title(f"{output}{note}", fontsize=9)
+    return _save(fig, path)
+
+
+def plot_population(band: pd.DataFrame, observables: Sequence[str] | None = None, path=None, figsize=None):
+    """Prediction bands of a virtual population (:func:`nanopk.population.population_band`): per
+    observable, the median line and the band between the lowest and highest percentile, log y."""
+    Figure = _matplotlib()
+    observables = list(observables or dict.fromkeys(band.columns.get_level_values(0)))
+    fig = Figure(figsize=figsize or (3.2 * len(observables), 3.0), layout="constrained")
+    axes = fig.subplots(1, len(observables), squeeze=False, sharex=True).ravel()
+    t = band.index.to_numpy(dtype=float)
+    for ax, o in zip(axes, observables):
+        cols = [c for c in band[o].columns]
+        lo, hi = band[(o, cols[0])].to_numpy(), band[(o, cols[-1])].to_numpy()
+        mid = band[(o, cols[len(cols) // 2])].to_numpy()
+        ax.fill_between(t, np.maximum(lo, 1e-6), np.maximum(hi, 1e-6), color="C0", alpha=0.25,
+                        label=f"{cols[0]}–{cols[-1]}", gid=f"band:{o}")
+        ax.plot(t, np.maximum(mid, 1e-6), color="C0", label=cols[len(cols) // 2], gid=f"median:{o}")
+        ax.set_yscale("log")
+        ax.set_title(o, fontsize=9)
+        ax.set_xlabel("time (h)")
+    axes[0].set_ylabel("%ID")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("virtual population: prediction band", fontsize=10)
     return _save(fig, path)
