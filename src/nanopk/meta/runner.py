@@ -617,14 +617,12 @@ def _fit_one(item, settings):
     return fit_item(item, settings)
 
 
-def _progress(total: int, enabled: bool, desc: str):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        raise ImportError("the progress bar needs tqdm: pip install 'nanopk[parallel]' (or progress=False)") from None
-    return tqdm(total=total, desc=desc, unit="dataset")
+def _progress(total: int, enabled: bool | None, desc: str):
+    """The package's one progress bar (:func:`nanopk.progress.progress_bar`): ``True`` asks for it,
+    ``None`` draws it on a terminal only, ``False`` never."""
+    from ..progress import progress_bar
+
+    return progress_bar(total, desc, "dataset", enabled)
 
 
 def _dask_client(scheduler):
@@ -853,11 +851,9 @@ def run_meta(collection, model: str = "mouse_tumour", scheduler=None, store="met
                 budget -= 1
                 counts[row["status"]] += 1
                 counts["converged"] += int(bool(row["converged"]))
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
 
     complete = False
     stopped = None
