@@ -14,7 +14,7 @@ from nanopk import NanopkError
 from nanopk.calibrate import (Constant, InstanceSimulator, calibrate_constants, calibration_points, null_predictor, score,
                               study_folds)
 from nanopk.calibrate.predict import parse_dose, parse_particle, predict
-from nanopk.calibrate.store import CALIBRATION_FILE, calibrated_values, load_calibration
+from nanopk.calibrate.store import calibrated_values, load_calibration
 from nanopk.cli import main
 
 

@@ -5,7 +5,6 @@ and one headless chromium (``/usr/bin/chromium``, installed by .ci/run; Playwrig
 browser download is never used).  Each test saves a screenshot of its page into its
 ``tmp_path`` (run with ``--basetemp DIR`` to keep them).
 """
-import os
 import re
 import shutil
 import socket

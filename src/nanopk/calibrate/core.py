@@ -36,11 +36,9 @@ import hashlib
 import json
 import math
 import multiprocessing
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -13,7 +13,7 @@ Default values are illustrative round numbers for a small-molecule-like yardstic
 """
 from __future__ import annotations
 
-from ..parts import Assignment, Flux, Observable, Part, State, symbol
+from ..parts import Assignment, Flux, Part, State, symbol
 from .base import BuildContext, param
 
 __all__ = ["one_compartment", "two_compartment"]

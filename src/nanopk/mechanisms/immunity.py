@@ -46,7 +46,6 @@ Sources
 """
 from __future__ import annotations
 
-import sympy as sp
 
 from ..errors import SpecError
 from ..parts import Assignment, Flux, Observable, Part, RateRule, State, symbol
