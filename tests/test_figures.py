@@ -138,11 +138,43 @@ def test_mcmc_trace_plots_the_chain(result):
         np.testing.assert_array_equal(line.get_data()[1], chain[name].to_numpy())
 
 
+def test_save_figures_adds_the_mcmc_trace_and_corner_plot(result, tmp_path):
+    """After an MCMC run, --plot's figure set holds the trace (-mcmc) and the corner plot (-corner) as PNG files."""
+    pytest.importorskip("emcee")
+    pytest.importorskip("corner")
+    if result.mcmc_result is None:
+        with pytest.warns(FitWarning):
+            result.mcmc(steps=60, nwalkers=8, burn=20, progress=False, seed=0)
+    written = save_figures(result, tmp_path / "f.png")
+    names = [p.name for p in written]
+    assert {"f-mcmc.png", "f-corner.png"} <= set(names)
+    for p in written:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_delivery_cli_plot(tmp_path, capsys):
+    """`nanopk delivery DATASET --model M --plot PATH` writes the delivery figure; with a fit JSON it is refused
+    before anything is read (a JSON holds no parameter draws)."""
+    from nanopk.cli import main
+
+    path = tmp_path / "de.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        status = main(["delivery", "arnida2010_peg_au_sphere_50nm", "--model", "mouse_tumour", "--vary", "Kmax_tumour",
+                       "--plot", str(path)])
+    assert status == 0 and path.read_bytes()[:4] == b"\x89PNG"
+    fake = tmp_path / "fit.json"
+    fake.write_text("{}")
+    assert main(["delivery", str(fake), "--plot", str(tmp_path / "x.png")]) == 2
+    assert "--plot needs the fit itself: give the dataset with --model, not a fit JSON" in capsys.readouterr().err
+
+
 def test_save_figures_writes_fit_gof_and_profiles(result, tmp_path):
     """The CLI's --plot PATH writes the fit, its GOF panels and (when profiled) the profiles, as PNG files."""
     result.profile("Kmax_liver")
     written = save_figures(result, tmp_path / "fit.png")
-    assert [p.name for p in written] == ["fit.png", "fit-gof.png", "fit-profiles.png"]
+    # the first three always; -mcmc/-corner follow when an earlier test ran the chain on this shared fit
+    assert [p.name for p in written][:3] == ["fit.png", "fit-gof.png", "fit-profiles.png"]
     for p in written:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -193,6 +193,8 @@ def cmd_fit(args):
     ds = read_dataset(args.dataset, sheet=args.sheet)
     t0 = time.perf_counter()
     result = fit(model, ds, vary=_vary(args), multistart=args.multistart, jacobian=args.jacobian)
+    if args.mcmc:  # posterior samples: delivery's intervals and the figures then use them
+        result.mcmc(steps=args.mcmc, seed=0)
     wall = time.perf_counter() - t0
     de = fit_delivery(result)
     print(result.report())
@@ -276,6 +278,8 @@ def cmd_delivery(args):
 
     source = Path(args.source)
     if source.suffix == ".json" and source.exists() and not source.with_suffix(".csv").exists():
+        if args.plot:  # refused before anything is read: a fit JSON holds no parameter draws to plot from
+            raise NanopkError("--plot needs the fit itself: give the dataset with --model, not a fit JSON")
         try:
             payload = json.loads(source.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -294,6 +298,11 @@ def cmd_delivery(args):
 
         result = fit(_load(args), read_dataset(args.source, sheet=args.sheet), vary=_vary(args))
         de = delivery_efficiency(result)
+        if args.plot:
+            from .delivery import plot_delivery
+
+            plot_delivery(result, path=args.plot)
+            print(f"wrote {args.plot}")
     _print_delivery(de)
     if args.json:
         _write_json(args.json, de)
@@ -505,6 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vary", help="comma-separated parameter names")
     p.add_argument("--param", action="append", help="NAME=VALUE[,NAME=VALUE...]: hold model parameters at these values (repeatable)")
     p.add_argument("--multistart", type=int, default=0)
+    p.add_argument("--mcmc", type=int, metavar="STEPS", help="after the fit, sample the posterior with emcee for STEPS "
+                   "steps (the mcmc extra); delivery intervals then come from the chain, and --plot adds its trace "
+                   "(and corner plot)")
     p.add_argument("--jacobian", default="fd", choices=["fd", "sensitivity"],
                    help="fit gradients: finite differences on all cores (default) or exact forward "
                         "sensitivities (fewer model evaluations; compiles a sensitivity library once)")
@@ -545,6 +557,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sheet", help="worksheet of an .xlsx dataset (name or 0-based index); needed when the workbook has several")
     p.add_argument("--vary")
     p.add_argument("--json")
+    p.add_argument("--plot", metavar="PATH", help="tumour %%ID over 0-168 h with its band, DE24/DE168/DEmax and the "
+                   "measured tumour points (PNG, SVG or PDF)")
     p.set_defaults(func=cmd_delivery)
 
     p = sub.add_parser("meta", help="meta-analysis of a collection (Nano-Tumor Database or a folder of datasets)")

@@ -327,6 +327,9 @@ def plot_mcmc(result, path=None, corner_path=None, figsize=None):
         cfig = corner.corner(chain.to_numpy(), labels=list(chain.columns),
                              truths=[result.params[n].value for n in chain.columns])
         cfig.savefig(corner_path, dpi=150)
+        import matplotlib.pyplot as plt
+
+        plt.close(cfig)  # corner draws through pyplot: release its figure
     return fig
 
 
@@ -389,9 +392,11 @@ def plot_compare(comparison, path=None, ncols: int = 4, figsize=None, n_grid: in
 
 
 def save_figures(result, path) -> list:
-    """Every figure of a fit, for the CLI's ``--plot PATH``: the fit at ``PATH`` and the
-    goodness-of-fit panels at ``PATH`` with ``-gof`` before the suffix (and the profiles
-    with ``-profiles`` when the fit computed any).  Returns the paths written."""
+    """Every figure of a fit, for the CLI's ``--plot PATH``: the fit at ``PATH``, the
+    goodness-of-fit panels at ``PATH`` with ``-gof`` before the suffix, and, when they
+    exist, the profiles (``-profiles``), the tumour delivery plot (``-delivery``, a model
+    with a tumour) and the MCMC trace (``-mcmc``) and corner plot (``-corner``, with the
+    ``corner`` package).  Returns the paths written."""
     from pathlib import Path
 
     path = Path(path)
@@ -404,4 +409,21 @@ def save_figures(result, path) -> list:
         prof = path.with_name(f"{path.stem}-profiles{path.suffix}")
         plot_profiles(result, path=prof)
         written.append(prof)
+    if "tumour" in result.model.observables:
+        from ..delivery import plot_delivery
+
+        de = path.with_name(f"{path.stem}-delivery{path.suffix}")
+        plot_delivery(result, path=de)
+        written.append(de)
+    if result.mcmc_result is not None:
+        trace = path.with_name(f"{path.stem}-mcmc{path.suffix}")
+        corner_path = path.with_name(f"{path.stem}-corner{path.suffix}") if _has_corner() else None
+        plot_mcmc(result, path=trace, corner_path=corner_path)
+        written += [trace] + ([corner_path] if corner_path else [])
     return written
+
+
+def _has_corner() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("corner") is not None
