@@ -89,3 +89,18 @@ def test_cli_scan_errors_exit_2(capsys):
     assert "--size: '10,ten' is not valid; expected comma-separated core diameters in nm" in capsys.readouterr().err
     assert main(["scan", "mouse_tumour"]) == 2
     assert "at least one of --size, --coating, --dose" in capsys.readouterr().err
+
+
+def test_coating_tokens_carry_the_peg_molecular_weight():
+    """'PEG5k', 'PEG2000' and 'PEG-3.4k' are PEG of 5000, 2000 and 3400 Da; other coatings pass unchanged;
+    an unknown token is still refused with the coatings listed."""
+    from nanopk.scan import coating_token, scan
+
+    assert coating_token("PEG5k") == ("PEG", 5000.0)
+    assert coating_token("PEG2000") == ("PEG", 2000.0)
+    assert coating_token("peg-3.4k") == ("PEG", 3400.0)
+    assert coating_token("none") == ("none", None)
+    table = scan("mouse_tumour_full", size=[20], coating=["PEG2k", "PEG"], outputs="DE24", workers=1)
+    assert list(table["coating_mw_da"]) == [2000.0, 5000.0]
+    with pytest.raises(SensitivityError, match=r"coating: 'PEGX' is not a coating"):
+        scan("mouse_tumour_full", size=[20], coating=["PEGX"], workers=1)

@@ -606,7 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "prints a table of the outputs (default DE24, DE168, DEmax) and writes it as CSV.")
     model_args(p)
     p.add_argument("--size", help="core diameters in nm, e.g. 10,50,100")
-    p.add_argument("--coating", help="coatings, e.g. none,PEG")
+    p.add_argument("--coating", help="coatings, e.g. none,PEG,PEG2k (PEG with its molecular weight: PEG5k, PEG2000; PEG alone is 5 kDa)")
     p.add_argument("--dose", help="doses: numbers in mg/kg or with a unit ('20 ug'), comma-separated")
     p.add_argument("--output", default="DE24,DE168,DEmax", help="comma-separated outputs as for `nanopk sensitivity`")
     p.add_argument("--param", action="append", help="NAME=VALUE[,NAME=VALUE...]: parameter overrides for every particle")

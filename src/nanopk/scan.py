@@ -22,6 +22,7 @@ and simulation approach. ACS Nano 2020;14:3075 (the DE definitions).
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import Mapping, Sequence
 
@@ -50,6 +51,23 @@ def _as_list(name: str, values) -> list:
     return list(values) if isinstance(values, (list, tuple, np.ndarray)) else [values]
 
 
+#: A coating with its PEG molecular weight in one token: PEG5k, PEG2000, PEG-3.4k, PEG_5kDa.
+_PEG_MW = re.compile(r"^PEG[-_ ]?(\d+(?:\.\d+)?)\s*(k|kDa|Da)?$", re.IGNORECASE)
+
+
+def coating_token(value) -> tuple[str, float | None]:
+    """``(coating, PEG molecular weight in Da or None)`` of a grid's coating entry.
+
+    ``"PEG5k"`` → ``("PEG", 5000.0)``, ``"PEG2000"`` → ``("PEG", 2000.0)``; any other entry is
+    returned as it is, with no molecular weight.
+    """
+    m = _PEG_MW.match(str(value).strip())
+    if not m:
+        return value, None
+    number, unit = float(m.group(1)), (m.group(2) or "").lower()
+    return "PEG", number * 1000.0 if unit in ("k", "kda") else number
+
+
 def _check_grid(grid: Mapping) -> None:
     for key, values in grid.items():
         if key not in _GRID_KEYS:
@@ -59,6 +77,7 @@ def _check_grid(grid: Mapping) -> None:
             raise SensitivityError(key, values, "at least one value", "is empty")
         if key == "coating":
             for c in values:
+                c, _ = coating_token(c)
                 if c not in COATINGS:
                     raise SensitivityError("coating", c, "one of " + ", ".join(COATINGS), "is not a coating" + suggest(str(c), COATINGS))
         if key in ("size", "core_diameter_nm", "d", "hydrodynamic_diameter_nm", "coating_mw_da"):
@@ -124,6 +143,11 @@ def scan(model_name, grid: Mapping[str, Sequence] | None = None, outputs: str | 
     with progress_bar(n, f"building {n} models", "model", progress) as bar:
         for fields in _particle_rows(grid, base):
             dose = fields.pop("dose", None)
+            if "coating" in fields:  # PEG5k: the coating and its molecular weight in one entry
+                coating, mw = coating_token(fields["coating"])
+                fields["coating"] = coating
+                if mw is not None:
+                    fields["coating_mw_da"] = mw
             if fields.get("coating") in ("PEG", "PEG-PLA") and fields.get("coating_mw_da") is None:
                 fields["coating_mw_da"] = 5000.0
             particle = Particle.from_dict(fields)
