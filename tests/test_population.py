@@ -81,3 +81,21 @@ def test_population_plot_draws_the_band_and_median(one):
     line = next(ln for ln in ax.lines if ln.get_gid() == "median:central")
     np.testing.assert_allclose(line.get_xdata(), [0.5, 1, 2, 4])
     np.testing.assert_allclose(line.get_ydata(), band[("central", "p50")].to_numpy())
+
+
+def test_population_cli_prints_the_summary_and_refuses_a_bad_spread(capsys, tmp_path):
+    """`nanopk population` prints each output's median and 5–95 % range as virtual_population gives them,
+    writes the band figure, and a spread that is not NAME=NUMBER exits 2 naming --spread."""
+    pytest.importorskip("matplotlib")
+    from nanopk.cli import main
+
+    assert main(["population", "one_compartment_iv", "--spread", "k10=0.3", "--n", "20", "--output", "central@2h",
+                 "--times", "0.5,1,2", "--plot", str(tmp_path / "band.png")]) == 0
+    out = capsys.readouterr().out
+    table = virtual_population(nanopk.load_model("one_compartment_iv"), {"k10": 0.3}, outputs=["central@2h"], n=20,
+                               seed=0, workers=1)
+    s = table.attrs["summary"]["central@2h"]
+    assert f"median {s['median']:.4g}" in out and f"{s['p5']:.4g}–{s['p95']:.4g}" in out
+    assert (tmp_path / "band.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["population", "one_compartment_iv", "--spread", "k10=wide"]) == 2
+    assert "--spread: 'k10=wide' is not valid; expected NAME=SD of ln p" in capsys.readouterr().err
