@@ -188,20 +188,7 @@ def _block(system, outputs: list[tuple[str, sp.Expr]], definitions=(), indent: s
     ``definitions``, each as a ``const double`` in evaluation order, then the outputs;
     what they share is computed once.
     """
-    names = _c_names(system) | {s: s.name for s, _ in definitions}
-    needed = set().union(*(e.free_symbols for _, e in outputs))
-    for symbol, expr in reversed(definitions):
-        if symbol in needed:
-            needed |= expr.free_symbols
-    for a, expr in reversed(system.assignments):
-        if a in needed:
-            needed |= expr.free_symbols
-    statements = [(names[a], a, e) for a, e in system.assignments if a in needed]
-    statements += [(names[s], s, e) for s, e in definitions if s in needed]
-    varying = {*system.y, system.t}
-    for _, symbol, expr in statements:
-        if expr.free_symbols & varying:
-            varying.add(symbol)
+    names, statements, varying = _needed_statements(system, outputs, definitions)
     products = Products(varying)
     exprs = [e for *_, e in statements] + [e for _, e in outputs]
     printer = _Printer(names, products, repeated(exprs, products), indent)
@@ -212,15 +199,12 @@ def _block(system, outputs: list[tuple[str, sp.Expr]], definitions=(), indent: s
     return "\n".join(printer.lines)
 
 
-def _hoisted_block(system, outputs, definitions=(), indent: str = "    ") -> tuple[str, str, int]:
-    """Like :func:`_block`, split in two: ``(constants, body, count)``.
+def _needed_statements(system, outputs, definitions):
+    """``(names, statements, varying)`` shared by :func:`_block` and :func:`_hoisted_block`.
 
-    ``body`` computes the outputs from ``y``, ``t``, ``p`` and ``c[0 .. count-1]``, the
-    subexpressions that depend on parameters only (each assignment or rate law without
-    a state or ``t``, and the constant factor of each product, ``p[8]*Q/V`` of
-    ``p[8]*Q/V*y[2]``); ``constants`` is the C body that writes those ``c[k]`` from
-    ``p``, run once per solve.  Powers with a varying base and a constant exponent are
-    printed as ``exp(n*log(v) + n*log(c))`` (:meth:`_Printer._print_exp_log`).
+    ``statements``: ``(C name, symbol, expression)`` of the assignments and definitions
+    the outputs use, in evaluation order; ``varying``: the states, ``t`` and every
+    statement symbol that depends on them (the rest depend on parameters only).
     """
     names = _c_names(system) | {s: s.name for s, _ in definitions}
     needed = set().union(*(e.free_symbols for _, e in outputs))
@@ -236,6 +220,20 @@ def _hoisted_block(system, outputs, definitions=(), indent: str = "    ") -> tup
     for _, symbol, expr in statements:
         if expr.free_symbols & varying:
             varying.add(symbol)
+    return names, statements, varying
+
+
+def _hoisted_block(system, outputs, definitions=(), indent: str = "    ") -> tuple[str, str, int]:
+    """Like :func:`_block`, split in two: ``(constants, body, count)``.
+
+    ``body`` computes the outputs from ``y``, ``t``, ``p`` and ``c[0 .. count-1]``, the
+    subexpressions that depend on parameters only (each assignment or rate law without
+    a state or ``t``, and the constant factor of each product, ``p[8]*Q/V`` of
+    ``p[8]*Q/V*y[2]``); ``constants`` is the C body that writes those ``c[k]`` from
+    ``p``, run once per solve.  Powers with a varying base and a constant exponent are
+    printed as ``exp(n*log(v) + n*log(c))`` (:meth:`_Printer._print_exp_log`).
+    """
+    names, statements, varying = _needed_statements(system, outputs, definitions)
     statements = [s for s in statements if s[1] in varying]  # the others are hoisted where used
     products = Products(varying)
     exprs = [e for *_, e in statements] + [e for _, e in outputs]
