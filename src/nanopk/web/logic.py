@@ -203,6 +203,26 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+def _held_model(model: str, params, vary):
+    """The page's model with its "hold" values set, after the CLI's checks of --param against --vary."""
+    from ..data.checks import check_fit_arguments
+    from ..report import parse_params
+    from ..spec import load_model
+
+    fixed = parse_params([params]) if params else {}
+    check_fit_arguments(_names(vary), fixed)
+    m = load_model(model)
+    if fixed:
+        m.check_parameter_names(fixed)
+        m = m.with_parameters(fixed)
+    return m
+
+
+def _sheet(sheet):
+    """A worksheet field as read_dataset takes it: an index when all digits, a name, or None when empty."""
+    return int(sheet) if sheet not in (None, "") and str(sheet).isdigit() else (sheet or None)
+
+
 def run_fit(source, model: str, *, sheet=None, vary=None, params=None, meta: Mapping | None = None,
             progress: Callable[[int, str], None] | None = None, figures: bool = True) -> dict:
     """Fit as ``nanopk fit`` does: the same steps, the same report and delivery lines.
@@ -233,23 +253,15 @@ def run_fit(source, model: str, *, sheet=None, vary=None, params=None, meta: Map
     """
     import time
 
-    from ..report import delivery_lines, fit_delivery, parse_params
     from ..data import read_dataset
-    from ..data.checks import check_fit_arguments
     from ..fit import fit
-    from ..spec import load_model
+    from ..report import delivery_lines, fit_delivery
 
     step = progress or (lambda i, m: None)
     with quiet():
-        fixed = parse_params([params]) if params else {}
-        check_fit_arguments(_names(vary), fixed)
+        m = _held_model(model, params, vary)
         step(1, "reading the data")
-        m = load_model(model)
-        if fixed:
-            m.check_parameter_names(fixed)
-            m = m.with_parameters(fixed)
-        sheet_arg = int(sheet) if sheet not in (None, "") and str(sheet).isdigit() else (sheet or None)
-        ds = read_dataset(source, sheet=sheet_arg, **dict(meta or {}))
+        ds = read_dataset(source, sheet=_sheet(sheet), **dict(meta or {}))
         step(2, "fitting the model")
         t0 = time.perf_counter()
         result = fit(m, ds, vary=_names(vary))
@@ -271,23 +283,14 @@ def run_fit(source, model: str, *, sheet=None, vary=None, params=None, meta: Map
 def run_compare(source_a, source_b, model: str, *, sheet=None, vary=None, shared=None, params=None,
                 progress: Callable[[int, str], None] | None = None, figures: bool = True) -> dict:
     """Compare two groups as ``nanopk compare`` does; ``report``, ``comparison``, ``png``."""
-    from ..report import parse_params
     from ..compare import compare, same_data
     from ..data import read_dataset
-    from ..data.checks import check_fit_arguments
-    from ..spec import load_model
 
     step = progress or (lambda i, m: None)
     with quiet():
-        fixed = parse_params([params]) if params else {}
-        check_fit_arguments(_names(vary), fixed)
+        m = _held_model(model, params, vary)
         step(1, "reading both datasets")
-        m = load_model(model)
-        if fixed:
-            m.check_parameter_names(fixed)
-            m = m.with_parameters(fixed)
-        sheet_arg = int(sheet) if sheet not in (None, "") and str(sheet).isdigit() else (sheet or None)
-        a, b = read_dataset(source_a, sheet=sheet_arg), read_dataset(source_b, sheet=sheet_arg)
+        a, b = read_dataset(source_a, sheet=_sheet(sheet)), read_dataset(source_b, sheet=_sheet(sheet))
         note = None
         if a.name == b.name:
             if same_data(a, b):
