@@ -6,6 +6,7 @@ machine without them, but in CI a skip would hide a missing install step or a mi
 data folder behind a green run.  So a CI run with any skipped test fails, listing them.
 """
 import os
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +28,36 @@ def pytest_sessionfinish(session, exitstatus):
         for line in lines:
             reporter.write_line(line)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+#: The NTUA nanomaterial biodistribution workbook, read where it lies (never copied).
+NTUA_WORKBOOK = (Path(__file__).resolve().parents[2] / "shared" / "datasets" / "raw"
+                 / "ntua-unit-of-control-and-informatics__NM-biodistribution-prediction" / "Biodistribution_data"
+                 / "NMs_Database.xlsx")
+
+
+@pytest.fixture(scope="session")
+def ntua_sheets():
+    """The three wide sheets of the NTUA workbook, {sheet: {(study, instance): cells}}, read once per worker."""
+    openpyxl = pytest.importorskip("openpyxl")
+    if not NTUA_WORKBOOK.is_file():
+        pytest.skip(f"shared NTUA workbook not found at {NTUA_WORKBOOK}")
+    wb = openpyxl.load_workbook(NTUA_WORKBOOK, read_only=True)
+    out = {name: {(r[0], r[1]): [x for x in r[2:] if x is not None] for r in wb[name].iter_rows(values_only=True)}
+           for name in ("Time_points", "Tissues", "Concentrations")}
+    wb.close()
+    return out
+
+
+@pytest.fixture
+def rerun_tool(tmp_path):
+    """``rerun_tool("make_ntua_pair.py")``: run a tools/ script's ``build`` into tmp_path, return the paths written."""
+    import importlib.util
+
+    def run(script: str):
+        spec = importlib.util.spec_from_file_location(Path(script).stem, Path(__file__).resolve().parents[1] / "tools" / script)
+        tool = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(tool)
+        return tool.build(tmp_path)
+
+    return run

@@ -5,7 +5,6 @@
 PROVENANCE.md); these tests check the files against the workbook, that the tool still
 writes them byte for byte, and what ``compare`` finds on them.
 """
-import importlib.util
 import warnings
 from pathlib import Path
 
@@ -22,23 +21,12 @@ PEG, MIXED = "liu2014_au16_peg", "liu2014_au16_mixed_charge"
 TISSUES = {"Blood": "blood", "Liver": "liver", "Spleen": "spleen", "Heart": "heart", "Lungs": "lung", "Kidneys": "kidney"}
 
 
-@pytest.fixture(scope="module")
-def sheets():
-    """The three wide sheets of the NTUA workbook, {sheet: {(study, instance): cells}}, read once."""
-    openpyxl = pytest.importorskip("openpyxl")
-    wb = openpyxl.load_workbook(NTUA, read_only=True)
-    out = {name: {(r[0], r[1]): [x for x in r[2:] if x is not None] for r in wb[name].iter_rows(values_only=True)}
-           for name in ("Time_points", "Tissues", "Concentrations")}
-    wb.close()
-    return out
-
-
 @needs_raw
 @pytest.mark.parametrize("name, inst", [(PEG, 2), (MIXED, 1)])
-def test_pair_equals_the_ntua_workbook(sheets, name, inst):
+def test_pair_equals_the_ntua_workbook(ntua_sheets, name, inst):
     """Every row is an NTUA study 23 cell (days × 24 = hours, whole-organ %ID) and every cell a row, values equal to 1e-12."""
     ds = read_dataset(name)
-    cells = zip(*(sheets[n][(23, inst)] for n in ("Time_points", "Tissues", "Concentrations")))
+    cells = zip(*(ntua_sheets[n][(23, inst)] for n in ("Time_points", "Tissues", "Concentrations")))
     source = {(TISSUES[tissue], float(t) * 24.0): float(c) for t, tissue, c in cells}
     mine = {(t, h): v for t, h, v in zip(ds.table["tissue"], ds.table["time_h"], ds.table["value"])}
     assert len(mine) == len(ds) == len(source) == 22
@@ -83,12 +71,9 @@ def test_pair_shows_the_coating_difference_in_the_raw_numbers():
 
 
 @needs_raw
-def test_tool_rewrites_the_bundled_files_byte_for_byte(tmp_path):
+def test_tool_rewrites_the_bundled_files_byte_for_byte(rerun_tool):
     """tools/make_liu2014_pair.py, run again, writes exactly the bundled CSV and JSON files (reproducible provenance)."""
-    spec = importlib.util.spec_from_file_location("make_liu2014_pair", ROOT / "tools" / "make_liu2014_pair.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    written = tool.build(tmp_path)
+    written = rerun_tool("make_liu2014_pair.py")
     assert sorted(p.name for p in written) == sorted(f"{n}.{ext}" for n in (PEG, MIXED) for ext in ("csv", "json"))
     for p in written:
         assert p.read_bytes() == (ROOT / "datasets" / p.name).read_bytes(), p.name

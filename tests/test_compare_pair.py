@@ -5,7 +5,6 @@
 PROVENANCE.md); these tests check the files against the workbook, that the tool still
 writes them byte for byte, why study 12 was not used, and what ``compare`` finds.
 """
-import importlib.util
 import math
 import warnings
 from pathlib import Path
@@ -24,29 +23,18 @@ PEG, BSA = "wang2015_au_sio2_rod_peg", "wang2015_au_sio2_rod_bsa"
 TISSUES = {"Tumor": "tumour", "Liver": "liver", "Spleen": "spleen", "Kidneys": "kidney", "Lungs": "lung", "Heart": "heart"}
 
 
-@pytest.fixture(scope="module")
-def sheets():
-    """The three wide sheets of the NTUA workbook, {sheet: {(study, instance): cells}}, read once."""
-    openpyxl = pytest.importorskip("openpyxl")
-    wb = openpyxl.load_workbook(NTUA, read_only=True)
-    out = {name: {(r[0], r[1]): [x for x in r[2:] if x is not None] for r in wb[name].iter_rows(values_only=True)}
-           for name in ("Time_points", "Tissues", "Concentrations")}
-    wb.close()
-    return out
-
-
-def workbook_cells(sheets, study, inst, tissues=None):
+def workbook_cells(ntua_sheets, study, inst, tissues=None):
     """{(tissue, time_h): value} of one NTUA (study, instance); tissues renamed by ``tissues`` if given."""
-    cells = zip(*(sheets[n][(study, inst)] for n in ("Time_points", "Tissues", "Concentrations")))
+    cells = zip(*(ntua_sheets[n][(study, inst)] for n in ("Time_points", "Tissues", "Concentrations")))
     return {((tissues or {}).get(tissue, tissue), float(t)): float(c) for t, tissue, c in cells}
 
 
 @needs_raw
 @pytest.mark.parametrize("name, inst", [(PEG, 1), (BSA, 2)])
-def test_pair_equals_the_ntua_workbook(sheets, name, inst):
+def test_pair_equals_the_ntua_workbook(ntua_sheets, name, inst):
     """Every row is an NTUA study 18 cell (hours, whole-organ %ID) and every cell a row, values equal to 1e-12."""
     ds = read_dataset(name)
-    source = workbook_cells(sheets, 18, inst, TISSUES)
+    source = workbook_cells(ntua_sheets, 18, inst, TISSUES)
     mine = {(t, h): v for t, h, v in zip(ds.table["tissue"], ds.table["time_h"], ds.table["value"])}
     assert len(mine) == len(ds) == len(source) == 18
     for key, v in source.items():
@@ -73,25 +61,22 @@ def test_pair_differs_only_in_the_outer_coating():
 
 
 @needs_raw
-def test_tool_rewrites_the_bundled_files_byte_for_byte(tmp_path):
+def test_tool_rewrites_the_bundled_files_byte_for_byte(rerun_tool):
     """tools/make_ntua_pair.py, run again, writes exactly the bundled CSV and JSON files (reproducible provenance)."""
-    spec = importlib.util.spec_from_file_location("make_ntua_pair", ROOT / "tools" / "make_ntua_pair.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    written = tool.build(tmp_path)
+    written = rerun_tool("make_ntua_pair.py")
     assert sorted(p.name for p in written) == sorted(f"{n}.{ext}" for n in (PEG, BSA) for ext in ("csv", "json"))
     for p in written:
         assert p.read_bytes() == (ROOT / "datasets" / p.name).read_bytes(), p.name
 
 
 @needs_raw
-def test_study_12_uncoated_arm_repeats_its_peg_3400_arm(sheets):
+def test_study_12_uncoated_arm_repeats_its_peg_3400_arm(ntua_sheets):
     """NTUA study 12's 'uncoated' Au-tripod arm equals its PEG-3400 arm within digitisation noise, so it is not a bare arm.
 
     Geometric-mean ratio 0.95 and log-SD 0.10 over the 32 organ-times (checked to 0.01),
     against a log-SD of 0.39 between the PEG-2000 and the 'uncoated' arm.
     """
-    i2, i4, i1 = (workbook_cells(sheets, 12, inst) for inst in (2, 4, 1))
+    i2, i4, i1 = (workbook_cells(ntua_sheets, 12, inst) for inst in (2, 4, 1))
     assert set(i2) == set(i4) == set(i1) and len(i2) == 32
     r = np.array([math.log(i4[k] / i2[k]) for k in i2])
     assert math.exp(r.mean()) == pytest.approx(0.953, abs=0.01)

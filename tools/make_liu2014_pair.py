@@ -37,15 +37,11 @@ this pair.
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RAW = ROOT.parent / "shared" / "datasets" / "raw"
-NTUA_REPO = "ntua-unit-of-control-and-informatics/NM-biodistribution-prediction"
-NTUA_COMMIT = "86f3a2bf1d2db8a83f8d33ba06bb1771d40b15c5"
-WORKBOOK = RAW / "ntua-unit-of-control-and-informatics__NM-biodistribution-prediction" / "Biodistribution_data" / "NMs_Database.xlsx"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ntua_pair.py, also when loaded by path
+from ntua_pair import ROOT, WORKBOOK, instances, source, write_csv, write_sidecar  # noqa: E402
 
 # Title and DOI are the database's Metadata row for study 23; the author list beyond
 # "Liu et al." was not checked against the paper, so it is not given.
@@ -98,24 +94,13 @@ def build(outdir: Path) -> list[Path]:
     FileNotFoundError
         If the shared workbook is not at ``WORKBOOK``.
     """
-    from nanopk.meta import read_ntua_database
-
-    if not WORKBOOK.is_file():
-        raise FileNotFoundError(f"NTUA workbook not found at {WORKBOOK}; the shared raw data must sit next to the repository")
-    collection, _refusals = read_ntua_database(WORKBOOK)
-    by_name = {ds.name: ds for ds in collection}
+    by_name = instances(WORKBOOK)
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, (study, inst, particle_extra, particle_name) in PAIRS.items():
         ds = by_name[f"ntua_s{study}_i{inst}"]
         meta = ds.meta
-        # The reader converted days to hours (time_h) and mapped the tissue names; keep its row order.
-        table = ds.table[["time_h", "tissue", "value"]]
-        csv_path = outdir / f"{name}.csv"
-        with open(csv_path, "w", newline="") as fh:
-            fh.write("time,tissue,value\n")
-            for t, tissue, v in table.itertuples(index=False):
-                fh.write(f"{float(t)!r},{tissue},{float(v)!r}\n")
+        csv_path = write_csv(outdir / f"{name}.csv", ds)  # the reader's row order and units (h, %ID)
         particle = {
             "material": "Au",
             "core_diameter_nm": meta["particle"]["core_diameter_nm"],
@@ -128,12 +113,7 @@ def build(outdir: Path) -> list[Path]:
         }
         sidecar = {
             "name": name,
-            "source": {
-                "citation": CITATION,
-                "doi": meta["source"]["doi"],
-                "compiled_from": (f"{NTUA_REPO}@{NTUA_COMMIT}, Biodistribution_data/NMs_Database.xlsx: study {study}, "
-                                  f"instance {inst}; values digitised from the paper's figures by the database authors"),
-            },
+            "source": source(CITATION, ds, study, inst),
             "species": "mouse",
             "strain": meta["strain"],
             "sex": meta["sex"],
@@ -148,9 +128,7 @@ def build(outdir: Path) -> list[Path]:
             ],
             "notes": list(COMMON_NOTES),
         }
-        json_path = outdir / f"{name}.json"
-        json_path.write_text(json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n")
-        written += [csv_path, json_path]
+        written += [csv_path, write_sidecar(outdir / f"{name}.json", sidecar)]
     return written
 
 

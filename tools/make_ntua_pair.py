@@ -34,15 +34,11 @@ silica-shelled gold nanorods (AuNR@SiO2) with a PEG 2 kDa or a bovine serum albu
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RAW = ROOT.parent / "shared" / "datasets" / "raw"
-NTUA_REPO = "ntua-unit-of-control-and-informatics/NM-biodistribution-prediction"
-NTUA_COMMIT = "86f3a2bf1d2db8a83f8d33ba06bb1771d40b15c5"
-WORKBOOK = RAW / "ntua-unit-of-control-and-informatics__NM-biodistribution-prediction" / "Biodistribution_data" / "NMs_Database.xlsx"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ntua_pair.py, also when loaded by path
+from ntua_pair import ROOT, WORKBOOK, instances, source, write_csv, write_sidecar  # noqa: E402
 
 CITATION = ("Wang J et al. Size- and surface chemistry-dependent pharmacokinetics and tumor accumulation of "
             "engineered gold nanoparticles after intravenous administration. Metallomics 2015")
@@ -85,24 +81,13 @@ def build(outdir: Path) -> list[Path]:
     FileNotFoundError
         If the shared workbook is not at ``WORKBOOK``.
     """
-    from nanopk.meta import read_ntua_database
-
-    if not WORKBOOK.is_file():
-        raise FileNotFoundError(f"NTUA workbook not found at {WORKBOOK}; the shared raw data must sit next to the repository")
-    collection, _refusals = read_ntua_database(WORKBOOK)
-    by_name = {ds.name: ds for ds in collection}
+    by_name = instances(WORKBOOK)
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, (study, inst, particle_extra, particle_name, notes) in PAIRS.items():
         ds = by_name[f"ntua_s{study}_i{inst}"]
         meta = ds.meta
-        # The reader already checked units and tissues; keep its order (tissue blocks as in the workbook).
-        table = ds.table[["time_h", "tissue", "value"]]
-        csv_path = outdir / f"{name}.csv"
-        with open(csv_path, "w", newline="") as fh:
-            fh.write("time,tissue,value\n")
-            for t, tissue, v in table.itertuples(index=False):
-                fh.write(f"{t!r},{tissue},{float(v)!r}\n")
+        csv_path = write_csv(outdir / f"{name}.csv", ds)  # the reader's row order and units (h, %ID)
         particle = {
             "material": "Au",
             "hydrodynamic_diameter_nm": meta["particle"]["hydrodynamic_diameter_nm"],
@@ -114,12 +99,7 @@ def build(outdir: Path) -> list[Path]:
         }
         sidecar = {
             "name": name,
-            "source": {
-                "citation": CITATION,
-                "doi": meta["source"]["doi"],
-                "compiled_from": (f"{NTUA_REPO}@{NTUA_COMMIT}, Biodistribution_data/NMs_Database.xlsx: study {study}, "
-                                  f"instance {inst}; values digitised from the paper's figures by the database authors"),
-            },
+            "source": source(CITATION, ds, study, inst),
             "species": "mouse",
             "strain": "BALB/c",
             "sex": "male",
@@ -139,9 +119,7 @@ def build(outdir: Path) -> list[Path]:
                 "tumour measured in %ID and is not needed because the values are whole-organ %ID.",
             ] + notes,
         }
-        json_path = outdir / f"{name}.json"
-        json_path.write_text(json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n")
-        written += [csv_path, json_path]
+        written += [csv_path, write_sidecar(outdir / f"{name}.json", sidecar)]
     return written
 
 
