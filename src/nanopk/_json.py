@@ -4,6 +4,11 @@ Fit results, comparisons and exported models hold NumPy scalars and arrays, tupl
 DataFrames, paths and non-finite floats; JSON has none of these.  :func:`json_safe`
 maps them once, the same way everywhere; only what a non-finite float becomes differs
 (``None`` in a result, ``"inf"``/``"-inf"``/``"nan"`` in a lossless model export).
+
+Every JSON nanopk writes says who wrote it: :func:`provenance` gives the
+``nanopk_version`` and, where a model is involved, the model's ``structure_hash``
+(:attr:`nanopk.Model.structure_hash`: equal hashes, equal equations), so a result can be
+traced to the code and the equations that produced it.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-__all__ = ["json_safe", "nonfinite_as_text"]
+__all__ = ["json_safe", "nonfinite_as_text", "provenance", "stamped"]
 
 
 def nonfinite_as_text(x: float) -> str:
@@ -52,3 +57,37 @@ def json_safe(obj, nonfinite: Callable[[float], object] = lambda x: None):
     if obj is None or isinstance(obj, str):
         return obj
     return str(obj)
+
+
+def provenance(model=None) -> dict:
+    """``{"nanopk_version": ..., "structure_hash": ...}``: what wrote a JSON output.
+
+    Parameters
+    ----------
+    model : nanopk.Model or str, optional
+        The model the output is about, or its structure hash; without one only the
+        version is given.
+
+    Returns
+    -------
+    dict
+        ``nanopk_version`` (:data:`nanopk.__version__`) and, with ``model``, its
+        ``structure_hash``.
+    """
+    from ._version import __version__
+
+    out = {"nanopk_version": __version__}
+    if model is not None:
+        out["structure_hash"] = model if isinstance(model, str) else model.structure_hash
+    return out
+
+
+def stamped(payload, model=None):
+    """``payload`` with :func:`provenance` added: a dict gets the keys first (its own keys
+    win), a list of records gets them in each record (a list stays a list for its readers)."""
+    stamp = provenance(model)
+    if isinstance(payload, dict):
+        return {**stamp, **payload}
+    if isinstance(payload, list) and all(isinstance(r, dict) for r in payload):
+        return [{**stamp, **r} for r in payload]
+    raise TypeError(f"stamped() takes a dict or a list of dicts (got {type(payload).__name__})")

@@ -110,10 +110,11 @@ def _write_outputs(result, args):
             print(f"wrote {path}")
 
 
-def _write_json(path, payload):
-    from ._json import json_safe  # NaN would be written as the invalid token NaN; JSON's is null
+def _write_json(path, payload, model=None):
+    """``payload`` as JSON with :func:`nanopk._json.provenance` (version, ``model``'s structure hash)."""
+    from ._json import json_safe, stamped  # NaN would be written as the invalid token NaN; JSON's is null
 
-    Path(path).write_text(json.dumps(json_safe(payload), indent=2, allow_nan=False) + "\n")
+    Path(path).write_text(json.dumps(json_safe(stamped(payload, model)), indent=2, allow_nan=False) + "\n")
     print(f"wrote {path}")
 
 
@@ -124,7 +125,7 @@ def cmd_models(args):
     for name in list_models():
         m = load_model(name)
         rows.append({"name": name, "states": len(m.states), "parameters": len(m.parameters), "species": m.metadata["species"],
-                     "description": " ".join(m.description.split())})
+                     "description": " ".join(m.description.split()), "structure_hash": m.structure_hash})
     for r in rows:
         print(f"{r['name']:<22} {r['states']:>4} states  {r['parameters']:>4} params  {r['species']:<6} {r['description'][:70]}")
     if args.json:
@@ -149,7 +150,7 @@ def cmd_simulate(args):
             "units": sim.attrs["units"], "time_h": list(sim.index),
             "observables": {c: sim[c].tolist() for c in sim.columns},
             "max_total_deviation_pct": float(np.max(np.abs(sim["total"] - 100.0))),
-        })
+        }, model)
 
 
 def cmd_datasets(args):
@@ -179,7 +180,7 @@ def cmd_check(args):
                            particle=args.particle)
     print(report)
     if args.json:
-        _write_json(args.json, report.to_dict())
+        _write_json(args.json, report.to_dict(), model)
     return 1 if report.failed else 0
 
 
@@ -288,6 +289,7 @@ def cmd_delivery(args):
         if not isinstance(payload, dict) or "delivery" not in payload:
             raise NanopkError(f"{source} holds no 'delivery' entry; fit a model with a tumour (e.g. --model mouse_tumour)")
         de = dict(payload["delivery"])
+        model_ref = payload.get("structure_hash")  # the fit's equations (absent from a fit JSON written before the stamp)
         if "success" in payload and "fit_status" not in de:  # a fit JSON: its status travels with its DE
             de["fit_status"] = _fit_status_of_json(payload)
     else:
@@ -298,6 +300,7 @@ def cmd_delivery(args):
 
         result = fit(_load(args), read_dataset(args.source, sheet=args.sheet), vary=_vary(args))
         de = delivery_efficiency(result)
+        model_ref = result.model
         if args.plot:
             from .delivery import plot_delivery
 
@@ -305,7 +308,7 @@ def cmd_delivery(args):
             print(f"wrote {args.plot}")
     _print_delivery(de)
     if args.json:
-        _write_json(args.json, de)
+        _write_json(args.json, de, model_ref)
     return _exit_status((de.get("fit_status") or {}).get("success", True))
 
 
@@ -339,7 +342,9 @@ def cmd_meta(args):
     printable = {k: v for k, v in summary.items() if k != "datasets"}
     print(json.dumps(printable, indent=2, default=float))
     if args.json:
-        _write_json(args.json, summary)
+        from .spec import load_model
+
+        _write_json(args.json, summary, load_model(args.model))  # the model every dataset was fitted with
 
 
 def _dose_value(text: str):
@@ -419,7 +424,7 @@ def cmd_sensitivity(args):
         print(f"wrote {args.plot} (first output: {table['output'].iloc[0]})")
     if args.json:
         _write_json(args.json, {"model": model.name, "method": args.method, "n_simulations": sims, "seconds": wall,
-                                "rows": table.to_dict(orient="records")})
+                                "rows": table.to_dict(orient="records")}, model)
 
 
 def cmd_population(args):
@@ -452,7 +457,7 @@ def cmd_population(args):
         print(f"wrote {args.plot}")
     if args.json:
         _write_json(args.json, {"model": model.name, "spread": spread, "summary": table.attrs["summary"],
-                                "rows": table.to_dict(orient="records")})
+                                "rows": table.to_dict(orient="records")}, model)
 
 
 def cmd_scan(args):
@@ -493,7 +498,9 @@ def cmd_scan(args):
         plot_scan_heatmap(table, output=first, path=heat)
         print(f"wrote {args.plot} and {heat} ({first})")
     if args.json:
-        _write_json(args.json, {"model": args.model, "outputs": table.attrs["outputs"], "rows": table.to_dict(orient="records")})
+        # each particle's model has its own equations (a material adds dissolution): a hash per row
+        rows = [{**r, "structure_hash": h} for r, h in zip(table.to_dict(orient="records"), table.attrs["structure_hashes"])]
+        _write_json(args.json, {"model": args.model, "outputs": table.attrs["outputs"], "rows": rows})
 
 
 def build_parser() -> argparse.ArgumentParser:

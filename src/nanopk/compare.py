@@ -246,12 +246,15 @@ class Comparison:
 
     def to_dict(self) -> dict:
         from ._json import json_safe as _clean
+        from ._json import provenance
 
         tests = {g: {"parameters": list(r["parameters"]), "df": int(r["df"]), "statistic": r["statistic"],
                      "lrt_p": r["lrt_p"], "delta_aic": r["delta_aic"], "chisqr_full": r["chisqr_full"],
                      "chisqr_reduced": r["chisqr_reduced"], "prior_penalty_full": r["prior_penalty_full"],
                      "prior_penalty_reduced": r["prior_penalty_reduced"]} for g, r in self.tests.iterrows()}
         return _clean({
+            # the reference group's equations; with `particles` each group's fit carries its own
+            **provenance(self.fits[self.groups[0]]._base_model),
             "model": self.model_name,
             "success": self.success,
             "problems": self.problems,

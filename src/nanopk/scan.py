@@ -185,7 +185,8 @@ def scan(model_name, grid: Mapping[str, Sequence] | None = None, outputs: str | 
     order = [n if n == HALF_LIFE else o.name for n, o in zip(names, _aligned(names, outs))]
     for name in order:
         table[name] = columns[name]
-    table.attrs.update(n_simulations=len(rows), seconds=elapsed, outputs=order)
+    table.attrs.update(n_simulations=len(rows), seconds=elapsed, outputs=order,
+                       structure_hashes=[m.structure_hash for m in models])  # per row, for the JSON's provenance
     return table
 
 

@@ -85,7 +85,9 @@ def cmd_predict(args) -> int:
     for k, v in out["delivery"].items():
         print(f"{k} = {v['value']:.3g} %ID ({pct} % population interval {v['low']:.3g}–{v['high']:.3g})")
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2, default=float) + "\n")
+        from .._json import stamped
+
+        Path(args.json).write_text(json.dumps(stamped(out, out["structure_hash"]), indent=2, default=float) + "\n")
         print(f"wrote {args.json}")
     return 0
 

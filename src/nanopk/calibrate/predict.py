@@ -171,7 +171,7 @@ def predict(particle: Particle | str | dict, dose="1mg/kg", times=(1.0, 4.0, 24.
     metrics = pk_metrics(model, params, blood_states=False)
     delivery = {k: {"value": float(metrics[k]), "low": float(metrics[k]) / factor, "high": min(float(metrics[k]) * factor, 100.0)}
                 for k in ("DE24", "DE168", "DEmax") if metrics.get(k) is not None}
-    return {"particle": particle.to_dict(), "model": model.name, "species": species, "body_weight_g": body_weight_g,
+    return {"particle": particle.to_dict(), "model": model.name, "structure_hash": model.structure_hash, "species": species, "body_weight_g": body_weight_g,
             "dose_ug": dose_ug, "constants": constants, "sd_log10": sd, "level": level, "organs": out_organs,
             "delivery": delivery, "calibration": {k: record.get(k) for k in ("date", "database", "benchmark", "n_studies",
                                                                              "n_points", "tau_log10", "sigma_log10")}}

@@ -51,5 +51,7 @@ def calibrated_values(record: dict | None = None) -> dict:
 def save_calibration(record: dict, path=None) -> Path:
     """Write ``record`` as JSON (default: the shipped file)."""
     path = Path(path) if path is not None else CALIBRATION_FILE
-    path.write_text(json.dumps(record, indent=1, default=float) + "\n")
+    from .._json import stamped  # the record is for many particles' models: the version only
+
+    path.write_text(json.dumps(stamped(record), indent=1, default=float) + "\n")
     return path

@@ -24,7 +24,9 @@ Format version 1::
 
     {"format": "nanopk-model", "version": 1, "name": ..., "description": ...,
      "dose_target": ..., "metadata": {...}, "parts": [...],
-     "parameter_values": {name: value}, "structure_hash": ...}
+     "parameter_values": {name: value}, "structure_hash": ..., "nanopk_version": ...}
+
+``nanopk_version`` says which nanopk wrote the document; reading does not depend on it.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from typing import Any
 
 import sympy as sp
 
-from .._json import json_safe, nonfinite_as_text
+from .._json import json_safe, nonfinite_as_text, provenance
 from ..errors import ExportError, ModelError
 from ..model import Model
 from ..parts import Assignment, Flux, Observable, Parameter, Part, RateRule, State
@@ -229,7 +231,7 @@ def model_to_dict(model: Model) -> dict:
         # Values as the model holds them: the built-in dose and infusion_rate may live
         # on the model rather than on a part (Model.with_parameters).
         "parameter_values": {p.name: _num(p.value) for p in model.parameters.values()},
-        "structure_hash": model.structure_hash,
+        **provenance(model),  # structure_hash and the writing nanopk_version
     }
 
 

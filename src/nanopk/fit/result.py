@@ -42,7 +42,7 @@ import lmfit
 import numpy as np
 import pandas as pd
 
-from .._json import json_safe
+from .._json import json_safe, provenance
 from ..errors import FitError, suggest
 from .uncertainty import Z95, profile as _profile, run_mcmc, sample_parameters
 
@@ -618,6 +618,7 @@ class FitResult:
             correl = {a: {b: float(self.covariance.correl[i, j]) for j, b in enumerate(obj.names) if j != i}
                       for i, a in enumerate(obj.names)}
         out = {
+            **provenance(self._base_model),  # which nanopk and which equations wrote this fit
             "model": self._base_model.name,
             "dataset": names[0] if len(names) == 1 else names,
             "datasets": datasets,
