@@ -4,6 +4,7 @@ The page itself, in a real browser, is tested in tests/test_web_browser.py.
 """
 import asyncio
 import json
+import re
 import shutil
 import socket
 import xml.etree.ElementTree as ET
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 pytest.importorskip("shiny", reason="the web extra (pip install 'nanopk[web]') is not installed")
 
 import nanopk  # noqa: E402
+from nanopk.calibrate.predict import parse_particle, predict  # noqa: E402
 from nanopk.cli import main  # noqa: E402
 from nanopk.data.reader import resolve_path  # noqa: E402
 from nanopk.errors import DataError, NanopkError  # noqa: E402
@@ -137,18 +139,115 @@ def test_bad_vary_is_the_cli_message(capsys):
     assert "Kmax_tumour" in str(err.value)  # the suggestion
 
 
-def test_design_is_predict_delivery():
-    """The design page's DE24 is predict_delivery's for the same particle and dose, and its time courses keep 100 %ID."""
-    out = logic.design("mouse_tumour_full", material="Au", core_diameter_nm=15.0, coating="PEG", coating_mw_da=5000,
-                       dose_mg_kg=2.0, times_h=[1, 24, 168])
-    api = nanopk.predict_delivery("mouse_tumour_full", [{"material": "Au", "core_diameter_nm": 15.0, "coating": "PEG",
-                                                         "coating_mw_da": 5000, "dose": 2.0}])
-    assert out["row"]["DE24"] == pytest.approx(float(api["DE24"][0]), rel=1e-12)
-    assert out["sim"]["total"].to_numpy() == pytest.approx([100.0] * 3, abs=1e-6)
-    with pytest.raises(NanopkError, match=r"dose -1 mg/kg: give a positive dose in mg/kg"):
-        logic.design("mouse_tumour_full", material="Au", core_diameter_nm=15.0, coating="PEG", dose_mg_kg=-1)
-    with pytest.raises(NanopkError, match=r"Gold.*valid"):
-        logic.design("mouse_tumour_full", material="Gold", core_diameter_nm=15.0, coating="PEG")
+PEG_GOLD = {"material": "Au", "core_diameter_nm": 15, "coating": "PEG", "coating_mw_da": 5000, "dose_mg_kg": 2.0}
+BARE_GOLD = {"material": "Au", "core_diameter_nm": 15, "coating": "none", "coating_mw_da": 5000, "dose_mg_kg": 2.0}
+
+
+def _predict_cli(capsys, particle: str, dose: str) -> str:
+    """What `nanopk predict --particle PARTICLE --dose DOSE` prints."""
+    capsys.readouterr()
+    assert main(["predict", "--particle", particle, "--dose", dose]) == 0
+    return capsys.readouterr().out
+
+
+def test_design_is_nanopk_predict(capsys):
+    """The design page's DE24/DE168/DEmax and 90 % population intervals are `nanopk predict`'s lines for the same particle."""
+    out = logic.design(**PEG_GOLD)
+    assert out["particle"] == "material=Au,core_diameter_nm=15,coating=PEG,coating_mw_da=5000" and out["dose"] == "2mg/kg"
+    assert out["command"] == f"nanopk predict --particle {out['particle']} --dose 2mg/kg"
+    printed = _predict_cli(capsys, out["particle"], out["dose"]).splitlines()
+    de_lines = [line for line in printed if line.startswith(("DE24 =", "DE168 =", "DEmax ="))]
+    assert len(de_lines) == 3 and out["lines"][1:] == de_lines  # the page shows these lines, digit for digit
+    factor = re.search(r"value × / ÷ (\S+)", next(line for line in printed if "population interval:" in line)).group(1)
+    assert f"value × / ÷ {factor} " in out["lines"][0]
+    api = predict("material=Au,core_nm=15,coating=PEG,peg_mw=5000", dose="2mg/kg")
+    for k in ("DE24", "DE168", "DEmax"):
+        assert out["prediction"]["delivery"][k] == pytest.approx(api["delivery"][k], rel=1e-12)
+    # the time courses are predict's organs at the page's 60 times, and the tumour stays inside its interval
+    tumour = out["prediction"]["organs"]["tumour"]
+    assert len(tumour) == 60 and all(r["low"] <= r["value"] <= r["high"] <= 100.0 for r in tumour)
+
+
+def test_design_errors_are_the_predict_messages(capsys):
+    """A bad material or dose on the design page raises exactly what `nanopk predict` prints for it."""
+    for fields, pattern in (({**PEG_GOLD, "material": "Gold2"}, r"^--particle: material 'Gold2' is unknown; valid: Au, "),
+                            ({**PEG_GOLD, "dose_mg_kg": -1}, r"^--dose '-1mg/kg': the dose must be > 0$"),
+                            ({**PEG_GOLD, "dose_mg_kg": None}, r"^--dose '': give a number and a unit, e.g. 1mg/kg")):
+        with pytest.raises(NanopkError, match=pattern) as err:
+            logic.design(**fields)
+        particle = logic.particle_text(fields["material"], fields["core_diameter_nm"], fields["coating"],
+                                       fields["coating_mw_da"])
+        capsys.readouterr()
+        assert main(["predict", "--particle", particle, "--dose=" + logic.dose_text(fields["dose_mg_kg"])]) == 2
+        assert capsys.readouterr().err == f"nanopk predict: error: {err.value}\n"
+
+
+@settings(max_examples=30, deadline=None)
+@given(material=st.sampled_from(["Au", "Ag", "SiO2", "lipid"]), size=st.floats(1, 300, allow_nan=False),
+       coating=st.sampled_from(["none", "PEG", "citrate", "PEG-PLA", "dextran"]), mw=st.floats(300, 20000))
+def test_particle_text_is_the_forms_particle(material, size, coating, mw):
+    """The --particle text the page builds reads back (nanopk predict's parser) as the form's particle; MW only for PEG."""
+    text = logic.particle_text(material, size, coating, mw)
+    got = parse_particle(text).to_dict()
+    assert got["material"] == material and got["coating"] == coating
+    assert got["core_diameter_nm"] == pytest.approx(size, rel=1e-12)
+    if coating in ("PEG", "PEG-PLA"):
+        assert got["coating_mw_da"] == pytest.approx(mw, rel=1e-12)
+    else:
+        assert "coating_mw_da" not in text
+
+
+def test_design_scan_cells_are_predict_values():
+    """Each cell of the design scan is nanopk predict's DE24 for that particle (to the printed 3 digits, rel 1e-3)."""
+    table = logic.design_scan(material="Au", sizes=[15, 50], coatings=["PEG", "none"], coating_mw_da=5000, dose_mg_kg=2.0)
+    assert len(table) == 4
+    for row in table.itertuples():
+        fields = {**PEG_GOLD, "coating": row.coating, "core_diameter_nm": row.core_diameter_nm}
+        de24 = logic.design(**fields, times_h=[24])["prediction"]["delivery"]["DE24"]["value"]
+        assert row.DE24 == pytest.approx(de24, rel=1e-3) and f"{row.DE24:.3g}" == f"{de24:.3g}"
+    with pytest.raises(NanopkError, match=r"^--dose '': give a number and a unit"):
+        logic.design_scan(material="Au", sizes=[15], coatings=["PEG"], dose_mg_kg=None)
+
+
+def test_compare_particles_is_two_predictions_and_their_ratio(capsys):
+    """Two particles without data: each one's `nanopk predict` lines, B/A of their DEs, and an attribution whose DE24s are theirs."""
+    out = logic.compare_particles(PEG_GOLD, BARE_GOLD, times_h=[1, 24, 168])
+    a, b = out["a"]["prediction"]["delivery"], out["b"]["prediction"]["delivery"]
+    for k in ("DE24", "DE168", "DEmax"):
+        assert out["ratios"][k] == pytest.approx(b[k]["value"] / a[k]["value"], rel=1e-12)
+    printed_b = _predict_cli(capsys, "material=Au,core_diameter_nm=15,coating=none", "2mg/kg")
+    assert out["b"]["particle"] == "material=Au,core_diameter_nm=15,coating=none"  # no MW on a bare particle
+    for line in out["b"]["lines"][1:]:
+        assert line in printed_b.splitlines() and f"  {line}" in out["lines"]
+    assert f"  DE24 B/A = {out['ratios']['DE24']:.3g}" in out["lines"]
+    att = out["attribution"]
+    assert set(att["group"]) == {"B"} and "steric_coating" in set(att["parameter"])
+    assert att["metric_reference"].iloc[0] == pytest.approx(a["DE24"]["value"], rel=1e-9)
+    assert att["metric_group"].iloc[0] == pytest.approx(b["DE24"]["value"], rel=1e-9)
+    assert "dose" not in set(att["parameter"])  # same dose: not a difference
+    twice = logic.compare_particles(PEG_GOLD, {**PEG_GOLD, "dose_mg_kg": 4.0}, times_h=[24])
+    assert list(twice["attribution"]["parameter"]) == ["dose"]
+    with pytest.raises(NanopkError, match=r"^particle B: --particle: material 'Gold2' is unknown; valid: Au"):
+        logic.compare_particles(PEG_GOLD, {**BARE_GOLD, "material": "Gold2"})
+    with pytest.raises(NanopkError, match=r"^particle A: --dose '0mg/kg': the dose must be > 0$"):
+        logic.compare_particles({**PEG_GOLD, "dose_mg_kg": 0}, BARE_GOLD)
+
+
+def test_prediction_figures_draw_every_organ_and_the_interval():
+    """The design figure has a line per organ and the tumour's band; the comparison's has A and B of each organ."""
+    pytest.importorskip("matplotlib")
+    design = logic.design(**PEG_GOLD, times_h=[1, 24, 168])
+    fig = logic.design_figure(design["prediction"])
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["blood", "liver", "spleen", "kidney", "lung", "tumour"]
+    assert len(ax.collections) == 1  # the tumour's population interval
+    cmp = logic.compare_particles(PEG_GOLD, BARE_GOLD, times_h=[1, 24, 168])
+    left, right = logic.compare_particles_figure(cmp).axes
+    assert [line.get_label() for line in left.get_lines()] == ["blood A", "liver A", "spleen A", "blood B", "liver B",
+                                                                "spleen B"]
+    assert [line.get_label() for line in right.get_lines()] == ["tumour A", "tumour B"]
+    assert list(right.get_lines()[1].get_ydata()) == [r["value"] for r in cmp["b"]["prediction"]["organs"]["tumour"]]
+    assert logic.figure_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_models_page_lists_every_model_and_draws_every_flux():

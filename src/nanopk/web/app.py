@@ -21,7 +21,6 @@ from . import logic
 
 log = logging.getLogger("nanopk.web")
 
-_TUMOUR_MODELS = ("mouse_tumour_full", "mouse_tumour")
 _DOSE_UNITS = ["ug", "mg/kg", "ug/kg", "mg", "ng"]
 
 
@@ -84,8 +83,21 @@ def _fit_panel(c):
     )
 
 
+def _particle_inputs(key: str, c, coating: str, title: str):
+    """One particle's fields on the compare page (ids ``cp_<key>_...``)."""
+    return ui.TagList(
+        ui.h6(title),
+        ui.layout_columns(ui.input_select(f"cp_{key}_material", "material", c["materials"], selected="Au"),
+                          ui.input_numeric(f"cp_{key}_size", "core (nm)", value=15, min=0)),
+        ui.layout_columns(ui.input_select(f"cp_{key}_coating", "coating", c["coatings"], selected=coating),
+                          ui.input_numeric(f"cp_{key}_mw", "PEG MW (Da)", value=5000, min=0)),
+        ui.input_numeric(f"cp_{key}_dose", "dose (mg/kg)", value=1.0, min=0),
+    )
+
+
 def _compare_panel(c):
-    sidebar = ui.sidebar(
+    datasets = ui.panel_conditional(
+        "input.cmp_mode === 'data'",
         ui.input_select("cmp_a", "group A (bundled)", c["datasets"], selected="li2014_go_peg"),
         ui.input_file("cmp_file_a", "or upload A (.csv/.xlsx)", accept=[".csv", ".xlsx"]),
         ui.input_file("cmp_side_a", "A's sidecar (.json)", accept=[".json"]),
@@ -97,17 +109,28 @@ def _compare_panel(c):
         ui.input_text("cmp_shared", "shared (of vary)"),
         ui.input_text("cmp_param", "hold (NAME=VALUE,...)", value="K50_liver=0.1,n_liver=1"),
         ui.input_action_button("cmp_run", "Compare", class_="btn-primary"),
-        width=360,
     )
-    return ui.nav_panel("Compare coatings",
-                        ui.layout_sidebar(sidebar, ui.output_ui("cmp_error"), ui.output_ui("cmp_report"),
-                                          ui.output_ui("cmp_figure")),
-                        value="compare")
+    particles = ui.panel_conditional(
+        "input.cmp_mode === 'particles'",
+        _particle_inputs("a", c, "PEG", "particle A (reference)"),
+        _particle_inputs("b", c, "none", "particle B"),
+        ui.input_action_button("cmpp_run", "Compare particles", class_="btn-primary"),
+    )
+    sidebar = ui.sidebar(
+        ui.input_radio_buttons("cmp_mode", "compare", {"data": "two datasets (fit both)",
+                                                       "particles": "two particles (prediction, no data)"},
+                               selected="data"),
+        datasets, particles, width=360,
+    )
+    main = [ui.panel_conditional("input.cmp_mode === 'data'", ui.output_ui("cmp_error"), ui.output_ui("cmp_report"),
+                                 ui.output_ui("cmp_figure")),
+            ui.panel_conditional("input.cmp_mode === 'particles'", ui.output_ui("cmpp_error"),
+                                 ui.output_ui("cmpp_delivery"), ui.output_ui("cmpp_figure"), ui.output_ui("cmpp_report"))]
+    return ui.nav_panel("Compare coatings", ui.layout_sidebar(sidebar, *main), value="compare")
 
 
 def _design_panel(c):
     sidebar = ui.sidebar(
-        ui.input_select("d_model", "model", [m for m in _TUMOUR_MODELS if m in c["models"]] or c["models"]),
         ui.input_select("d_material", "material", c["materials"], selected="Au"),
         ui.input_slider("d_size", "core diameter (nm)", min=2, max=200, value=15, step=1),
         ui.input_select("d_coating", "coating", c["coatings"], selected="PEG"),
@@ -120,7 +143,12 @@ def _design_panel(c):
         width=340,
     )
     return ui.nav_panel("Design",
-                        ui.layout_sidebar(sidebar, ui.output_ui("d_error"), ui.output_ui("d_delivery"),
+                        ui.layout_sidebar(sidebar,
+                                          ui.p("A priori prediction from the particle alone, as `nanopk predict` makes it: "
+                                               "mouse_tumour_full with the constants calibrated on the NTUA database, "
+                                               "a 20 g mouse, IV bolus. The interval is the spread a new study of this "
+                                               "particle would show.", class_="text-muted"),
+                                          ui.output_ui("d_error"), ui.output_ui("d_delivery"),
                                           ui.output_ui("d_figure"), ui.h4("Size × coating scan"), ui.output_ui("d_scan")),
                         value="design")
 
@@ -146,6 +174,23 @@ def _table(rows, columns, class_="table table-sm nanopk-table"):
     body = [ui.tags.tr(*[ui.tags.td("" if r.get(c) is None else (f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])))
                          for c in columns]) for r in rows]
     return ui.tags.table(ui.tags.thead(head), ui.tags.tbody(*body), class_=class_)
+
+
+def _interval(v: dict, pct: int) -> str:
+    """``nanopk predict``'s interval text for one DE (same digits)."""
+    return f"{pct} % population interval {v['low']:.3g}–{v['high']:.3g}"
+
+
+def _delivery_cells(r: dict, prefix: str):
+    """DE24/DE168/DEmax of a :func:`logic.design` result with their population intervals, and nanopk predict's lines."""
+    out = r["prediction"]
+    pct = int(round(100 * out["level"]))
+    cells = [ui.div(ui.span(f"{k} "), ui.strong(f"{v['value']:.3g}", id=f"{prefix}-{k}"), ui.span(" %ID "),
+                    ui.span(f"({_interval(v, pct)})", id=f"{prefix}-{k}-interval", class_="nanopk-interval"),
+                    class_="fs-5")
+             for k, v in out["delivery"].items()]
+    return ui.TagList(*cells, ui.pre("\n".join(r["lines"]), class_=f"nanopk-predict {prefix}-lines"),
+                      ui.p("the same from the command line: ", ui.code(r["command"]), class_="text-muted"))
 
 
 def server(input, output, session):
@@ -389,12 +434,85 @@ def server(input, output, session):
         return ui.img(src=logic.data_uri(out["png"]), alt="comparison: both groups' fits and the ratios",
                       style="max-width:100%")
 
+    # ------------------------------------------------------------------ compare two particles
+    cmpp_out = reactive.value(None)
+    cmpp_err = reactive.value(None)
+
+    def _particle_form(key):
+        return {"material": input[f"cp_{key}_material"](), "core_diameter_nm": input[f"cp_{key}_size"](),
+                "coating": input[f"cp_{key}_coating"](), "coating_mw_da": input[f"cp_{key}_mw"](),
+                "dose_mg_kg": input[f"cp_{key}_dose"]()}
+
+    @reactive.effect
+    @reactive.event(input.cmpp_run)
+    async def _run_compare_particles():
+        cmpp_out.set(None)
+        cmpp_err.set(None)
+        a, b = _particle_form("a"), _particle_form("b")
+        with ui.Progress(min=0, max=1) as bar:
+            bar.set(0, message="Compare particles", detail="predicting A and B")
+
+            def work():
+                with logic.quiet():
+                    return logic.compare_particles(a, b)
+
+            try:
+                out = await asyncio.to_thread(work)
+            except Exception as exc:  # noqa: BLE001
+                cmpp_err.set(show(exc))
+                return
+        cmpp_out.set(out)
+
+    @render.ui
+    def cmpp_error():
+        return _error_box(cmpp_err.get()) if cmpp_err.get() else None
+
+    @render.ui
+    def cmpp_delivery():
+        out = cmpp_out.get()
+        if out is None:
+            return (ui.p("Set two particles and Compare particles: each is predicted as `nanopk predict` does "
+                         "(no data needed).", class_="text-muted") if not cmpp_err.get() else None)
+        pct = int(round(100 * out["a"]["prediction"]["level"]))
+        rows = []
+        for k in out["ratios"]:
+            cells = [ui.tags.th(k)]
+            for name in ("a", "b"):
+                v = out[name]["prediction"]["delivery"][k]
+                cells.append(ui.tags.td(ui.strong(f"{v['value']:.3g}", id=f"cmpp-{name.upper()}-{k}"), " %ID ",
+                                        ui.span(f"({_interval(v, pct)})", class_="nanopk-interval")))
+            ratio = out["ratios"][k]
+            cells.append(ui.tags.td(ui.strong("—" if ratio is None else f"{ratio:.3g}", id=f"cmpp-ratio-{k}")))
+            rows.append(ui.tags.tr(*cells))
+        head = ui.tags.tr(ui.tags.th(""), ui.tags.th("A: " + out["a"]["particle"] + f", {out['a']['dose']}"),
+                          ui.tags.th("B: " + out["b"]["particle"] + f", {out['b']['dose']}"), ui.tags.th("B/A"))
+        return ui.TagList(ui.h4("Predicted tumour delivery"),
+                          ui.tags.table(ui.tags.thead(head), ui.tags.tbody(*rows), class_="table table-sm nanopk-particles"))
+
+    @render.ui
+    def cmpp_figure():
+        out = cmpp_out.get()
+        if out is None:
+            return None
+        try:
+            png = logic.figure_png(logic.compare_particles_figure(out))
+        except Exception as exc:  # noqa: BLE001 - no matplotlib: the numbers still stand
+            return ui.p(show(exc))
+        return ui.img(src=logic.data_uri(png), alt="both particles' predicted organ time courses, overlaid",
+                      style="max-width:100%")
+
+    @render.ui
+    def cmpp_report():
+        out = cmpp_out.get()
+        return ui.pre("\n".join(out["lines"]), class_="nanopk-particle-report") if out else None
+
     # ------------------------------------------------------------------ design
     @reactive.calc
     def design_result():
         try:
-            return logic.design(input.d_model(), material=input.d_material(), core_diameter_nm=float(input.d_size()),
-                                coating=input.d_coating(), coating_mw_da=input.d_mw(), dose_mg_kg=input.d_dose())
+            with logic.quiet():
+                return logic.design(material=input.d_material(), core_diameter_nm=input.d_size(),
+                                    coating=input.d_coating(), coating_mw_da=input.d_mw(), dose_mg_kg=input.d_dose())
         except Exception as exc:  # noqa: BLE001
             return show(exc)
 
@@ -408,11 +526,7 @@ def server(input, output, session):
         r = design_result()
         if isinstance(r, str):
             return None
-        row = r["row"]
-        cells = [ui.div(ui.span(f"{k} "), ui.strong(f"{row[k]:.4g}", id=f"design-{k}"), ui.span(" %ID"), class_="fs-5")
-                 for k in ("DE24", "DE168", "DEmax")]
-        return ui.TagList(*cells, ui.p(f"peak at {row['t_max_h']:.3g} h; hydrodynamic diameter {row['d_h']:.3g} nm; "
-                                       f"dose {row['dose']:g} mg/kg", class_="text-muted"))
+        return _delivery_cells(r, "design")
 
     @render.ui
     def d_figure():
@@ -420,7 +534,7 @@ def server(input, output, session):
         if isinstance(r, str):
             return None
         try:
-            png = logic.figure_png(logic.design_figure(r["sim"]))
+            png = logic.figure_png(logic.design_figure(r["prediction"]))
         except Exception as exc:  # noqa: BLE001 - no matplotlib: the numbers above still stand
             return ui.p(show(exc))
         return ui.img(src=logic.data_uri(png), alt="predicted organ time courses", style="max-width:100%")
@@ -443,7 +557,7 @@ def server(input, output, session):
         with ui.Progress(min=0, max=1) as bar:
             bar.set(0, message="Scan", detail=f"{len(sizes) * len(coatings)} particles")
             try:
-                table = await asyncio.to_thread(logic.design_scan, input.d_model(), material=input.d_material(),
+                table = await asyncio.to_thread(logic.design_scan, material=input.d_material(),
                                                 sizes=sizes, coatings=coatings, coating_mw_da=input.d_mw(),
                                                 dose_mg_kg=input.d_dose())
             except Exception as exc:  # noqa: BLE001
@@ -459,8 +573,11 @@ def server(input, output, session):
         if isinstance(out, str):
             return _error_box(out)
         pivot = out.pivot_table(index="core_diameter_nm", columns="coating", values="DE24")
-        rows = [{"core (nm)": f"{size:g}", **{c: pivot.loc[size, c] for c in pivot.columns}} for size in pivot.index]
-        return ui.TagList(ui.p("DE24 (%ID) by core diameter and coating"),
+        # 3 digits, as nanopk predict prints DE24 (and the design's DE24 above): a cell reads as that number
+        rows = [{"core (nm)": f"{size:g}", **{c: f"{pivot.loc[size, c]:.3g}" for c in pivot.columns}} for size in pivot.index]
+        return ui.TagList(ui.p("DE24 (%ID) by core diameter and coating (nanopk scan mouse_tumour_full with the "
+                               "calibrated constants: each cell is nanopk predict's DE24, its population interval "
+                               "as above)"),
                           _table(rows, ["core (nm)", *pivot.columns], class_="table table-sm nanopk-scan"))
 
     # ------------------------------------------------------------------ models

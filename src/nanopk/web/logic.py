@@ -19,13 +19,15 @@ import re
 import shutil
 import warnings
 from pathlib import Path
+from statistics import NormalDist
 from typing import Callable, Mapping
 
 from ..errors import NanopkError
 
 __all__ = [
     "MAX_UPLOAD_BYTES", "DATA_SUFFIXES", "UploadError", "error_text", "stage_upload", "read_sidecar_form",
-    "form_overrides", "run_fit", "run_compare", "design", "design_scan", "model_table", "model_info", "flux_svg",
+    "form_overrides", "run_fit", "run_compare", "particle_text", "dose_text", "predict_lines", "design", "design_scan",
+    "compare_particles", "design_figure", "compare_particles_figure", "model_table", "model_info", "flux_svg",
     "figure_png", "data_uri",
 ]
 
@@ -315,68 +317,246 @@ def run_compare(source_a, source_b, model: str, *, sheet=None, vary=None, shared
 
 def _particle(material, core_diameter_nm, coating, coating_mw_da):
     fields = {"material": material, "core_diameter_nm": core_diameter_nm, "coating": coating}
+    # A molecular weight only for polymer coatings: the form keeps its PEG MW when the
+    # coating is switched to "none", and a bare particle must not carry it.
     if coating_mw_da not in (None, "") and coating in ("PEG", "PEG-PLA"):
         fields["coating_mw_da"] = coating_mw_da
     return fields
 
 
-def design(model: str, *, material, core_diameter_nm, coating, coating_mw_da=None, dose_mg_kg=1.0,
-           times_h=None) -> dict:
-    """Predicted DE24/DE168/DEmax (``predict_delivery``) and organ time courses of one particle.
+def _number(value) -> str:
+    """A form number as the command line would be typed: 15, 0.5, 5000 (the full value when %g would round it)."""
+    v = float(value)
+    return f"{v:g}" if float(f"{v:g}") == v else repr(v)
 
-    Returns ``row`` (predict_delivery's row as a dict), ``sim`` (the time courses, %ID,
-    from ``load_model(model, particle=...)`` with the same dose) and ``particle``.
+
+def particle_text(material, core_diameter_nm, coating, coating_mw_da=None) -> str:
+    """The particle as ``nanopk predict --particle`` takes it (blank fields left out, as the CLI would)."""
+    items = []
+    for key, value in _particle(material, core_diameter_nm, coating, coating_mw_da).items():
+        if value in (None, ""):
+            continue
+        if key in ("core_diameter_nm", "coating_mw_da"):
+            try:
+                value = _number(value)
+            except (TypeError, ValueError):
+                pass  # passed on as typed: parse_particle names the field and the bad value
+        items.append(f"{key}={value}")
+    return ",".join(items)
+
+
+def dose_text(dose_mg_kg) -> str:
+    """The dose field (mg/kg) as ``nanopk predict --dose`` takes it; empty stays empty (the CLI's message says so)."""
+    if dose_mg_kg in (None, ""):
+        return ""
+    try:
+        return f"{_number(dose_mg_kg)}mg/kg"
+    except (TypeError, ValueError):
+        return f"{dose_mg_kg}mg/kg"
+
+
+def predict_lines(out: Mapping) -> list[str]:
+    """The interval and DE lines ``nanopk predict`` prints for a prediction (same format, so the same digits)."""
+    pct = int(round(100 * out["level"]))
+    factor = 10 ** (out["sd_log10"] * NormalDist().inv_cdf(0.5 + out["level"] / 2))
+    lines = [f"{pct} % population interval: a new study's value × / ÷ {factor:.3g} (upper end capped at 100 %ID)"]
+    lines += [f"{k} = {v['value']:.3g} %ID ({pct} % population interval {v['low']:.3g}–{v['high']:.3g})"
+              for k, v in out["delivery"].items()]
+    return lines
+
+
+def design(*, material, core_diameter_nm, coating, coating_mw_da=None, dose_mg_kg=1.0, times_h=None,
+           level: float = 0.9) -> dict:
+    """A priori DE24/DE168/DEmax with their population interval and the organ time courses of one particle.
+
+    The prediction is ``nanopk predict``'s (:func:`nanopk.calibrate.predict.predict`:
+    ``mouse_tumour_full`` with the calibrated constants, a 20 g mouse), called with the
+    ``--particle`` and ``--dose`` text the form stands for, so a bad field raises the
+    message the CLI prints for it.
+
+    Returns
+    -------
+    dict
+        ``prediction`` (predict's dict; its ``organs`` at ``times_h``, default 60 times
+        from 0.1 to 168 h), ``particle`` and ``dose`` (the CLI arguments), ``command``
+        (the equivalent ``nanopk predict`` call) and ``lines`` (:func:`predict_lines`).
+
+    Raises
+    ------
+    NanopkError
+        What ``nanopk predict`` raises for the same arguments (``--particle: ...``, ``--dose ...``).
     """
     import numpy as np
 
-    from ..delivery import predict_delivery
-    from ..particle import Particle
-    from ..spec import load_model
+    from ..calibrate.predict import predict
 
-    fields = _particle(material, core_diameter_nm, coating, coating_mw_da)
-    if dose_mg_kg is None or not float(dose_mg_kg) > 0:
-        raise NanopkError(f"dose {dose_mg_kg!r} mg/kg: give a positive dose in mg/kg (e.g. 1)")
-    table = predict_delivery(model, [{**fields, "dose": float(dose_mg_kg)}])
-    row = table.iloc[0].to_dict()
-    particle_fields = {k: v for k, v in fields.items()}
-    if particle_fields.get("coating") in ("PEG", "PEG-PLA") and particle_fields.get("coating_mw_da") is None:
-        particle_fields["coating_mw_da"] = 5000.0  # predict_delivery's default for a PEG coating
-    particle = Particle.from_dict(particle_fields)
-    times = np.asarray(times_h if times_h is not None else np.geomspace(0.1, 168, 60))
-    sim = load_model(model, particle=particle).simulate(times, dose=f"{float(dose_mg_kg)} mg/kg")
-    return {"row": row, "sim": sim, "particle": particle}
+    particle = particle_text(material, core_diameter_nm, coating, coating_mw_da)
+    dose = dose_text(dose_mg_kg)
+    times = np.asarray(times_h if times_h is not None else np.geomspace(0.1, 168, 60), float)
+    out = predict(particle, dose=dose, times=times, level=level)
+    return {"prediction": out, "particle": particle, "dose": dose, "lines": predict_lines(out),
+            "command": f"nanopk predict --particle {particle} --dose {dose}"}
 
 
-def design_scan(model: str, *, material, sizes, coatings, coating_mw_da=None, dose_mg_kg=1.0):
-    """DE24 over a size × coating grid (``predict_delivery``'s grid), as a table."""
-    base = {"material": material}
-    if coating_mw_da not in (None, ""):
-        base["coating_mw_da"] = coating_mw_da
-    from ..delivery import predict_delivery
+def scan_params() -> dict:
+    """The parameters ``nanopk predict`` sets besides the particle and dose: the calibrated constants, a 20 g mouse."""
+    from ..calibrate.store import calibrated_values, load_calibration
 
-    rows = []
-    for coating in coatings:  # coating_mw_da only for polymer coatings
-        b = dict(base) if coating in ("PEG", "PEG-PLA") else {"material": material}
-        rows.append(predict_delivery(model, {"size": list(sizes), "coating": [coating], "dose": [float(dose_mg_kg)]}, base=b))
+    return {**calibrated_values(load_calibration()), "BW": 0.020}
+
+
+def design_scan(*, material, sizes, coatings, coating_mw_da=None, dose_mg_kg=1.0):
+    """DE24, DE168, DEmax over a size × coating grid: ``nanopk scan mouse_tumour_full`` with the calibrated constants.
+
+    So each cell is the DE24 that ``nanopk predict`` (and the design page) gives the same
+    particle; the population interval of every cell is that of :func:`design`.
+    """
     import pandas as pd
 
+    from ..calibrate.predict import MODEL, parse_dose
+    from ..scan import scan
+
+    parse_dose(dose_text(dose_mg_kg), 20.0)  # a missing or bad dose: nanopk predict's --dose message
+    params = scan_params()
+    rows = []
+    for coating in coatings:  # coating_mw_da only for polymer coatings
+        base = {"material": material}
+        if coating in ("PEG", "PEG-PLA") and coating_mw_da not in (None, ""):
+            base["coating_mw_da"] = float(coating_mw_da)
+        rows.append(scan(MODEL, {"size": [float(s) for s in sizes], "coating": [coating], "dose": [float(dose_mg_kg)]},
+                         base=base, params=params))
     return pd.concat(rows, ignore_index=True)
 
 
-def design_figure(sim, organs=("blood", "liver", "spleen", "kidney", "lung", "tumour")):
-    """Organ time courses (%ID, log time) of a design."""
+def compare_particles(a: Mapping, b: Mapping, *, level: float = 0.9, times_h=None) -> dict:
+    """Two particles without data: each one's ``nanopk predict``, the ratios B/A, and what explains the DE24 difference.
+
+    Parameters
+    ----------
+    a, b : dict
+        :func:`design`'s keywords (``material``, ``core_diameter_nm``, ``coating``,
+        ``coating_mw_da``, ``dose_mg_kg``); A is the reference of the ratios.
+
+    Returns
+    -------
+    dict
+        ``a``, ``b`` (:func:`design`'s dicts), ``ratios`` (``{DE24|DE168|DEmax: B/A}``),
+        ``attribution`` (:func:`nanopk.compare.particle_attribution` of the two calibrated
+        models: which particle-derived parameter, or the dose, moves A's DE24 to B's) and
+        ``lines`` (the text the page shows).
+
+    Raises
+    ------
+    NanopkError
+        ``particle A: `` or ``particle B: `` followed by what ``nanopk predict`` says.
+    """
+    from ..compare import particle_attribution
+    from ..particle import Particle
+    from ..spec import load_model
+
+    designs = {}
+    for name, fields in (("A", a), ("B", b)):
+        try:
+            designs[name] = design(**fields, level=level, times_h=times_h)
+        except NanopkError as exc:
+            raise type(exc)(f"particle {name}: {exc}") from None
+    pa, pb = designs["A"]["prediction"], designs["B"]["prediction"]
+    ratios = {k: (pb["delivery"][k]["value"] / pa["delivery"][k]["value"] if pa["delivery"][k]["value"] > 0 else None)
+              for k in pa["delivery"] if k in pb["delivery"]}
+    # The models predict() simulated (same constants, body weight and dose), so the
+    # attribution's DE24 of A and B are the two predictions' DE24.
+    models = {name: load_model(d["prediction"]["model"], particle=Particle(**d["prediction"]["particle"]))
+              .with_parameters({**d["prediction"]["constants"], "BW": d["prediction"]["body_weight_g"] / 1000.0,
+                                "dose": d["prediction"]["dose_ug"]})
+              for name, d in designs.items()}
+    attribution = particle_attribution(models, ["A", "B"])
+    lines = [f"{pa['model']} with the calibrated constants (nanopk predict), {pa['species']} {pa['body_weight_g']:g} g"]
+    for name, d in designs.items():
+        lines += ["", f"particle {name}: {d['particle']}; dose {d['dose']} ({d['prediction']['dose_ug']:.4g} µg IV)",
+                  f"  {d['command']}"]
+        lines += [f"  {line}" for line in d["lines"][1:]]
+    lines += ["", f"{designs['A']['lines'][0]}", "ratio B/A of the predictions (the population interval is of one "
+              "particle in a new study, not of the ratio):"]
+    lines += [f"  {k} B/A = {r:.3g}" if r is not None else f"  {k} B/A: not defined (A's {k} is 0)"
+              for k, r in ratios.items()]
+    if len(attribution):
+        lines += ["", "what makes B's DE24 differ from A's (one parameter of A set to B's value at a time; "
+                      "shares need not sum to 1):"]
+        for row in attribution.itertuples():
+            share = "share not defined" if row.share is None or row.share != row.share else f"{100 * row.share:.0f} % of the difference"
+            moved = "no solution" if row.metric_swapped is None else f"DE24 {row.metric_swapped:.3g}"
+            lines.append(f"  {row.parameter}: {row.reference_value:.4g} → {row.value:.4g}: {moved} ({share})")
+    else:
+        lines += ["", "A and B give the model the same parameter values: the same prediction"]
+    return {"a": designs["A"], "b": designs["B"], "ratios": ratios, "attribution": attribution, "lines": lines}
+
+
+def _organ_lines(ax, organs: Mapping, names, style="-", label_suffix="", colours=None):
+    import numpy as np
+
+    for i, organ in enumerate(names):
+        if organ not in organs:
+            continue
+        rows = organs[organ]
+        t = np.array([r["time_h"] for r in rows])
+        v = np.array([r["value"] for r in rows])
+        colour = (colours or {}).get(organ, f"C{i}")
+        ax.plot(t, v, style, color=colour, label=f"{organ}{label_suffix}")
+
+
+def design_figure(prediction: Mapping, organs=("blood", "liver", "spleen", "kidney", "lung", "tumour")):
+    """Organ time courses (%ID, log time) of a design, with the tumour's population interval shaded."""
     from ..delivery import _figure_class
 
     Figure = _figure_class()
     fig = Figure(figsize=(6.5, 3.8), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
-    for organ in organs:
-        if organ in sim:
-            ax.plot(sim.index, sim[organ], label=organ)
+    colours = {o: f"C{i}" for i, o in enumerate(organs)}
+    _organ_lines(ax, prediction["organs"], organs, colours=colours)
+    if "tumour" in prediction["organs"]:
+        rows = prediction["organs"]["tumour"]
+        pct = int(round(100 * prediction["level"]))
+        ax.fill_between([r["time_h"] for r in rows], [r["low"] for r in rows], [r["high"] for r in rows],
+                        color=colours["tumour"], alpha=0.15, label=f"tumour, {pct} % population interval")
     ax.set_xscale("log")
+    ax.set_yscale("log")
+    values = [r["value"] for o in organs if o in prediction["organs"] for r in prediction["organs"][o] if r["value"] > 0]
+    if values:  # log axis: from 2 decades under the smallest shown value to the dose
+        ax.set_ylim(max(min(values) / 3, 1e-3), 150)
     ax.set_xlabel("time (h)")
     ax.set_ylabel("%ID")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", ncols=2)
+    return fig
+
+
+def compare_particles_figure(result: Mapping, organs=("blood", "liver", "spleen", "tumour")):
+    """Both particles' organ time courses overlaid (A solid, B dashed), and their tumour curves with the intervals."""
+    from ..delivery import _figure_class
+
+    Figure = _figure_class()
+    fig = Figure(figsize=(9.5, 3.8), layout="constrained")
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    colours = {o: f"C{i}" for i, o in enumerate(organs)}
+    others = [o for o in organs if o != "tumour"]
+    for key, style in (("a", "-"), ("b", "--")):
+        _organ_lines(left, result[key]["prediction"]["organs"], others, style=style, label_suffix=f" {key.upper()}",
+                     colours=colours)
+    for key, style, colour in (("a", "-", "C3"), ("b", "--", "C4")):
+        rows = result[key]["prediction"]["organs"].get("tumour")
+        if not rows:
+            continue
+        t = [r["time_h"] for r in rows]
+        right.plot(t, [r["value"] for r in rows], style, color=colour, label=f"tumour {key.upper()}")
+        right.fill_between(t, [r["low"] for r in rows], [r["high"] for r in rows], color=colour, alpha=0.12)
+    pct = int(round(100 * result["a"]["prediction"]["level"]))
+    left.set_title("organs (A solid, B dashed)", fontsize="medium")
+    right.set_title(f"tumour, with the {pct} % population interval", fontsize="medium")
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("time (h)")
+        ax.set_ylabel("%ID")
+        ax.legend(fontsize="small")
     return fig
 
 
