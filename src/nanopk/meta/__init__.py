@@ -17,12 +17,13 @@ from .reader import Collection, MetaItem, read_dataset_folder, read_nano_tumor_d
 
 __all__ = ["Collection", "MetaItem", "read_collection", "read_nano_tumor_db", "read_dataset_folder",
            "read_ntua_database", "read_ntua_collection", "summarise_ntua", "DatasetCollection",
-           "run_meta", "fit_item", "summarise", "DEFAULT_VARY", "MetaStoreError", "MetaInterrupted"]
+           "run_meta", "fit_item", "item_objective", "summarise", "DEFAULT_VARY", "MetaStoreError", "MetaInterrupted"]
 
 
 def __getattr__(name):
     # The runner pulls in scipy.optimize and the model machinery; load it on first use.
-    if name in ("run_meta", "fit_item", "DEFAULT_VARY", "MetaFitSettings", "MetaStoreError", "MetaInterrupted"):
+    if name in ("run_meta", "fit_item", "item_objective", "DEFAULT_VARY", "MetaFitSettings", "MetaStoreError",
+                "MetaInterrupted"):
         from . import runner
 
         return getattr(runner, name)

@@ -10,10 +10,13 @@ defaults, as Cheng et al. 2020 and Chou et al. 2023 did, by maximising the poste
 ln-scale spread s_j).  The unvaried tumour parameters sit at the medians of the
 Nano-Tumor Database fits (K50 12 h, n 1.9; SCIENCE.md §2).  The body weight, the
 tumour weight (``f_V_tumour`` = TW/BW) and the dose (mg/kg × BW) come from the
-dataset.  The fit is :func:`nanopk.fit` — trust-region least squares on ln θ with
-the prior as extra residual rows (its MAP estimate), proportional error of known σ
-(``weighting="none"``, ``error_params={"sigma": σ}``) and no covariance
-(``uncertainty=False``): a fraction of a second per dataset.  DE24, DE168 and DEmax
+dataset.  The fit is :func:`nanopk.fit` on the dataset's objective
+(:func:`item_objective`, built by :func:`nanopk.fit.build_objective`: the fit seam a
+single fit, :func:`nanopk.compare` and :class:`nanopk.fit.JointObjective` share) —
+trust-region least squares on ln θ with the prior as extra residual rows (its MAP
+estimate), proportional error of known σ (``weighting="none"``,
+``error_params={"sigma": σ}``) and no covariance (``uncertainty=False``): a fraction
+of a second per dataset.  DE24, DE168 and DEmax
 are then read from the fitted model (:mod:`nanopk.delivery`).
 
 Priors.  Most datasets have 3–6 points up to 24 h, too few to pin four parameters
@@ -92,7 +95,7 @@ import numpy as np
 
 from ..errors import FitError, ModelError, NanopkError
 
-__all__ = ["run_meta", "fit_item", "MetaFitSettings", "DEFAULT_VARY", "POPULATION_PRIOR", "empirical_prior",
+__all__ = ["run_meta", "fit_item", "item_objective", "MetaFitSettings", "DEFAULT_VARY", "POPULATION_PRIOR", "empirical_prior",
            "open_store", "done_ids", "PRIORS", "MetaStoreError", "MetaInterrupted", "settings_record", "settings_key"]
 
 
@@ -240,11 +243,77 @@ def _fit_data(item, params: dict, t, y):
     return frame
 
 
+def _tumour_points(item) -> tuple[np.ndarray, np.ndarray]:
+    """The dataset's positive tumour %ID at t > 0 (what is fitted; ln 0 has no residual)."""
+    t = np.asarray(item.times_h, float)
+    y = np.asarray(item.tumour_pct_id, float)
+    keep = np.isfinite(t) & np.isfinite(y) & (y > 0) & (t > 0)
+    return t[keep], y[keep]
+
+
+def item_objective(item, settings: MetaFitSettings | None = None, model=None):
+    """The objective one dataset's fit minimises: the fit seam of the meta-analysis.
+
+    ``nanopk.fit.build_objective`` on the tumour %ID at t > 0 with proportional
+    error of known σ (``error_model="log"``, ``weighting="none"``,
+    ``error_params={"sigma": settings.sigma_log}``), the log-normal priors
+    ``settings.prior`` of the varied names as residual rows, the dataset's body and
+    tumour weight and dose held, each varied parameter started at its prior median
+    and searched within its model bounds cut to 5 decades either side of it.
+    :func:`fit_item` minimises it with ``nanopk.fit(objective=...)``; so does any
+    user, and :class:`nanopk.fit.JointObjective` stacks the objectives of several
+    datasets (nothing tied: the same estimates as the separate fits).
+
+    Parameters
+    ----------
+    item : MetaItem
+    settings : MetaFitSettings, optional
+    model : nanopk.Model, optional
+        Default: ``settings.model``, loaded and compiled once per process.
+
+    Raises
+    ------
+    ModelError
+        The model has no ``tumour`` observable, or does not have a varied name.
+    FitError
+        Fewer positive tumour values at t > 0 than ``settings.min_points``.
+    """
+    from ..fit import build_objective
+
+    settings = settings or MetaFitSettings()
+    model = model if model is not None else _load(settings.model)
+    model.check_parameter_names(settings.vary)
+    if "tumour" not in model.observables:
+        raise ModelError(f"model {model.name!r} has no 'tumour' observable")
+    t, y = _tumour_points(item)
+    if len(t) < settings.min_points:
+        raise FitError(f"dataset {item.id!r}: {len(t)} positive tumour value(s) at t > 0; need "
+                       f"{settings.min_points} (MetaFitSettings.min_points)")
+    vary = list(settings.vary)
+    base = {k: v for k, v in _dataset_params(model, item, settings).items() if k not in vary}
+    start, bounds = {}, {}
+    for n in vary:
+        center = settings.prior[n][0] if n in settings.prior else model.parameters[n].value
+        lo, hi = _bounds(model, n, center)
+        start[n] = math.exp(min(max(math.log(center), lo + 1e-9), hi - 1e-9))
+        bounds[n] = (math.exp(lo), math.exp(hi))
+    priors = {n: tuple(settings.prior[n]) for n in vary if n in settings.prior}
+    return build_objective(model, _fit_data(item, base, t, y), vary=vary, error_model="log", weighting="none",
+                           error_params={"sigma": settings.sigma_log}, body_weight="model", start=start,
+                           bounds=bounds, priors=priors, jacobian="fd", rtol=settings.rtol, atol=settings.atol)
+
+
+#: Optimiser options of every meta fit (``nanopk.fit`` keywords besides the objective):
+#: scipy's default tolerances, no covariance (only the estimates are stored).
+FIT_OPTIONS = dict(jacobian="fd", diff_step=1e-4, ftol=1e-8, xtol=1e-8, gtol=1e-8, scale_covar=False, workers=1,
+                   uncertainty=False, warn=False)
+
+
 def fit_item(item, settings: MetaFitSettings | None = None, model=None) -> dict:
     """Fit one dataset; return its result row (a failed fit is reported, never raised).
 
-    The fit is ``nanopk.fit(..., priors=settings.prior, weighting="none",
-    error_params={"sigma": settings.sigma_log})`` on the tumour %ID at t > 0.
+    The fit is ``nanopk.fit(objective=item_objective(item, settings), **FIT_OPTIONS,
+    max_nfev=settings.max_nfev)``: the MAP estimate of :func:`item_objective`.
 
     Returns
     -------
@@ -265,35 +334,17 @@ def fit_item(item, settings: MetaFitSettings | None = None, model=None) -> dict:
            "rmse_log": None, "n_points": int(item.n_points), "nfev": 0, "error": None}
     try:
         model = model if model is not None else _load(settings.model)
-        model.check_parameter_names(settings.vary)
-        if "tumour" not in model.observables:
-            raise ModelError(f"model {model.name!r} has no 'tumour' observable")
-        t = np.asarray(item.times_h, float)
-        y = np.asarray(item.tumour_pct_id, float)
-        keep = np.isfinite(t) & np.isfinite(y) & (y > 0) & (t > 0)
-        t, y = t[keep], y[keep]
-        if len(t) < settings.min_points:
-            row.update(status="skipped", error=f"{len(t)} positive tumour value(s) at t > 0; need {settings.min_points}")
+        n = len(_tumour_points(item)[0])
+        if n < settings.min_points and "tumour" in model.observables:
+            row.update(status="skipped", error=f"{n} positive tumour value(s) at t > 0; need {settings.min_points}")
             return row
-        vary = list(settings.vary)
-        base = {k: v for k, v in _dataset_params(model, item, settings).items() if k not in vary}
-        start, bounds = {}, {}
-        for n in vary:
-            center = settings.prior[n][0] if n in settings.prior else model.parameters[n].value
-            lo, hi = _bounds(model, n, center)
-            start[n] = math.exp(min(max(math.log(center), lo + 1e-9), hi - 1e-9))
-            bounds[n] = (math.exp(lo), math.exp(hi))
-        priors = {n: tuple(settings.prior[n]) for n in vary if n in settings.prior}
-        result = fit(
-            model, _fit_data(item, base, t, y), vary=vary, error_model="log", weighting="none",
-            error_params={"sigma": settings.sigma_log}, body_weight="model", start=start, bounds=bounds,
-            priors=priors, jacobian="fd", diff_step=1e-4, rtol=settings.rtol, atol=settings.atol,
-            max_nfev=settings.max_nfev, ftol=1e-8, xtol=1e-8, gtol=1e-8,  # scipy's defaults, as before
-            scale_covar=False, workers=1, uncertainty=False, warn=False,
-        )
-        fitted = {n: float(result.params[n].value) for n in vary}
-        p = dict(base)
-        p.update(fitted)
+        objective = item_objective(item, settings, model)
+        result = fit(objective=objective, max_nfev=settings.max_nfev, **FIT_OPTIONS)
+        fitted = {name: float(result.params[name].value) for name in settings.vary}
+        # The values the dataset was simulated with (held weights, the fit), and its dose.
+        p = objective.overrides(result.x, objective.datasets[0])
+        if item.dose_ug:
+            p["dose"] = item.dose_ug
         m = pk_metrics(model, p, blood_states=False)
         r_log = result.predictions["residual"].to_numpy(float) * settings.sigma_log
         row.update(
