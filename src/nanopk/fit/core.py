@@ -30,6 +30,7 @@ from ._data import FitWarning, coerce_datasets
 from ._optimize import minimize
 from .metrics import goodness_of_fit
 from .objective import ForwardDifferenceJacobian, Objective, SensitivityJacobian, build_parameters
+from .priors import check_priors_argument, resolve_priors
 from .result import CovarianceStatus, FitResult, FitStatus, OptimizerStatus, adequacy
 from .uncertainty import Covariance, covariance, parameter_flags, residual_scale
 
@@ -165,7 +166,7 @@ def fit(model=None, data=None, vary=None, shared=None, error_model: str = "log",
         bounds: dict | None = None, jacobian: str | Callable = "fd", diff_step: float = 1e-4, rtol: float | None = None,
         atol: float | None = None, max_nfev: int | None = None, ftol: float = 1e-10, xtol: float = 1e-10, gtol: float = 1e-10,
         seed: int | None = 0, multistart_span: float = 2.0, scale_covar: bool = True, profile: bool | list = False,
-        loss: str = "linear", f_scale: float = 1.0, workers: int | None = None, priors: dict | None = None,
+        loss: str = "linear", f_scale: float = 1.0, workers: int | None = None, priors: dict | str | None = "population",
         uncertainty: bool = True, warn: bool = True, checks: bool = True, objective=None, auto_profile: bool = True,
         **method_kws) -> FitResult:
     """Fit ``model`` to biodistribution data.
@@ -263,8 +264,15 @@ def fit(model=None, data=None, vary=None, shared=None, error_model: str = "log",
         Robust loss of ``least_squares`` (``"linear"`` = ordinary least squares,
         ``"soft_l1"``, ``"huber"``, ``"cauchy"``, ``"arctan"``) and the residual scale
         (σ units) beyond which it down-weights; see :mod:`nanopk.fit.objective`.
-    priors : dict, optional
-        ``{name: (median, ln_sd)}``: a log-normal prior ``ln θ ~ N(ln median, ln_sd²)``
+    priors : "population", dict, None or False
+        ``"population"`` (default): the bundled population priors — the between-study
+        distribution of each varied parameter that has one (the Lin-lab tumour
+        parameters, from the Chou et al. 2023 fits of the 378 Nano-Tumor Database
+        datasets; :mod:`nanopk.fit.priors`); parameters without one (the MPS uptake,
+        excretion) are fitted by maximum likelihood and listed in the report.
+        ``None`` or ``False``: no priors, the plain maximum-likelihood fit
+        (``nanopk fit --no-prior``).
+        A dict ``{name: (median, ln_sd)}`` gives exactly those priors: a log-normal prior ``ln θ ~ N(ln median, ln_sd²)``
         on each named parameter fitted on the log scale (the default for positive
         parameters).  For a parameter fitted on the natural scale (bounds below 0)
         the pair is ``(mean, sd)`` of a normal prior ``θ ~ N(mean, sd²)``.  A model
@@ -275,7 +283,10 @@ def fit(model=None, data=None, vary=None, shared=None, error_model: str = "log",
         ``result.prior_penalty`` (``metrics["prior_penalty"]``).  AIC and BIC are
         therefore those of the likelihood at the MAP estimate with k the number of
         varied parameters — not a Bayesian criterion; compare them only between
-        fits with the same priors.  Needs ``loss="linear"``.
+        fits with the same priors.  Needs ``loss="linear"`` (with a robust ``loss`` the default
+        population priors are not applied, and the fit's warnings say so).  The report and ``result.prior_summary()`` give, per fitted
+        parameter, the prior median and 95 % range, the estimate, its z against the
+        prior and the shrinkage ``1 − posterior SD/prior SD``.
     uncertainty : bool
         Compute the covariance, standard errors, intervals and identifiability
         flags (default).  ``False`` skips the 2k extra simulations of the central
@@ -341,6 +352,7 @@ def fit(model=None, data=None, vary=None, shared=None, error_model: str = "log",
     if int(multistart) < 0:
         raise FitError(f"`multistart` must be ≥ 0 (got {multistart})")
     check_keywords(method_kws, method)
+    check_priors_argument(priors)
     if vary is None and objective is None and model is not None and data is not None:
         # No `vary`: fit the parameters the data can determine (nanopk.fit.select).
         given = {k: v for k, v in locals().items() if k not in ("model", "data", "vary", "objective", "method_kws", "t_start")}
@@ -450,6 +462,7 @@ def fit(model=None, data=None, vary=None, shared=None, error_model: str = "log",
         "error_params": (objective.error_params if error_model == "combined"
                          else {"sigma": objective.error_params["sigma"]} if "sigma" in objective.error_params else None),
         "priors": {n: list(v) for n, v in objective.priors.items()} or None,
+        "prior_kind": (getattr(objective, "prior_info", None) or {}).get("kind", "given" if objective.priors else "none"),
         "uncertainty": bool(uncertainty),
         "optimizer": optimizer,
     }
@@ -474,12 +487,14 @@ def build_objective(model, data, vary=None, shared=None, error_model: str = "log
                     error_params: dict | None = None, sigma_floor: float = 0.05, censored: str = "m3",
                     tissue_map: dict | None = None, body_weight: str = "dataset", start: dict | None = None,
                     bounds: dict | None = None, backend: str = "auto", jacobian="fd", rtol: float | None = None,
-                    atol: float | None = None, loss: str = "linear", f_scale: float = 1.0, priors: dict | None = None,
-                    checks: bool = True) -> Objective:
+                    atol: float | None = None, loss: str = "linear", f_scale: float = 1.0,
+                    priors: dict | str | None = "population", checks: bool = True) -> Objective:
     """The :class:`~nanopk.fit.objective.Objective` that ``fit(model, data, ...)`` minimises.
 
     The keywords are :func:`fit`'s (``jacobian`` only picks the default solver
-    tolerances).  ``fit(objective=build_objective(model, data, **kw))`` is
+    tolerances; ``priors`` defaults to the population priors, as for :func:`fit`, and
+    ``objective.prior_info`` records which kind was applied and which varied parameters
+    have no population prior).  ``fit(objective=build_objective(model, data, **kw))`` is
     ``fit(model, data, **kw)``; :class:`nanopk.fit.JointObjective` stacks several.
     The WARN notes of the plausibility rules (``checks``) are kept in
     ``objective.check_notes`` and join the warnings of the fit.
@@ -506,9 +521,18 @@ def build_objective(model, data, vary=None, shared=None, error_model: str = "log
     if clash:
         raise FitError("a parameter cannot be both varied and set by its dataset (attrs['parameters']): "
                        + "; ".join(f"{', '.join(map(repr, v))} in dataset {k!r}" for k, v in clash.items()))
+    priors, prior_info = resolve_priors(priors, model, specs)
+    if prior_info["kind"] == "population" and priors and loss != "linear":
+        # A robust loss would also down-weight the prior rows (Objective refuses an explicit
+        # prior with it); the default steps aside and says so in the fit's warnings.
+        note = (f"population priors not applied to {', '.join(priors)}: loss={loss!r} would also down-weight the "
+                "prior rows; this is a maximum-likelihood fit (use loss='linear' for the priors)")
+        priors, prior_info = None, {"kind": "none", "note": note}
+        check_notes = list(check_notes) + [note]
     objective = Objective(model, datasets, specs, error_model, weighting, error_params, sigma_floor, backend, rtol, atol,
                           loss=loss, f_scale=f_scale, priors=priors)
     objective.check_notes = check_notes
+    objective.prior_info = prior_info
     return objective
 
 

@@ -333,6 +333,13 @@ class FitResult:
     def priors(self) -> dict:
         return dict(self.objective.priors)
 
+    def prior_summary(self) -> dict:
+        """Per fitted parameter: its prior (median, 95 % range), the estimate, z against the
+        prior and the shrinkage ``1 − posterior SD/prior SD``; see :func:`nanopk.fit.priors.prior_summary`."""
+        from .priors import prior_summary
+
+        return prior_summary(self)
+
     @property
     def prior_penalty(self) -> float:
         """``Σ ((x_j − x̃_j)/s_j)²`` at the estimate: the priors' share of −2 ln posterior."""
@@ -638,6 +645,7 @@ class FitResult:
             },
             "excluded": self.excluded,
             "priors": self._priors_dict(),
+            "prior_summary": self.prior_summary(),
             "options": {k: v for k, v in self.options.items() if k != "optimizer"},
             "multistart": [
                 {"start": dict(zip(obj.names, [s.to_natural(v) for s, v in zip(obj.specs, o.x_start)])),
@@ -708,12 +716,9 @@ class FitResult:
             # How the rows were weighted (animals, means ± SD) and which dose a %ID dataset used.
             *(f"  {d.name}: {note}" for d in self.objective.datasets for note in (d.weighting, d.dose_note) if note),
         ]
-        if self.objective.priors:
-            log = self._prior_on_log_scale()
-            shown = ", ".join(f"{n} ~ {'LogNormal' if log[n] else 'Normal'}({mu:.4g}, {sd:.3g})"
-                              for n, (mu, sd) in self.objective.priors.items())
-            lines += ["", f"Priors (MAP estimate; metrics above are of the data only): {shown}",
-                      f"  prior penalty Σ((x − x̃)/s)² = {self.prior_penalty:.4g} over {m.get('n_priors', 0)} prior row(s)"]
+        from .priors import summary_lines
+
+        lines += summary_lines(self)
         if self.flags.get("correlated"):
             lines.append("  correlations |ρ| > 0.95: " + ", ".join(f"{a}/{b} {r:+.3f}" for a, b, r in self.flags["correlated"]))
         if self.excluded:

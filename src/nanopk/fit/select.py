@@ -285,8 +285,9 @@ def _undetermined(result) -> dict:
 
 
 def _only(named: dict | None, vary: list) -> dict | None:
-    """The entries of a ``bounds``/``priors`` dict that belong to ``vary`` (model or per-dataset names)."""
-    if not named:
+    """The entries of a ``bounds``/``priors`` dict that belong to ``vary`` (model or per-dataset names);
+    anything else (``priors="population"``, ``None``, ``False``) passes unchanged."""
+    if not named or not isinstance(named, dict):
         return named
     return {k: v for k, v in named.items() if k in vary or k.split("__")[0] in vary} or None
 

@@ -1,0 +1,220 @@
+"""Population priors: the between-study distribution a single-study fit starts from.
+
+A lab's 20–40 points rarely pin down a tumour sub-model on their own (issue 21: fitted
+by maximum likelihood, tumour uptake ran to its bound in three of four unseen studies).
+The modeller's standard remedy is to place the between-study distribution of each
+parameter as a prior and report the maximum a posteriori estimate, with how far the data
+moved each parameter from its prior.  :func:`nanopk.fit` does this by default
+(``priors="population"``) for every varied parameter that has a row in the bundled table
+``nanopk/data/population_priors.csv``:
+
+- ``parameter``, ``median``, ``ln_sd``, ``unit``: the log-normal prior
+  ``ln θ ~ N(ln median, ln_sd²)`` of the model parameter of that name (applied only when
+  the model gives the parameter the same unit);
+- ``ln_sd_raw``, ``n_datasets``, ``database_column``, ``source``: where it comes from.
+
+The table holds the Lin-lab tumour sub-model (``Kmax_tumour``, ``K50_tumour``,
+``n_tumour``, ``Krelease_tumour``, ``PATC_tumour``, ``P_tumour``, ``f_Q_tumour``,
+``f_B_tumour``, ``f_V_tumour``): medians and ln-SDs of the Chou et al. 2023 fits of the
+378 Nano-Tumor Database datasets, computed by ``tools/population_priors.py`` with the
+estimator ``nanopk meta`` uses for its empirical prior (ln-SD floored at 0.5).  No public
+table nanopk reads gives a between-study spread for the mononuclear-phagocyte uptake,
+the other organs' partition and permeability, or excretion, so those parameters get
+**no prior**: they are fitted by maximum likelihood and the report lists them as such.
+
+``priors=None`` (or ``False``; ``--no-prior`` on the command line) is the plain
+maximum-likelihood fit; a dict ``{name: (median, ln_sd)}`` gives exactly those priors
+(as before this default existed).  :func:`population_priors` returns the table.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from functools import lru_cache
+from importlib import resources
+
+from ..errors import FitError
+
+__all__ = ["POPULATION", "population_priors", "population_table", "resolve_priors", "prior_summary", "Z95"]
+
+#: The ``priors`` value that selects the bundled population priors (the default of :func:`nanopk.fit`).
+POPULATION = "population"
+#: Two-sided 95 % normal quantile.
+Z95 = 1.959963984540054
+_TABLE = "population_priors.csv"
+
+
+@lru_cache(maxsize=1)
+def _rows() -> tuple:
+    text = resources.files("nanopk.data").joinpath(_TABLE).read_text(encoding="utf-8")
+    rows = []
+    for r in csv.DictReader(text.splitlines()):
+        rows.append({**r, "median": float(r["median"]), "ln_sd": float(r["ln_sd"]), "ln_sd_raw": float(r["ln_sd_raw"]),
+                     "n_datasets": int(r["n_datasets"])})
+    return tuple(rows)
+
+
+def population_table() -> dict:
+    """``{parameter: row}`` of the bundled table (see the module docstring)."""
+    return {r["parameter"]: dict(r) for r in _rows()}
+
+
+def population_priors(model=None, names=None) -> tuple[dict, dict]:
+    """The population priors of ``names`` (default: every table row) in ``model``.
+
+    Parameters
+    ----------
+    model : nanopk.Model or str, optional
+        Only parameters the model has, with the table's unit, get a prior.
+    names : iterable of str, optional
+        Model parameter names (e.g. the varied ones).
+
+    Returns
+    -------
+    (priors, without)
+        ``priors`` maps names to ``(median, ln_sd)`` as :func:`nanopk.fit` takes them;
+        ``without`` maps each name given that gets none to the reason.
+    """
+    if isinstance(model, str):
+        from ..spec import load_model
+
+        model = load_model(model)
+    table = population_table()
+    names = list(table) if names is None else list(dict.fromkeys(names))
+    priors, without = {}, {}
+    for name in names:
+        row = table.get(name)
+        if row is None:
+            without[name] = "no population prior in the bundled table (fitted by maximum likelihood)"
+            continue
+        if model is not None:
+            if name not in model.parameters:
+                without[name] = f"model {model.name!r} has no parameter {name!r}"
+                continue
+            unit = str(model.parameters[name].unit)
+            if unit != row["unit"]:
+                without[name] = f"the model's unit {unit!r} differs from the table's {row['unit']!r}"
+                continue
+        priors[name] = (row["median"], row["ln_sd"])
+    return priors, without
+
+
+def resolve_priors(priors, model, specs) -> tuple[dict | None, dict]:
+    """``priors`` as :func:`nanopk.fit` takes it -> ``(dict or None, info)``.
+
+    ``"population"`` becomes the table's priors of the varied model parameters; ``None``
+    and ``False`` no priors; a dict is kept as given.  ``info`` records the kind
+    (``"population"``, ``"given"``, ``"none"``), the table's sources and, for the
+    population kind, ``without``: ``{varied name: why it has no prior}``.
+
+    Raises
+    ------
+    FitError
+        For any other value (named, with what is valid).
+    """
+    if priors is None or priors is False:
+        return None, {"kind": "none"}
+    if isinstance(priors, str):
+        if priors != POPULATION:
+            raise FitError(f"`priors` must be 'population' (the bundled population priors, the default), None or False "
+                           f"(no priors: maximum likelihood) or a dict {{name: (median, ln_sd)}} (got {priors!r})")
+        varied = list(dict.fromkeys(s.model_name for s in specs))
+        chosen, without = population_priors(model, varied)
+        sources = {n: population_table()[n]["source"] for n in chosen}
+        return chosen or None, {"kind": POPULATION, "without": without, "sources": sources}
+    if isinstance(priors, dict):
+        return priors, {"kind": "given"}
+    raise FitError(f"`priors` must be 'population', None, False or a dict {{name: (median, ln_sd)}} "
+                   f"(got {type(priors).__name__})")
+
+
+def prior_summary(result) -> dict:
+    """Per fitted parameter: prior, estimate and how far the data moved it (the report's table).
+
+    For a parameter with prior ``(m, s)`` fitted on the log scale (``x = ln θ``):
+
+    - ``prior_ci95`` = ``m·exp(∓1.96 s)``;
+    - ``z`` = ``(x̂ − ln m)/s``: the estimate's distance from the prior median in prior SDs;
+    - ``posterior_sd`` = the standard error of ``x̂`` (Laplace approximation of the
+      posterior at the MAP estimate);
+    - ``shrinkage`` = ``1 − posterior_sd/s``: 0 when the data added nothing (the posterior
+      is the prior), near 1 when the data alone determine the parameter.
+
+    A normal prior (parameter on the natural scale) uses ``θ`` for ``x``.  Parameters
+    without a prior have ``prior: None`` and the reason when the population table has none.
+    """
+    obj = result.objective
+    info = getattr(obj, "prior_info", None) or {"kind": "given" if obj.priors else "none"}
+    without = dict(info.get("without", {}))
+    rows = {}
+    for k, spec in enumerate(obj.specs):
+        p = result.params[spec.name]
+        entry = {"estimate": float(p.value), "ci95": result.ci95(spec.name), "unit": spec.unit}
+        prior = obj.priors.get(spec.name)
+        if prior is None or math.isinf(prior[1]):
+            entry.update(prior=None, reason=without.get(spec.model_name, "no prior given"))
+            rows[spec.name] = entry
+            continue
+        m, s = prior
+        x = float(result.x[k])
+        se = result.covariance.stderr[k] if result.covariance.stderr is not None else math.nan
+        se = float(se) if se is not None and math.isfinite(se) else None
+        if spec.log:
+            center, lo, hi = math.log(m), m * math.exp(-Z95 * s), m * math.exp(Z95 * s)
+        else:
+            center, lo, hi = m, m - Z95 * s, m + Z95 * s
+        entry.update(prior={"median" if spec.log else "mean": m, "ln_sd" if spec.log else "sd": s,
+                            "distribution": "lognormal" if spec.log else "normal", "ci95": [lo, hi],
+                            "source": info.get("sources", {}).get(spec.model_name)},
+                     z=(x - center) / s, posterior_sd=se, shrinkage=None if se is None else 1.0 - se / s)
+        rows[spec.name] = entry
+    return {"kind": info["kind"], "parameters": rows,
+            "without_prior": {n: w for n, w in without.items()}}
+
+
+def summary_lines(result) -> list[str]:
+    """The report's lines for :func:`prior_summary`."""
+    summary = prior_summary(result)
+    info = getattr(result.objective, "prior_info", None) or {}
+    if summary["kind"] == "none":
+        return ["", info.get("note") or "No priors: maximum-likelihood fit (priors=None, --no-prior)"]
+    rows = summary["parameters"]
+    if not result.objective.priors:  # the population default, but no varied parameter has one
+        return ["", "No population prior for the varied parameter(s): maximum-likelihood fit ("
+                + "; ".join(f"{n}: {e['reason']}" for n, e in rows.items()) + ")"]
+    log = result._prior_on_log_scale()
+    shown = ", ".join(f"{n} ~ {'LogNormal' if log[n] else 'Normal'}({mu:.4g}, {sd:.3g})"
+                      for n, (mu, sd) in result.objective.priors.items())
+    head = "Population priors" if summary["kind"] == POPULATION else "Priors"
+    width = max(len(n) for n in rows)
+    lines = ["", f"{head} (MAP estimate; metrics above are of the data only): {shown}",
+             f"  {'parameter':<{width}}  {'prior median [95 %]':<28}  {'estimate [95 %]':<30}  {'z':>6}  shrinkage"]
+
+    def rng(ci):
+        return "[" + ", ".join("open" if c is None else f"{c:.3g}" for c in ci) + "]" if ci else "(no CI)"
+
+    for name, e in rows.items():
+        est = f"{e['estimate']:.4g} {rng(e['ci95'])}"
+        if e["prior"] is None:
+            lines.append(f"  {name:<{width}}  {'no prior':<28}  {est:<30}  {'':>6}  ({e['reason']})")
+            continue
+        pr = e["prior"]
+        centre = pr.get("median", pr.get("mean"))
+        shrink = "n/a (no posterior SD)" if e["shrinkage"] is None else f"{e['shrinkage']:.2f}"
+        prior_text = f"{centre:.4g} {rng(pr['ci95'])}"
+        lines.append(f"  {name:<{width}}  {prior_text:<28}  {est:<30}  {e['z']:>+6.2f}  {shrink}")
+    lines.append("  z = (estimate − prior median)/prior SD on the log scale; shrinkage = 1 − posterior SD/prior SD "
+                 "(0: the data added nothing to the prior; near 1: the data alone determine it)")
+    if summary["kind"] == POPULATION:
+        sources = sorted(set((info.get("sources") or {}).values()))
+        lines += [f"  source: {src}" for src in sources]
+    lines.append(f"  prior penalty Σ((x − x̃)/s)² = {result.prior_penalty:.4g} over {result.metrics.get('n_priors', 0)} "
+                 "prior row(s)")
+    return lines
+
+
+def check_priors_argument(priors) -> None:
+    """Refuse a ``priors`` value :func:`resolve_priors` would refuse, before any fitting."""
+    if priors is None or priors is False or priors == POPULATION or isinstance(priors, dict):
+        return
+    resolve_priors(priors, None, [])
