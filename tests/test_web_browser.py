@@ -22,6 +22,7 @@ pytest.importorskip("shiny", reason="the web extra (pip install 'nanopk[web]') i
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
 
 import nanopk  # noqa: E402
+from nanopk.calibrate.predict import predict  # noqa: E402
 from nanopk.cli import main  # noqa: E402
 from nanopk.data.reader import resolve_path  # noqa: E402
 
@@ -199,17 +200,20 @@ def test_two_sessions_do_not_see_each_others_upload(browser, server, bad_study, 
         context.close()
 
 
-def test_design_page_de24_is_the_apis(page, tmp_path):
-    """The design page's DE24 for 15 nm PEG-gold at 2 mg/kg is predict_delivery's, and the scan's matching cell agrees."""
+def test_design_page_shows_predict_with_its_interval(page, tmp_path):
+    """The design page's DE24 and 90 % population interval for 15 nm PEG-gold at 2 mg/kg are `nanopk predict`'s, as is the scan's cell."""
     page.click("a[data-value=design]")
     page.wait_for_selector("#design-DE24", timeout=SLOW)
     page.fill("#d_dose", "2")
     page.select_option("#d_coating", "PEG")
-    api = nanopk.predict_delivery("mouse_tumour_full", [{"material": "Au", "core_diameter_nm": 15.0, "coating": "PEG",
-                                                         "coating_mw_da": 5000.0, "dose": 2.0}])
-    expected = f"{float(api['DE24'][0]):.4g}"
+    de = predict("material=Au,core_nm=15,coating=PEG,peg_mw=5000", dose="2mg/kg")["delivery"]["DE24"]
+    expected = f"{de['value']:.3g}"
     page.wait_for_function(f"document.querySelector('#design-DE24') && "
                            f"document.querySelector('#design-DE24').innerText === '{expected}'", timeout=SLOW)
+    interval = page.inner_text("#design-DE24-interval")
+    assert interval == f"(90 % population interval {de['low']:.3g}–{de['high']:.3g})"
+    assert f"DE24 = {expected} %ID {interval}" in page.inner_text(".design-lines")
+    page.wait_for_selector("#d_figure img", timeout=SLOW)
     page.fill("#d_scan_sizes", "15,50")
     page.wait_for_timeout(500)
     page.click("#d_scan_run")
@@ -220,6 +224,7 @@ def test_design_page_de24_is_the_apis(page, tmp_path):
     assert [r[0] for r in rows] == ["15", "50"]
     assert rows[0][1] == expected
     page.screenshot(path=str(tmp_path / "design_page.png"), full_page=True)
+    print(f"design page: DE24 {expected} %ID {interval}")
 
 
 def test_models_page_lists_every_bundled_model(page, tmp_path):
@@ -253,3 +258,32 @@ def test_compare_page_shows_the_cli_report(page, tmp_path, capsys):
     assert status == 0
     assert shown.strip() == capsys.readouterr().out.strip()
     assert re.search(r"phagocytic uptake\s+df=1\s+Λ=\S+\s+p=\S+", shown)
+
+
+def test_compare_page_two_particles(page, tmp_path):
+    """Two particles without data: the page shows each one's `nanopk predict` DE24 with its interval, the ratio B/A, the overlay; a bad dose is predict's message."""
+    page.click("a[data-value=compare]")
+    page.check("input[name=cmp_mode][value=particles]")
+    page.wait_for_selector("#cmpp_run", state="visible")
+    page.fill("#cp_b_size", "50")
+    page.wait_for_timeout(1000)  # the panel's inputs reach the server
+    page.click("#cmpp_run")
+    page.wait_for_selector(".nanopk-particle-report", timeout=SLOW)
+    a = predict("material=Au,core_nm=15,coating=PEG,peg_mw=5000", dose="1mg/kg")["delivery"]
+    b = predict("material=Au,core_nm=50,coating=none", dose="1mg/kg")["delivery"]
+    assert page.inner_text("#cmpp-A-DE24") == f"{a['DE24']['value']:.3g}"
+    assert page.inner_text("#cmpp-B-DE24") == f"{b['DE24']['value']:.3g}"
+    assert page.inner_text("#cmpp-ratio-DE24") == f"{b['DE24']['value'] / a['DE24']['value']:.3g}"
+    table = page.inner_text(".nanopk-particles")
+    for de in (a["DE24"], b["DE24"]):
+        assert f"(90 % population interval {de['low']:.3g}–{de['high']:.3g})" in table
+    report = page.inner_text(".nanopk-particle-report")
+    assert "nanopk predict --particle material=Au,core_diameter_nm=50,coating=none --dose 1mg/kg" in report
+    page.wait_for_selector("#cmpp_figure img", timeout=SLOW)
+    page.screenshot(path=str(tmp_path / "compare_particles_page.png"), full_page=True)
+    print("compare page, two particles:\n" + table)
+    page.fill("#cp_b_dose", "0")
+    page.wait_for_timeout(1000)
+    page.click("#cmpp_run")
+    page.wait_for_selector("#cmpp_error .nanopk-error-text", timeout=SLOW)
+    assert page.inner_text("#cmpp_error .nanopk-error-text") == "particle B: --dose '0mg/kg': the dose must be > 0"

@@ -484,10 +484,13 @@ def server(input, output, session):
             ratio = out["ratios"][k]
             cells.append(ui.tags.td(ui.strong("—" if ratio is None else f"{ratio:.3g}", id=f"cmpp-ratio-{k}")))
             rows.append(ui.tags.tr(*cells))
-        head = ui.tags.tr(ui.tags.th(""), ui.tags.th("A: " + out["a"]["particle"] + f", {out['a']['dose']}"),
-                          ui.tags.th("B: " + out["b"]["particle"] + f", {out['b']['dose']}"), ui.tags.th("B/A"))
+        head = ui.tags.tr(*[ui.tags.th(h) for h in ("", "A", "B", "B/A")])
+        # the particles under the table, not in its header: their --particle text would push B/A off the page
+        which = ui.tags.ul(*[ui.tags.li(f"{name.upper()}: ", ui.code(out[name]["particle"]), f", {out[name]['dose']}")
+                             for name in ("a", "b")], class_="nanopk-particle-list")
         return ui.TagList(ui.h4("Predicted tumour delivery"),
-                          ui.tags.table(ui.tags.thead(head), ui.tags.tbody(*rows), class_="table table-sm nanopk-particles"))
+                          ui.tags.table(ui.tags.thead(head), ui.tags.tbody(*rows), class_="table table-sm nanopk-particles"),
+                          which)
 
     @render.ui
     def cmpp_figure():
@@ -504,7 +507,8 @@ def server(input, output, session):
     @render.ui
     def cmpp_report():
         out = cmpp_out.get()
-        return ui.pre("\n".join(out["lines"]), class_="nanopk-particle-report") if out else None
+        return (ui.pre("\n".join(out["lines"]), class_="nanopk-particle-report", style="white-space: pre-wrap")
+                if out else None)
 
     # ------------------------------------------------------------------ design
     @reactive.calc

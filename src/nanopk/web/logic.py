@@ -483,7 +483,10 @@ def compare_particles(a: Mapping, b: Mapping, *, level: float = 0.9, times_h=Non
         lines += ["", "what makes B's DE24 differ from A's (one parameter of A set to B's value at a time; "
                       "shares need not sum to 1):"]
         for row in attribution.itertuples():
-            share = "share not defined" if row.share is None or row.share != row.share else f"{100 * row.share:.0f} % of the difference"
+            if row.share is None or row.share != row.share:  # None or NaN: B's DE24 equals A's, or a swap failed
+                share = "share not defined"
+            else:
+                share = f"{round(100 * row.share) or 0:.0f} % of the difference"  # `or 0`: no "-0 %"
             moved = "no solution" if row.metric_swapped is None else f"DE24 {row.metric_swapped:.3g}"
             lines.append(f"  {row.parameter}: {row.reference_value:.4g} → {row.value:.4g}: {moved} ({share})")
     else:
