@@ -7,7 +7,8 @@ Start it with ``nanopk serve`` (default http://127.0.0.1:8050) or from Python::
     serve(port=8050)          # blocks; Ctrl-C stops it
 
 The pages call the same functions as the command line (:mod:`nanopk.web.logic`) and show
-the same error messages; uploads (.csv/.xlsx with an optional .json sidecar, at most
+the same error messages; the design page and the compare page's two-particle mode show
+``nanopk predict``'s DE24/DE168/DEmax with its 90 % population interval; uploads (.csv/.xlsx with an optional .json sidecar, at most
 10 MB) are read only by :func:`nanopk.read_dataset`, each browser tab in its own
 temporary folder.
 """

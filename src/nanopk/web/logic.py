@@ -1,9 +1,11 @@
 """What the web page's callbacks do, as plain functions (no Shiny here, so tests call them).
 
 Every function here calls the same public API as the command line -- ``read_dataset``,
-``nanopk.fit`` with the CLI's delivery step, ``nanopk.compare``, ``predict_delivery``,
-``load_model`` -- and raises the same :class:`~nanopk.errors.NanopkError` the CLI would;
-the page shows ``str(err)``.  The only difference is the path of an uploaded file: it
+``nanopk.fit`` with the CLI's delivery step, ``nanopk.compare``, ``nanopk predict``'s
+:func:`nanopk.calibrate.predict.predict` (the design page and the two-particle comparison,
+with the ``--particle``/``--dose`` text the form stands for), ``nanopk scan`` with the
+calibrated constants, :func:`nanopk.compare.particle_attribution`, ``load_model`` -- and
+raises the same :class:`~nanopk.errors.NanopkError` the CLI would; the page shows ``str(err)``.  The only difference is the path of an uploaded file: it
 lives in the session's own temporary folder, and :func:`error_text` removes that folder
 from the message, so the page shows what ``nanopk fit study.csv`` prints when run in the
 folder that holds ``study.csv``.
