@@ -81,7 +81,8 @@ def test_iron_oxide_default_reproduces_godymchuk_lung_fluid_release():
 
 def test_whole_body_dissolution_needs_the_circulation():
     """The phagolysosomal variant attaches to organs the circulation built."""
-    with pytest.raises(SpecError, match="needs circulation.whole_body listed before it"):
+    with pytest.raises(SpecError, match=r"dissolution.phagolysosomal_dissolution requires 'circulation', which no "
+                                        r"mechanism listed before it provides; list circulation.whole_body before it"):
         phagolysosomal_dissolution(BuildContext(particle=nanopk.Particle(material="Ag")))
 
 

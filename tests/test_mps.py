@@ -262,7 +262,8 @@ MPS = '[[mechanisms]]\nuse = "mps.opsonisation_uptake"\n'
 
 def test_mps_without_a_corona_is_refused(tmp_path):
     """The opsonin signal comes from the corona; without it the spec error says what to add."""
-    with pytest.raises(ModelError, match=r"reads the opsonin signal of the corona: list corona.blood_corona before it"):
+    with pytest.raises(ModelError, match=r"mps.opsonisation_uptake requires 'corona', which no mechanism listed before it "
+                                         r"provides; list one of corona.blood_corona, corona.plasma_corona before it"):
         nanopk.load_model(_spec(tmp_path, MPS))
 
 

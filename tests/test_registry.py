@@ -76,7 +76,9 @@ def test_parts_built_through_the_registry_say_what_they_provide():
     provides = {p.name: p.provides for p in model.parts}
     assert provides["circulation.whole_body"][:2] == ("circulation", "circulation.whole_body")
     assert "phagocytic_uptake" in provides["mps.opsonisation_uptake"]
-    assert all(p.requires == () for p in model.parts)  # built-ins check their context themselves
+    requires = {p.name: p.requires for p in model.parts}  # built-ins declare what they need (nanopk.mechanisms.declare)
+    assert requires["mps.opsonisation_uptake"] == ("circulation", "corona")
+    assert requires["targeting.receptor_binding"] == ("epr",) and requires["circulation.whole_body"] == ()
 
 
 def test_a_declared_requirement_is_checked_when_the_spec_is_built(lab_family, tmp_path):

@@ -113,8 +113,8 @@ def test_targeting_without_a_tumour_is_refused(tmp_path):
     path = tmp_path / "no_tumour.toml"
     path.write_text('name = "no_tumour"\nspecies = "mouse"\ndose_target = "venous_blood"\n'
                     '[[mechanisms]]\nuse = "circulation.whole_body"\n[[mechanisms]]\nuse = "targeting.receptor_binding"\n')
-    with pytest.raises(SpecError, match=r"targeting\.receptor_binding binds particles in the tumour interstitium: "
-                                        r"list epr\.two_pore_tumour \(or epr\.lin_tumour\) before it"):
+    with pytest.raises(SpecError, match=r"targeting\.receptor_binding requires 'epr', which no mechanism listed before "
+                                        r"it provides; list one of epr\.lin_tumour, epr\.two_pore_tumour before it"):
         nanopk.load_model(path)
 
 

@@ -451,7 +451,10 @@ class Model:
         ModelError
             With ``.problems`` listing every problem found.
         """
-        problems: list[str] = []
+        # What each part requires (Part.requires) must be offered by some part; the
+        # registry names the mechanisms that would (looked up only when one is missing).
+        # First: a missing part is the cause of the undeclared names reported after it.
+        problems: list[str] = unmet_requirements(self._parts, _providers_of)
         names = [s.name for s in self._states] + [p.name for p in self._parameters] + [a.name for a in self._assignments]
         for name, count in Counter(names).items():
             if count > 1:
@@ -505,9 +508,6 @@ class Model:
                 problems.append(p.source if p.source.startswith(NO_SPECIES_DEFAULT) else problem)
             if not p.source:
                 problems.append(f"parameter {p.name!r} has no literature source")
-        # What each part requires (Part.requires) must be offered by some part; the
-        # registry names the mechanisms that would (looked up only when one is missing).
-        problems += unmet_requirements(self._parts, _providers_of)
         signature = None if problems else unitcheck.unit_signature(self)
         if signature is not None and not unitcheck.units_known_good(signature):
             problems += unitcheck.check_units(self)

@@ -61,7 +61,7 @@ import sympy as sp
 
 from ..errors import SpecError
 from ..parts import Assignment, Flux, Observable, Part, State, symbol
-from .base import BuildContext, param
+from .base import BuildContext, declare, param
 
 __all__ = [
     "K_BOLTZMANN", "brownian_kernel", "brownian_kernel_equal", "rapid_coagulation_constant",
@@ -269,6 +269,7 @@ def _check_K(K, kernel):
         raise SpecError(f"aggregation option `kernel` must be 'brownian' or 'constant' (got {kernel!r})")
 
 
+@declare(provides=("aggregation",))
 def plasma_aggregation(ctx: BuildContext, K: int = 12, kernel: str = "brownian", volume_ml: float = 1.0,
                        temperature_K: float = 310.15, viscosity_Pa_s: float = 1.2e-3, fractal_dimension: float = 1.85) -> Part:
     """Aggregation alone, in vitro: particles dispersed in a medium of fixed volume.
@@ -317,7 +318,6 @@ def plasma_aggregation(ctx: BuildContext, K: int = 12, kernel: str = "brownian",
         Observable("mean_aggregation_number", dose / number, "dimensionless", "mass-per-number mean aggregation number"),
         Observable("primary_number_concentration", dose / (S("m_particle") * S("V_medium")), "1/L", "N₀: primary particles per litre"),
     )
-    ctx.provided.add("aggregation")
     return Part("aggregation.plasma_aggregation", tuple(states), tuple(params), tuple(fluxes),
                 assignments=tuple(_kernel_assignments(corona) + moments), observables=observables,
                 notes=(f"aggregation: {K} sectional classes, class {K} absorbs larger aggregates (mass exact, its number approximate)",))
@@ -327,6 +327,7 @@ def plasma_aggregation(ctx: BuildContext, K: int = 12, kernel: str = "brownian",
 CAPTURE_DEFAULTS = {"liver": 10.0, "spleen": 2.0, "lung": 0.5}
 
 
+@declare(requires=("circulation",), provides=("aggregation",))
 def blood_aggregation(ctx: BuildContext, K: int = 6, capture_organs=("liver", "spleen", "lung"),
                       diameter_assignment: str | None = None, fractal_dimension: float = 1.85) -> Part:
     """Coagulation of circulating particles, and capture of the aggregates.
@@ -352,8 +353,6 @@ def blood_aggregation(ctx: BuildContext, K: int = 6, capture_organs=("liver", "s
     """
     _check_K(K, "brownian")
     _check_fractal(fractal_dimension)
-    if "circulation" not in ctx.provided:
-        raise SpecError("aggregation.blood_aggregation needs circulation.whole_body listed before it")
     missing = [o for o in capture_organs if o not in ctx.phagocyte_organs]
     if missing:
         raise SpecError(f"aggregation.blood_aggregation: capture organ(s) {', '.join(missing)} have no phagocytes "
@@ -388,7 +387,6 @@ def blood_aggregation(ctx: BuildContext, K: int = 6, capture_organs=("liver", "s
             fluxes.append(Flux(f"aggregate_capture_{organ}_{k}", a, f"{organ}_phagocytes", cl * S(a) / S("V_plasma"),
                                f"well-stirred capture of {k}-mers by {organ} phagocytes"))
     observables = (Observable("aggregated", 100 * sp.Add(*[S(a) for a in agg]) / S("dose"), "percent_ID", "circulating aggregates (k ≥ 2)"),)
-    ctx.provided.add("aggregation")
     return Part("aggregation.blood_aggregation", tuple(states), tuple(params), tuple(fluxes),
                 assignments=tuple(assignments), observables=observables,
                 notes=("aggregation: monomers coagulate in the venous and arterial pools only (capillary volumes neglected); "

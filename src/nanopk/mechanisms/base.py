@@ -45,7 +45,7 @@ from ..particle import Particle
 from ..physiology import Physiology, get_physiology
 
 __all__ = ["BuildContext", "resolve_mechanism", "families", "variants", "declare", "providers_of",
-           "register_family", "clear_registry_cache", "ENTRY_POINT_GROUP"]
+           "check_requirements", "register_family", "clear_registry_cache", "ENTRY_POINT_GROUP"]
 
 #: The entry-point group through which an installed package adds mechanism families.
 ENTRY_POINT_GROUP = "nanopk.mechanisms"
@@ -188,6 +188,15 @@ def declare(requires=(), provides=(), groups=None):
     """Decorator: what a mechanism variant needs before it, offers after it, and how its
     parameters group into mechanisms.
 
+    ``requires`` are capabilities a mechanism listed before it must offer (a family name
+    such as ``"circulation"`` or ``"epr"``, a ``"family.variant"``, or a capability
+    another variant declares in ``provides``).  Whether the variant is built through a
+    spec (:func:`resolve_mechanism`) or called directly with a context, a requirement
+    the context does not meet is a :class:`SpecError` naming the mechanisms that would
+    meet it, before the variant runs; the part it returns carries ``requires`` and
+    ``provides``, so :meth:`nanopk.Model.validate` names a requirement that no other
+    part of an assembled model meets.  Declared ``provides`` join ``ctx.provided``.
+
     ``groups`` is ``{group: (stem, ...)}``: a parameter of the variant's part named
     ``stem`` or ``stem_<anything>`` belongs to ``group`` (the first that matches), which
     :func:`nanopk.compare` tests as one hypothesis; e.g. ``{"phagocytic uptake": ("Kmax",
@@ -199,13 +208,53 @@ def declare(requires=(), provides=(), groups=None):
     >>> receptor_binding.requires, receptor_binding.provides
     (('epr',), ('receptor_binding',))
     """
+    requires = tuple(str(r) for r in ([requires] if isinstance(requires, str) else requires))
+    provides = tuple(str(p) for p in ([provides] if isinstance(provides, str) else provides))
+    groups = {str(g): tuple([stems] if isinstance(stems, str) else stems) for g, stems in (groups or {}).items()}
+
     def mark(func):
-        func.requires = tuple(str(r) for r in ([requires] if isinstance(requires, str) else requires))
-        func.provides = tuple(str(p) for p in ([provides] if isinstance(provides, str) else provides))
-        func.groups = {str(g): tuple([stems] if isinstance(stems, str) else stems) for g, stems in (groups or {}).items()}
-        return func
+        ref = f"{func.__module__.rpartition('.')[2]}.{func.__name__}"
+
+        @functools.wraps(func)  # keeps the signature (specs check options against it) and __module__
+        def build(ctx: BuildContext, *args, **options):
+            # Called directly (not through the registry, which checks with the spec's name).
+            check_requirements(ref, requires, ctx)
+            part = func(ctx, *args, **options)
+            if not isinstance(part, Part):
+                return part
+            ctx.provided.update(provides)
+            return dataclasses.replace(part, requires=_unique(part.requires + requires),
+                                       provides=_unique(part.provides + provides))
+
+        build.requires, build.provides, build.groups = requires, provides, groups
+        build.declared_body = func  # what resolve_mechanism runs after its own check
+        return build
 
     return mark
+
+
+def check_requirements(ref: str, requires, ctx: BuildContext) -> None:
+    """Refuse to build mechanism ``ref`` when ``ctx`` lacks one of its ``requires``.
+
+    A requirement is met by what the mechanisms built before it offer (``ctx.offered``:
+    family names, ``"family.variant"``, declared capabilities) or recorded
+    (``ctx.provided``).
+
+    Raises
+    ------
+    SpecError
+        One sentence per unmet requirement, naming the mechanisms that would meet it.
+    """
+    missing = [r for r in requires if r not in ctx.provided and r not in ctx.offered]
+    if not missing:
+        return
+    sentences = []
+    for need in missing:
+        who = [w for w in providers_of(need) if w != ref]
+        fix = (f"list {who[0]} before it" if len(who) == 1 else f"list one of {', '.join(who)} before it" if who
+               else "no registered mechanism provides it")
+        sentences.append(f"{ref} requires {need!r}, which no mechanism listed before it provides; {fix}")
+    raise SpecError("; ".join(sentences))
 
 
 def providers_of(capability: str) -> list[str]:
@@ -266,16 +315,13 @@ def _recording(ref: str, family: str, func):
     declared = tuple(getattr(func, "provides", ()))
     groups = dict(getattr(func, "groups", {}))
 
+    run = getattr(func, "declared_body", func)  # a declared variant's body: checked here, by its spec name
+
     @functools.wraps(func)  # keeps the signature: specs check options against it
     def build(ctx: BuildContext, **options) -> Part:
-        missing = [r for r in requires if r not in ctx.provided and r not in ctx.offered]
-        if missing:
-            raise SpecError("; ".join(
-                f"{ref} requires {need!r}, which no mechanism listed before it provides"
-                + (f"; list one of {', '.join(who)} before it" if (who := [w for w in providers_of(need) if w != ref])
-                   else "; no registered mechanism provides it") for need in missing))
+        check_requirements(ref, requires, ctx)
         before = set(ctx.provided)
-        part = func(ctx, **options)
+        part = run(ctx, **options)
         if not isinstance(part, Part):
             raise SpecError(f"mechanism {ref} returned {type(part).__name__}, not a nanopk.Part")
         offered = (family, ref, *declared)

@@ -100,7 +100,7 @@ def capillary_exchange(organ: str, flow: sp.Expr) -> tuple[tuple, tuple]:
     return params, fluxes
 
 
-@declare(groups={"extravasation": ("PAC", "P")})  # nanopk.compare tests each group as one
+@declare(provides=("circulation",), groups={"extravasation": ("PAC", "P")})  # nanopk.compare tests each group as one
 def whole_body(ctx: BuildContext, organs=DEFAULT_ORGANS, phagocyte_organs=("liver", "spleen", "kidney", "lung"),
                body_weight_kg: float | None = None) -> Part:
     """Whole-body blood-flow- and permeability-limited PBPK skeleton.
@@ -198,5 +198,4 @@ def whole_body(ctx: BuildContext, organs=DEFAULT_ORGANS, phagocyte_organs=("live
             fluxes.append(Flux("liver_to_venous", "liver_capillary", "venous_blood", (S("Q_liver") + S("Q_spleen")) * c_cap, "hepatic vein: hepatic artery plus portal flow"))
         else:
             fluxes.append(Flux(f"{organ}_to_venous", f"{organ}_capillary", "venous_blood", S(f"Q_{organ}") * c_cap, f"venous return from {organ}"))
-    ctx.provided.add("circulation")
     return Part("circulation.whole_body", tuple(states), tuple(params), tuple(fluxes), assignments=tuple(assignments))

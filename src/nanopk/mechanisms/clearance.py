@@ -79,7 +79,8 @@ def hill(kmax, k50, n, t=TIME) -> sp.Expr:
     return kmax * x / (1 + x)
 
 
-@declare(groups={"phagocytic uptake": ("Kmax", "K50", "n"), "phagocyte release": ("Krelease",)})  # nanopk.compare tests each group as one
+@declare(provides=("phagocytic_uptake",),
+         groups={"phagocytic uptake": ("Kmax", "K50", "n"), "phagocyte release": ("Krelease",)})  # nanopk.compare tests each group as one
 def hill_phagocytic_uptake(ctx: BuildContext, organs=("liver", "spleen", "kidney", "lung"), opsonin_factor: str | None = None) -> Part:
     """Time-dependent Hill uptake into phagocytic cells with first-order release.
 
@@ -108,7 +109,6 @@ def hill_phagocytic_uptake(ctx: BuildContext, organs=("liver", "spleen", "kidney
             Flux(f"phagocytosis_{organ}", source, f"{organ}_phagocytes", k_up * S(source), f"Hill uptake from {source}"),
             Flux(f"phagocyte_release_{organ}", f"{organ}_phagocytes", source, S(f"Krelease_{organ}") * S(f"{organ}_phagocytes"), "first-order release"),
         ]
-    ctx.provided.add("phagocytic_uptake")
     return Part("clearance.hill_phagocytic_uptake", (), tuple(params), tuple(fluxes))
 
 
@@ -157,7 +157,8 @@ CAPACITY_DEFAULTS = {
 _UG_PER_G_TIMES_KG = 1000.0
 
 
-@declare(groups={"phagocytic uptake": ("Kmax", "K50", "n"), "phagocyte release": ("Krelease",)})  # nanopk.compare tests each group as one
+@declare(provides=("phagocytic_uptake",),
+         groups={"phagocytic uptake": ("Kmax", "K50", "n"), "phagocyte release": ("Krelease",)})  # nanopk.compare tests each group as one
 def capacity_limited_phagocytic_uptake(ctx: BuildContext, organs=("liver", "spleen", "kidney", "lung"),
                                        opsonin_factor: str | None = None) -> Part:
     """Phagocytic uptake that saturates at a capacity per gram of organ, with release.
@@ -211,7 +212,6 @@ def capacity_limited_phagocytic_uptake(ctx: BuildContext, organs=("liver", "sple
             Flux(f"phagocyte_overflow_{organ}", f"{organ}_phagocytes", source, k_max * excess * S(source),
                  "returns a numerical overshoot past capacity (zero in exact arithmetic)"),
         ]
-    ctx.provided.add("phagocytic_uptake")
     return Part("clearance.capacity_limited_phagocytic_uptake", (), tuple(params), tuple(fluxes),
                 notes=("phagocytic uptake: capacity-limited (Chou 2022); uptake held at 0 past capacity, an overflow flux returns numerical overshoot",))
 

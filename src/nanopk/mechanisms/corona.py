@@ -375,11 +375,10 @@ def _corona(ctx: BuildContext, proteins, hardening: bool, name: str, medium: str
         "corona: plasma proteins in excess (constant concentrations); coverages are area fractions with footprints folded into k_on",
         "corona: one corona for all circulating particles (mean field): particles that leave and re-enter the blood keep the blood corona's age",
     )
-    ctx.provided.add("corona")
     return Part(name, tuple(states), tuple(params), (), tuple(rules), tuple(assignments), tuple(observables), notes)
 
 
-@declare(groups={"corona and opsonisation": ("kon", "koff", "opsonin")})  # nanopk.compare tests each group as one
+@declare(provides=("corona", "plasma_particles"), groups={"corona and opsonisation": ("kon", "koff", "opsonin")})  # nanopk.compare tests each group as one
 def plasma_corona(ctx: BuildContext, proteins: Iterable = ("HSA", "HDL", "fibrinogen", "IgG"), hardening: bool = True) -> Part:
     """The corona of particles incubated in plasma (in vitro), with its dose state.
 
@@ -398,12 +397,11 @@ def plasma_corona(ctx: BuildContext, proteins: Iterable = ("HSA", "HDL", "fibrin
     """
     part = _corona(ctx, proteins, hardening, "corona.plasma_corona", "the incubation plasma", True)
     dose_state = State("plasma_particles", organ="plasma", volume=None, description="particles in the incubation plasma (nothing moves them)")
-    ctx.provided.add("plasma_particles")
     return Part(part.name, (dose_state,) + part.states, part.parameters, part.fluxes, part.rate_rules,
                 part.assignments, part.observables, part.notes)
 
 
-@declare(groups={"corona and opsonisation": ("kon", "koff", "opsonin")})  # nanopk.compare tests each group as one
+@declare(provides=("corona",), groups={"corona and opsonisation": ("kon", "koff", "opsonin")})  # nanopk.compare tests each group as one
 def blood_corona(ctx: BuildContext, proteins: Iterable = ("HSA", "HDL", "fibrinogen", "IgG"), hardening: bool = True,
                  d_h_state: bool = True) -> Part:
     """The corona of particles circulating in blood (whole-body models).

@@ -112,7 +112,7 @@ from ..errors import SpecError
 from ..materials import dissolution_kinetics
 from ..parts import Flux, Observable, Part, RateRule, State, symbol
 from ._species import species_param
-from .base import BuildContext, param
+from .base import BuildContext, declare, param
 
 __all__ = [
     "hixson_crowell_remaining", "hixson_crowell_time_fraction", "critical_time_h", "recession_velocity",
@@ -326,6 +326,7 @@ def _dissolved_observables(states: list[str], excreted: str | None):
 
 
 # ---------------------------------------------------------------------- in vitro
+@declare(provides=("dissolution",))
 def medium_dissolution(ctx: BuildContext, pH: float = 4.5, medium: str = "artificial lysosomal fluid") -> Part:
     """Dissolution in a closed medium (in vitro): the Hixson–Crowell law exactly.
 
@@ -344,11 +345,11 @@ def medium_dissolution(ctx: BuildContext, pH: float = 4.5, medium: str = "artifi
                 _cube_root_law(_rate("pH_medium"), S("medium_particles"), S("dose"), m0_state=False), "Hixson–Crowell, m0 = dose")
     obs = _dissolved_observables(["medium_ions"], None) + [
         Observable("remaining", 100 * S("medium_particles") / S("dose"), "percent_ID", "undissolved NP mass")]
-    ctx.provided.add("dissolution")
     return Part("dissolution.medium_dissolution", states, tuple(params), (flux,), observables=tuple(obs))
 
 
 # ---------------------------------------------------------------------- whole body
+@declare(requires=("circulation",), provides=("dissolution",))
 def phagolysosomal_dissolution(ctx: BuildContext, organs=None, tumour: bool | None = None, extracellular: bool = True,
                                lysosome_release: bool = True) -> Part:
     """Dissolution in blood, tissue, endosomes and lysosomes; ions to plasma and urine.
@@ -368,8 +369,6 @@ def phagolysosomal_dissolution(ctx: BuildContext, organs=None, tumour: bool | No
         mechanism), into the compartment phagocytes release into (liver capillary
         blood, other organs' tissue, tumour interstitium).
     """
-    if "circulation" not in ctx.provided:
-        raise SpecError("dissolution.phagolysosomal_dissolution needs circulation.whole_body listed before it")
     organs = list(ctx.phagocyte_organs if organs is None else organs)
     missing = [o for o in organs if o not in ctx.phagocyte_organs]
     if missing:
@@ -422,7 +421,6 @@ def phagolysosomal_dissolution(ctx: BuildContext, organs=None, tumour: bool | No
                 Flux("dissolution_tumour_tissue", "tumour_tissue", "ions_blood", _rate("pH_tumour_interstitium") * S("tumour_tissue"),
                      "dissolution in the acidic tumour interstitium"),
             ]
-    ctx.provided.add("dissolution")
     # The ions follow their element's own fate (ION_FATES): retention in cells, urine or bile.
     return Part("dissolution.phagolysosomal_dissolution", tuple(states), tuple(params), tuple(fluxes), tuple(rules),
                 notes=("dissolution: lysosomes follow the cube-root law with their own m0; blood, tissue and endosomes "

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from ..errors import SpecError
 from ..parts import Assignment, Flux, Observable, Part, RateRule, State, symbol
-from .base import BuildContext, param
+from .base import BuildContext, declare, param
 
 __all__ = ["accelerated_blood_clearance"]
 
@@ -61,6 +61,7 @@ _ISHIDA2011 = "Ishida et al., Pharmaceutics 2011;3:1 (doi:10.3390/pharmaceutics3
 _DAMS2000 = "Dams et al., J Pharmacol Exp Ther 2000;292:1071"
 
 
+@declare(requires=("circulation",), provides=("immunity",))
 def accelerated_blood_clearance(ctx: BuildContext) -> Part:
     """Anti-PEG IgM induced by a PEGylated dose, clearing later PEG particles into Kupffer cells.
 
@@ -75,8 +76,6 @@ def accelerated_blood_clearance(ctx: BuildContext) -> Part:
         phagocytes (``phagocyte_organs`` of ``circulation.whole_body`` must include
         the liver).
     """
-    if "circulation" not in ctx.provided:
-        raise SpecError("immunity.accelerated_blood_clearance needs circulation.whole_body listed before it")
     if "liver" not in ctx.phagocyte_organs or "spleen" not in ctx.organs:
         raise SpecError("immunity.accelerated_blood_clearance needs a spleen and liver phagocytes: list 'spleen' in the "
                         "organs and 'liver' in the phagocyte_organs of circulation.whole_body")
@@ -127,7 +126,6 @@ def accelerated_blood_clearance(ctx: BuildContext) -> Part:
     fluxes = (Flux("abc_uptake_liver", "liver_capillary", "liver_phagocytes", S("k_ABC") * S("antiPEG_IgM") * S("liver_capillary"),
                    "k_ABC · I · A_liver,cap: Kupffer-cell uptake of IgM-opsonised particles"),)
     observables = (Observable("anti_PEG_IgM_titre", S("antiPEG_IgM"), "dimensionless", "anti-PEG IgM titre (fraction of maximal)"),)
-    ctx.provided.add("immunity")
     return Part("immunity.accelerated_blood_clearance", states, params, fluxes, rules, assignments, observables,
                 notes=("immunity: accelerated blood clearance of PEG particles by anti-PEG IgM (Dams 2000; Ishida 2006); "
                        "titre kinetics are assumptions in days, not fitted",))

@@ -240,7 +240,8 @@ def _particle_parameters(ctx: BuildContext):
     return params
 
 
-@declare(groups={"phagocytic uptake": ("Kmax", "K50", "n"), "phagocyte release": ("Krelease",)})  # nanopk.compare tests each group as one
+@declare(requires=("circulation", "corona"), provides=("phagocytic_uptake", "mps"),
+         groups={"phagocytic uptake": ("Kmax", "K50", "n"), "phagocyte release": ("Krelease",)})  # nanopk.compare tests each group as one
 def opsonisation_uptake(ctx: BuildContext, organs=("liver", "spleen", "kidney", "lung"),
                         capture_organs=("liver", "spleen"), tumour_exchange: str | None = None) -> Part:
     """Phagocytic uptake that follows opsonisation and saturates with particle number.
@@ -278,10 +279,6 @@ def opsonisation_uptake(ctx: BuildContext, organs=("liver", "spleen", "kidney", 
     ``opsonised`` (%ID) and ``mps_free_{organ}`` (the free fraction of each organ's
     phagocytic uptake).
     """
-    if "circulation" not in ctx.provided:
-        raise SpecError("mps.opsonisation_uptake attaches to the circulation: list circulation.whole_body before it")
-    if "corona" not in ctx.provided:
-        raise SpecError("mps.opsonisation_uptake reads the opsonin signal of the corona: list corona.blood_corona before it")
     missing = [o for o in tuple(organs) + tuple(capture_organs) if o not in ctx.phagocyte_organs]
     if missing:
         raise SpecError(f"mps.opsonisation_uptake: organ(s) {', '.join(sorted(set(missing)))} have no phagocytes "
@@ -380,8 +377,6 @@ def opsonisation_uptake(ctx: BuildContext, organs=("liver", "spleen", "kidney", 
                             "(list epr.* before it) or no tumour_exchange")
         fluxes.append(Flux("opsonised_extravasation_tumour", "blood_opsonised", "tumour_tissue", S(tumour_exchange) * c_ops,
                            "opsonised particles extravasate into the tumour interstitium (PS · C_ops)"))
-    ctx.provided.add("phagocytic_uptake")
-    ctx.provided.add("mps")
     return Part("mps.opsonisation_uptake", states, tuple(params), tuple(fluxes), assignments=tuple(assignments),
                 observables=tuple(observables),
                 notes=("phagocytic uptake: recognition follows the particle's opsonin signal (no time dependence); "

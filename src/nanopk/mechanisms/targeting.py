@@ -66,9 +66,8 @@ Sources
 """
 from __future__ import annotations
 
-from ..errors import SpecError
 from ..parts import Assignment, Flux, Part, State, symbol
-from .base import BuildContext, param
+from .base import BuildContext, declare, param
 
 __all__ = ["receptor_binding", "NMOL_PER_G_TO_M", "K_INTERNALISATION", "F_ACCESS"]
 
@@ -93,6 +92,7 @@ _SW2009 = "Schmidt & Wittrup, Mol Cancer Ther 2009;8:2861 (doi:10.1158/1535-7163
 _BERK1997 = "Berk et al., PNAS 1997;94:1785 (doi:10.1073/pnas.94.5.1785)"
 
 
+@declare(requires=("epr",), provides=("targeting",))
 def receptor_binding(ctx: BuildContext) -> Part:
     """Receptor binding and internalisation of actively targeted particles in the tumour.
 
@@ -115,9 +115,6 @@ def receptor_binding(ctx: BuildContext) -> Part:
     The ligand density ``sigma_ligand`` and affinity ``KD_ligand`` are parameters, not
     Particle fields: set them with ``params`` (a dataset rarely reports them).
     """
-    if "epr" not in ctx.provided:
-        raise SpecError("targeting.receptor_binding binds particles in the tumour interstitium: list epr.two_pore_tumour "
-                        "(or epr.lin_tumour) before it")
     particle = ctx.particle
     active = 1.0 if (particle is not None and particle.targeting == "active") else 0.0
     origin = (f"set from the Particle (targeting {particle.targeting!r})" if particle is not None
@@ -185,7 +182,6 @@ def receptor_binding(ctx: BuildContext) -> Part:
         Flux("receptor_internalisation_tumour", "tumour_bound", "tumour_cells", S("k_int_tumour") * S("tumour_bound"),
              "k_int · A_bound"),
     )
-    ctx.provided.add("targeting")
     if not active:
         # A passive particle gets the parameters (so that they are listed and the switch
         # is visible) but no state or flux: its model is exactly the model without the
