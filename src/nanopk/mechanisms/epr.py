@@ -222,9 +222,8 @@ def two_pore_permeability_expr(radius, small_pore, large_pore, small_pore_al, la
 
 
 # -- the tumour compartments -----------------------------------------------------------
-def _require_circulation(ctx: BuildContext, variant: str) -> None:
-    if "circulation" not in ctx.provided:
-        raise SpecError(f"epr.{variant} attaches the tumour to the circulation: list circulation.whole_body before it")
+def _refuse_tumour_organ(ctx: BuildContext, variant: str) -> None:
+    # The circulation itself is a declared requirement (checked before the variant runs).
     if "tumour" in ctx.organs:
         raise SpecError(
             f"epr.{variant} builds the tumour itself; remove 'tumour' from the organs of circulation.whole_body"
@@ -286,11 +285,11 @@ def _tumour_part(ctx: BuildContext, name: str, exchange, extra_params, extra_ass
                             "tumour lymph flow as a fraction of tumour blood flow"))
         fluxes.append(Flux("lymph_tumour", "tumour_tissue", "venous_blood", S("f_lymph_tumour") * S("Q_tumour") * c_tis,
                            "lymphatic drainage of the interstitium into venous blood"))
-    ctx.provided.add("epr")
     return Part(name, states, tuple(params), tuple(fluxes), assignments=tuple(assignments), notes=notes)
 
 
-@declare(groups={"tumour cell uptake": ("Kmax", "K50", "n", "Krelease"), "extravasation": ("PATC", "PAC", "P")})  # nanopk.compare tests each group as one
+@declare(requires=("circulation",), provides=("epr",),
+         groups={"tumour cell uptake": ("Kmax", "K50", "n", "Krelease"), "extravasation": ("PATC", "PAC", "P")})  # nanopk.compare tests each group as one
 def lin_tumour(ctx: BuildContext, lymphatic_drainage: bool = False) -> Part:
     """The Lin-lab tumour sub-model (Chou et al. 2023): ``PS = PATC · Q_tumour``.
 
@@ -315,7 +314,7 @@ def lin_tumour(ctx: BuildContext, lymphatic_drainage: bool = False) -> Part:
     per dataset from its sidecar's ``tumour.weight_g`` (or the same table default the
     data converter uses, with a warning), so model and data share one tumour mass.
     """
-    _require_circulation(ctx, "lin_tumour")
+    _refuse_tumour_organ(ctx, "lin_tumour")
     extra = [param("PATC_tumour", 0.003, "dimensionless", _NANO_TUMOR, (1e-6, 1.0),
                    "tumour permeability-surface area product as a fraction of tumour blood flow")]
     exchange = S("PATC_tumour") * S("Q_tumour")
@@ -323,7 +322,8 @@ def lin_tumour(ctx: BuildContext, lymphatic_drainage: bool = False) -> Part:
                         ("tumour: Lin-lab sub-model of Chou et al. 2023, PS = PATC · Q_tumour",))
 
 
-@declare(groups={"tumour cell uptake": ("Kmax", "K50", "n", "Krelease"), "extravasation": ("PATC", "PAC", "P")})  # nanopk.compare tests each group as one
+@declare(requires=("circulation",), provides=("epr",),
+         groups={"tumour cell uptake": ("Kmax", "K50", "n", "Krelease"), "extravasation": ("PATC", "PAC", "P")})  # nanopk.compare tests each group as one
 def two_pore_tumour(ctx: BuildContext, diameter_assignment: str | None = None, lymphatic_drainage: bool = True) -> Part:
     """Tumour with size-dependent extravasation from two-pore theory.
 
@@ -352,7 +352,7 @@ def two_pore_tumour(ctx: BuildContext, diameter_assignment: str | None = None, l
     medians, as in :func:`lin_tumour`.  ``S_V_tumour`` = 400 cm²/g is the tumour
     vascular surface density of Dogra et al. 2020 (40 mm²/mm³, tissue density 1 g/cm³).
     """
-    _require_circulation(ctx, "two_pore_tumour")
+    _refuse_tumour_organ(ctx, "two_pore_tumour")
     extra = [
         param("R_small_pore", SMALL_PORE_NM, "nm", _SW2009, (1.0, 20.0), "small-pore radius of tumour capillaries"),
         param("R_large_pore", LARGE_PORE_NM, "nm", _SW2009, (50.0, 2000.0), "large-pore radius of tumour capillaries"),
