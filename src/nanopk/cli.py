@@ -52,16 +52,16 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from .errors import NanopkError
 from .report import delivery_lines, fit_delivery, parse_params
 
 DEFAULT_TIMES = "1,4,24,168"
 
 
-def _parse_times(text: str) -> np.ndarray:
-    """``"1,4,24,168"`` or ``"0:168:50"`` (start:stop:count)."""
+def _parse_times(text: str):
+    """``"1,4,24,168"`` or ``"0:168:50"`` (start:stop:count) as an array of hours."""
+    import numpy as np  # not at the top: `nanopk --help` needs no NumPy
+
     try:
         if ":" in text:
             a, b, n = text.split(":")
@@ -133,6 +133,8 @@ def cmd_models(args):
 
 
 def cmd_simulate(args):
+    import numpy as np
+
     model = _load(args)
     times = _parse_times(args.times)
     t0 = time.perf_counter()
@@ -778,8 +780,7 @@ def _os_error(exc: OSError) -> str:
 def main(argv=None) -> int:
     """Run the command line; the exit status (0 ok, 1 ran but a fit failed, 2 bad input)."""
     args = build_parser().parse_args(argv)
-    from .data import DataWarning
-    from .fit import FitWarning
+    from .errors import DataWarning, FitWarning  # not from .data/.fit: those import pandas, pint and lmfit
 
     undo_logging = _configure_logging(args)
     try:

@@ -19,6 +19,8 @@ __all__ = [
     "SolverError",
     "ExportError",
     "BackendError",
+    "FitWarning",
+    "DataWarning",
     "suggest",
     "format_rows",
 ]
@@ -86,6 +88,17 @@ class ExportError(NanopkError, RuntimeError):
 
 class BackendError(NanopkError, RuntimeError):
     """A numerical backend cannot run here (no C compiler, a model libroadrunner cannot load ...)."""
+
+
+# The two warnings live here, not in nanopk.fit and nanopk.data (which re-export them), so
+# the command line can silence them without importing lmfit, pandas and pint first.
+class FitWarning(UserWarning):
+    """Something about a fit the user must know: rows left out, a parameter at a
+    bound, strongly correlated parameters, a singular covariance, no convergence."""
+
+
+class DataWarning(UserWarning):
+    """Rows of a dataset were left out of a computation (listed in the message)."""
 
 
 def suggest(name: str, valid: Iterable[str], n: int = 3) -> str:

@@ -30,16 +30,12 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, ModelError, format_rows
+from ..errors import DataError, DataWarning, ModelError, format_rows
 from .convert import classify_unit, dose_in_ug, needs_dose, needs_mass, percent_id_factor
 from .sidecar import PARTICLE_KEYS
 from .vocabulary import EXCRETA, canonical_tissue
 
 __all__ = ["Dataset", "DataWarning", "FitTable"]
-
-
-class DataWarning(UserWarning):
-    """Rows of a dataset were left out of a computation (listed in the message)."""
 
 
 class FitTable(NamedTuple):

@@ -60,18 +60,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import FitError
+from ..errors import FitError, FitWarning
 
 __all__ = ["FitData", "FitWarning", "coerce_datasets", "DOSE_FREE_RTOL"]
 
 #: Largest relative change of a %ID prediction between the ends of the dose range for a
 #: %ID dataset to be fitted without its dose (far below the 5 % σ floor of the fit).
 DOSE_FREE_RTOL = 0.01
-
-
-class FitWarning(UserWarning):
-    """Something about a fit the user must know: rows left out, a parameter at a
-    bound, strongly correlated parameters, a singular covariance, no convergence."""
 
 
 @dataclass
