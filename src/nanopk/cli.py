@@ -3,6 +3,7 @@
     nanopk models
     nanopk simulate MODEL [--param NAME=VALUE ...] [--particle ...] [--times ...] [--out sim.csv] [--json sim.json]
     nanopk fit DATASET --model MODEL [--vary A,B,...] [--json fit.json] [--plot fit.png]
+    nanopk fit --petab problem.yaml [--json fit.json] [--plot fit.png]
     nanopk compare DATASET_A DATASET_B --model MODEL [--vary ...] [--shared ...] [--param NAME=VALUE ...]
                    [--json cmp.json] [--plot cmp.png]
     nanopk export MODEL (--sbml out.xml | --c outdir/ | --json model.json | --FORMAT PATH of a registered exporter)
@@ -191,11 +192,17 @@ def cmd_fit(args):
     from .data.checks import check_fit_arguments
     from .fit import fit
 
-    check_fit_arguments(_vary(args), parse_params(args.param))  # --param and --vary naming one parameter: refuse
-    model = _load(args, fixed=True)
-    ds = read_dataset(args.dataset, sheet=args.sheet)
     t0 = time.perf_counter()
-    result = fit(model, ds, vary=_vary(args), multistart=args.multistart, jacobian=args.jacobian)
+    if args.petab:  # the PEtab problem is the model, the data and the likelihood
+        result = _fit_petab(args)
+    else:
+        if not args.dataset:
+            raise NanopkError("nanopk fit needs a DATASET (bundled name or CSV path) or --petab problem.yaml")
+        check_fit_arguments(_vary(args), parse_params(args.param))  # --param and --vary naming one parameter: refuse
+        model = _load(args, fixed=True)
+        ds = read_dataset(args.dataset, sheet=args.sheet)
+        t0 = time.perf_counter()
+        result = fit(model, ds, vary=_vary(args), multistart=args.multistart, jacobian=args.jacobian)
     if args.mcmc:  # posterior samples: delivery's intervals and the figures then use them
         result.mcmc(steps=args.mcmc, seed=0)
     wall = time.perf_counter() - t0
@@ -208,6 +215,24 @@ def cmd_fit(args):
     print(f"wall time {wall:.2f} s")
     _write_outputs(result, args)
     return _exit_status(result.success)
+
+
+def _fit_petab(args):
+    """``nanopk fit --petab problem.yaml``: the fit of a PEtab problem (nanopk.petab_import)."""
+    from .petab_import import fit_petab
+
+    given = [f"--{o}" for o in ("sheet", "vary", "param", "particle") if getattr(args, o, None)]
+    if args.dataset:
+        given.insert(0, f"DATASET {args.dataset!r}")
+    if args.model != "mouse_pbpk":
+        given.append(f"--model {args.model}")
+    if given:
+        raise NanopkError(f"--petab {args.petab}: the PEtab problem gives the model, the data and the varied parameters; "
+                          f"leave out {', '.join(given)} (edit the problem's tables instead)")
+    result = fit_petab(args.petab, multistart=args.multistart, jacobian=args.jacobian)
+    for note in result.petab_notes:
+        print(f"PEtab import: {note}")
+    return result
 
 
 def _exit_status(success: bool) -> int:
@@ -550,7 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("fit", help="fit a model to a dataset")
-    p.add_argument("dataset", help="bundled dataset name or path to a CSV (with its JSON sidecar)")
+    p.add_argument("dataset", nargs="?", help="bundled dataset name or path to a CSV (with its JSON sidecar)")
+    p.add_argument("--petab", metavar="PROBLEM.yaml", help="fit a PEtab problem instead (its SBML model, data and "
+                   "parameter table; needs the petab extra); without DATASET, --model, --vary, --param")
     model_args(p, positional=False)
     p.add_argument("--sheet", help="worksheet of an .xlsx dataset (name or 0-based index); needed when the workbook has several")
     p.add_argument("--vary", help="comma-separated parameter names")
