@@ -2,7 +2,7 @@
 
     nanopk models
     nanopk simulate MODEL [--param NAME=VALUE ...] [--particle ...] [--times ...] [--out sim.csv] [--json sim.json]
-    nanopk fit DATASET --model MODEL [--vary A,B,...] [--json fit.json] [--plot fit.png]
+    nanopk fit DATASET --model MODEL [--vary A,B,...] [--no-prior] [--json fit.json] [--plot fit.png]
     nanopk fit --petab problem.yaml [--json fit.json] [--plot fit.png]
     nanopk compare DATASET_A DATASET_B --model MODEL [--vary ...] [--shared ...] [--param NAME=VALUE ...]
                    [--json cmp.json] [--plot cmp.png]
@@ -202,7 +202,9 @@ def cmd_fit(args):
         model = _load(args, fixed=True)
         ds = read_dataset(args.dataset, sheet=args.sheet)
         t0 = time.perf_counter()
-        result = fit(model, ds, vary=_vary(args), multistart=args.multistart, jacobian=args.jacobian)
+        # Population priors on the varied parameters that have one (nanopk.fit.priors); --no-prior: maximum likelihood.
+        result = fit(model, ds, vary=_vary(args), multistart=args.multistart, jacobian=args.jacobian,
+                     priors=None if args.no_prior else "population")
     if args.mcmc:  # posterior samples: delivery's intervals and the figures then use them
         result.mcmc(steps=args.mcmc, seed=0)
     wall = time.perf_counter() - t0
@@ -589,6 +591,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jacobian", default="fd", choices=["fd", "sensitivity"],
                    help="fit gradients: finite differences on all cores (default) or exact forward "
                         "sensitivities (fewer model evaluations; compiles a sensitivity library once)")
+    p.add_argument("--no-prior", action="store_true",
+                   help="plain maximum-likelihood fit; by default the varied parameters that have a population prior "
+                        "(the tumour parameters, from the Nano-Tumor Database fits) get it, and the report shows each "
+                        "prior, estimate and shrinkage")
     p.add_argument("--json")
     p.add_argument("--plot", metavar="PATH", help="write the fit figure at PATH and its goodness-of-fit panels (and "
                    "profiles, when computed) beside it, as PATH-gof.EXT, PATH-profiles.EXT; PNG, SVG or PDF by the suffix")

@@ -109,6 +109,12 @@ class JointObjective(DerivedMembers):
         self.weighting = _common(per_dataset("weighting"))
         self.error_params = _common(per_dataset("error_params"))
         self.check_notes = [n for p in parts for n in getattr(p, "check_notes", [])]
+        # Which priors the parts applied (nanopk.fit.priors): one kind when they agree.
+        infos = [getattr(p, "prior_info", None) or {"kind": "given" if p.priors else "none"} for p in parts]
+        kinds = {i["kind"] for i in infos}
+        self.prior_info = {"kind": kinds.pop() if len(kinds) == 1 else "given",
+                           "without": {n: w for i in infos for n, w in i.get("without", {}).items()},
+                           "sources": {n: w for i in infos for n, w in i.get("sources", {}).items()}}
         self.n_data = sum(p.n_data for p in parts)
         self.n_residuals = self.n_data + self.n_priors
         self.n_calls = 0
