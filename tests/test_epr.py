@@ -236,3 +236,34 @@ def test_hindrance_polynomial_slope_is_sympys_derivative(lam):
     x = sp.Symbol("x")
     exact = float(sp.diff(epr._poly(x), x).subs(x, lam))
     assert epr._poly_slope(lam) == pytest.approx(exact, rel=1e-12, abs=1e-15)
+
+
+# -- tumour-cell uptake follows the particle, not the clock (issue 19) -------------------
+@pytest.mark.parametrize("cell_uptake, same", [("first_order", True), ("hill_time", False)])
+def test_two_pore_tumour_uptake_of_a_late_dose_is_the_uptake_of_an_early_one(cell_uptake, same):
+    """In a body without clock-driven parts, a single bolus at 168 h gives the tumour the same
+    curve as one at 0 h (to 1e-6 of the peak) with first-order cell uptake; the Lin-lab Hill in time does not (its uptake is
+    already at its plateau at 168 h, so the late dose's tumour-cell amount at 24 h after it is
+    more than 1.5× the early dose's)."""
+    from nanopk.dosing import Bolus
+
+    ctx = BuildContext(species="mouse", particle=nanopk.Particle(material="Au", core_diameter_nm=15.0))
+    parts = [whole_body(ctx), urinary_excretion(ctx), biliary_excretion(ctx),  # no Hill-in-time MPS either
+             epr.two_pore_tumour(ctx, cell_uptake=cell_uptake),
+             Part("dosing", parameters=(Parameter("dose", 17.0, "ug", "0.85 mg/kg × 20 g, Cho et al. 2010"),))]
+    model = Model("mouse_epr_clock_test", parts, "venous_blood").validate()
+    tau = np.array([0.5, 2.0, 8.0, 24.0, 72.0])
+    early = model.simulate(list(tau), dose=[Bolus(17.0)], states=True)
+    late = model.simulate(list(168.0 + tau), dose=[Bolus(17.0, 168.0)], states=True)
+    a, b = early["tumour"].to_numpy(), late["tumour"].to_numpy()
+    cells_a, cells_b = early["state:tumour_cells"].to_numpy(), late["state:tumour_cells"].to_numpy()
+    if same:
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6 * a.max())
+    else:
+        assert cells_b[3] > 1.5 * cells_a[3], (cells_a, cells_b)
+
+
+def test_two_pore_tumour_refuses_an_unknown_cell_uptake_form():
+    """A misspelt form is refused with the valid choices."""
+    with pytest.raises(SpecError, match=r"cell_uptake must be one of hill_time, first_order \(got 'hill'\)"):
+        _mouse_with(epr.two_pore_tumour, cell_uptake="hill")

@@ -11,9 +11,11 @@ interstitium (tissue) and tumour cells::
            K_up(t)·A_tis     ▼  │   K_release·A_cells
                           tumour_cells
 
-    K_up(t) = Kmax · (t/K50)^n / (1 + (t/K50)^n)          (Hill, as for the RES)
+    K_up(t) = Kmax · (t/K50)^n / (1 + (t/K50)^n)          (lin_tumour: Hill in time, as for the RES)
+    K_up    = Kmax                                        (two_pore_tumour: first order, no clock)
 
-Two variants differ only in the permeability-surface area product ``PS`` (L/h):
+Two variants differ in the permeability-surface area product ``PS`` (L/h) and in the
+default form of tumour-cell uptake:
 
 - :func:`lin_tumour` — the Lin-lab tumour sub-model of Chou et al. 2023 exactly,
   ``PS = PATC · Q_T``, with parameters named for the Nano-Tumor meta-analysis
@@ -245,18 +247,31 @@ def _tumour_physiology(ctx: BuildContext):
     ]
 
 
+#: Tumour-cell uptake forms: the Lin-lab Hill in the time since the (first) dose, or
+#: first-order in the interstitial amount (the particle's state, no clock).
+CELL_UPTAKE = ("hill_time", "first_order")
+
+
 def _tumour_part(ctx: BuildContext, name: str, exchange, extra_params, extra_assignments, lymphatic_drainage: bool,
-                 notes: tuple[str, ...]) -> Part:
+                 notes: tuple[str, ...], cell_uptake: str = "hill_time") -> Part:
     """States, flows, exchange through ``exchange`` (L/h), cellular uptake and lymph."""
+    if cell_uptake not in CELL_UPTAKE:
+        raise SpecError(f"{name}: cell_uptake must be one of {', '.join(CELL_UPTAKE)} (got {cell_uptake!r})")
     kmax, k50, n, krel = 0.29, 12.0, 1.9, 0.097
     params = _tumour_physiology(ctx) + list(extra_params) + [
         param("P_tumour", 0.08, "dimensionless", _NANO_TUMOR, (1e-4, 10.0), "tumour tissue:blood distribution coefficient"),
-        param("Kmax_tumour", kmax, "1/h", _NANO_TUMOR, (0.0, 30.0), "maximal uptake rate into tumour cells"),
-        param("K50_tumour", k50, "h", _NANO_TUMOR, (0.01, 200.0), "time to half-maximal tumour-cell uptake"),
-        param("n_tumour", n, "dimensionless", _NANO_TUMOR + " (1.925 rounded as in SCIENCE.md)", (0.1, 10.0),
-              "Hill coefficient of tumour-cell uptake"),
-        param("Krelease_tumour", krel, "1/h", _NANO_TUMOR, (0.0, 15.0), "release rate from tumour cells"),
+        param("Kmax_tumour", kmax, "1/h", _NANO_TUMOR + ("" if cell_uptake == "hill_time" else
+                                                          " (the plateau of the Hill, used as a first-order rate)"),
+              (0.0, 30.0), "maximal uptake rate into tumour cells" if cell_uptake == "hill_time"
+              else "first-order uptake rate of interstitial particles into tumour cells"),
     ]
+    if cell_uptake == "hill_time":
+        params += [
+            param("K50_tumour", k50, "h", _NANO_TUMOR, (0.01, 200.0), "time to half-maximal tumour-cell uptake"),
+            param("n_tumour", n, "dimensionless", _NANO_TUMOR + " (1.925 rounded as in SCIENCE.md)", (0.1, 10.0),
+                  "Hill coefficient of tumour-cell uptake"),
+        ]
+    params.append(param("Krelease_tumour", krel, "1/h", _NANO_TUMOR, (0.0, 15.0), "release rate from tumour cells"))
     assignments = [
         Assignment("Q_tumour", S("Q_C") * S("f_Q_tumour"), "L/h", "tumour blood flow"),
         Assignment("V_tumour", S("f_V_tumour") * S("BW") / S("rho_tissue"), "L", "tumour volume"),
@@ -271,13 +286,14 @@ def _tumour_part(ctx: BuildContext, name: str, exchange, extra_params, extra_ass
     c_art = S("arterial_blood") / S("V_arterial")
     c_cap = S("tumour_capillary") / S("V_tumour_capillary")
     c_tis = S("tumour_tissue") / S("V_tumour_tissue")
-    k_up = hill(S("Kmax_tumour"), S("K50_tumour"), S("n_tumour"))
+    k_up = hill(S("Kmax_tumour"), S("K50_tumour"), S("n_tumour")) if cell_uptake == "hill_time" else S("Kmax_tumour")
     fluxes = [
         Flux("arterial_to_tumour", "arterial_blood", "tumour_capillary", S("Q_tumour") * c_art, "arterial supply of the tumour"),
         Flux("tumour_to_venous", "tumour_capillary", "venous_blood", S("Q_tumour") * c_cap, "venous return from the tumour"),
         Flux("extravasation_tumour", "tumour_capillary", "tumour_tissue", exchange * c_cap, "PS · C_cap"),
         Flux("reabsorption_tumour", "tumour_tissue", "tumour_capillary", exchange * c_tis / S("P_tumour"), "PS · C_tis / P_T"),
-        Flux("uptake_tumour_cells", "tumour_tissue", "tumour_cells", k_up * S("tumour_tissue"), "Hill uptake into tumour cells"),
+        Flux("uptake_tumour_cells", "tumour_tissue", "tumour_cells", k_up * S("tumour_tissue"),
+             "Hill uptake into tumour cells" if cell_uptake == "hill_time" else "first-order uptake into tumour cells"),
         Flux("release_tumour_cells", "tumour_cells", "tumour_tissue", S("Krelease_tumour") * S("tumour_cells"), "first-order release"),
     ]
     if lymphatic_drainage:
@@ -324,7 +340,8 @@ def lin_tumour(ctx: BuildContext, lymphatic_drainage: bool = False) -> Part:
 
 @declare(requires=("circulation",), provides=("epr",),
          groups={"tumour cell uptake": ("Kmax", "K50", "n", "Krelease"), "extravasation": ("PATC", "PAC", "P")})  # nanopk.compare tests each group as one
-def two_pore_tumour(ctx: BuildContext, diameter_assignment: str | None = None, lymphatic_drainage: bool = True) -> Part:
+def two_pore_tumour(ctx: BuildContext, diameter_assignment: str | None = None, lymphatic_drainage: bool = True,
+                    cell_uptake: str = "first_order") -> Part:
     """Tumour with size-dependent extravasation from two-pore theory.
 
         PS = 3600 · P(d_h/2) · S_V · m_T          (L/h; P in cm/s, S_V in cm²/g, m_T in kg)
@@ -345,11 +362,18 @@ def two_pore_tumour(ctx: BuildContext, diameter_assignment: str | None = None, l
         Drain the interstitium to venous blood at ``f_lymph_tumour · Q_tumour``
         (default on; the Shah & Betts normal-tissue lymph flow, an upper bound for a
         tumour).
+    cell_uptake : {"first_order", "hill_time"}
+        ``"first_order"`` (default): interstitial particles enter tumour cells at
+        ``Kmax_tumour · A_tis`` — uptake follows the particle's state, so a dose at
+        168 h is taken up like one at 0 h.  ``"hill_time"``: the Lin-lab
+        ``K_up(t) = Kmax·tⁿ/(K50ⁿ + tⁿ)`` in the time since the start of the
+        simulation, as :func:`lin_tumour`.
 
     Notes
     -----
     Cellular uptake, release and the distribution coefficient use the Nano-Tumor
-    medians, as in :func:`lin_tumour`.  ``S_V_tumour`` = 400 cm²/g is the tumour
+    medians, as in :func:`lin_tumour`; with first-order uptake ``Kmax_tumour`` is the
+    Hill's plateau (0.29 /h), the rate the Lin-lab model reaches once ``t ≫ K50``.  ``S_V_tumour`` = 400 cm²/g is the tumour
     vascular surface density of Dogra et al. 2020 (40 mm²/mm³, tissue density 1 g/cm³).
     """
     _refuse_tumour_organ(ctx, "two_pore_tumour")
@@ -376,5 +400,6 @@ def two_pore_tumour(ctx: BuildContext, diameter_assignment: str | None = None, l
                    "L/h", "tumour permeability-surface area product"),
     ]
     return _tumour_part(ctx, "epr.two_pore_tumour", S("PS_tumour"), extra, assignments, lymphatic_drainage,
-                        (f"tumour: two-pore permeability ({_SW2009}); H(λ) bridged by a C¹ cubic on 0.6 ≤ λ < 0.9",))
+                        (f"tumour: two-pore permeability ({_SW2009}); H(λ) bridged by a C¹ cubic on 0.6 ≤ λ < 0.9",
+                         f"tumour-cell uptake: {cell_uptake.replace('_', '-')}"), cell_uptake=cell_uptake)
 
