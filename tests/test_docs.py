@@ -53,3 +53,21 @@ def test_tutorial_and_readme_are_pages(site):
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     first_section = next(line[3:] for line in readme.splitlines() if line.startswith("## "))
     assert first_section in (out / "readme.html").read_text(encoding="utf-8")
+
+
+def test_concepts_page_has_the_data_flow_picture_and_the_stages(site):
+    """The concepts page shows the hand-written SVG (copied into the site) and names each stage's module."""
+    _, out = site
+    page = (out / "concepts.html").read_text(encoding="utf-8")
+    assert "dataflow.svg" in page and (out / "_images" / "dataflow.svg").exists()
+    for module in ("particle.py", "mechanisms/", "model.py", "compile.py", "backends/", "fit/", "delivery.py", "lloq"):
+        assert module in page, module
+
+
+def test_every_tutorial_is_a_page_of_the_site(site):
+    """The five tutorials that tests/test_tutorials.py runs are pages, linked from the tutorials' index."""
+    _, out = site
+    index = (out / "tutorials" / "index.html").read_text(encoding="utf-8")
+    for name in ("fit_your_data", "compare_coatings", "design_a_particle", "embed", "own_mechanism"):
+        assert (out / "tutorials" / f"{name}.html").exists(), name
+        assert f"{name}.html" in index, name
