@@ -177,7 +177,8 @@ def test_third_party_michaelis_menten_model_matches_libroadrunner():
      + mathml("<apply><gt/><csymbol encoding='text' definitionURL='http://www.sbml.org/sbml/symbols/time'>t</csymbol><cn>24</cn></apply>")
      + '</trigger><listOfEventAssignments><eventAssignment variable="A1">' + mathml("<cn>100</cn>")
      + "</eventAssignment></listOfEventAssignments></event></listOfEvents>", None,
-     r"event 'redose': nanopk has no events; give a dose as the dose target's initial amount"),
+     r"event 'redose' sets 'A1' = '100', not A1 plus a positive amount; nanopk imports as a dose only an event with "
+     r"trigger `time >= T`"),
     ('<listOfRules><algebraicRule>' + mathml("<apply><minus/><ci>k10</ci><ci>k21</ci></apply>") + "</algebraicRule></listOfRules>",
      None, r"algebraic rule #1: nanopk integrates ODEs; supported are assignment rules and rate rules on parameters"),
     ("", '<reaction id="dimer" reversible="false"><listOfReactants><speciesReference species="A1" stoichiometry="2" constant="true"/>'
@@ -194,7 +195,7 @@ def test_third_party_michaelis_menten_model_matches_libroadrunner():
      r"the kinetic law of reaction 'lagged' uses delay\(\); nanopk integrates ODEs without delays"),
 ])
 def test_unsupported_constructs_are_refused_by_id(extra, reactions, match):
-    """Events, algebraic rules, stoichiometry ≠ 1, synthesis and delays: an SBMLImportError naming the element and what is supported."""
+    """An event that is not a bolus, algebraic rules, stoichiometry ≠ 1, synthesis and delays: an SBMLImportError naming the element and what is supported."""
     with pytest.raises(SBMLImportError, match=match) as info:
         import_sbml(linear_two_compartment(extra, reactions))
     assert isinstance(info.value, NanopkError) and isinstance(info.value, ModelError)
@@ -229,3 +230,18 @@ def test_unnamed_unit_multiplier_and_missing_file_are_refused(tmp_path):
         import_sbml(tmp_path / "nope.xml")
     with pytest.raises(SBMLImportError, match=r"SBML text is not valid SBML"):
         import_sbml("<sbml>not sbml</sbml>")
+
+
+def test_unit_factors_split_between_multiplier_and_scale():
+    """µg as multiplier 1e-6 and 1/h as multiplier 3.6, scale 3 (Antimony's spelling) read as µg and 1/h: same model, same trajectories (1e-12)."""
+    text = (linear_two_compartment()
+            .replace('<unitDefinition id="ug"><listOfUnits><unit kind="gram" exponent="1" scale="-6" multiplier="1"/>',
+                     '<unitDefinition id="ug"><listOfUnits><unit kind="gram" exponent="1" scale="0" multiplier="1e-6"/>')
+            .replace('<unitDefinition id="per_h"><listOfUnits><unit kind="second" exponent="-1" scale="0" multiplier="3600"/>',
+                     '<unitDefinition id="per_h"><listOfUnits><unit kind="second" exponent="-1" scale="3" multiplier="3.6"/>'))
+    assert 'multiplier="1e-6"' in text and 'scale="3" multiplier="3.6"' in text
+    model, reference = import_sbml(text), import_sbml(linear_two_compartment())
+    assert model.parameters["k10"].unit == reference.parameters["k10"].unit
+    assert model.parameters["dose"].value == 100.0
+    np.testing.assert_allclose(model.simulate(TIMES, **TIGHT).to_numpy(), reference.simulate(TIMES, **TIGHT).to_numpy(),
+                               rtol=1e-12)

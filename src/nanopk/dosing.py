@@ -154,7 +154,14 @@ class Dosing:
         """
         index = model._parameter_index()
         if dose is None:
-            return cls([Bolus(float(p[index[DOSE]]))])
+            total = float(p[index[DOSE]])
+            # A model whose doses are part of it (SBML events, nanopk.import_sbml) keeps its schedule,
+            # scaled so that the regimen's total is the `dose` parameter.
+            schedule = model.metadata.get("dosing")
+            if schedule:
+                whole = sum(float(b["amount_ug"]) for b in schedule)
+                return cls([Bolus(total * float(b["amount_ug"]) / whole, float(b["time_h"])) for b in schedule])
+            return cls([Bolus(total)])
         bw = float(p[index["BW"]]) if "BW" in index else None
         if isinstance(dose, Dosing):
             return dose

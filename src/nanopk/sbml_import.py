@@ -16,10 +16,23 @@ rate rule on a parameter                    non-mass state (``auxiliary``) + rat
 initial assignment of a constant parameter  assignment (the same value at every time)
 function definitions                        expanded in place (libsbml's converter)
 the species with an initial amount          the dose target; its amount the default dose
+event ``time >= T``: ``S = S + AMOUNT``     a bolus of AMOUNT into S at T (S the dose
+                                            target); the model's ``metadata["dosing"]``
 ==========================================  =============================================
 
+Doses from events.  An event whose trigger is a fixed time (``time >= T`` or
+``time > T``, T > 0 a number or a constant parameter), without delay, with the one
+assignment ``S = S + AMOUNT`` (a number or constant parameter; for a species in
+concentration, times its compartment's size) is a bolus.  The initial amount and these
+boluses are the model's regimen: ``dose`` is their total (so %ID is of everything
+given), ``model.metadata["dosing"]`` lists them (``time_h``, ``amount_ug``,
+``source``), and a simulation without an explicit ``dose=`` gives them
+(:meth:`nanopk.dosing.Dosing.coerce`, scaled when ``dose`` is changed); an explicit
+``dose=`` replaces the regimen, and a fit simulates each dataset with its own dose.
+
 Units are translated from the ``unitDefinition`` elements (SI prefixes, hours,
-minutes, days; a unit that names a pint unit is taken by its name).  nanopk's time is
+minutes, days, whether a tool writes the factor as ``multiplier`` or ``scale`` or both,
+as Antimony's 3.6·10³ s; a unit that names a pint unit is taken by its name).  nanopk's time is
 hours and its mass states are µg: a model in minutes, or in mg, is rescaled on import
 (every rate multiplied by the conversion factor; ``time`` replaced by the hours
 times the factor; a species symbol by its µg amount divided by the factor, and by its
@@ -33,9 +46,9 @@ nanopk's own and are recreated, not imported; observables ``obs_NAME`` that nano
 derive itself become declared observables.
 
 Refused, with a :class:`SBMLImportError` that names the element's id and says what is
-supported: events, delays, algebraic rules, rules on species, reactions that are not a
-one-to-one transfer of mass (stoichiometry other than 1, several reactants or products,
-synthesis from nothing), species in a unit that is not a mass (nanopk's states are
+supported: events other than the boluses above, delays, algebraic rules, rules on
+species, reactions that are not a one-to-one transfer of mass (stoichiometry other
+than 1, several reactants or products, synthesis from nothing), species in a unit that is not a mass (nanopk's states are
 particle masses), several species with an initial amount (nanopk gives one dose), an
 id nanopk reserves (``dose``, ``infusion_rate``, ``depot``, ``t``), and units it
 cannot translate.  Nothing is dropped silently.
@@ -108,10 +121,16 @@ class _Units:
         name = _KINDS[kind]
         mult, scale, exp = u.getMultiplier(), u.getScale(), u.getExponent()
         quantity = self.Q_(mult * 10.0 ** scale, self.parse(name)) ** exp
-        if name == "second" and mult != 1.0 and float(mult) in _TIME_MULT and scale == 0:
-            base = _TIME_MULT[float(mult)]
-        elif mult == 1.0 and scale in _PREFIX and not (name == "dimensionless" and scale != 0):
-            base = name if name in ("dimensionless", "kilogram") and scale == 0 else _PREFIX[scale] + name
+        # Tools split the factor differently (an hour is multiplier 3600, or 3.6 with scale 3 as
+        # Antimony writes it; a µg scale -6, or multiplier 1e-6): read the product.
+        total = float(mult) * 10.0 ** scale
+        decade = round(math.log10(total)) if total > 0 else None
+        time_name = next((v for k, v in _TIME_MULT.items() if math.isclose(total, k, rel_tol=1e-12)), None)
+        if name == "second" and time_name is not None:
+            base = time_name
+        elif decade in _PREFIX and math.isclose(total, 10.0 ** decade, rel_tol=1e-12) \
+                and not (name == "dimensionless" and decade != 0):
+            base = name if name in ("dimensionless", "kilogram") and decade == 0 else _PREFIX[decade] + name
         else:
             return quantity, None
         return quantity, (base if exp == 1 else f"{base}**{exp:g}")
@@ -282,6 +301,68 @@ def _read(source):
     return doc, label
 
 
+def _constant_value(node, sm, L):
+    """The number ``node`` is: a literal, or a constant parameter with a value and no rule (None otherwise)."""
+    if node is None:
+        return None
+    if node.isNumber():
+        return float(node.getValue())
+    if node.isName():
+        p = sm.getParameter(node.getName())
+        if (p is not None and p.getConstant() and p.isSetValue() and sm.getInitialAssignment(p.getId()) is None
+                and sm.getRule(p.getId()) is None):
+            return float(p.getValue())
+    if node.getType() == L.AST_MINUS and node.getNumChildren() == 1:
+        inner = _constant_value(node.getChild(0), sm, L)
+        return None if inner is None else -inner
+    return None
+
+
+def _event_bolus(e, what, sm, L, species_factor, compartments, per_hour, refuse):
+    """``(species, time h, amount µg, event id)`` of an event that is a bolus; refuses any other event."""
+    eid = e.getId() or what
+    supported = ("; nanopk imports as a dose only an event with trigger `time >= T` (or `time > T`), T > 0 a number or "
+                 "constant parameter, no delay, and one assignment `S = S + AMOUNT` to a mass species")
+    trigger = e.getTrigger().getMath() if e.isSetTrigger() else None
+    kids = [trigger.getChild(k) for k in range(trigger.getNumChildren())] if trigger is not None else []
+    if trigger is None or trigger.getType() not in (L.AST_RELATIONAL_GEQ, L.AST_RELATIONAL_GT) or len(kids) != 2 \
+            or kids[0].getType() != L.AST_NAME_TIME:
+        text = L.formulaToL3String(trigger) if trigger is not None else "none"
+        refuse(f"{what}: the trigger {text!r} is not a fixed time{supported}")
+        return None
+    t0 = _constant_value(kids[1], sm, L)
+    if t0 is None or not math.isfinite(t0) or t0 <= 0:
+        refuse(f"{what}: the trigger time {L.formulaToL3String(kids[1])!r} is not a number > 0 (a dose at time 0 is the "
+               f"species' initial amount){supported}")
+        return None
+    if e.isSetDelay() and _constant_value(e.getDelay().getMath(), sm, L) != 0.0:
+        refuse(f"{what} has a delay{supported}")
+        return None
+    if e.getNumEventAssignments() != 1:
+        refuse(f"{what} has {e.getNumEventAssignments()} assignments{supported}")
+        return None
+    ea = e.getEventAssignment(0)
+    sid, node = ea.getVariable(), ea.getMath()
+    text = L.formulaToL3String(node) if node is not None else ""
+    if sid not in species_factor:
+        refuse(f"{what} assigns {sid!r}, which is not a mass species nanopk imported{supported}")
+        return None
+    terms = [node.getChild(k) for k in range(node.getNumChildren())] if node is not None and node.getType() == L.AST_PLUS else []
+    names = [k for k, t in enumerate(terms) if t.isName() and t.getName() == sid]
+    amount = _constant_value(terms[1 - names[0]], sm, L) if len(terms) == 2 and len(names) == 1 else None
+    if amount is None or not math.isfinite(amount) or amount <= 0:
+        refuse(f"{what} sets {sid!r} = {text!r}, not {sid} plus a positive amount{supported}")
+        return None
+    s = sm.getSpecies(sid)
+    if not s.getHasOnlySubstanceUnits():  # the assignment is to the concentration: times the compartment's size
+        c = compartments.get(s.getCompartment())
+        if c is None or not c.getConstant() or not c.isSetSize() or sm.getRule(c.getId()) is not None:
+            refuse(f"{what} adds a concentration to {sid!r}, whose compartment has no constant size to make it an amount")
+            return None
+        amount *= c.getSize()
+    return sid, t0 / per_hour, amount * species_factor[sid], eid
+
+
 def import_sbml(source, *, name: str | None = None, dose_target: str | None = None) -> "Model":  # noqa: F821
     """Load an SBML model as a nanopk :class:`~nanopk.Model`.
 
@@ -333,10 +414,6 @@ def import_sbml(source, *, name: str | None = None, dose_target: str | None = No
     def refuse(what: str):
         problems.append(what)
 
-    for i in range(sm.getNumEvents()):
-        e = sm.getEvent(i)
-        refuse(f"event {e.getId() or f'#{i + 1}'!r}: nanopk has no events; give a dose as the dose target's initial amount "
-               "(and later doses as simulate(dose=nanopk.Dosing([...])))")
     for i in range(sm.getNumConstraints()):
         refuse(f"constraint #{i + 1}: nanopk does not import SBML constraints")
     for i in range(sm.getNumRules()):
@@ -427,6 +504,14 @@ def import_sbml(source, *, name: str | None = None, dose_target: str | None = No
         names[INFUSION_RATE] = symbol(INFUSION_RATE)
     math_of = _Math(L, names, TIME * per_hour)
 
+    # Events that add an amount to a species at a fixed time are boluses; any other is refused by id.
+    boluses = []  # (species, time h, amount µg, event id)
+    for i in range(sm.getNumEvents()):
+        e = sm.getEvent(i)
+        dose = _event_bolus(e, f"event {e.getId() or f'#{i + 1}'!r}", sm, L, species_factor, compartments, per_hour, refuse)
+        if dose is not None:
+            boluses.append(dose)
+
     # The dose target: nanopk's export initialises it to `dose`; otherwise the one species with an amount.
     if dose_target is None:
         if own:
@@ -434,6 +519,8 @@ def import_sbml(source, *, name: str | None = None, dose_target: str | None = No
                                 and L.formulaToL3String(ia.getMath()).strip() == DOSE), None)
         else:
             loaded = [sid for sid, v in initial_ug.items() if v != 0]
+            if not loaded:  # every dose is an event: they name the target
+                loaded = list(dict.fromkeys(b[0] for b in boluses if b[0] in species_factor))
             if len(loaded) > 1:
                 refuse(f"species {', '.join(map(repr, loaded))} all have an initial amount; nanopk gives one dose into "
                        "one species: pass dose_target= and set the others' initial amounts to 0")
@@ -444,6 +531,10 @@ def import_sbml(source, *, name: str | None = None, dose_target: str | None = No
         from .errors import suggest
 
         refuse(f"dose_target {dose_target!r} is not a species nanopk imported{suggest(dose_target, species_factor)}")
+    for sid, _, _, eid in boluses:
+        if dose_target is not None and sid != dose_target:
+            refuse(f"event {eid!r} doses species {sid!r}, not the dose target {dose_target!r}; nanopk gives every dose "
+                   "into one species")
     for sid, v in initial_ug.items():
         if v != 0 and sid != dose_target and not own:
             refuse(f"species {sid!r} has an initial amount {v:g} µg but is not the dose target {dose_target!r}; nanopk's "
@@ -598,15 +689,23 @@ def import_sbml(source, *, name: str | None = None, dose_target: str | None = No
                 continue
             expr = math_of(rules[oid].getMath(), f"the assignment rule of observable {oid!r}")
             observables.append(Observable(oname, expr, units.pint(p.getUnits()) or "percent_ID", ""))
+    metadata = {"reference": f"imported from SBML: {label}"}
     if not own and dose_target is not None:
-        parameters.append(Parameter(DOSE, initial_ug[dose_target], "ug",
-                                    f"initial amount of species {dose_target!r} in {label}", (1e-12, math.inf),
+        schedule = ([{"time_h": 0.0, "amount_ug": initial_ug[dose_target], "source": f"initial amount of {dose_target!r}"}]
+                    if initial_ug[dose_target] else [])
+        schedule += [{"time_h": t, "amount_ug": a, "source": f"SBML event {eid!r}"} for _, t, a, eid in boluses]
+        total = sum(b["amount_ug"] for b in schedule)
+        where = (f"initial amount of species {dose_target!r}" if len(schedule) == 1 and not boluses
+                 else f"total of the initial amount of {dose_target!r} and {len(boluses)} event bolus(es)")
+        parameters.append(Parameter(DOSE, total, "ug", f"{where} in {label}", (1e-12, math.inf),
                                     "total administered mass; %ID is relative to it"))
+        if boluses:
+            # The regimen of a run without an explicit dose (nanopk.dosing.Dosing.coerce), scaled to `dose`.
+            metadata["dosing"] = schedule
     part = Part("sbml", tuple(states), tuple(parameters), tuple(fluxes), tuple(rate_rules), tuple(assignments),
                 tuple(observables), notes=(f"imported from SBML: {label}",))
     notes_text = ""
-    model = Model(name or sm.getId() or "sbml_model", [part], dose_target, notes_text or sm.getName() or "",
-                  {"reference": f"imported from SBML: {label}"})
+    model = Model(name or sm.getId() or "sbml_model", [part], dose_target, notes_text or sm.getName() or "", metadata)
     try:
         model.validate()
     except ModelError as exc:
