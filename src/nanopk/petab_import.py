@@ -459,10 +459,8 @@ def _parameters(params, path, model, per_condition, conditions, notes):
             varied.append(column)
     unused = [pid for column, ids in per_condition.items() for pid in ids.values() if pid not in seen]
     if unused:
-        from .errors import suggest as _suggest
-
         raise PetabImportError(f"{path.name}: parameter(s) {', '.join(map(repr, unused))} of the condition table are not "
-                               f"in the parameter table{_suggest(unused[0], seen)}", str(path), "parameterId")
+                               f"in the parameter table{suggest(unused[0], seen)}", str(path), "parameterId")
     if not varied:
         rows = [int(r) for r in params["_row"]]
         raise PetabImportError(f"{_where(path, 'estimate', rows)}: no parameter is estimated (estimate = 1); there is "
@@ -556,7 +554,7 @@ def fit_petab(yaml_path, **options):
 
     Examples
     --------
-    >>> result = nanopk.petab_import.fit_petab("problem.yaml")  # doctest: +SKIP
+    >>> result = nanopk.fit_petab("problem.yaml")  # doctest: +SKIP
     """
     from .errors import FitError
 
