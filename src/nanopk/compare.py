@@ -70,7 +70,8 @@ import pandas as pd
 from .errors import FitError, ModelError, suggest
 from .fit.uncertainty import Z95
 
-__all__ = ["compare", "Comparison", "default_parameter_groups", "observed_kinetics", "terminal_slope", "same_data"]
+__all__ = ["compare", "Comparison", "ratio_profile", "default_parameter_groups", "observed_kinetics", "terminal_slope",
+           "same_data"]
 
 #: Below this fraction of points within 2-fold (the customary PBPK acceptance, see
 #: :mod:`nanopk.fit.metrics`) a group's fit is flagged as poor in the summary.
