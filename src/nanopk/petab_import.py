@@ -232,17 +232,17 @@ _COMBINED = re.compile(r"^sqrt\(noiseParameter1_(\w+)\^2\+\(([-+0-9.eE]+)\*(\w+)
 def _observables(obs, path, model, notes):
     """``{observableId: (model observable, σ factor, numeric σ or None)}``, the error model, the combined ``b``."""
     out, transforms, props = {}, {}, {}
-    names = [n for n in model.observables if n != "total"]
+    names = [n for n in model.observable_names if n != "total"]
     for _, row in obs.iterrows():
         oid, r = str(row["observableId"]).strip(), int(row["_row"])
         formula = str(row["observableFormula"]).strip()
-        target = formula[4:] if formula.startswith("obs_") and formula[4:] in model.observables else formula
-        if target not in model.observables:
+        target = formula[4:] if formula.startswith("obs_") and formula[4:] in model.observable_names else formula
+        if target not in model.observable_names:
             raise PetabImportError(
                 f"{_where(path, 'observableFormula', [r])}: {formula!r} is not an observable of model {model.name!r}; "
                 f"nanopk fits %ID observables, named as obs_NAME (nanopk's SBML export) or NAME, of: {', '.join(names)}"
                 f"{suggest(formula, names + ['obs_' + n for n in names])}", str(path), "observableFormula", [r])
-        unit = next((u for n, u, _ in model._observable_heads if n == target), "percent_ID")
+        unit = model.observable_units.get(target, "percent_ID")
         if unit not in ("percent_ID", "%ID"):
             raise PetabImportError(f"{_where(path, 'observableFormula', [r])}: {target!r} is in {unit!r}; nanopk's fit "
                                    "compares %ID observables", str(path), "observableFormula", [r])
