@@ -1,6 +1,7 @@
-"""The compiled right-hand side with its parameter-only work hoisted out of the solve
-(nanopk.backends.ccode.c_rhs_code) computes the same model as the unhoisted printer and
-the reference backend, and solves to the same trajectories."""
+"""The compiled right-hand side, Jacobian and ∂f/∂p with their parameter-only work hoisted
+out of the solve (nanopk.backends.ccode.c_hoisted_function) compute the same model as the
+unhoisted printer and the reference backend, and solve to the same trajectories and
+sensitivities."""
 from __future__ import annotations
 
 import ctypes
@@ -11,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nanopk
-from nanopk.backends.ccode import c_rhs_code
+from nanopk.backends.ccode import c_jacobian_code, c_rhs_code
+from nanopk.backends.cvode import newton_lu_plan
 from nanopk.compile import compile_model
 
 TIMES = np.linspace(0.0, 168.0, 50)
@@ -113,3 +115,97 @@ def test_hoisted_and_unhoisted_solves_agree(name):
     assert new.attrs.get("n_steps", 0) == old.attrs.get("n_steps", 0)
     amounts = [f"state:{s.name}" for s in model.states if s.is_mass]
     np.testing.assert_allclose(new[amounts].to_numpy().sum(axis=1), dose, rtol=1e-6)
+
+
+def _points(model, count=12, seed=25):
+    """``(t, y, p)``: t in 0–168 h (t = 0 first), amounts up to the dose, parameters ±35 %."""
+    rng = np.random.default_rng(seed)
+    p0 = model.parameter_vector()
+    dose = model.parameters["dose"].value
+    mass = np.array([s.is_mass for s in model.states])
+    for k in range(count):
+        t = 0.0 if k == 0 else rng.uniform(0.0, 168.0)
+        yield (t, np.where(mass, dose * rng.uniform(0.0, 1.0, mass.size), rng.uniform(0.0, 1.0, mass.size)),
+               p0 * np.exp(rng.uniform(-0.35, 0.35, p0.size)))
+
+
+def _assert_same(a, b, rtol=1e-11):
+    """Equal to ``rtol`` relative, with a floor of ``rtol`` of the largest entry (where terms
+    cancel); non-finite in the same places (∂/∂n of a Hill term at t = 0 is 0·log 0)."""
+    finite = np.isfinite(b)
+    np.testing.assert_array_equal(np.isfinite(a), finite)
+    scale = np.max(np.abs(b[finite])) if finite.any() else 1.0
+    np.testing.assert_allclose(a[finite], b[finite], rtol=rtol, atol=rtol * scale)
+
+
+def _split_jacobian(compiled, t, y, p):
+    """J_d + F·E from ``nanopk_jac_split`` (one call: its constants, then its core)."""
+    n, h = compiled.n_states, len(compiled.system.low_rank_split.hubs)
+    J, F, E = np.zeros(n * n), np.zeros(n * h), np.zeros(h * n)
+    fn = compiled._lib.nanopk_jac_split
+    fn.argtypes = [ctypes.c_double] + [_P] * 5
+    y, p = np.ascontiguousarray(y, float), np.ascontiguousarray(p, float)
+    fn(float(t), y.ctypes.data, J.ctypes.data, F.ctypes.data, E.ctypes.data, p.ctypes.data)
+    return J.reshape(n, n, order="F") + F.reshape(n, h, order="F") @ E.reshape(h, n, order="F")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_hoisted_jacobian_equals_the_reference_backends(name):
+    """At 12 random points the compiled J, now printed only hoisted (its constants, then its
+    core), equals the reference backend's (SymPy's flat Jacobian through lambdify) to 1e-11
+    relative with a floor of 1e-11 of the largest entry; for a model with hubs so does
+    J_d + F·E from the hoisted split form."""
+    model = nanopk.load_model(name)
+    fast, slow = compile_model(model, "cvode"), compile_model(model, "reference")
+    split = newton_lu_plan(fast.system)[1] > 0
+    for t, y, p in _points(model):
+        expected = slow.jac(t, y, p)
+        _assert_same(fast.jac(t, y, p), expected)
+        if split:
+            _assert_same(_split_jacobian(fast, t, y, p), expected)
+
+
+@pytest.mark.parametrize("name", ["mouse_pbpk", "mouse_tumour", "aggregation_plasma"])
+def test_hoisted_dfdp_equals_sympys(name):
+    """The compiled ∂f/∂p of six parameters (hoisted, as the sensitivity solve calls it)
+    equals SymPy's derivative of the flat right-hand side at 12 random points (1e-11)."""
+    import sympy as sp
+
+    model = nanopk.load_model(name)
+    compiled = compile_model(model, "cvode")
+    system, indices = compiled.system, SENSITIVITY_INDICES(model)
+    exact = sp.lambdify((system.t, system.y, system.p), system.rhs.jacobian([system.p[i] for i in indices]),
+                        modules="numpy", cse=True)
+    lib = compiled._sensitivity_library(indices)
+    lib.nanopk_dfdp.argtypes = [ctypes.c_double, _P, _P, _P]
+    n = compiled.n_states
+    for t, y, p in _points(model):
+        D = np.zeros(n * len(indices))
+        y, p = np.ascontiguousarray(y, float), np.ascontiguousarray(p, float)
+        lib.nanopk_dfdp(float(t), y.ctypes.data, D.ctypes.data, p.ctypes.data)
+        with np.errstate(all="ignore"):
+            expected = np.asarray(exact(t, y, p), dtype=float)
+        _assert_same(D.reshape(n, len(indices), order="F"), expected)
+
+
+def test_the_jacobian_core_of_mouse_pbpk_is_copies_and_hill_terms():
+    """mouse_pbpk's J depends on parameters only but for its four Hill uptake terms: the
+    per-call core computes no assignment, calls no pow but as a Hill fallback, and
+    copies 50 of its 58 entries from ``c[k]`` or ``p[j]``; J is printed once."""
+    system = compile_model(nanopk.load_model("mouse_pbpk"), "reference").system
+    code = c_jacobian_code(system)
+    core = code[code.index("void nanopk_jac_core"):code.index("void nanopk_jac(")]
+    assert "a_V_" not in core and "a_Q_" not in core
+    assert core.count("log(") == 1 and core.count("exp(") == 4 and core.count("pow(") == 4
+    entries = [line.strip().rstrip(";").split(" = ") for line in core.splitlines() if line.strip().startswith("J[")]
+    copies = [value for _, value in entries if value.count("[") == 1 and value[:2] in ("c[", "p[")]
+    assert len(entries) == len(system.layered_jacobian) == 58
+    assert len(copies) == 58 - 8  # the 4 Hill terms' two entries each compute
+    assert code.count("J[") == 58  # each entry written once
+
+
+def SENSITIVITY_INDICES(model, k=6):
+    """The first k parameters with a positive default, bar the dose and the infusion rate
+    (as benchmarks/c_speed.py picks them)."""
+    return tuple(i for i, n in enumerate(model.parameter_names)
+                 if n not in ("dose", "infusion_rate") and model.parameters[n].value > 0)[:k]

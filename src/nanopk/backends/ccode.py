@@ -8,11 +8,12 @@ rate law once (``r<k>``, in the order of the model's fluxes, then its rate rules
 computed once (``x<n>``, see :mod:`.sharing`).  Only non-zero Jacobian entries are written,
 column-major (``J[i + j*N] = ∂f_i/∂y_j``), the layout CVODE's dense matrix uses.
 
-For the solver, the right-hand side is also printed split (:func:`c_rhs_code`): what
-depends on parameters only is computed once per solve into ``c[k]``, and powers with a
-varying base as ``exp(n·log v + n·log c)`` sharing ``log v``; on mouse_pbpk and
-mouse_tumour this took 15–17 % off the C solve's time, for trajectories equal to 1e-10
-(benchmarks/c_speed.py, tests/test_speed_correctness.py).
+For the solver, the right-hand side, the Jacobian (and its split form) and ∂f/∂p are
+also printed split (:func:`c_hoisted_function`, :func:`c_rhs_code`): what depends on
+parameters only is computed once per solve into ``c[k]``, and powers with a varying base
+as ``exp(n·log v + n·log c)`` sharing ``log v``; for the right-hand side on mouse_pbpk
+and mouse_tumour this took 15–17 % off the C solve's time, for trajectories equal to
+1e-10 (benchmarks/c_speed.py, tests/test_speed_correctness.py).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from ..errors import ExportError
 from .sharing import Products, repeated
 
 __all__ = [
-    "c_function_bodies", "c_rhs_body", "c_rhs_code", "c_jacobian_body", "c_jacobian_split_body", "c_observe_body", "c_initial_body", "c_dfdp_body",
+    "c_function_bodies", "c_rhs_body", "c_rhs_code", "c_hoisted_function", "c_jacobian_code", "c_dfdp_code", "c_jacobian_body", "c_jacobian_split_body", "c_observe_body", "c_initial_body", "c_dfdp_body",
     "c_identifier",
 ]
 
@@ -263,30 +264,67 @@ def c_rhs_body(system) -> str:
     return _block(system, [(f"dydt[{i}]", e) for i, e in rhs.outputs.items()], rhs.definitions)
 
 
+def c_hoisted_function(system, name: str, arrays: tuple[str, ...], outputs, plain: str | None = None,
+                       definitions=()) -> str:
+    """C definitions of the function ``name`` with its parameter-only work done once per solve.
+
+    ``<name>_constants(p, c)`` writes the ``<NAME>_NC`` values ``c`` that depend on
+    parameters only (also exported as ``const int <name>_nc``); ``<name>_core(t, y,
+    <arrays>, p, c)`` writes ``outputs`` (``(target, expression)`` in the ``arrays``)
+    from them (:func:`_hoisted_block`).  ``<name>(t, y, <arrays>, p)`` is for single calls
+    (Python's ``rhs``/``jac``): with ``plain``, the unhoisted function with that body,
+    printed as before, which the tests compare with the core in whole solves; without, the
+    constants (on the stack) and the core, so the outputs are printed once -- printing them
+    twice took the Jacobian's translation unit of the 21-state aggregation model from
+    3.1 s to 5.9 s.  The core's values differ from the unhoisted printer's by rounding
+    only: products keep their order, and the powers agree within ~1e-13 relative.
+    """
+    constants, core, count = _hoisted_block(system, outputs, definitions)
+    out = ", ".join(f"double *{a}" for a in arrays)
+    unused = " ".join(f"(void){a};" for a in arrays)
+    macro = f"{name.upper()}_NC"
+    if plain is None:
+        plain = (f"    double c[{macro} > 0 ? {macro} : 1];\n    {name}_constants(p, c);\n"
+                 f"    {name}_core(t, y, {', '.join(arrays)}, p, c);")
+    return (f"#define {macro} {count}\n"
+            f"const int {name}_nc = {macro};\n"
+            f"void {name}_constants(const double *p, double *c)\n{{\n{constants}\n}}\n\n"
+            f"void {name}_core(double t, const double *y, {out}, const double *p, const double *c)\n{{\n"
+            f"    (void)t; (void)y; (void)p; (void)c; {unused}\n{core}\n}}\n\n"
+            f"void {name}(double t, const double *y, {out}, const double *p)\n{{\n{plain}\n}}\n")
+
+
 def c_rhs_code(system) -> str:
     """C definitions of the right-hand side, with its parameter-only work done once per solve.
 
-    ``nanopk_rhs_constants(p, c)`` writes the ``NANOPK_RHS_NC`` values ``c`` that depend on
-    parameters only; ``nanopk_rhs_core(t, y, dydt, p, c)`` writes ``dydt`` from them.  The
-    solver computes ``c`` once per solve and calls the core: on mouse_pbpk the constants
+    :func:`c_hoisted_function` ``nanopk_rhs`` writing ``dydt``: on mouse_pbpk the constants
     (volumes, flows, ``BW**0.75``, rate constants over volumes) were a third of every
     call's arithmetic, and its four Hill terms ``(t/K)**n`` share one ``log t``
-    (:meth:`_Printer._print_exp_log`).  ``nanopk_rhs(t, y, dydt, p)`` is :func:`c_rhs_body`'s
-    function, printed as before, for single calls (Python, the sensitivity solver) and
-    for the tests, which compare whole solves with one and the other.  The core's
-    values differ from it by rounding only: products keep their order, and the powers
-    agree within ~1e-13 relative.
+    (:meth:`_Printer._print_exp_log`).  ``nanopk_rhs`` itself is :func:`c_rhs_body`'s.
     """
     rhs = system.layered_rhs
-    constants, core, count = _hoisted_block(system, [(f"dydt[{i}]", e) for i, e in rhs.outputs.items()],
-                                            rhs.definitions)
-    return (f"#define NANOPK_RHS_NC {count}\n"
-            "const int nanopk_rhs_nc = NANOPK_RHS_NC;\n"
-            "void nanopk_rhs_constants(const double *p, double *c)\n{\n" + constants + "\n}\n\n"
-            "void nanopk_rhs_core(double t, const double *y, double *dydt, const double *p, "
-            "const double *c)\n{\n    (void)t; (void)y; (void)p; (void)c;\n" + core + "\n}\n\n"
-            "void nanopk_rhs(double t, const double *y, double *dydt, const double *p)\n{\n"
-            + c_rhs_body(system) + "\n}\n")
+    return c_hoisted_function(system, "nanopk_rhs", ("dydt",), [(f"dydt[{i}]", e) for i, e in rhs.outputs.items()],
+                              c_rhs_body(system), rhs.definitions)
+
+
+def c_jacobian_code(system, split: bool = False) -> str:
+    """C definitions of ``nanopk_jac`` (the entries :func:`c_jacobian_body` writes) or, with
+    ``split``, of ``nanopk_jac_split`` (J_d, F, E, as :func:`c_jacobian_split_body`),
+    hoisted as :func:`c_hoisted_function` says (printed once: the single-call function is
+    the constants and the core).  A linear model's Jacobian depends on parameters only:
+    its core then copies ``c[k]`` into J, and its Hill terms are all that is left."""
+    if split:
+        low = system.low_rank_split
+        n, h = system.n_states, len(low.hubs)
+        outputs = _column_major(low.direct, "J", n) + _column_major(low.F, "F", n) + _column_major(low.E, "E", h)
+        return c_hoisted_function(system, "nanopk_jac_split", ("J", "F", "E"), outputs)
+    return c_hoisted_function(system, "nanopk_jac", ("J",), _column_major(system.layered_jacobian, "J", system.n_states))
+
+
+def c_dfdp_code(system, indices) -> str:
+    """C definitions of ``nanopk_dfdp`` (``D[i + j*N] = ∂f_i/∂p_{indices[j]}``, the entries
+    :func:`c_dfdp_body` writes), hoisted and printed once as :func:`c_jacobian_code`."""
+    return c_hoisted_function(system, "nanopk_dfdp", ("D",), _column_major(system.layered_dfdp(indices), "D", system.n_states))
 
 
 def c_jacobian_body(system) -> str:

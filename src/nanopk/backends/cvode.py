@@ -73,8 +73,7 @@ import numpy as np
 from ..errors import BackendError, ExportError
 from ..resources import CacheWarning, cache_dir, use_temporary_cache, write_atomic
 from .base import CompiledModel, SolveResult, SymbolicSystem
-from .ccode import (c_dfdp_body, c_initial_body, c_jacobian_body, c_jacobian_pattern, c_jacobian_split_body, c_observe_body,
-                    c_rhs_code)
+from .ccode import c_dfdp_code, c_initial_body, c_jacobian_code, c_jacobian_pattern, c_observe_body, c_rhs_code
 from .sparse_lu import c_newton_lu, plan_newton_lu
 
 __all__ = ["CvodeModel", "BackendUnavailable", "sundials_libraries", "cache_dir", "build_library", "load_library", "read_verified"]
@@ -89,17 +88,33 @@ _SPARSE_LU_CODE = (Path(__file__).with_name("sparse_lu.py")).read_text() + _SPAR
 _PRINTER_CODE = "".join(Path(__file__).with_name(f).read_text() for f in ("symbolic.py", "ccode.py", "sharing.py"))
 _JACOBIAN = """#include <math.h>
 
-/* J[i + j*N] = d f_i / d y_j, column-major; only the non-zero entries (the caller zeroes J). */
-void nanopk_jac(double t, const double *y, double *J, const double *p)
+/* J[i + j*N] = d f_i / d y_j, column-major; only the non-zero entries (the caller zeroes J).
+   nanopk_jac_core reads the parameter-only values nanopk_jac_constants wrote (ccode.c_jacobian_code);
+   nanopk_jac_prepare(p) computes them once per solve for this thread, nanopk_jac_hoisted uses them. */
+/*JAC_CODE*/
+static _Thread_local double jac_constants[NANOPK_JAC_NC > 0 ? NANOPK_JAC_NC : 1];
+
+void nanopk_jac_hoisted(double t, const double *y, double *J, const double *p)
 {
-/*JAC_BODY*/
+    nanopk_jac_core(t, y, J, p, jac_constants);
+}
+/*SPLIT*/
+void nanopk_jac_prepare(const double *p)
+{
+    nanopk_jac_constants(p, jac_constants);
+#ifdef NANOPK_JAC_SPLIT_NC
+    nanopk_jac_split_constants(p, split_constants);
+#endif
 }
 """
 #: J = J_d + F·E through the hubs (SymbolicSystem.low_rank_split), for the Newton solve.
 _JACOBIAN_SPLIT = """
-void nanopk_jac_split(double t, const double *y, double *J, double *F, double *E, const double *p)
+/*SPLIT_CODE*/
+static _Thread_local double split_constants[NANOPK_JAC_SPLIT_NC > 0 ? NANOPK_JAC_SPLIT_NC : 1];
+
+void nanopk_jac_split_hoisted(double t, const double *y, double *J, double *F, double *E, const double *p)
 {
-/*SPLIT_BODY*/
+    nanopk_jac_split_core(t, y, J, F, E, p, split_constants);
 }
 """
 _LIBS = ("core", "nvecserial", "sunmatrixdense", "sunlinsoldense", "sunmatrixband", "sunlinsolband", "cvode")
@@ -179,7 +194,7 @@ def generate_source(system: SymbolicSystem, sensitivities: tuple[int, ...] | Non
         return source
     return (
         source + f"\n#define NANOPK_K {len(sensitivities)}\n"
-        + _SENSITIVITY.replace("/*DFDP_BODY*/", c_dfdp_body(system, sensitivities))
+        + _SENSITIVITY.replace("/*DFDP_CODE*/", c_dfdp_code(system, sensitivities))
         .replace("/*JNZ_TABLES*/", c_jacobian_pattern(system))
     )
 
@@ -209,10 +224,12 @@ MAX_HUBS = 8
 
 
 def generate_jacobian_source(system: SymbolicSystem) -> str:
-    source = _JACOBIAN.replace("/*JAC_BODY*/", c_jacobian_body(system))
+    """The Jacobian's translation unit: ``nanopk_jac`` and, with hubs, ``nanopk_jac_split``,
+    each also hoisted (:func:`.ccode.c_jacobian_code`) with its constants kept per thread."""
+    split = ""
     if newton_lu_plan(system)[1]:
-        source += _JACOBIAN_SPLIT.replace("/*SPLIT_BODY*/", c_jacobian_split_body(system))
-    return source
+        split = _JACOBIAN_SPLIT.replace("/*SPLIT_CODE*/", c_jacobian_code(system, split=True))
+    return _JACOBIAN.replace("/*JAC_CODE*/", c_jacobian_code(system)).replace("/*SPLIT*/", split)
 
 
 def _artifact_key(system: SymbolicSystem, libs: list[str]) -> str:

@@ -179,11 +179,16 @@ double nanopk_initial_step = 0.0;
 /* The constants of the solve running on this thread (nanopk_solve computes them once;
    they were a third of the arithmetic of every call of f on mouse_pbpk). */
 static _Thread_local double solve_constants[NANOPK_RHS_NC > 0 ? NANOPK_RHS_NC : 1];
-/* 0: nanopk_solve calls nanopk_rhs, the unhoisted f (set by the tests, to compare the two). */
+/* 0: the solves call nanopk_rhs, the unhoisted f (set by the tests, to compare the two).
+   J, its split form and df/dp are only printed hoisted (ccode.c_jacobian_code). */
 int nanopk_rhs_hoisted = 1;
 
-/* The Jacobian, the largest function, is its own translation unit, compiled in parallel. */
+/* The Jacobian, the largest function, is its own translation unit, compiled in parallel;
+   nanopk_jac_prepare(p) computes its parameter-only values for this thread's solve and
+   nanopk_jac_hoisted(t, y, J, p) writes J from them (nanopk.backends.cvode._JACOBIAN). */
 void nanopk_jac(double t, const double *y, double *J, const double *p);
+void nanopk_jac_hoisted(double t, const double *y, double *J, const double *p);
+void nanopk_jac_prepare(const double *p);
 
 void nanopk_observe(double t, const double *y, double *out, const double *p)
 {
@@ -229,6 +234,7 @@ static int cv_rhs(sunrealtype t, N_Vector y, N_Vector ydot, void *user_data)
 #define NANOPK_H NANOPK_HUBS
 /* J = J_d + F E through the model's hubs (nanopk.backends.symbolic.LowRankSplit). */
 void nanopk_jac_split(double t, const double *y, double *J, double *F, double *E, const double *p);
+void nanopk_jac_split_hoisted(double t, const double *y, double *J, double *F, double *E, const double *p);
 #else
 #define NANOPK_H 1 /* array sizes only: nothing is split */
 #endif
@@ -255,11 +261,11 @@ static int cv_jac(sunrealtype t, N_Vector y, N_Vector fy, SUNMatrix Jm, void *us
     if (newton_lu.split) { /* CVODE's matrix gets J_d: the low-rank part stays factored */
         memset(newton_lu.F, 0, sizeof newton_lu.F);
         memset(newton_lu.E, 0, sizeof newton_lu.E);
-        nanopk_jac_split(t, N_VGetArrayPointer(y), J, newton_lu.F, newton_lu.E, (const double *)user_data);
+        nanopk_jac_split_hoisted(t, N_VGetArrayPointer(y), J, newton_lu.F, newton_lu.E, (const double *)user_data);
         return 0;
     }
 #endif
-    nanopk_jac(t, N_VGetArrayPointer(y), J, (const double *)user_data);
+    nanopk_jac_hoisted(t, N_VGetArrayPointer(y), J, (const double *)user_data);
     return 0;
 }
 
@@ -665,6 +671,7 @@ int nanopk_solve(double t0, const double *y0, const double *p, int nout, const d
                  double *yout, double rtol, const double *atol, const double *constraints, long max_steps, double *info)
 {
     nanopk_rhs_constants(p, solve_constants);
+    nanopk_jac_prepare(p);
     return run_cvode(NANOPK_N, 0, cv_rhs, cv_jac, NULL, t0, y0, p, nout, tout, yout, rtol, atol, constraints, max_steps,
                      info);
 }

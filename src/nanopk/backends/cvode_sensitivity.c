@@ -16,10 +16,10 @@
 #define NANOPK_NA (NANOPK_N * (NANOPK_K + 1))
 /*JNZ_TABLES*/
 
-void nanopk_dfdp(double t, const double *y, double *D, const double *p)
-{
-/*DFDP_BODY*/
-}
+/* nanopk_dfdp_constants/_core: df/dp with its parameter-only work done once per solve, as f
+   and J (nanopk.backends.ccode.c_dfdp_code); nanopk_dfdp(t, y, D, p): both, for one call. */
+/*DFDP_CODE*/
+static _Thread_local double dfdp_constants[NANOPK_DFDP_NC > 0 ? NANOPK_DFDP_NC : 1];
 
 static int cvs_rhs(sunrealtype t, N_Vector z, N_Vector zdot, void *user_data)
 {
@@ -30,10 +30,14 @@ static int cvs_rhs(sunrealtype t, N_Vector z, N_Vector zdot, void *user_data)
        nanopk_jac writes on every call, so it need not be zeroed. */
     double J[NANOPK_N * NANOPK_N];
     double D[NANOPK_N * NANOPK_K];
-    nanopk_rhs(t, Z, dZ, p);
     memset(D, 0, sizeof D);
-    nanopk_jac(t, Z, J, p);
-    nanopk_dfdp(t, Z, D, p);
+    /* From the constants nanopk_solve_sens computed once. */
+    if (nanopk_rhs_hoisted)
+        nanopk_rhs_core(t, Z, dZ, p, solve_constants);
+    else
+        nanopk_rhs(t, Z, dZ, p);
+    nanopk_jac_hoisted(t, Z, J, p);
+    nanopk_dfdp_core(t, Z, D, p, dfdp_constants);
     for (int j = 0; j < NANOPK_K; j++) {
         const double *sj = Z + NANOPK_N * (j + 1);
         double *dsj = dZ + NANOPK_N * (j + 1);
@@ -59,7 +63,7 @@ static int cvs_band_jac(sunrealtype t, N_Vector z, N_Vector fz, SUNMatrix Jm, vo
     (void)fz; (void)t1; (void)t2; (void)t3;
     double J[NANOPK_N * NANOPK_N];
     memset(J, 0, sizeof J);
-    nanopk_jac(t, N_VGetArrayPointer(z), J, (const double *)user_data);
+    nanopk_jac_hoisted(t, N_VGetArrayPointer(z), J, (const double *)user_data);
     for (int b = 0; b <= NANOPK_K; b++)
         for (int l = 0; l < NANOPK_N; l++) {
             sunrealtype *col = SUNBandMatrix_Column(Jm, b * NANOPK_N + l);
@@ -73,6 +77,9 @@ int nanopk_solve_sens(double t0, const double *z0, const double *p, int nout, co
                       double *zout, double rtol, const double *atol, const double *constraints, long max_steps,
                       double *info)
 {
+    nanopk_rhs_constants(p, solve_constants);
+    nanopk_jac_prepare(p);
+    nanopk_dfdp_constants(p, dfdp_constants);
     return run_cvode(NANOPK_NA, NANOPK_N, cvs_rhs, cv_jac, cvs_band_jac, t0, z0, p, nout, tout, zout, rtol, atol, constraints,
                      max_steps, info);
 }
