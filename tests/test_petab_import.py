@@ -189,3 +189,95 @@ def test_fit_petab_refuses_what_the_problem_fixes_and_missing_files(exported, tm
     assert re.search(r"leave out DATASET 'hirn2011_au_18nm' \(edit the problem's tables instead\)", capsys.readouterr().err)
     assert main(["fit"]) == 2
     assert "nanopk fit needs a DATASET (bundled name or CSV path) or --petab problem.yaml" in capsys.readouterr().err
+
+
+#: A model another tool would write (Antimony): minutes, mg, the peripheral species a concentration (mg/L).
+THIRD_PARTY = """
+model two_compartment_min
+  unit substance = 1e-3 gram
+  unit extent = 1e-3 gram
+  unit time_unit = 60 second
+  unit per_min = 1 / 60 second
+  unit mg_per_min = 1e-3 gram / 60 second
+  unit litre_u = litre
+  compartment Vc = 0.002, Vp = 0.005
+  Vc has litre_u; Vp has litre_u
+  substanceOnly species A1 in Vc
+  species A2 in Vp
+  A1 = 1; A2 = 0
+  A1 has substance
+  k12 = 0.02; k12 has per_min
+  k21 = 0.004; k21 has per_min
+  Vmax = 0.001; Vmax has mg_per_min
+  Km = 0.5; Km has substance
+  r12: A1 -> A2; k12*A1
+  r21: A2 -> A1; k21*A2*Vp
+  r10: A1 -> ; Vmax*A1/(Km + A1)
+end
+"""
+
+
+def test_third_party_problem_in_its_own_units_reaches_the_roadrunner_optimum(tmp_path):
+    """A hand-written PEtab problem on an Antimony model (minutes, mg, a concentration observable): nanopk's fit and roadrunner + least_squares reach the same χ² (1e-6) and parameters (1e-4)."""
+    antimony = pytest.importorskip("antimony")
+    roadrunner = pytest.importorskip("roadrunner")
+    from scipy.optimize import least_squares
+
+    antimony.clearPreviousLoads()
+    assert antimony.loadAntimonyString(THIRD_PARTY) >= 0, antimony.getLastError()
+    sbml = antimony.getSBMLString("two_compartment_min")
+    (tmp_path / "model.xml").write_text(sbml)
+    rr = roadrunner.RoadRunner(sbml)
+    rr.integrator.relative_tolerance, rr.integrator.absolute_tolerance = 1e-11, 1e-16
+    times = np.array([5.0, 30.0, 60.0, 120.0, 240.0, 480.0])  # minutes
+    doses = {"low": 0.5, "high": 2.0}  # mg, the initial amount of A1
+
+    def simulate(k12, vmax, dose):
+        rr.resetAll()
+        rr.setValue("init(A1)", dose)
+        rr.setValue("k12", k12)
+        rr.setValue("Vmax", vmax)
+        rr.reset()
+        return np.asarray(rr.simulate(times=np.concatenate([[0.0], times]), selections=["A1", "[A2]"]))[1:]
+
+    z = np.random.default_rng(7).normal(size=(2, len(times), 2))  # a fixed log-normal scatter, σ = 0.1
+    rows = []
+    for (cid, dose), noise in zip(doses.items(), z):
+        truth = simulate(0.03, 0.002, dose)
+        for j, (obs, col) in enumerate((("y_A1", 0), ("y_A2", 1))):
+            for t, y, e in zip(times, truth[:, col], noise[:, j]):
+                rows.append({"observableId": obs, "simulationConditionId": cid, "measurement": y * math.exp(0.1 * e),
+                             "time": t, "noiseParameters": 0.1})
+    measurements = pd.DataFrame(rows)
+    measurements.to_csv(tmp_path / "measurements.tsv", sep="\t", index=False, float_format="%.17g")
+    pd.DataFrame({"conditionId": list(doses), "A1": list(doses.values())}).to_csv(tmp_path / "conditions.tsv", sep="\t",
+                                                                                   index=False)
+    pd.DataFrame({"observableId": ["y_A1", "y_A2"], "observableFormula": ["A1", "A2"],
+                  "observableTransformation": "log", "noiseFormula": ["noiseParameter1_y_A1", "noiseParameter1_y_A2"],
+                  "noiseDistribution": "normal"}).to_csv(tmp_path / "observables.tsv", sep="\t", index=False)
+    pd.DataFrame({"parameterId": ["k12", "Vmax", "Km"], "parameterScale": ["log10", "log10", "lin"],
+                  "lowerBound": [1e-4, 1e-5, 0.01], "upperBound": [1.0, 0.1, 10.0], "nominalValue": [0.01, 0.0005, 0.5],
+                  "estimate": [1, 1, 0]}).to_csv(tmp_path / "parameters.tsv", sep="\t", index=False)
+    (tmp_path / "problem.yaml").write_text(
+        "format_version: 1\nparameter_file: parameters.tsv\nproblems:\n- condition_files: [conditions.tsv]\n"
+        "  measurement_files: [measurements.tsv]\n  observable_files: [observables.tsv]\n  sbml_files: [model.xml]\n")
+
+    problem = read_petab(tmp_path / "problem.yaml")
+    assert {cid: t.attrs["dose_ug"] for cid, t in problem.data.items()} == pytest.approx({"low": 500.0, "high": 2000.0})
+    assert problem.data["low"]["time_h"].max() == pytest.approx(8.0, rel=1e-15)  # 480 min
+    result = quiet(problem.fit)
+    assert result.success
+
+    y = measurements["measurement"].to_numpy()
+
+    def residuals(x):
+        k12, vmax = 10.0 ** x
+        sim = np.concatenate([simulate(k12, vmax, dose).T.ravel() for dose in doses.values()])
+        return (np.log(y) - np.log(sim)) / 0.1
+
+    sol = least_squares(residuals, np.log10([0.01, 0.0005]), bounds=(np.log10([1e-4, 1e-5]), np.log10([1.0, 0.1])),
+                        xtol=1e-12, ftol=1e-12, gtol=1e-12)
+    assert float(sol.fun @ sol.fun) == pytest.approx(result.metrics["chisqr"], rel=1e-6)
+    # The imported parameters keep the SBML's units (1/min, mg/min); nanopk rescales the rate laws instead.
+    assert result.model.parameters["Vmax"].unit == "milligram / minute"
+    assert [result.values["k12"], result.values["Vmax"]] == pytest.approx(10.0 ** sol.x, rel=1e-4)

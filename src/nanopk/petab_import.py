@@ -9,14 +9,18 @@ whose tables say what nanopk's fit can say:
 PEtab                       nanopk
 ==========================  ===================================================================
 SBML model                  :func:`nanopk.import_sbml` (what it cannot import it names by id)
-condition                   one dataset (named by its ``conditionId``): ``dose`` (µg) its dose;
+condition                   one dataset (named by its ``conditionId``): ``dose`` (µg), or the
+                            dose target species' initial value (SBML units), its dose;
                             a number under a model parameter that parameter's value for that
                             dataset (``attrs["parameters"]``); a parameter id under a model
                             parameter that parameter fitted per dataset (one id per condition)
 observable                  ``observableFormula`` ``obs_NAME`` (the %ID parameter of nanopk's
-                            SBML export) or the name of a model observable: the rows' tissue
-measurement                 a row of that dataset: ``time`` (h), ``measurement`` (%ID), its σ
-                            from ``noiseParameters`` or a numeric ``noiseFormula``
+                            SBML export), the name of a model observable (%ID), or the id of
+                            a species of another tool's SBML (its amount or concentration in
+                            the SBML's units, made %ID of the condition's dose row by row)
+measurement                 a row of that dataset: ``time`` (the SBML's time unit, made
+                            hours), ``measurement``, its σ from ``noiseParameters`` or a
+                            numeric ``noiseFormula`` (scaled with the value on a linear scale)
 noise model                 ``log`` + ``normal`` → ``error_model="log"`` with that σ on ln y;
                             ``log10`` likewise (σ·ln 10); ``lin`` + ``normal`` → ``"additive"``;
                             ``lin`` with ``sqrt(noiseParameter1_ID^2 + (b * FORMULA)^2)`` →
@@ -216,9 +220,16 @@ def read_petab(yaml_path) -> PetabFitProblem:
                                    f"for condition {cid!r} but estimated in {files['parameters'].name}; nanopk varies "
                                    "a parameter for every dataset or for none", str(files["condition"]), column,
                                    [conditions[cid]["row"]])
-    data = _measurements(meas, files["measurement"], observables, conditions, notes, error_model == "log")
     if held:
         model = model.with_parameters(held)
+    for c in conditions.values():  # the dose target's initial value, made µg with the sizes the fit uses
+        if c["initial"] is not None:
+            c["dose"] = c["initial"] * _ug_per_value(model, model.dose_target, c["fixed"])
+            if not (math.isfinite(c["dose"]) and c["dose"] > 0):
+                raise PetabImportError(f"{_where(files['condition'], model.dose_target, [c['row']])}: the dose target's "
+                                       f"initial value {c['initial']!r} is not a positive amount", str(files["condition"]),
+                                       model.dose_target, [c["row"]])
+    data = _measurements(meas, files["measurement"], observables, conditions, notes, error_model == "log", model)
     fit_kwargs = {"vary": varied, "shared": shared, "start": start, "bounds": bounds, "priors": priors or None,
                   "error_model": error_model, "error_params": {"prop": prop} if prop is not None else None,
                   "weighting": "se", "sigma_floor": 0.0, "body_weight": "model"}
@@ -230,13 +241,15 @@ _COMBINED = re.compile(r"^sqrt\(noiseParameter1_(\w+)\^2\+\(([-+0-9.eE]+)\*(\w+)
 
 
 def _observables(obs, path, model, notes):
-    """``{observableId: (model observable, σ factor, numeric σ or None)}``, the error model, the combined ``b``."""
+    """``{observableId: (model observable, σ factor, numeric σ or None, species or None, linear)}``, the error
+    model, the combined ``b``.  A species of the SBML is read in its own units (made %ID per row)."""
     out, transforms, props = {}, {}, {}
     names = [n for n in model.observable_names if n != "total"]
     for _, row in obs.iterrows():
         oid, r = str(row["observableId"]).strip(), int(row["_row"])
         formula = str(row["observableFormula"]).strip()
         target = formula[4:] if formula.startswith("obs_") and formula[4:] in model.observable_names else formula
+        species = formula if formula in _sbml_units(model)["species"] and formula in model.observable_names else None
         if target not in model.observable_names:
             raise PetabImportError(
                 f"{_where(path, 'observableFormula', [r])}: {formula!r} is not an observable of model {model.name!r}; "
@@ -275,7 +288,7 @@ def _observables(obs, path, model, notes):
                 f"a number, noiseParameter1_{oid} (σ per measurement row), or for lin "
                 f"sqrt(noiseParameter1_{oid}^2 + (b * {formula})^2) (nanopk's combined error)", str(path), "noiseFormula", [r])
         factor = math.log(10.0) if transform == "log10" else 1.0
-        out[oid] = (target, factor, None if sigma is None else sigma * factor)
+        out[oid] = (target, factor, None if sigma is None else sigma * factor, species, transform == "lin")
     if len(transforms) > 1:
         first = min(transforms, key=lambda k: transforms[k][0])
         other = [k for k in transforms if k != first][0]
@@ -300,13 +313,34 @@ def _observables(obs, path, model, notes):
     return out, ("log" if transform in ("log", "log10") else "additive"), None
 
 
+def _sbml_units(model) -> dict:
+    """What the SBML's numbers are in nanopk's units (:func:`nanopk.import_sbml` records it; nanopk's own export: hours, %ID)."""
+    return model.metadata.get("sbml_units") or {"hours_per_time_unit": 1.0, "species": {}}
+
+
+def _ug_per_value(model, species: str, fixed: dict) -> float:
+    """µg in one unit of ``species``' SBML value (an amount, or a concentration times its compartment's size)."""
+    info = _sbml_units(model)["species"][species]
+    comp = info["compartment"]
+    size = 1.0 if comp is None else float(fixed.get(comp, model.parameters[comp].value))
+    return float(info["ug_per_unit"]) * size
+
+
 def _conditions(conds, path, model):
     """``{cid: {"row", "dose", "fixed"}}``, ``{column: {cid: parameter id}}``, ``{(cid, column): value}``."""
     known = model.parameters
     conditions, per_condition, held = {}, {}, {}
+    species = _sbml_units(model)["species"]
+    target = model.dose_target if model.dose_target in species else None
     for column in conds.columns:
-        if column in ("conditionId", "conditionName", "_row") or column == DOSE:
+        if column in ("conditionId", "conditionName", "_row") or column in (DOSE, target):
             continue
+        if column in species:
+            rows = [int(r) for r in conds["_row"]]
+            raise PetabImportError(
+                f"{_where(path, column, rows)}: species {column!r} is not the dose target {model.dose_target!r}; nanopk's "
+                "mass states start empty and receive the dose (set the dose target's initial amount, or 'dose' in µg)",
+                str(path), column, rows)
         if column not in known or column == INFUSION_RATE:
             rows = [int(r) for r in conds["_row"]]
             raise PetabImportError(
@@ -319,6 +353,10 @@ def _conditions(conds, path, model):
             raise PetabImportError(f"{_where(path, 'conditionId', [r])}: condition {cid!r} is defined twice",
                                    str(path), "conditionId", [r])
         dose = _number(row.get(DOSE)) if DOSE in conds.columns else None
+        initial = _number(row.get(target)) if target in conds.columns else None
+        if dose is not None and initial is not None:
+            raise PetabImportError(f"{_where(path, DOSE, [r])}: both 'dose' and the dose target {target!r} set the dose; "
+                                   "give one", str(path), DOSE, [r])
         if dose is None:
             dose = float(model.parameters[DOSE].value)
         if not (isinstance(dose, float) and math.isfinite(dose) and dose > 0):
@@ -326,7 +364,7 @@ def _conditions(conds, path, model):
                                    "nanopk does not estimate doses", str(path), DOSE, [r])
         fixed = {}
         for column in conds.columns:
-            if column in ("conditionId", "conditionName", "_row", DOSE):
+            if column in ("conditionId", "conditionName", "_row", DOSE, target):
                 continue
             value = _number(row[column])
             if value is None:
@@ -336,7 +374,11 @@ def _conditions(conds, path, model):
                 held[(cid, column)] = value
             else:
                 per_condition.setdefault(column, {})[cid] = value
-        conditions[cid] = {"row": r, "dose": dose, "fixed": fixed}
+        if initial is not None:  # the dose target's initial value in the SBML's units (amount or concentration)
+            if not isinstance(initial, float):
+                raise PetabImportError(f"{_where(path, target, [r])}: {initial!r}; nanopk does not estimate doses",
+                                       str(path), target, [r])
+        conditions[cid] = {"row": r, "dose": dose, "fixed": fixed, "initial": initial}
     for column, ids in per_condition.items():
         missing = [c for c in conditions if c not in ids]
         if missing:
@@ -474,8 +516,9 @@ def _dataset_id(cid: str) -> str:
     return "d_" + out if not out or out[0].isdigit() else out
 
 
-def _measurements(meas, path, observables, conditions, notes, log: bool):
-    """``{cid: %ID DataFrame}`` of the measurement table."""
+def _measurements(meas, path, observables, conditions, notes, log: bool, model):
+    """``{cid: %ID DataFrame}`` of the measurement table (times in the SBML's time unit made hours)."""
+    hours = _sbml_units(model)["hours_per_time_unit"]
     for column in ("observableParameters", "preequilibrationConditionId"):
         if column in meas.columns:
             rows = [int(r) for r, v in zip(meas["_row"], meas[column]) if isinstance(v, str) and v.strip()]
@@ -500,7 +543,7 @@ def _measurements(meas, path, observables, conditions, notes, log: bool):
         if not isinstance(value, float):
             raise PetabImportError(f"{_where(path, 'measurement', [r])}: {row['measurement']!r} is not a number",
                                    str(path), "measurement", [r])
-        target, factor, sigma = observables[oid]
+        target, factor, sigma, species, linear = observables[oid]
         if sigma is None:
             given = _number(row.get("noiseParameters")) if "noiseParameters" in meas.columns else None
             if not isinstance(given, float) or not given > 0:
@@ -509,6 +552,11 @@ def _measurements(meas, path, observables, conditions, notes, log: bool):
                     "from each row's noiseParameters, which must be a positive number (estimated noise parameters are "
                     "not supported)", str(path), "noiseParameters", [r])
             sigma = given * factor
+        time *= hours
+        if species is not None:  # a value of the SBML species → %ID of this condition's dose
+            to_pid = 100.0 * _ug_per_value(model, species, conditions[cid]["fixed"]) / conditions[cid]["dose"]
+            value *= to_pid
+            sigma = sigma * to_pid if linear else sigma
         parts[cid].append((target, time, value, sigma, r))
     data = {}
     for cid, rows in parts.items():

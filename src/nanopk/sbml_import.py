@@ -453,6 +453,7 @@ def import_sbml(source, *, name: str | None = None, dose_target: str | None = No
     # Species → mass states.
     states: list[State] = []
     species_factor: dict[str, float] = {}
+    species_units: dict[str, dict] = {}  # what a value of the species in the SBML is in µg (nanopk.petab_import)
     initial_ug: dict[str, float] = {}
     for i in range(sm.getNumSpecies()):
         s = sm.getSpecies(i)
@@ -486,8 +487,10 @@ def import_sbml(source, *, name: str | None = None, dose_target: str | None = No
         species_factor[sid] = factor
         amount_expr = symbol(sid) / factor
         comp = s.getCompartment()
+        species_units[sid] = {"ug_per_unit": factor, "compartment": None}
         if not s.getHasOnlySubstanceUnits():
             amount_expr = amount_expr / names.get(comp, symbol(comp))
+            species_units[sid]["compartment"] = comp
         names[sid] = amount_expr
         if s.isSetInitialAmount():
             initial_ug[sid] = s.getInitialAmount() * factor
@@ -690,6 +693,10 @@ def import_sbml(source, *, name: str | None = None, dose_target: str | None = No
             expr = math_of(rules[oid].getMath(), f"the assignment rule of observable {oid!r}")
             observables.append(Observable(oname, expr, units.pint(p.getUnits()) or "percent_ID", ""))
     metadata = {"reference": f"imported from SBML: {label}"}
+    if not own:
+        # How the SBML's own numbers map to nanopk's: a species' value × ug_per_unit (× its compartment's
+        # size for a concentration) is µg; a time × hours_per_time_unit is hours.
+        metadata["sbml_units"] = {"hours_per_time_unit": 1.0 / per_hour, "species": species_units}
     if not own and dose_target is not None:
         schedule = ([{"time_h": 0.0, "amount_ug": initial_ug[dose_target], "source": f"initial amount of {dose_target!r}"}]
                     if initial_ug[dose_target] else [])
