@@ -140,3 +140,36 @@ def test_the_recipe_key_is_the_same_in_another_process():
             "print(p.recipe_key(path, path.read_text(), None, {'K50_liver': 2.0}))")
     out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ), capture_output=True, text=True, check=True).stdout
     assert out.strip() == key
+
+
+def test_an_edited_plugin_mechanism_is_built_again(tmp_path, builds, monkeypatch):
+    """A registered mechanism family's source is part of the recipe: after the module's
+    default rate changes from 0.5 to 5.0 /h, the same spec builds anew and simulates with 5.0
+    (the cache once recalled the old model; found by a tutorial's test)."""
+    from nanopk.mechanisms import base
+
+    module = tmp_path / "labsink.py"
+    source = '''from nanopk.mechanisms.base import param
+from nanopk.parts import Flux, Part, State, symbol
+
+
+def sink(ctx):
+    return Part("labsink.sink", states=(State("sink"),),
+                parameters=(param("k_sink", {k}, "1/h", "test value", (0.0, 100.0)),),
+                fluxes=(Flux("to_sink", "central", "sink", symbol("k_sink") * symbol("central")),))
+'''
+    module.write_text(source.format(k=0.5))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(base, "_REGISTERED", dict(base._REGISTERED))  # the registration is undone after the test
+    base.register_family("labsink", "labsink")
+    spec_path = tmp_path / "plugin.toml"
+    spec_path.write_text(nanopk.spec.model_path("one_compartment_iv").read_text()
+                         + '\n[[mechanisms]]\nuse = "labsink.sink"\n')
+    first = nanopk.load_model(spec_path)
+    module.write_text(source.format(k=5.0))
+    sys.modules.pop("labsink", None)
+    base.clear_registry_cache()
+    second = nanopk.load_model(spec_path)
+    base.clear_registry_cache()
+    assert builds == ["plugin", "plugin"]
+    assert (first.parameters["k_sink"].value, second.parameters["k_sink"].value) == (0.5, 5.0)

@@ -58,9 +58,42 @@ def _package_hash() -> str:
     return h.hexdigest()
 
 
+def _plugin_hash() -> str:
+    """Hash of the source of every mechanism family that is not nanopk's own.
+
+    A lab's family (an entry point or ``register_family``) builds parts just as the
+    built-in ones do, so its source is part of what a model is made of: without it in
+    the key, an edited plugin mechanism would be recalled from the cache unchanged.
+    Not cached: a family may be registered at any time in a session.
+    """
+    import importlib.util
+
+    from .mechanisms.base import _discover
+
+    h = hashlib.sha256()
+    for name, fam in sorted(_discover()[0].items()):
+        if fam.origin == "nanopk":
+            continue
+        h.update(f"{name}={fam.module}\0".encode())
+        try:
+            spec = importlib.util.find_spec(fam.module)
+        except (ImportError, ValueError):
+            spec = None
+        origin = Path(spec.origin) if spec is not None and spec.origin not in (None, "built-in", "frozen") else None
+        if origin is None or not origin.is_file():
+            h.update(b"<no source>")  # resolving the family will report it
+            continue
+        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+        for f in files:
+            h.update(str(f).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
 def recipe_key(path, text: str, particle, params) -> str:
-    """Key of the model ``load_model`` builds from these arguments."""
+    """Key of the model ``load_model`` builds from these arguments (and nanopk's and any
+    plugin mechanism family's source)."""
     h = hashlib.sha256(_package_hash().encode())
+    h.update(_plugin_hash().encode())
     h.update(str(Path(path).resolve()).encode() + b"\0" + text.encode())
     h.update(repr(sorted(particle.to_dict().items()) if particle is not None else None).encode())
     h.update(repr(sorted((params or {}).items())).encode())
