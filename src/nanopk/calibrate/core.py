@@ -63,11 +63,15 @@ class Constant:
 CONSTANTS = (
     Constant("signal_50", 1e-3, 1e3, "opsonin signal of half-maximal MPS recognition (size and PEG dependence of clearance)"),
     Constant("n_recognition", 1.0, 6.0, "steepness of recognition in the opsonin signal"),
-    Constant("f_naive", 1e-4, 10.0, "uptake of naive (opsonin-free) particles relative to the Lin/Chou Kmax"),
-    Constant("Kmax_liver", 1e-3, 100.0, "phagocytic uptake in the liver (× f_naive)"),
-    Constant("Kmax_spleen", 1e-3, 100.0, "phagocytic uptake in the spleen (× f_naive)"),
+    Constant("Kmax_liver", 1e-3, 100.0, "naive phagocytic uptake in the liver (× f_naive)"),
+    Constant("Kmax_spleen", 1e-3, 100.0, "naive phagocytic uptake in the spleen (× f_naive)"),
+    Constant("k_cap_ops_spleen", 1e-2, 1e3, "capture of opsonised particles by the spleen (liver/spleen share)"),
+    Constant("Kmax_kidney", 1e-3, 100.0, "naive uptake and retention in the kidney (× f_naive)"),
+    Constant("Kmax_lung", 1e-3, 100.0, "naive uptake and retention in the lung (× f_naive)"),
+    Constant("PAC_muscle", 1e-7, 1e-1, "muscle capillary permeability (fraction of muscle blood flow)"),
     Constant("P_tumour", 1e-4, 10.0, "tumour tissue:blood distribution coefficient (tumour capacity)"),
     Constant("Kmax_tumour", 1e-3, 30.0, "uptake into tumour cells (tumour retention)"),
+    Constant("Krelease_tumour", 1e-4, 15.0, "release from tumour cells (tumour retention)"),
 )
 """The constants calibrated by default; each one's search range is its bounds here
 intersected with the model parameter's own bounds (so every estimate is a value the
