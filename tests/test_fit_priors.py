@@ -268,7 +268,7 @@ def test_unknown_prior_names_are_all_named_with_the_varied_parameters(one):
     ({"k10": (0.0, 1.0)}, r"'k10' is fitted on the log scale, so its prior median must be positive"),
     ({"k10": (-0.2, 0.0)}, r"'k10' needs sd > 0.*'k10' is fitted on the log scale"),
     ({"k10": 0.1}, r"'k10' must be a pair \(median, sd\) of numbers \(got 0.1\)"),
-    ([("k10", (0.1, 1.0))], r"`priors` must be a dict"),
+    ([("k10", (0.1, 1.0))], r"`priors` must be .population., None, False or a dict \{name: \(median, ln_sd\)\} \(got list\)"),
 ])
 def test_bad_priors_raise_fit_error_naming_them(one, priors, match):
     """sd ≤ 0 (or NaN), a non-positive median on a log-scale parameter, a malformed entry: FitError."""
