@@ -186,7 +186,7 @@ def summary_lines(result) -> list[str]:
     shown = ", ".join(f"{n} ~ {'LogNormal' if log[n] else 'Normal'}({mu:.4g}, {sd:.3g})"
                       for n, (mu, sd) in result.objective.priors.items())
     head = "Population priors" if summary["kind"] == POPULATION else "Priors"
-    width = max(len(n) for n in rows)
+    width = max(len("parameter"), *(len(n) for n in rows))
     lines = ["", f"{head} (MAP estimate; metrics above are of the data only): {shown}",
              f"  {'parameter':<{width}}  {'prior median [95 %]':<28}  {'estimate [95 %]':<30}  {'z':>6}  shrinkage"]
 
