@@ -3,13 +3,18 @@
 Each command runs ``--runs`` times in a fresh interpreter (the models' compiled C is
 cached on disk, so every run after the first is a run "on a cached model"); the median
 wall time is printed, with ``import numpy`` as the floor any nanopk command pays.
-Machines are shared and noisy: compare figures from one run of this script.
+Machines are shared and noisy: compare figures from one run of this script.  With
+``--baseline-src DIR`` (the ``src`` folder of an earlier checkout, e.g. from
+``git archive COMMIT src | tar -x -C /tmp/old``) each command also runs with that code
+first on ``PYTHONPATH``, interleaved run by run with the current code, and the ratio of
+the medians is printed.
 
-    .venv/bin/python benchmarks/startup.py [--runs 7]
+    .venv/bin/python benchmarks/startup.py [--runs 7] [--baseline-src /tmp/old/src]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -27,21 +32,31 @@ COMMANDS = {
 }
 
 
-def wall(cmd: list[str]) -> float:
+def wall(cmd: list[str], src: str | None = None) -> float:
+    env = dict(os.environ, PYTHONPATH=src) if src else None
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--baseline-src", help="an earlier checkout's src folder, timed interleaved with this one")
     args = parser.parse_args()
     for name, cmd in COMMANDS.items():
         wall(cmd)  # warm the disk cache (and the compiled-model cache)
-        times = [wall(cmd) for _ in range(args.runs)]
-        print(f"{name:75s} median {statistics.median(times):6.3f} s  (min {min(times):.3f}, max {max(times):.3f}, "
-              f"{args.runs} runs)")
+        if args.baseline_src:
+            wall(cmd, args.baseline_src)
+        times, old = [], []
+        for _ in range(args.runs):
+            times.append(wall(cmd))
+            if args.baseline_src:
+                old.append(wall(cmd, args.baseline_src))
+        line = f"{name:75s} median {statistics.median(times):6.3f} s  (min {min(times):.3f}, max {max(times):.3f}"
+        if old:
+            line += (f"; baseline median {statistics.median(old):.3f} s, ratio {statistics.median(times) / statistics.median(old):.3f}")
+        print(line + f"; {args.runs} runs)")
 
 
 if __name__ == "__main__":
