@@ -94,3 +94,23 @@ def test_readme_fit_reports_the_blood_half_life_beside_the_data():
     assert 1 / 1.5 < model["value"] / nca["value"] < 1.5
     assert "the data's terminal window" in model["note"]
     assert de["DE24"]["extrapolated"] is False and de["last_measured_h"] == 168.0
+
+
+def test_without_blood_data_the_model_half_life_is_read_over_the_sampled_window():
+    """Wang 2015 BSA rods (no blood measured, organs at 1, 24 and 72 h): the model's blood t½
+    is read over 1–72 h, equal to λz of the model's own blood curve there (rel 1e-6), and the
+    note says no NCA value exists — not the 126–168 h tail the fit never saw (173 h before)."""
+    from nanopk.delivery import terminal_half_life
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nanopk.fit.FitWarning)
+        result = nanopk.fit("mouse_tumour", "wang2015_au_sio2_rod_bsa", vary=["P_tumour"])
+    de = result.delivery(n_samples=0)
+    half = de["t_half_blood_h"]
+    assert half["window_h"] == [1.0, 72.0]
+    assert "no blood was measured, so no NCA half-life" in half["note"]
+    assert "t_half_blood_nca_h" not in de
+    t = np.unique(np.concatenate([nanopk.delivery.delivery_grid(168.0), np.linspace(1.0, 72.0, 25)]))
+    blood = result.simulate(t)["blood"].to_numpy()
+    assert half["value"] == pytest.approx(terminal_half_life(t, blood, 0.25, (1.0, 72.0)), rel=1e-6)
+    assert half["value"] < 30.0

@@ -501,6 +501,14 @@ class FitResult:
             delivery(model)  # raises the ModelError that says what to use instead
         data = observed_blood_kinetics(self.predictions)
         window = None if data is None else data["window"]
+        sampled = None
+        if data is None and isinstance(self.predictions, pd.DataFrame) and "time_h" in self.predictions:
+            # No blood measured: read the model's half-life over the times the data were
+            # sampled at, not the last quarter of 0-168 h (a plateau no one measured).
+            times = self.predictions["time_h"].to_numpy(float)
+            times = times[np.isfinite(times) & (times > 0)]
+            if times.size and times.max() > times.min():
+                sampled = window = (float(times.min()), float(times.max()))
         draws, source = self.parameter_draws(n_samples, seed)
         result = delivery(model, values, draws, source=source, dose=dose, half_life_window=window)
         unc = result["uncertainty"]
@@ -555,6 +563,10 @@ class FitResult:
                             if nca.get("n_plateau") else "")) if nca is not None
                         else f"data (NCA): no declining terminal phase of ≥ 3 blood points; model read over {w0:.3g}-{w1:.3g} h",
             }
+        if sampled is not None and result.get("t_half_blood_h", {}).get("value") is not None:
+            result["t_half_blood_h"]["window_h"] = list(sampled)
+            result["t_half_blood_h"]["note"] = (f"model, log-linear over {sampled[0]:.3g}-{sampled[1]:.3g} h, the sampled "
+                                                "window: no blood was measured, so no NCA half-life")
         if isinstance(self.predictions, pd.DataFrame):
             flag_extrapolation(result, self.predictions)
         self.extra_json["delivery"] = {k: v for k, v in result.items() if k != "model"}
