@@ -98,23 +98,63 @@ void nanopk_jac_hoisted(double t, const double *y, double *J, const double *p)
 {
     nanopk_jac_core(t, y, J, p, jac_constants);
 }
-/*SPLIT*/
+
 void nanopk_jac_prepare(const double *p)
 {
     nanopk_jac_constants(p, jac_constants);
-#ifdef NANOPK_JAC_SPLIT_NC
-    nanopk_jac_split_constants(p, split_constants);
-#endif
 }
 """
-#: J = J_d + F·E through the hubs (SymbolicSystem.low_rank_split), for the Newton solve.
-_JACOBIAN_SPLIT = """
+#: With hubs the Newton solve uses J = J_d + F·E through them (SymbolicSystem.low_rank_split),
+#: and J itself (Python's jac(), the sensitivity solve) is assembled from the same three,
+#: every entry written: printing and compiling the full J as well, dense by coagulation
+#: (10 201 entries at 101 states), took 40 % of the first compile of the 101-state
+#: aggregation model.  J_N and J_H: states and hubs.
+_JACOBIAN_SPLIT = """#include <math.h>
+#include <string.h>
+
 /*SPLIT_CODE*/
 static _Thread_local double split_constants[NANOPK_JAC_SPLIT_NC > 0 ? NANOPK_JAC_SPLIT_NC : 1];
 
 void nanopk_jac_split_hoisted(double t, const double *y, double *J, double *F, double *E, const double *p)
 {
     nanopk_jac_split_core(t, y, J, F, E, p, split_constants);
+}
+
+/* J += F E (column-major; a zero E[k, j] adds nothing, as in the symbolic J). */
+static void add_low_rank(double *J, const double *F, const double *E)
+{
+    for (int j = 0; j < J_N; j++)
+        for (int k = 0; k < J_H; k++) {
+            const double e = E[k + j * J_H];
+            if (e != 0.0)
+                for (int i = 0; i < J_N; i++)
+                    J[i + j * J_N] += F[i + k * J_N] * e;
+        }
+}
+
+void nanopk_jac(double t, const double *y, double *J, const double *p)
+{
+    double F[J_N * J_H], E[J_H * J_N];
+    memset(J, 0, sizeof(double) * J_N * J_N);
+    memset(F, 0, sizeof F);
+    memset(E, 0, sizeof E);
+    nanopk_jac_split(t, y, J, F, E, p);
+    add_low_rank(J, F, E);
+}
+
+void nanopk_jac_hoisted(double t, const double *y, double *J, const double *p)
+{
+    double F[J_N * J_H], E[J_H * J_N];
+    memset(J, 0, sizeof(double) * J_N * J_N);
+    memset(F, 0, sizeof F);
+    memset(E, 0, sizeof E);
+    nanopk_jac_split_hoisted(t, y, J, F, E, p);
+    add_low_rank(J, F, E);
+}
+
+void nanopk_jac_prepare(const double *p)
+{
+    nanopk_jac_split_constants(p, split_constants);
 }
 """
 _LIBS = ("core", "nvecserial", "sunmatrixdense", "sunlinsoldense", "sunmatrixband", "sunlinsolband", "cvode")
@@ -224,12 +264,14 @@ MAX_HUBS = 8
 
 
 def generate_jacobian_source(system: SymbolicSystem) -> str:
-    """The Jacobian's translation unit: ``nanopk_jac`` and, with hubs, ``nanopk_jac_split``,
-    each also hoisted (:func:`.ccode.c_jacobian_code`) with its constants kept per thread."""
-    split = ""
-    if newton_lu_plan(system)[1]:
-        split = _JACOBIAN_SPLIT.replace("/*SPLIT_CODE*/", c_jacobian_code(system, split=True))
-    return _JACOBIAN.replace("/*JAC_CODE*/", c_jacobian_code(system)).replace("/*SPLIT*/", split)
+    """The Jacobian's translation unit: ``nanopk_jac``, or with hubs ``nanopk_jac_split`` and
+    ``nanopk_jac`` assembled from it, each also hoisted (:func:`.ccode.c_jacobian_code`)
+    with its constants kept per thread."""
+    hubs = newton_lu_plan(system)[1]
+    if hubs:
+        return (f"#define J_N {system.n_states}\n#define J_H {hubs}\n"
+                + _JACOBIAN_SPLIT.replace("/*SPLIT_CODE*/", c_jacobian_code(system, split=True)))
+    return _JACOBIAN.replace("/*JAC_CODE*/", c_jacobian_code(system))
 
 
 def _artifact_key(system: SymbolicSystem, libs: list[str]) -> str:
