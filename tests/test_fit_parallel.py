@@ -13,7 +13,9 @@ import nanopk
 from nanopk.batch import thread_pool
 from nanopk.errors import FitError
 from nanopk.fit._data import coerce_datasets
-from nanopk.fit.objective import ForwardDifferenceJacobian, Objective, _finite_difference_jacobian, build_parameters
+from nanopk.fit.jacobians import ForwardDifferenceJacobian, _finite_difference_jacobian
+from nanopk.fit.objective import Objective
+from nanopk.fit.parameters import build_parameters
 
 VARY = ["Kmax_liver", "K50_liver", "Kmax_spleen", "P_spleen"]
 #: The Cho 2010 organs mouse_pbpk has (lymph node, heart and testis it has not).

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 import nanopk
 from nanopk import FitError
 from nanopk.fit import FitWarning
-from nanopk.fit.objective import SensitivityJacobian, _finite_difference_jacobian
+from nanopk.fit.jacobians import SensitivityJacobian, _finite_difference_jacobian
 
 SIGMA = 0.3
 #: ln-scale errors of the four observations (fixed, so every number below is exact).

@@ -225,7 +225,7 @@ def test_sensitivity_jacobian_hook(mouse, single, monkeypatch):
     """jacobian='sensitivity' chains backend sensitivities through observables, residuals and the log
     transform: the Jacobian equals central differences and the fit equals the FD fit."""
     import nanopk.compile
-    from nanopk.fit.objective import SensitivityJacobian, _finite_difference_jacobian
+    from nanopk.fit.jacobians import SensitivityJacobian, _finite_difference_jacobian
 
     real = nanopk.compile.compile_model
     monkeypatch.setattr(nanopk.compile, "compile_model", lambda model, backend="auto": _SensitivityBackend(real(model, backend)))
@@ -241,7 +241,7 @@ def test_sensitivity_jacobian_hook(mouse, single, monkeypatch):
 
 def test_jacobian_callable_hook(mouse, single):
     """Any callable jac(objective, x) is used as the Jacobian."""
-    from nanopk.fit.objective import _finite_difference_jacobian
+    from nanopk.fit.jacobians import _finite_difference_jacobian
 
     calls = []
 

@@ -110,9 +110,9 @@ def test_default_fit_recovers_the_truth_inside_its_intervals(product_model, seed
     """Candidates a, b, k, r (monkeypatched default list): the default fit fits one of a/b, k and r —
     never both factors — and each 95 % interval contains the truth (for a or b: truth a·b = 0.8 divided
     by the other factor's held value)."""
-    import nanopk.fit.objective as objective
+    import nanopk.fit.parameters as parameters
 
-    monkeypatch.setattr(objective, "default_vary", lambda model, datasets: ["a", "b", "k", "r"])
+    monkeypatch.setattr(parameters, "default_vary", lambda model, datasets: ["a", "b", "k", "r"])
     data = synthetic(product_model, seed)
     result = quiet_fit(product_model, data, max_nfev=2000)
     chosen = result.selection.chosen
@@ -130,9 +130,9 @@ def test_default_fit_recovers_the_truth_inside_its_intervals(product_model, seed
 def test_vary_all_keeps_every_candidate_and_flags_the_product(product_model, monkeypatch):
     """vary="all" keeps today's behaviour: every candidate fitted, the a·b pair undetermined; their Wald
     intervals are unusable, so they are profiled automatically and the report says why."""
-    import nanopk.fit.objective as objective
+    import nanopk.fit.parameters as parameters
 
-    monkeypatch.setattr(objective, "default_vary", lambda model, datasets: ["a", "b", "k"])
+    monkeypatch.setattr(parameters, "default_vary", lambda model, datasets: ["a", "b", "k"])
     result = quiet_fit(product_model, synthetic(product_model, 1), vary="all")
     assert list(result.params) == ["a", "b", "k"] and result.selection is None
     assert {"a", "b"} <= set(result.unreliable_wald)

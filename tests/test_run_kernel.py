@@ -20,7 +20,7 @@ from nanopk import run as kernel
 from nanopk.dosing import Bolus, Infusion
 from nanopk.fit import FitWarning, build_objective
 from nanopk.fit._optimize import minimize
-from nanopk.fit.objective import SensitivityJacobian
+from nanopk.fit.jacobians import SensitivityJacobian
 from nanopk.parts import symbol
 from nanopk.simulate import solve_states
 
@@ -208,7 +208,7 @@ def test_sensitivity_jacobian_matches_finite_differences_with_an_observable_para
     """The exact Jacobian (∂h/∂y once for all times; ∂h/∂θ where θ enters the observables, as
     f_residual_blood does) equals central differences of the residuals (step 1e-5, solver
     rtol 1e-10): to 1e-4 of the largest entry."""
-    from nanopk.fit.objective import _finite_difference_jacobian
+    from nanopk.fit.jacobians import _finite_difference_jacobian
 
     model = nanopk.load_model("mouse_pbpk")
     with warnings.catch_warnings():

@@ -596,7 +596,7 @@ class _FixedLogRatio:
     def jacobian(self, jac):
         """The slice's Jacobian: forward differences on the slice itself (one column fewer than the
         joint's), any other Jacobian callable through the chain rule (∂x_i/∂x_j = 1)."""
-        from .fit.objective import ForwardDifferenceJacobian
+        from .fit.jacobians import ForwardDifferenceJacobian
 
         if isinstance(jac, ForwardDifferenceJacobian):
             return jac

@@ -29,7 +29,9 @@ from ..data.checks import fit_checks
 from ._data import FitWarning, coerce_datasets
 from ._optimize import minimize
 from .metrics import goodness_of_fit
-from .objective import ForwardDifferenceJacobian, Objective, SensitivityJacobian, build_parameters
+from .jacobians import ForwardDifferenceJacobian, SensitivityJacobian
+from .objective import Objective
+from .parameters import build_parameters
 from .priors import check_priors_argument, resolve_priors
 from .result import CovarianceStatus, FitResult, FitStatus, OptimizerStatus, adequacy
 from .uncertainty import Covariance, covariance, parameter_flags, residual_scale

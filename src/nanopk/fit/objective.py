@@ -49,12 +49,8 @@ with ``z = (ln L − ln ŷ)/σ`` (log scale; ``σ`` from the rule above, or the 
 median) or ``z = (L − ŷ)/σ`` (additive) — the probability that the measurement fell
 below ``L`` given the prediction.
 
-Parameters are optimised on the log scale (``x = ln θ``) whenever their lower bound
-is ≥ 0 and their start value is positive; otherwise on the natural scale.  A lower
-bound of 0 becomes ``start × 1e-6`` on the log scale (six decades below the start; a
-log-parameter cannot reach 0, and one that runs to this floor is flagged as at a
-bound, i.e. indistinguishable from zero); an infinite upper bound becomes
-``start × 1e6``.
+Parameters are optimised on the log scale where their bounds allow
+(:mod:`nanopk.fit.parameters`).
 
 Robust losses.  ``loss`` (``"linear"``, default; ``"soft_l1"``, ``"huber"``,
 ``"cauchy"``, ``"arctan"``) and ``f_scale`` are scipy's: the fit minimises
@@ -65,16 +61,8 @@ cannot be fitted by any mass-conserving model (organ totals above 100 %ID), so t
 they do not drag every other prediction.  Intervals then use the iteratively
 reweighted approximation (see :mod:`nanopk.fit.uncertainty`).
 
-Jacobians.  ``jacobian="fd"`` lets the optimiser difference the residuals with a
-relative step ``diff_step`` (default 1e-4, well above the solver noise at
-``rtol=1e-8``).  ``jacobian="sensitivity"`` uses forward parameter sensitivities from
-the backend (``compiled.solve_sensitivities``; see :class:`SensitivityJacobian`) and
-the chain rule through the observables, the residual model and the log transform;
-the residuals then come from the same solve (one solve per evaluated point, where a
-plain solve for the residuals and a sensitivity solve for the Jacobian did the states
-twice).
-Any callable ``jac(objective, x) -> ndarray (n_residuals, n_varied)`` may be given
-instead.
+Jacobians (finite differences or forward sensitivities) are in :mod:`nanopk.fit.jacobians`;
+explicit priors become residual rows through :func:`nanopk.fit.priors.prior_rows`.
 
 References
 ----------
@@ -87,14 +75,18 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import log_ndtr
 
 from ..errors import FitError, SolverError, suggest
-from ..run import Runner, observation_derivatives
+from ..run import Runner
 from ._data import FitData
+# The fit's other pieces live beside this module (parameters, priors, Jacobians); their
+# names stay importable from here, where they were first defined.
+from .jacobians import ForwardDifferenceJacobian, SensitivityJacobian
+from .parameters import DEFAULT_VARY, FitParameter, build_parameters, default_vary
+from .priors import prior_rows as _resolve_priors
 from .protocol import DerivedMembers
 
 __all__ = ["FitParameter", "Objective", "ForwardDifferenceJacobian", "SensitivityJacobian", "build_parameters", "default_vary", "DEFAULT_VARY",
@@ -108,7 +100,6 @@ PRED_FLOOR = 1e-10
 #: Residual given to every point when the solver fails at a trial parameter set, so the
 #: optimiser backs off (a trust-region step is rejected) instead of stopping.
 PENALTY = 1e3
-_ZERO_FLOOR_DECADES = 6.0
 
 #: Keys of ``error_params``: additive SD (%ID) and proportional CV of the combined model,
 #: and the log-scale σ of rows without a reported spread.
@@ -122,137 +113,6 @@ LOSSES = {
     "cauchy": (lambda z: np.log1p(z), lambda z: 1 / (1 + z)),
     "arctan": (lambda z: np.arctan(z), lambda z: 1 / (1 + z ** 2)),
 }
-
-
-@dataclass
-class FitParameter:
-    """One optimised quantity.
-
-    ``name`` is the lmfit name (``Kmax_liver`` or, per dataset,
-    ``Kmax_liver__<dataset>``); ``model_name`` the model parameter it sets;
-    ``dataset`` ``None`` when shared by every dataset.  ``lower``/``upper`` are
-    natural-scale bounds, ``xmin``/``xmax`` the optimiser's (log when ``log``).
-    """
-
-    name: str
-    model_name: str
-    dataset: str | None
-    log: bool
-    start: float
-    lower: float
-    upper: float
-    unit: str
-    source: str
-
-    @property
-    def xmin(self) -> float:
-        return math.log(self.lower) if self.log else self.lower
-
-    @property
-    def xmax(self) -> float:
-        return math.log(self.upper) if self.log else self.upper
-
-    @property
-    def x0(self) -> float:
-        return math.log(self.start) if self.log else self.start
-
-    def to_natural(self, x: float) -> float:
-        return math.exp(x) if self.log else float(x)
-
-    def to_internal(self, value: float) -> float:
-        if self.log:
-            if not value > 0:
-                raise FitError(f"parameter {self.name!r} is fitted on the log scale and needs a positive value (got {value!r})")
-            return math.log(value)
-        return float(value)
-
-
-#: What ``vary=None`` fits, per measured organ (when the model has the parameter):
-#: the phagocytic uptake that dominates nanoparticle biodistribution, and for a
-#: tumour the four parameters identifiable from a few tumour time points.
-DEFAULT_VARY = {
-    "liver": ("Kmax_liver", "K50_liver"),
-    "spleen": ("Kmax_spleen", "K50_spleen"),
-    "kidney": ("Kmax_kidney",),
-    "lung": ("Kmax_lung",),
-    "tumour": ("PATC_tumour", "P_tumour", "Kmax_tumour", "Krelease_tumour"),
-}
-
-
-def default_vary(model, datasets: list[FitData]) -> list[str]:
-    """Parameters fitted when ``vary`` is not given (see :data:`DEFAULT_VARY`)."""
-    observed = {o for d in datasets for o in d.rows["observable"]}
-    names = [n for organ, group in DEFAULT_VARY.items() if organ in observed for n in group if n in model.parameters]
-    if not names:
-        raise FitError(f"`vary` was not given and none of the default parameters ({', '.join(n for g in DEFAULT_VARY.values() for n in g)}) "
-                       f"is in model {model.name!r} for the measured tissues; name the parameters to fit, e.g. vary=['Kmax_liver']")
-    return names
-
-
-def build_parameters(model, datasets: list[FitData], vary, shared, start, bounds) -> list[FitParameter]:
-    """The optimised parameters: shared ones first, then per-dataset copies."""
-    if vary is None:
-        vary = default_vary(model, datasets)
-    vary = [vary] if isinstance(vary, str) else list(vary)
-    if not vary:
-        raise FitError("`vary` is empty; name the model parameters to fit, e.g. vary=['Kmax_liver', 'Kmax_spleen']")
-    known = model.parameters
-    unknown = [v for v in vary if v not in known]
-    if unknown:
-        raise FitError("cannot vary unknown parameter(s): " + "; ".join(f"{u!r}{suggest(u, known)}" for u in unknown))
-    dup = sorted({v for v in vary if vary.count(v) > 1})
-    if dup:
-        raise FitError(f"`vary` names {', '.join(map(repr, dup))} more than once")
-    builtin = [v for v in vary if v in ("dose", "infusion_rate")]
-    if builtin:
-        raise FitError(f"{', '.join(map(repr, builtin))} is set by each dataset's dosing and cannot be fitted")
-    if shared is None:
-        shared_set = set(vary)
-    else:
-        shared = [shared] if isinstance(shared, str) else list(shared)
-        stray = [s for s in shared if s not in vary]
-        if stray:
-            raise FitError(f"`shared` names {', '.join(map(repr, stray))}, which {'is' if len(stray) == 1 else 'are'} not in `vary`{suggest(stray[0], vary)}")
-        shared_set = set(shared)
-    if len(datasets) == 1:
-        shared_set = set(vary)
-    start = dict(start or {})
-    bounds = dict(bounds or {})
-    specs: list[FitParameter] = []
-    for name in vary:
-        copies = [(name, None)] if name in shared_set else [(f"{name}__{d.name}", d.name) for d in datasets]
-        for pname, ds in copies:
-            specs.append(_spec(known[name], pname, ds, start, bounds))
-    names = {s.name for s in specs}
-    stray = [k for k in list(start) + list(bounds) if k not in names and k not in vary]
-    if stray:
-        raise FitError("`start`/`bounds` name(s) not fitted: " + "; ".join(f"{s!r}{suggest(s, names)}" for s in stray))
-    return specs
-
-
-def _spec(param, pname: str, dataset, start: dict, bounds: dict) -> FitParameter:
-    given = pname in start or param.name in start
-    value = float(start.get(pname, start.get(param.name, param.value)))
-    lo, hi = bounds.get(pname, bounds.get(param.name, param.bounds))
-    lo, hi = float(lo), float(hi)
-    if not given and hi > lo and not (lo <= value <= hi):
-        # The model default lies outside bounds the user narrowed: start in the middle
-        # (geometric for positive bounds).
-        value = math.sqrt(lo * hi) if lo > 0 and math.isfinite(hi) else (lo + hi) / 2 if math.isfinite(hi) else lo
-    if not (math.isfinite(value) and lo <= value <= hi):
-        raise FitError(f"start value of {pname!r} must be finite and inside its bounds [{lo:g}, {hi:g}] (got {value!r})")
-    log = lo >= 0 and value > 0
-    if log:
-        if lo <= 0:
-            lo = value * 10 ** -_ZERO_FLOOR_DECADES
-        if not math.isfinite(hi):
-            hi = value * 10 ** _ZERO_FLOOR_DECADES
-    elif not (math.isfinite(lo) and math.isfinite(hi)):
-        if value == 0 and lo >= 0:
-            raise FitError(f"cannot fit {pname!r} from a start value of 0 with bounds [{lo:g}, {hi:g}]: give a positive start, e.g. start={{{pname!r}: 1e-3}}")
-    if not hi > lo:
-        raise FitError(f"bounds of {pname!r} are empty: [{lo:g}, {hi:g}]")
-    return FitParameter(pname, param.name, dataset, log, value, lo, hi, param.unit, param.source)
 
 
 class Objective(DerivedMembers):
@@ -574,212 +434,3 @@ def _check_error_params(error_params) -> dict:
     if problems:
         raise FitError(f"`error_params`: {'; '.join(problems)}; valid keys: {', '.join(ERROR_PARAMS)}")
     return {k: float(v) for k, v in error_params.items()}
-
-
-def _resolve_priors(priors, specs) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
-    """Validate ``priors`` against the fitted parameters; one row per prior'd copy.
-
-    Returns ``({fitted name: (median, sd)}, spec indices, centres x̃, sds)``.  Every
-    unknown name and every invalid value is collected before one FitError is raised.
-    """
-    empty = ({}, np.zeros(0, dtype=int), np.zeros(0), np.zeros(0))
-    if priors is None:
-        return empty
-    if not isinstance(priors, dict):
-        raise FitError(f"`priors` must be a dict {{name: (median, sd)}} (got {type(priors).__name__})")
-    fitted = [s.name for s in specs]
-    model_names = list(dict.fromkeys(s.model_name for s in specs))
-    known = set(fitted) | set(model_names)
-    unknown = [k for k in priors if k not in known]
-    if unknown:
-        raise FitError("`priors` name(s) not fitted: " + "; ".join(f"{u!r}{suggest(str(u), sorted(known))}" for u in unknown)
-                       + f"; varied parameters: {', '.join(model_names)}")
-    problems = []
-    for name, value in priors.items():
-        try:
-            median, sd = (float(v) for v in value)
-        except (TypeError, ValueError):
-            problems.append(f"{name!r} must be a pair (median, sd) of numbers (got {value!r})")
-            continue
-        log = any(s.log for s in specs if name in (s.name, s.model_name))
-        if not (sd > 0):  # also catches NaN
-            problems.append(f"{name!r} needs sd > 0 (got {sd!r})")
-        if log and not (median > 0 and math.isfinite(median)):
-            problems.append(f"{name!r} is fitted on the log scale, so its prior median must be positive and finite "
-                            f"(got {median!r})")
-        elif not math.isfinite(median):
-            problems.append(f"{name!r} needs a finite prior mean (got {median!r})")
-    if problems:
-        raise FitError("invalid prior(s): " + "; ".join(problems))
-    resolved, index, center, sd = {}, [], [], []
-    for k, s in enumerate(specs):
-        if s.name in priors:  # a copy's own prior wins over its model name's
-            median, spread = (float(v) for v in priors[s.name])
-        elif s.model_name in priors:
-            median, spread = (float(v) for v in priors[s.model_name])
-        else:
-            continue
-        resolved[s.name] = (median, spread)
-        if math.isinf(spread):
-            continue  # flat: contributes nothing
-        index.append(k)
-        center.append(math.log(median) if s.log else median)
-        sd.append(spread)
-    return resolved, np.array(index, dtype=int), np.array(center, dtype=float), np.array(sd, dtype=float)
-
-
-def _residuals_at(objective: Objective, points, pool=None) -> list[np.ndarray]:
-    """The residuals at each point, on the thread ``pool`` if given (the compiled solver
-    releases the GIL), else one after another."""
-    if pool is None:
-        return [objective.residual(p) for p in points]
-    return list(pool.map(objective.residual, points))
-
-
-def _finite_difference_jacobian(objective: Objective, x, step=1e-4, pool=None) -> np.ndarray:
-    """Central differences of the residuals (one-sided next to a bound).
-
-    The step is ``step·max(1, |x_j|)`` on the optimiser's (log) scale, as in scipy's
-    ``diff_step``: with the solver at ``rtol=1e-8`` the truncation and noise errors
-    are both ~1e-8 relative, far below what an interval needs.  With a thread
-    ``pool`` the simulations run concurrently (see :class:`ForwardDifferenceJacobian`).
-    """
-    x = np.asarray(x, dtype=float)
-    lo, hi = objective.xmin, objective.xmax
-    plans = []  # per parameter: (point a, point b, divisor); None stands for x itself
-    for j in range(x.size):
-        h = step * max(1.0, abs(x[j]))
-        up, down = x.copy(), x.copy()
-        up[j] += h
-        down[j] -= h
-        if up[j] <= hi[j] and down[j] >= lo[j]:
-            plans.append((up, down, 2 * h))
-        elif up[j] <= hi[j]:
-            plans.append((up, None, h))
-        else:
-            plans.append((None, down, h))
-    one_sided = any(a is None or b is None for a, b, _ in plans)
-    points = ([x] if one_sided else []) + [p for a, b, _ in plans for p in (a, b) if p is not None]
-    values = _residuals_at(objective, points, pool)
-    f0 = values[0] if one_sided else None
-    rest = iter(values[1:] if one_sided else values)
-    J = np.empty((objective.n_residuals, x.size))
-    for j, (a, b, div) in enumerate(plans):
-        fa = next(rest) if a is not None else f0
-        fb = next(rest) if b is not None else f0
-        J[:, j] = (fa - fb) / div
-    return J
-
-
-class ForwardDifferenceJacobian:
-    """∂r/∂x by forward differences, the perturbed simulations running concurrently.
-
-        J[:, j] = (r(x + h_j·e_j) − r(x)) / h_j,   h_j = diff_step · max(1, |x_j|)
-
-    — scipy's ``"2-point"`` rule, with the step reversed where ``x + h_j`` would cross
-    the upper bound.  The compiled solver runs in C without the GIL (a ``ctypes`` call
-    releases it), so the ``k`` perturbed solves of one Jacobian run on ``workers``
-    threads in parallel; ``r(x)`` is the optimiser's last evaluation
-    (:meth:`Objective.cached_residual`).  On one worker it is the sequential rule.
-    """
-
-    def __init__(self, diff_step: float = 1e-4, pool=None):
-        self.diff_step = float(diff_step)
-        self.pool = pool
-
-    def steps(self, objective: Objective, x) -> np.ndarray:
-        x = np.asarray(x, dtype=float)
-        h = self.diff_step * np.maximum(1.0, np.abs(x))
-        h = np.where(x + h > objective.xmax, -h, h)
-        return (x + h) - x  # the step actually representable at x
-
-    def __call__(self, objective: Objective, x) -> np.ndarray:
-        x = np.asarray(x, dtype=float)
-        f0 = objective.cached_residual(x)
-        h = self.steps(objective, x)
-        points = []
-        for j in range(x.size):
-            xj = x.copy()
-            xj[j] += h[j]
-            points.append(xj)
-        columns = _residuals_at(objective, points, self.pool)
-        return np.column_stack([(fj - f0) / hj for fj, hj in zip(columns, h)])
-
-
-class SensitivityJacobian:
-    """d(residual)/dx from forward sensitivities of the ODE solution.
-
-    Needs the compiled backend to provide::
-
-        solve_sensitivities(t0, y0, s0, p, t_out, rtol, atol, max_steps, indices)
-            -> result with .success, .message, .y (len(t_out) × n_states) and
-               .s (len(t_out) × n_states × len(indices)) = ∂y/∂p[indices]
-
-    which the run kernel (:meth:`nanopk.run.Runner.run` with ``sensitivities``) drives
-    through the datasets' dosing.  The chain rule then runs through the observables
-    (∂h/∂y·S + ∂h/∂p, derived symbolically), the residual model and the log transform
-    (∂θ/∂x = θ).
-
-    Attaching one switches the objective to solving with sensitivities
-    (:meth:`Objective.use_sensitivities`): the optimiser evaluates the residuals at a
-    point before it asks for the Jacobian there, and that one solve serves both.
-    """
-
-    def __init__(self, objective: Objective):
-        self.objective = objective
-        self.compiled = objective.runner.compiled
-        if not hasattr(self.compiled, "solve_sensitivities"):
-            raise FitError(
-                f"jacobian='sensitivity' needs forward sensitivities, which the {self.compiled.backend!r} backend does not "
-                "provide (no `solve_sensitivities`); use jacobian='fd' (finite differences with diff_step=1e-4)"
-            )
-        # Depend only on the model structure: derived once per compiled model.
-        self._slopes = observation_derivatives(self.compiled)
-        objective.use_sensitivities()
-
-    def __call__(self, objective: Objective, x) -> np.ndarray:
-        obj = objective
-        x = np.asarray(x, dtype=float)
-        blocks = []
-        obs_index = obj._obs_index
-        for d in obj.datasets:
-            own = obj.sensitivity_columns(d)
-            try:
-                sol = obj.solution(x, d)
-            except SolverError as exc:
-                raise FitError(f"sensitivity solve failed for dataset {d.name!r}: {exc}") from None
-            p, Y, S, indices = sol.p, sol.y, sol.s, list(sol.indices)
-            ti = d.time_index
-            cols = np.array([obs_index[o] for o in d.rows["observable"]], dtype=int)
-            obs = obj.runner.observe(sol)
-            # d(observable)/dθ = ∂h/∂y·S + ∂h/∂θ at each output time, once per time (many
-            # rows share one); ∂h/∂y once for all times where it depends on p only, and
-            # ∂h/∂θ only where a fitted parameter enters the observables.
-            slopes = self._slopes
-            times = np.unique(ti)
-            dobs = np.zeros((len(d.times), obs.shape[1], len(own)))
-            if slopes.dy_constant:
-                dhdy = np.asarray(slopes.dh_dy(d.times[0], list(Y[0]), p), dtype=float)
-                dobs[times] = np.einsum("oy,tyk->tok", dhdy, S[times])
-            else:
-                for k_t in times:
-                    dobs[k_t] = np.asarray(slopes.dh_dy(d.times[k_t], list(Y[k_t]), p), dtype=float) @ S[k_t]
-            if slopes.p_columns.intersection(indices):
-                for k_t in times:
-                    dobs[k_t] += np.asarray(slopes.dh_dp(d.times[k_t], list(Y[k_t]), p), dtype=float)[:, indices]
-            dpred = dobs[ti, cols]
-            pred = obs[ti, cols]
-            for j, k in enumerate(own):  # ∂θ/∂x
-                if obj.specs[k].log:
-                    dpred[:, j] *= obj.specs[k].to_natural(x[k])
-            block = np.zeros((len(d.rows), len(obj.specs)))
-            block[:, own] = self._dresidual_dpred(d, pred)[:, None] * dpred
-            blocks.append(block)
-        return obj.with_prior_rows(np.vstack(blocks))
-
-    def _dresidual_dpred(self, d: FitData, pred: np.ndarray) -> np.ndarray:
-        obj = self.objective
-        h = np.maximum(np.abs(pred) * 1e-7, 1e-14)
-        # The residual is a scalar function of each prediction, so a one-dimensional
-        # central difference per row is exact to O(h²) and needs no new simulation.
-        return (obj.residual_from(d, pred + h) - obj.residual_from(d, pred - h)) / (2 * h)

@@ -33,9 +33,11 @@ import math
 from functools import lru_cache
 from importlib import resources
 
-from ..errors import FitError
+import numpy as np
 
-__all__ = ["POPULATION", "population_priors", "population_table", "resolve_priors", "prior_summary", "Z95"]
+from ..errors import FitError, suggest
+
+__all__ = ["POPULATION", "population_priors", "population_table", "resolve_priors", "prior_rows", "prior_summary", "Z95"]
 
 #: The ``priors`` value that selects the bundled population priors (the default of :func:`nanopk.fit`).
 POPULATION = "population"
@@ -218,3 +220,61 @@ def check_priors_argument(priors) -> None:
     if priors is None or priors is False or priors == POPULATION or isinstance(priors, dict):
         return
     resolve_priors(priors, None, [])
+
+
+# ------------------------------------------------------------------ explicit priors → residual rows
+def prior_rows(priors, specs) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+    """Validate ``priors`` ({name: (median, sd)}) against the fitted parameters; one row per prior'd copy.
+
+    The objective adds ``(x − x̃)/sd`` for each row (see :mod:`nanopk.fit.objective`).
+
+    Returns ``({fitted name: (median, sd)}, spec indices, centres x̃, sds)``.  Every
+    unknown name and every invalid value is collected before one FitError is raised.
+    """
+    empty = ({}, np.zeros(0, dtype=int), np.zeros(0), np.zeros(0))
+    if priors is None:
+        return empty
+    if not isinstance(priors, dict):
+        raise FitError(f"`priors` must be a dict {{name: (median, sd)}} (got {type(priors).__name__})")
+    fitted = [s.name for s in specs]
+    model_names = list(dict.fromkeys(s.model_name for s in specs))
+    known = set(fitted) | set(model_names)
+    unknown = [k for k in priors if k not in known]
+    if unknown:
+        raise FitError("`priors` name(s) not fitted: " + "; ".join(f"{u!r}{suggest(str(u), sorted(known))}" for u in unknown)
+                       + f"; varied parameters: {', '.join(model_names)}")
+    problems = []
+    for name, value in priors.items():
+        try:
+            median, sd = (float(v) for v in value)
+        except (TypeError, ValueError):
+            problems.append(f"{name!r} must be a pair (median, sd) of numbers (got {value!r})")
+            continue
+        log = any(s.log for s in specs if name in (s.name, s.model_name))
+        if not (sd > 0):  # also catches NaN
+            problems.append(f"{name!r} needs sd > 0 (got {sd!r})")
+        if log and not (median > 0 and math.isfinite(median)):
+            problems.append(f"{name!r} is fitted on the log scale, so its prior median must be positive and finite "
+                            f"(got {median!r})")
+        elif not math.isfinite(median):
+            problems.append(f"{name!r} needs a finite prior mean (got {median!r})")
+    if problems:
+        raise FitError("invalid prior(s): " + "; ".join(problems))
+    resolved, index, center, sd = {}, [], [], []
+    for k, s in enumerate(specs):
+        if s.name in priors:  # a copy's own prior wins over its model name's
+            median, spread = (float(v) for v in priors[s.name])
+        elif s.model_name in priors:
+            median, spread = (float(v) for v in priors[s.model_name])
+        else:
+            continue
+        resolved[s.name] = (median, spread)
+        if math.isinf(spread):
+            continue  # flat: contributes nothing
+        index.append(k)
+        center.append(math.log(median) if s.log else median)
+        sd.append(spread)
+    return resolved, np.array(index, dtype=int), np.array(center, dtype=float), np.array(sd, dtype=float)
+
+
+_resolve_priors = prior_rows  # the name the objective used first

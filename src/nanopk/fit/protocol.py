@@ -15,7 +15,7 @@ The optimised vector
 ``x`` (length ``k``) is on the optimiser's *internal* scale: ``ln θ`` for a
 parameter fitted on the log scale, ``θ`` otherwise.
 
-``specs`` : list of :class:`~nanopk.fit.objective.FitParameter`
+``specs`` : list of :class:`~nanopk.fit.parameters.FitParameter`
     One per entry of ``x``: ``name`` (unique, the name in the result),
     ``model_name`` (the model parameter it sets), ``dataset`` (``None`` when it acts
     on every dataset), ``log`` (the log flag), ``start``, ``lower``/``upper``
@@ -198,7 +198,7 @@ class DerivedMembers:
 
     Mixed into :class:`nanopk.fit.objective.Objective` and
     :class:`nanopk.fit.joint.JointObjective`.  ``specs`` is their list of
-    :class:`~nanopk.fit.objective.FitParameter` (optimiser scale, bounds, start),
+    :class:`~nanopk.fit.parameters.FitParameter` (optimiser scale, bounds, start),
     ``names`` the lmfit names, ``residual`` the residual vector, and ``_last`` the last
     ``(x, r)`` that ``residual`` stored.
     """

@@ -183,7 +183,7 @@ def select_parameters(model, data, candidates=None, max_collinearity: float = MA
     data : as :func:`nanopk.fit` takes it
     candidates : list of str, optional
         Default: what :func:`nanopk.fit` varied by default before this selection
-        (:func:`nanopk.fit.objective.default_vary`: the phagocytic uptake of each
+        (:func:`nanopk.fit.parameters.default_vary`: the phagocytic uptake of each
         measured organ and the tumour parameters).
     max_collinearity : float
         Largest γ_K of the chosen subset (default 10; Brun et al.: 10–15).
@@ -205,7 +205,8 @@ def select_parameters(model, data, candidates=None, max_collinearity: float = MA
         simulated at the start values.
     """
     from ._data import coerce_datasets
-    from .objective import Objective, build_parameters, default_vary
+    from .objective import Objective
+    from .parameters import build_parameters, default_vary
 
     if isinstance(model, str):
         from ..spec import load_model

@@ -73,7 +73,8 @@ import pandas as pd
 from ..errors import FitError
 from ..progress import get_logger, progress_bar, progress_enabled
 from ._data import FitWarning
-from .objective import Objective, _finite_difference_jacobian
+from .jacobians import _finite_difference_jacobian
+from .objective import Objective
 
 __all__ = ["Covariance", "covariance", "profile", "run_mcmc", "MCMCResult", "sample_parameters",
            "Z95", "CHI2_95", "CORRELATION_LIMIT"]
