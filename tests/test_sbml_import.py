@@ -245,3 +245,11 @@ def test_unit_factors_split_between_multiplier_and_scale():
     assert model.parameters["dose"].value == 100.0
     np.testing.assert_allclose(model.simulate(TIMES, **TIGHT).to_numpy(), reference.simulate(TIMES, **TIGHT).to_numpy(),
                                rtol=1e-12)
+
+
+def test_from_sbml_is_import_sbml():
+    """nanopk.from_sbml (the name the interoperability issue uses) is the one import entry point."""
+    import nanopk
+    from nanopk.sbml_import import import_sbml
+
+    assert nanopk.from_sbml is import_sbml is nanopk.import_sbml

@@ -56,6 +56,7 @@ _LAZY = {
     "predict_delivery": ("nanopk.delivery", "predict_delivery"),
     "from_json": ("nanopk.export", "from_json"),
     "import_sbml": ("nanopk.sbml_import", "import_sbml"),
+    "from_sbml": ("nanopk.sbml_import", "import_sbml"),  # the name issue 23 and DESIGN's readers look for
     "fit_petab": ("nanopk.petab_import", "fit_petab"),
     "read_petab": ("nanopk.petab_import", "read_petab"),
 }
