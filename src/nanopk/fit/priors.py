@@ -11,15 +11,24 @@ moved each parameter from its prior.  :func:`nanopk.fit` does this by default
 - ``parameter``, ``median``, ``ln_sd``, ``unit``: the log-normal prior
   ``ln θ ~ N(ln median, ln_sd²)`` of the model parameter of that name (applied only when
   the model gives the parameter the same unit);
-- ``ln_sd_raw``, ``n_datasets``, ``database_column``, ``source``: where it comes from.
+- ``ln_sd_raw``, ``n_datasets``, ``database_column``, ``source``: where it comes from;
+- ``models`` (may be blank): the models the row applies to, space-separated; blank means
+  every model with a parameter of that name and unit.  The MPS rows name ``mouse_pbpk``
+  and ``mouse_tumour`` (they were estimated with ``mouse_pbpk`` on mouse data, so a rat
+  model's ``Kmax_liver`` does not get them).
 
 The table holds the Lin-lab tumour sub-model (``Kmax_tumour``, ``K50_tumour``,
 ``n_tumour``, ``Krelease_tumour``, ``PATC_tumour``, ``P_tumour``, ``f_Q_tumour``,
 ``f_B_tumour``, ``f_V_tumour``): medians and ln-SDs of the Chou et al. 2023 fits of the
 378 Nano-Tumor Database datasets, computed by ``tools/population_priors.py`` with the
-estimator ``nanopk meta`` uses for its empirical prior (ln-SD floored at 0.5).  No public
-table nanopk reads gives a between-study spread for the mononuclear-phagocyte uptake,
-the other organs' partition and permeability, or excretion, so those parameters get
+estimator ``nanopk meta`` uses for its empirical prior (ln-SD floored at 0.5).  It also
+holds the Lin-lab mononuclear-phagocyte (MPS) uptake (``Kmax_liver``, ``K50_liver``,
+``Kmax_spleen``, ``K50_spleen``, ``Kmax_kidney``, ``Kmax_lung``): no public table gives
+their between-study spread, so the same tool estimates it from the NTUA biodistribution
+database -- a maximum-likelihood ``mouse_pbpk`` fit per mouse IV instance (the studies
+bundled in ``datasets/`` left out), one geometric median per study, then the same
+estimator over the studies (``n_datasets`` is the number of studies; the ``source`` names
+the instances).  The other organs' partition and permeability and the excretion rates get
 **no prior**: they are fitted by maximum likelihood and the report lists them as such.
 
 ``priors=None`` (or ``False``; ``--no-prior`` on the command line) is the plain
@@ -51,7 +60,7 @@ def _rows() -> tuple:
     text = resources.files("nanopk.data").joinpath(_TABLE).read_text(encoding="utf-8")
     rows = []
     for r in csv.DictReader(text.splitlines()):
-        rows.append({**r, "median": float(r["median"]), "ln_sd": float(r["ln_sd"]), "ln_sd_raw": float(r["ln_sd_raw"]),
+        rows.append({**r, "models": (r.get("models") or "").split(), "median": float(r["median"]), "ln_sd": float(r["ln_sd"]), "ln_sd_raw": float(r["ln_sd_raw"]),
                      "n_datasets": int(r["n_datasets"])})
     return tuple(rows)
 
@@ -92,6 +101,10 @@ def population_priors(model=None, names=None) -> tuple[dict, dict]:
         if model is not None:
             if name not in model.parameters:
                 without[name] = f"model {model.name!r} has no parameter {name!r}"
+                continue
+            if row["models"] and model.name not in row["models"]:
+                without[name] = (f"the table's prior for {name!r} is of model(s) {', '.join(row['models'])} only, "
+                                 f"not {model.name!r} (fitted by maximum likelihood)")
                 continue
             unit = str(model.parameters[name].unit)
             if unit != row["unit"]:
