@@ -50,8 +50,21 @@ def test_lazy_names_resolve_to_their_module_objects(name):
     if home is not None:
         import importlib
 
-        assert value is getattr(importlib.import_module(home[0]), home[1])
+        module = importlib.import_module(home[0])
+        assert value is (module if home[1] is None else getattr(module, home[1]))
     assert value is not None
+
+
+@pytest.mark.parametrize("name", ["fit", "compare"])
+def test_fit_and_compare_are_one_callable_object_whatever_was_imported_first(name):
+    """`nanopk.fit` / `nanopk.compare` are the callable modules both before and after
+    `import nanopk.fit` (a worker that imported the submodule first once saw the module and
+    another the function)."""
+    import importlib
+
+    first = getattr(nanopk, name)
+    module = importlib.import_module(f"nanopk.{name}")
+    assert first is module is getattr(nanopk, name) and callable(module)
 
 
 def test_simulate_stays_the_function_after_its_module_loads():

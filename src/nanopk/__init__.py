@@ -34,7 +34,7 @@ __all__ = [
     "BackendFallbackWarning", "CacheWarning",
 ]
 
-#: Public name -> (module, attribute), imported on first access.
+#: Public name -> (module, attribute), imported on first access (attribute None: the module itself).
 _LAZY = {
     "Model": ("nanopk.model", "Model"),
     "Particle": ("nanopk.particle", "Particle"),
@@ -49,9 +49,11 @@ _LAZY = {
     "read_dataset": ("nanopk.data", "read_dataset"),
     "list_datasets": ("nanopk.data", "list_datasets"),
     "check_dataset": ("nanopk.data", "check_dataset"),
-    "fit": ("nanopk.fit", "fit"),
+    # fit and compare are callable modules (calling one runs its function): the module is the
+    # public object, so `nanopk.fit` is the same whether or not `import nanopk.fit` ran first.
+    "fit": ("nanopk.fit", None),
     "delivery_efficiency": ("nanopk.delivery", "delivery_efficiency"),
-    "compare": ("nanopk.compare", "compare"),
+    "compare": ("nanopk.compare", None),
     "scale": ("nanopk.allometry", "scale"),
     "predict_delivery": ("nanopk.delivery", "predict_delivery"),
     "from_json": ("nanopk.export", "from_json"),
@@ -65,7 +67,9 @@ _LAZY = {
 def __getattr__(name):
     if name in _LAZY:
         module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
+        value = importlib.import_module(module)
+        if attr is not None:
+            value = getattr(value, attr)
         globals()[name] = value  # later look-ups skip this function
         return value
     if name == "export":  # the export package, callable: nanopk.export(model, "sbml", "m.xml")
