@@ -71,15 +71,15 @@ def _tool():
     return tool
 
 
-MPS = ["Kmax_liver", "K50_liver", "Kmax_spleen", "K50_spleen", "Kmax_kidney", "Kmax_lung"]
+MPS = ["Kmax_liver", "Kmax_spleen"]
 #: The bundled MPS rows as tools/population_priors.py printed them (median, ln-SD, n studies, n instances).
-MPS_ROWS = {"Kmax_liver": (1.31942, 1.7750, 45, 71), "K50_liver": (35.6276, 1.3052, 21, 30),
-            "Kmax_spleen": (0.421875, 2.4161, 41, 58), "K50_spleen": (9.79052, 2.2031, 29, 38),
-            "Kmax_kidney": (2.15177, 3.1536, 26, 36), "Kmax_lung": (1.13449, 3.0742, 20, 27)}
+MPS_ROWS = {"Kmax_liver": (1.31942, 1.7750, 45, 71), "Kmax_spleen": (0.421875, 2.4161, 41, 58)}
+#: MPS parameters on a bound in more than MAX_AT_BOUND (25 %) of the NTUA fits (57/87, 31/69, 31/67, 39/66): no row.
+MPS_CENSORED = ["K50_liver", "K50_spleen", "Kmax_kidney", "Kmax_lung"]
 
 
 def test_mps_rows_are_the_ntua_spread():
-    """The six MPS rows exist for mouse_pbpk and mouse_tumour only, with positive medians, ln_sd = max(raw, 0.5),
+    """The two MPS rows with a credible spread (Kmax_liver, Kmax_spleen) exist for mouse_pbpk and mouse_tumour only, with positive medians, ln_sd = max(raw, 0.5),
     the model's unit and a source naming the NTUA database, mouse_pbpk, the estimator and the numbers of
     studies and instances (figures as the tool printed them, exact to the CSV's digits)."""
     table = population_table()
@@ -94,11 +94,12 @@ def test_mps_rows_are_the_ntua_spread():
         assert (f"NMs_Database.xlsx): {n_studies} studies ({n_instances} mouse IV instances" in row["source"]
                 and "mouse_pbpk" in row["source"] and "empirical_prior" in row["source"])
         assert "geometric median per study" in row["database_column"]
+    assert not set(MPS_CENSORED) & set(table)
 
 
 def test_mps_aggregation_is_one_value_per_study():
     """tools/population_priors.mps_table on given instance fits: a non-converged fit and an at-bound estimate are
-    left out, each study contributes the geometric median of its instances, and median / ln-SD are those of the
+    left out (1 of 7 converged fits on a bound: under MAX_AT_BOUND), each study contributes the geometric median of its instances, and median / ln-SD are those of the
     per-study values (by hand: studies 1, 2, 3, 4, 5 at 0.1, 0.2 (geo-median of 0.1 and 0.4), 0.4, 0.8, 1.6 ->
     median 0.4, ln-SD = SD(ln 2 · (−2, −1, 0, 1, 2)) = ln 2 · √2.5; 1e-4)."""
     tool = _tool()
@@ -115,6 +116,8 @@ def test_mps_aggregation_is_one_value_per_study():
     assert float(row["ln_sd_raw"]) == pytest.approx(math.log(2) * math.sqrt(2.5), abs=1e-4)
     assert "5 studies (6 mouse IV instances" in row["source"] and row["models"] == "mouse_pbpk mouse_tumour"
     assert tool.mps_table(fits[:4]) == []  # 3 studies < MIN_STUDIES: no row
+    # 3 of the 9 converged fits on a bound (> MAX_AT_BOUND = 25 %): the kept ones are censored, no row.
+    assert tool.mps_table(fits + [fit(7, 1e-9, at_bound=["Kmax_liver"]), fit(8, 1e-9, at_bound=["Kmax_liver"])]) == []
 
 
 def test_table_agrees_with_meta_published_prior():

@@ -14,7 +14,7 @@ uses for its empirical prior (one code path, not a second one).
 The mononuclear-phagocyte (MPS) uptake parameters of the Lin-lab models (``Kmax_liver``,
 ``K50_liver``, ``Kmax_spleen``, ``K50_spleen``, ``Kmax_kidney``, ``Kmax_lung``; same names and
 units in ``mouse_pbpk`` and ``mouse_tumour``) have no published between-study table, so this
-tool estimates their spread itself from the NTUA biodistribution database
+tool tries to estimate their spread itself from the NTUA biodistribution database
 (ntua-unit-of-control-and-informatics/NM-biodistribution-prediction ``NMs_Database.xlsx``,
 read where it lies with :func:`nanopk.meta.read_ntua_database`, 20 g assumed where the
 body weight is blank):
@@ -30,7 +30,13 @@ body weight is blank):
 4. one value per study (the geometric median of its instances), so a study with many
    instances does not dominate;
 5. :func:`empirical_prior` over the studies (ln-SD floored at 0.5), as for the tumour rows;
-   a parameter gets a row only with at least :data:`MIN_STUDIES` studies.
+   a parameter gets a row only with at least :data:`MIN_STUDIES` studies and at most
+   :data:`MAX_AT_BOUND` of its converged fits on a bound: leaving out the at-bound estimates
+   censors the distribution on one side, so past that share the median and spread of the
+   rest are not the population's.  On the NTUA database (87 instances, 53 studies) only
+   ``Kmax_liver`` (16 of 87 at a bound) and ``Kmax_spleen`` (11 of 69) pass; ``K50_liver``
+   (57 of 87, 56 on its 0.1 h floor), ``K50_spleen`` (31 of 69, all on the floor),
+   ``Kmax_kidney`` (31 of 67) and ``Kmax_lung`` (39 of 66) do not, and keep no prior.
 
 For these rows ``n_datasets`` is the number of studies; the source names the instances.
 The other organs' partition and permeability coefficients and the excretion rates still
@@ -86,6 +92,8 @@ AT_ZERO = 1e-5
 AT_BOUND_REL = 1e-3
 #: Fewest sampling times an instance needs: a single snapshot cannot tell an uptake rate from its time course.
 MIN_TIMES = 3
+#: Largest share of a parameter's converged instance fits that may sit on a bound for it to get a row.
+MAX_AT_BOUND = 0.25
 #: Fewest studies a parameter's row needs.
 MIN_STUDIES = 5
 FIELDS = ["parameter", "median", "ln_sd", "ln_sd_raw", "unit", "n_datasets", "database_column", "source", "models"]
@@ -246,7 +254,11 @@ def mps_table(fits: list[dict]) -> list[dict]:
     out = []
     for name in names:
         studies = per_study.get(name, {})
-        if len(studies) < MIN_STUDIES:
+        tried = [r for r in fits if r["converged"] and name in r["params"]]
+        at_bound = sum(name in r["at_bound"] for r in tried)
+        # Dropping at-bound estimates censors the distribution on one side: past MAX_AT_BOUND the kept
+        # ones no longer stand for the population (K50_liver: 56 of 87 fits on its 0.1 h floor).
+        if len(studies) < MIN_STUDIES or not tried or at_bound > MAX_AT_BOUND * len(tried):
             continue
         # One value per study (sorted by study, so the estimator sees a fixed order).
         rows = [{"status": "ok", "rmse_log": None, "n_points": 0, "params": {name: float(math.exp(np.median(v)))}}

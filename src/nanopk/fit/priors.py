@@ -22,14 +22,16 @@ The table holds the Lin-lab tumour sub-model (``Kmax_tumour``, ``K50_tumour``,
 ``f_B_tumour``, ``f_V_tumour``): medians and ln-SDs of the Chou et al. 2023 fits of the
 378 Nano-Tumor Database datasets, computed by ``tools/population_priors.py`` with the
 estimator ``nanopk meta`` uses for its empirical prior (ln-SD floored at 0.5).  It also
-holds the Lin-lab mononuclear-phagocyte (MPS) uptake (``Kmax_liver``, ``K50_liver``,
-``Kmax_spleen``, ``K50_spleen``, ``Kmax_kidney``, ``Kmax_lung``): no public table gives
-their between-study spread, so the same tool estimates it from the NTUA biodistribution
-database -- a maximum-likelihood ``mouse_pbpk`` fit per mouse IV instance (the studies
-bundled in ``datasets/`` left out), one geometric median per study, then the same
-estimator over the studies (``n_datasets`` is the number of studies; the ``source`` names
-the instances).  The other organs' partition and permeability and the excretion rates get
-**no prior**: they are fitted by maximum likelihood and the report lists them as such.
+holds the liver's and the spleen's maximal phagocytic uptake (``Kmax_liver``,
+``Kmax_spleen``): no public table gives their between-study spread, so the same tool
+estimates it from the NTUA biodistribution database -- a maximum-likelihood
+``mouse_pbpk`` fit per mouse IV instance (the studies bundled in ``datasets/`` left out),
+one geometric median per study, then the same estimator over the studies (``n_datasets``
+is the number of studies; the ``source`` names the instances).  The other MPS parameters
+(``K50_liver``, ``K50_spleen``, ``Kmax_kidney``, ``Kmax_lung``) sit on a bound in a third
+to two thirds of those fits, so the rest would not stand for the population; they, the
+other organs' partition and permeability and the excretion rates get **no prior**: they
+are fitted by maximum likelihood and the report lists them as such.
 
 ``priors=None`` (or ``False``; ``--no-prior`` on the command line) is the plain
 maximum-likelihood fit; a dict ``{name: (median, ln_sd)}`` gives exactly those priors
