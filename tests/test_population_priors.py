@@ -39,7 +39,7 @@ def test_table_is_the_database_spread():
     """Each row's median and ln-SD are recomputed from Model_dataset.xlsx here (pandas, not the tool's code
     path): median to 1e-5, ln-SD to 1e-4, ln_sd = max(raw, 0.5); medians as SCIENCE.md §2 rounds them (2 %)."""
     frame = pd.read_excel(WORKBOOK)
-    table = {n: r for n, r in population_table().items() if not r["models"]}  # the MPS rows: tested below
+    table = population_table()
     assert len(frame) == 378 and len(table) == 9
     for name, row in table.items():
         v = pd.to_numeric(frame[row["database_column"]], errors="coerce")
@@ -55,13 +55,12 @@ def test_table_is_the_database_spread():
 
 @needs_raw
 def test_tool_writes_the_bundled_table():
-    """tools/population_priors.py, run on the shared workbook where it lies, gives the bundled CSV's tumour rows
-    (the MPS rows need the NTUA refits, minutes: their aggregation is tested on given fits below)."""
+    """tools/population_priors.py, run on the shared workbook where it lies, gives the bundled CSV's rows (its
+    --with-mps rows need the NTUA refits, minutes: their aggregation is tested on given fits below)."""
     tool = _tool()
     with open(TABLE, encoding="utf-8") as fh:
         bundled = list(csv.DictReader(fh))
-    tumour = [{k: str(v) for k, v in r.items()} for r in tool.table(RAW)]
-    assert tumour == bundled[:len(tumour)] and len(tumour) == 9
+    assert [{k: str(v) for k, v in r.items()} for r in tool.table(RAW)] == bundled and len(bundled) == 9
 
 
 def _tool():
@@ -71,42 +70,45 @@ def _tool():
     return tool
 
 
-MPS = ["Kmax_liver", "Kmax_spleen"]
-#: The bundled MPS rows as tools/population_priors.py printed them (median, ln-SD, n studies, n instances).
-MPS_ROWS = {"Kmax_liver": (1.31942, 1.7750, 45, 71), "Kmax_spleen": (0.421875, 2.4161, 41, 58)}
-#: MPS parameters on a bound in more than MAX_AT_BOUND (25 %) of the NTUA fits (57/87, 31/69, 31/67, 39/66): no row.
-MPS_CENSORED = ["K50_liver", "K50_spleen", "Kmax_kidney", "Kmax_lung"]
+MPS = ["Kmax_liver", "K50_liver", "Kmax_spleen", "K50_spleen", "Kmax_kidney", "Kmax_lung"]
 
 
-def test_mps_rows_are_the_ntua_spread():
-    """The two MPS rows with a credible spread (Kmax_liver, Kmax_spleen) exist for mouse_pbpk and mouse_tumour only, with positive medians, ln_sd = max(raw, 0.5),
-    the model's unit and a source naming the NTUA database, mouse_pbpk, the estimator and the numbers of
-    studies and instances (figures as the tool printed them, exact to the CSV's digits)."""
+def test_bundled_table_has_no_mps_rows():
+    """The bundled table holds the 9 tumour rows only (no ``models`` restriction): the NTUA MPS rows are written
+    only with --with-mps, because they made the bundled tumour studies' default fits worse (tool docstring);
+    every MPS parameter of mouse_tumour is reported as without a population prior."""
     table = population_table()
-    model = nanopk.load_model("mouse_pbpk")
-    for name in MPS:
-        row = table[name]
-        median, sd, n_studies, n_instances = MPS_ROWS[name]
-        assert row["median"] == median > 0 and row["ln_sd"] == sd >= 0.5
-        assert row["ln_sd"] == pytest.approx(max(row["ln_sd_raw"], 0.5), abs=1e-4)
-        assert row["n_datasets"] == n_studies >= 5 and row["models"] == ["mouse_pbpk", "mouse_tumour"]
-        assert row["unit"] == str(model.parameters[name].unit)
-        assert (f"NMs_Database.xlsx): {n_studies} studies ({n_instances} mouse IV instances" in row["source"]
-                and "mouse_pbpk" in row["source"] and "empirical_prior" in row["source"])
-        assert "geometric median per study" in row["database_column"]
-    assert not set(MPS_CENSORED) & set(table)
+    assert len(table) == 9 and all(r["models"] == [] for r in table.values())
+    priors, without = population_priors("mouse_tumour", MPS)
+    assert priors == {} and list(without) == MPS
+    assert all("no population prior in the bundled table" in w for w in without.values())
+
+
+def test_a_row_with_models_applies_to_those_models_only(monkeypatch):
+    """A row whose ``models`` column names mouse_pbpk and mouse_tumour (as the tool writes the MPS rows) gives
+    those models its prior and refuses rat_pbpk's parameter of the same name and unit, saying why."""
+    from nanopk.fit import priors as priors_module
+
+    row = {"parameter": "Kmax_liver", "median": 1.31942, "ln_sd": 1.775, "ln_sd_raw": 1.775, "unit": "1/h",
+           "n_datasets": 45, "database_column": "x", "source": "NTUA", "models": ["mouse_pbpk", "mouse_tumour"]}
+    monkeypatch.setattr(priors_module, "_rows", lambda: (row,))
+    assert population_priors("mouse_tumour", ["Kmax_liver"]) == ({"Kmax_liver": (1.31942, 1.775)}, {})
+    priors, without = population_priors("rat_pbpk", ["Kmax_liver"])
+    assert priors == {} and without == {"Kmax_liver": "the table's prior for 'Kmax_liver' is of model(s) mouse_pbpk, "
+                                                      "mouse_tumour only, not 'rat_pbpk' (fitted by maximum likelihood)"}
 
 
 def test_mps_aggregation_is_one_value_per_study():
     """tools/population_priors.mps_table on given instance fits: a non-converged fit and an at-bound estimate are
-    left out (1 of 7 converged fits on a bound: under MAX_AT_BOUND), each study contributes the geometric median of its instances, and median / ln-SD are those of the
-    per-study values (by hand: studies 1, 2, 3, 4, 5 at 0.1, 0.2 (geo-median of 0.1 and 0.4), 0.4, 0.8, 1.6 ->
+    left out (1 of 7 converged fits on a bound: under MAX_AT_BOUND), each study contributes the geometric median
+    of its instances, and median / ln-SD are those of the per-study values (by hand: studies 1, 2, 3, 4, 5 at
+    0.1, 0.2 (geo-median of 0.1 and 0.4), 0.4, 0.8, 1.6 ->
     median 0.4, ln-SD = SD(ln 2 · (−2, −1, 0, 1, 2)) = ln 2 · √2.5; 1e-4)."""
     tool = _tool()
 
     def fit(study, value, converged=True, at_bound=()):
-        return {"name": f"s{study}", "study": study, "vary": ["Kmax_liver"], "converged": converged, "success": converged,
-                "params": {"Kmax_liver": value}, "at_bound": list(at_bound), "error": None}
+        return {"name": f"s{study}", "study": study, "vary": ["Kmax_liver"], "converged": converged,
+                "success": converged, "params": {"Kmax_liver": value}, "at_bound": list(at_bound), "error": None}
 
     fits = [fit(1, 0.1), fit(2, 0.1), fit(2, 0.4), fit(3, 0.4), fit(4, 0.8), fit(5, 1.6),
             fit(5, 100.0, converged=False), fit(6, 50.0, at_bound=["Kmax_liver"])]
@@ -132,17 +134,13 @@ def test_table_agrees_with_meta_published_prior():
 
 
 def test_model_names_map_onto_the_table():
-    """mouse_tumour's tumour and MPS parameters get the table's prior; the liver's partition has none (named, with
-    why); a model without the parameter gets none, nor does the rat model (the MPS rows are of mouse models)."""
-    priors, without = population_priors("mouse_tumour", ["Kmax_tumour", "Kmax_liver", "P_liver", "P_tumour"])
-    assert priors == {"Kmax_tumour": (0.29, 1.5622), "P_tumour": (0.08, 1.3488),
-                      "Kmax_liver": MPS_ROWS["Kmax_liver"][:2]}
-    assert list(without) == ["P_liver"] and "no population prior in the bundled table" in without["P_liver"]
+    """mouse_tumour's tumour parameters get the table's prior; its MPS uptake has none (named, with why);
+    a model without the parameter gets none either."""
+    priors, without = population_priors("mouse_tumour", ["Kmax_tumour", "Kmax_liver", "P_tumour"])
+    assert priors == {"Kmax_tumour": (0.29, 1.5622), "P_tumour": (0.08, 1.3488)}
+    assert list(without) == ["Kmax_liver"] and "no population prior in the bundled table" in without["Kmax_liver"]
     priors, without = population_priors("one_compartment_iv", ["Kmax_tumour"])
     assert priors == {} and without == {"Kmax_tumour": "model 'one_compartment_iv' has no parameter 'Kmax_tumour'"}
-    priors, without = population_priors("rat_pbpk", ["Kmax_liver"])
-    assert priors == {} and without == {"Kmax_liver": "the table's prior for 'Kmax_liver' is of model(s) mouse_pbpk, "
-                                                      "mouse_tumour only, not 'rat_pbpk' (fitted by maximum likelihood)"}
 
 
 def test_a_wrong_priors_value_is_refused():
@@ -254,29 +252,6 @@ def test_explicit_priors_still_win():
     assert "No population prior for the varied parameter(s)" in plain.report()
 
 
-def test_default_fit_puts_the_mps_priors_on_a_bundled_study():
-    """Cho 2010 13 nm PEG-Au (mouse_pbpk, liver and spleen uptake varied): by default both get the NTUA rows'
-    priors and the MAP estimates Kmax_liver 0.8430 /h [0.364, 1.95], Kmax_spleen 4.796 /h [1.28, 18.0],
-    χ² 64.137, prior penalty 1.076; with priors=None the maximum-likelihood fit is unchanged by the table:
-    0.8386 [0.347, 2.03] and 5.289 [1.35, 20.8], χ² 64.095 (estimates and χ² 0.1 %, interval ends 3 %)."""
-    fit = {pr: nanopk.fit("mouse_pbpk", "cho2010_peg_au_13nm", vary=["Kmax_liver", "Kmax_spleen"], priors=pr, warn=False)
-           for pr in ("population", None)}
-    prior = fit["population"]
-    assert prior.success and prior.options["prior_kind"] == "population"
-    assert prior.priors == {"Kmax_liver": (1.31942, 1.7750), "Kmax_spleen": (0.421875, 2.4161)}
-    for result, figures, chisqr in ((prior, {"Kmax_liver": (0.8430, [0.364, 1.95]), "Kmax_spleen": (4.796, [1.28, 18.0])},
-                                     64.137),
-                                    (fit[None], {"Kmax_liver": (0.8386, [0.347, 2.03]),
-                                                 "Kmax_spleen": (5.289, [1.35, 20.8])}, 64.095)):
-        for name, (value, ci) in figures.items():
-            assert result.params[name].value == pytest.approx(value, rel=1e-3)
-            assert list(result.ci95(name)) == pytest.approx(ci, rel=0.03)
-        assert result.metrics["chisqr"] == pytest.approx(chisqr, rel=1e-3)
-    assert prior.metrics["prior_penalty"] == pytest.approx(1.076, rel=1e-3)
-    assert fit[None].priors == {} and fit[None].metrics["prior_penalty"] == 0.0
-    assert "NMs_Database.xlsx" in prior.report() and "No priors: maximum-likelihood fit" in fit[None].report()
-
-
 #: Truth of the synthetic study: inside the population priors (|z| < 1), away from the model's defaults.
 TRUTH = {"Kmax_tumour": 0.6, "P_tumour": 0.15, "Krelease_tumour": 0.05, "Kmax_liver": 0.5}
 TISSUES = ("blood", "liver", "spleen", "tumour")
@@ -300,8 +275,8 @@ def synthetic_study(model, seed):
 
 def test_synthetic_studies_are_recovered_inside_the_intervals():
     """20 synthetic lab studies from known parameters (4 tissues × 5 times, 15 % log-normal noise, seeds
-    0–19), fitted with the default population priors on the three tumour parameters and Kmax_liver (its NTUA
-    row): every fit converges, ≥ 90 % of the 80 nominal-95 % intervals hold their truth
+    0–19), fitted with the default population priors on the three tumour parameters (none on Kmax_liver,
+    which the report lists): every fit converges, ≥ 90 % of the 80 nominal-95 % intervals hold their truth
     (issue 21's coverage criterion), and each parameter's ≥ 80 %."""
     model = nanopk.load_model("mouse_tumour")
     covered = {name: 0 for name in TRUTH}
@@ -309,9 +284,10 @@ def test_synthetic_studies_are_recovered_inside_the_intervals():
         result = nanopk.fit(model, synthetic_study(model, seed), vary=list(TRUTH), weighting="none",
                             error_params={"sigma": SIGMA}, scale_covar=False, warn=False)
         assert result.success and result.options["prior_kind"] == "population"
-        assert set(result.priors) == {"Kmax_tumour", "P_tumour", "Krelease_tumour", "Kmax_liver"}
+        assert set(result.priors) == {"Kmax_tumour", "P_tumour", "Krelease_tumour"}
         if seed == 0:
-            assert "NMs_Database.xlsx" in result.prior_summary()["parameters"]["Kmax_liver"]["prior"]["source"]
+            assert result.prior_summary()["parameters"]["Kmax_liver"]["prior"] is None
+            assert "no population prior in the bundled table" in result.report()
         for name, value in TRUTH.items():
             lo, hi = result.ci95(name)
             covered[name] += lo < value < hi

@@ -13,25 +13,22 @@ moved each parameter from its prior.  :func:`nanopk.fit` does this by default
   the model gives the parameter the same unit);
 - ``ln_sd_raw``, ``n_datasets``, ``database_column``, ``source``: where it comes from;
 - ``models`` (may be blank): the models the row applies to, space-separated; blank means
-  every model with a parameter of that name and unit.  The MPS rows name ``mouse_pbpk``
-  and ``mouse_tumour`` (they were estimated with ``mouse_pbpk`` on mouse data, so a rat
-  model's ``Kmax_liver`` does not get them).
+  every model with a parameter of that name and unit.  The tool's MPS rows name
+  ``mouse_pbpk`` and ``mouse_tumour`` (estimated with ``mouse_pbpk`` on mouse data, so a
+  rat model's ``Kmax_liver`` would not get them).
 
 The table holds the Lin-lab tumour sub-model (``Kmax_tumour``, ``K50_tumour``,
 ``n_tumour``, ``Krelease_tumour``, ``PATC_tumour``, ``P_tumour``, ``f_Q_tumour``,
 ``f_B_tumour``, ``f_V_tumour``): medians and ln-SDs of the Chou et al. 2023 fits of the
 378 Nano-Tumor Database datasets, computed by ``tools/population_priors.py`` with the
-estimator ``nanopk meta`` uses for its empirical prior (ln-SD floored at 0.5).  It also
-holds the liver's and the spleen's maximal phagocytic uptake (``Kmax_liver``,
-``Kmax_spleen``): no public table gives their between-study spread, so the same tool
-estimates it from the NTUA biodistribution database -- a maximum-likelihood
-``mouse_pbpk`` fit per mouse IV instance (the studies bundled in ``datasets/`` left out),
-one geometric median per study, then the same estimator over the studies (``n_datasets``
-is the number of studies; the ``source`` names the instances).  The other MPS parameters
-(``K50_liver``, ``K50_spleen``, ``Kmax_kidney``, ``Kmax_lung``) sit on a bound in a third
-to two thirds of those fits, so the rest would not stand for the population; they, the
-other organs' partition and permeability and the excretion rates get **no prior**: they
-are fitted by maximum likelihood and the report lists them as such.
+estimator ``nanopk meta`` uses for its empirical prior (ln-SD floored at 0.5).  No public
+table gives a between-study spread for the mononuclear-phagocyte (MPS) uptake;
+``tools/population_priors.py --with-mps`` estimates one from the NTUA biodistribution
+database (ML ``mouse_pbpk`` fits per study), but the bundled table leaves those rows out
+because they made the default fits of the bundled tumour studies worse (the tool's
+docstring gives the figures).  So the MPS uptake, the other organs' partition and
+permeability and the excretion rates get **no prior**: they are fitted by maximum
+likelihood and the report lists them as such.
 
 ``priors=None`` (or ``False``; ``--no-prior`` on the command line) is the plain
 maximum-likelihood fit; a dict ``{name: (median, ln_sd)}`` gives exactly those priors
@@ -62,7 +59,8 @@ def _rows() -> tuple:
     text = resources.files("nanopk.data").joinpath(_TABLE).read_text(encoding="utf-8")
     rows = []
     for r in csv.DictReader(text.splitlines()):
-        rows.append({**r, "models": (r.get("models") or "").split(), "median": float(r["median"]), "ln_sd": float(r["ln_sd"]), "ln_sd_raw": float(r["ln_sd_raw"]),
+        rows.append({**r, "models": (r.get("models") or "").split(),
+                     "median": float(r["median"]), "ln_sd": float(r["ln_sd"]), "ln_sd_raw": float(r["ln_sd_raw"]),
                      "n_datasets": int(r["n_datasets"])})
     return tuple(rows)
 
