@@ -327,7 +327,7 @@ def write_table(rows: list[dict]) -> None:
         writer.writerows(rows)
     for r in rows:
         print(f"{r['parameter']:<16} median {r['median']:<10} ln-SD {r['ln_sd']:<8} {r['unit']:<14} n {r['n_datasets']}")
-    print(f"wrote {OUT.relative_to(ROOT)}")
+    print(f"wrote {OUT}")
 
 
 if __name__ == "__main__":
