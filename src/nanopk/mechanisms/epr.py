@@ -373,8 +373,9 @@ def two_pore_tumour(ctx: BuildContext, diameter_assignment: str | None = None, l
     -----
     Cellular uptake, release and the distribution coefficient use the Nano-Tumor
     medians, as in :func:`lin_tumour`; with first-order uptake ``Kmax_tumour`` is the
-    Hill's plateau (0.29 /h), the rate the Lin-lab model reaches once ``t ≫ K50``.  ``S_V_tumour`` = 400 cm²/g is the tumour
-    vascular surface density of Dogra et al. 2020 (40 mm²/mm³, tissue density 1 g/cm³).
+    Hill's plateau (0.29 /h), the rate the Lin-lab model reaches once ``t ≫ K50``.
+    ``S_V_tumour`` = 400 cm²/g is the tumour vascular surface density of Dogra et al.
+    2020 (40 mm²/mm³, tissue density 1 g/cm³).
     """
     _refuse_tumour_organ(ctx, "two_pore_tumour")
     extra = [
