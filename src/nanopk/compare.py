@@ -811,17 +811,18 @@ def joint_fit(models: Mapping, data: Mapping, vary: Sequence[str], tied: Sequenc
 
 
 def _group_pk(fit, n_samples: int, seed: int) -> dict:
-    from .delivery import METRICS, metrics_with_intervals, observed_blood_kinetics
+    from .delivery import METRICS, metrics_with_intervals, observed_blood_kinetics, sampled_window
 
     model = fit.model
     values = {k: v for k, v in fit.values.items() if k in model.parameters}
-    # The blood half-life is read over the data's sampled terminal window, as for a
-    # single fit (FitResult.delivery): the curve's last quarter (126-168 h) is a plateau
-    # fed by release from phagocytes long after the last blood sample (t½ ~1400 h).
+    # The blood half-life is read over the data's sampled terminal window (or, without
+    # blood data, the times the data cover), as for a single fit (FitResult.delivery):
+    # the curve's last quarter (126-168 h) is a plateau fed by release from phagocytes
+    # long after the last sample (t½ ~1400 h).
     data = observed_blood_kinetics(fit.predictions)
     draws, source = fit.parameter_draws(n_samples, seed)
     out = metrics_with_intervals(model, values, draws, source=source, names=METRICS,
-                                 half_life_window=None if data is None else data["window"])
+                                 half_life_window=data["window"] if data is not None else sampled_window(fit.predictions))
     out.pop("_uncertainty", None)
     return out
 

@@ -65,6 +65,7 @@ __all__ = [
     "register_source",
     "metrics_with_intervals",
     "observed_blood_kinetics",
+    "sampled_window",
     "flag_extrapolation",
     "prediction_profile",
 ]
@@ -520,6 +521,22 @@ def observed_blood_kinetics(predictions: pd.DataFrame) -> dict | None:
     if window[1] <= window[0]:
         return None
     return {"nca": nca, "window": window}
+
+
+def sampled_window(predictions: pd.DataFrame) -> tuple[float, float] | None:
+    """``(first, last)`` positive time (h) of any observation of a fit, or ``None``.
+
+    The window over which to read the model's blood half-life when no blood was
+    measured (:func:`observed_blood_kinetics` is ``None``): the times the data cover,
+    not the last quarter of 0–168 h, a plateau no one measured.
+    """
+    if not isinstance(predictions, pd.DataFrame) or "time_h" not in predictions:
+        return None
+    times = predictions["time_h"].to_numpy(float)
+    times = times[np.isfinite(times) & (times > 0)]
+    if not times.size or times.max() <= times.min():
+        return None
+    return float(times.min()), float(times.max())
 
 
 #: The last time each metric needs (h): a metric past the last measurement is extrapolated.

@@ -491,7 +491,7 @@ class FitResult:
             If the model has no ``tumour`` observable.
         """
         from ..delivery import (DE_METRICS, METRICS, delivery, flag_extrapolation, observed_blood_kinetics,
-                                prediction_profile)
+                                prediction_profile, sampled_window)
         from ..errors import NanopkError
 
         model = self.model
@@ -500,15 +500,8 @@ class FitResult:
         if "tumour" not in model.observables:  # before drawing: the draws would be wasted
             delivery(model)  # raises the ModelError that says what to use instead
         data = observed_blood_kinetics(self.predictions)
-        window = None if data is None else data["window"]
-        sampled = None
-        if data is None and isinstance(self.predictions, pd.DataFrame) and "time_h" in self.predictions:
-            # No blood measured: read the model's half-life over the times the data were
-            # sampled at, not the last quarter of 0-168 h (a plateau no one measured).
-            times = self.predictions["time_h"].to_numpy(float)
-            times = times[np.isfinite(times) & (times > 0)]
-            if times.size and times.max() > times.min():
-                sampled = window = (float(times.min()), float(times.max()))
+        sampled = sampled_window(self.predictions) if data is None else None  # no blood measured
+        window = data["window"] if data is not None else sampled
         draws, source = self.parameter_draws(n_samples, seed)
         result = delivery(model, values, draws, source=source, dose=dose, half_life_window=window)
         unc = result["uncertainty"]
