@@ -132,24 +132,27 @@ static void add_low_rank(double *J, const double *F, const double *E)
         }
 }
 
-void nanopk_jac(double t, const double *y, double *J, const double *p)
+typedef void (*split_fn)(double, const double *, double *, double *, double *, const double *);
+
+/* J = J_d + F E from one of the two split functions (plain or with hoisted constants). */
+static void assemble(split_fn split, double t, const double *y, double *J, const double *p)
 {
     double F[J_N * J_H], E[J_H * J_N];
     memset(J, 0, sizeof(double) * J_N * J_N);
     memset(F, 0, sizeof F);
     memset(E, 0, sizeof E);
-    nanopk_jac_split(t, y, J, F, E, p);
+    split(t, y, J, F, E, p);
     add_low_rank(J, F, E);
+}
+
+void nanopk_jac(double t, const double *y, double *J, const double *p)
+{
+    assemble(nanopk_jac_split, t, y, J, p);
 }
 
 void nanopk_jac_hoisted(double t, const double *y, double *J, const double *p)
 {
-    double F[J_N * J_H], E[J_H * J_N];
-    memset(J, 0, sizeof(double) * J_N * J_N);
-    memset(F, 0, sizeof F);
-    memset(E, 0, sizeof E);
-    nanopk_jac_split_hoisted(t, y, J, F, E, p);
-    add_low_rank(J, F, E);
+    assemble(nanopk_jac_split_hoisted, t, y, J, p);
 }
 
 void nanopk_jac_prepare(const double *p)
