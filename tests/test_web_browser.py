@@ -106,6 +106,16 @@ def _upload(pg, data: Path, sidecar: Path | None):
     pg.wait_for_timeout(500)  # let the prefilled form's values reach the server
 
 
+def _fit_in_page(pg, model: str, vary: str) -> str:
+    """Choose the model and vary list, run the fit, wait for DE24; the DE24 text shown."""
+    pg.select_option("#fit_model", model)
+    pg.fill("#fit_vary", vary)
+    pg.wait_for_timeout(500)
+    pg.click("#fit_run")
+    pg.wait_for_selector("#de24-value", timeout=SLOW)
+    return pg.inner_text("#de24-value")
+
+
 def test_fit_uploaded_dataset_shows_the_api_de24(page, tmp_path):
     """A bundled dataset uploaded through the file input and fitted in the page shows nanopk.fit's DE24 to the printed 4 digits."""
     csv = resolve_path(FIT_DATASET)
@@ -131,13 +141,8 @@ def test_fit_uploaded_dataset_shows_the_api_de24(page, tmp_path):
                                                         "material", "core_diameter_nm", "coating", "coating_mw_da")}
     assert form == {"species": "mouse", "body_weight_g": "23", "dose_value": "1.4", "dose_unit": "mg", "material": "Au",
                     "core_diameter_nm": "2.3", "coating": "PEG", "coating_mw_da": "1000"}
-    page.select_option("#fit_model", FIT_MODEL)
-    page.fill("#fit_vary", FIT_VARY)
-    page.wait_for_timeout(500)
-    page.click("#fit_run")
-    page.wait_for_selector("#de24-value", timeout=SLOW)
+    shown = _fit_in_page(page, FIT_MODEL, FIT_VARY)
     elapsed = time.monotonic() - t0
-    shown = page.inner_text("#de24-value")
     page.screenshot(path=str(tmp_path / "fit_page.png"), full_page=True)
     worker.join()
     assert shown == f"{api['de']['DE24']['value']:.4g}"
@@ -161,13 +166,8 @@ def test_readme_job_in_the_page_shows_the_cli_de24(page, tmp_path):
         expected = nanopk.delivery_efficiency(nanopk.fit(nanopk.load_model("mouse_tumour"), nanopk.read_dataset(README_DATASET)))
     t0 = time.monotonic()
     _upload(page, csv, csv.with_suffix(".json"))
-    page.select_option("#fit_model", "mouse_tumour")
-    page.fill("#fit_vary", "")
-    page.wait_for_timeout(500)
-    page.click("#fit_run")
-    page.wait_for_selector("#de24-value", timeout=SLOW)
+    shown = _fit_in_page(page, "mouse_tumour", "")
     elapsed = time.monotonic() - t0
-    shown = page.inner_text("#de24-value")
     page.screenshot(path=str(tmp_path / "fit_page_readme.png"), full_page=True)
     assert shown == f"{expected['DE24']['value']:.4g}"
     assert f"nanopk fit of model 'mouse_tumour' to {README_DATASET}" in page.inner_text(".nanopk-report")
