@@ -19,7 +19,7 @@ from ..run import observation_derivatives
 from ._data import FitData
 from .protocol import Objective  # the protocol every objective meets (annotations)
 
-__all__ = ["ForwardDifferenceJacobian", "SensitivityJacobian", "finite_difference_jacobian"]
+__all__ = ["ForwardDifferenceJacobian", "SensitivityJacobian"]
 
 
 def _residuals_at(objective: Objective, points, pool=None) -> list[np.ndarray]:
@@ -177,7 +177,3 @@ class SensitivityJacobian:
         # The residual is a scalar function of each prediction, so a one-dimensional
         # central difference per row is exact to O(h²) and needs no new simulation.
         return (obj.residual_from(d, pred + h) - obj.residual_from(d, pred - h)) / (2 * h)
-
-
-#: The public name of the central-difference Jacobian (uncertainty and tests use it).
-finite_difference_jacobian = _finite_difference_jacobian

@@ -86,7 +86,7 @@ from ._data import FitData
 # names stay importable from here, where they were first defined.
 from .jacobians import ForwardDifferenceJacobian, SensitivityJacobian
 from .parameters import DEFAULT_VARY, FitParameter, build_parameters, default_vary
-from .priors import prior_rows as _resolve_priors
+from .priors import prior_rows
 from .protocol import DerivedMembers
 
 __all__ = ["FitParameter", "Objective", "ForwardDifferenceJacobian", "SensitivityJacobian", "build_parameters", "default_vary", "DEFAULT_VARY",
@@ -216,7 +216,7 @@ class Objective(DerivedMembers):
                 a["log_y"] = np.log(a["y"])
                 a["log_lloq"] = np.log(a["lloq"])
         self.n_data = sum(len(d.rows) for d in self.datasets)
-        self.priors, self._prior_index, self._prior_center, self._prior_sd = _resolve_priors(priors, self.specs)
+        self.priors, self._prior_index, self._prior_center, self._prior_sd = prior_rows(priors, self.specs)
         if self.priors and self.loss != "linear":
             # scipy applies the loss to every residual: it would turn the Gaussian prior
             # rows into a heavy-tailed prior nobody asked for.

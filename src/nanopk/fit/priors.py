@@ -289,5 +289,3 @@ def prior_rows(priors, specs) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]
         sd.append(spread)
     return resolved, np.array(index, dtype=int), np.array(center, dtype=float), np.array(sd, dtype=float)
 
-
-_resolve_priors = prior_rows  # the name the objective used first
