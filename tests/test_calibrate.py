@@ -13,7 +13,7 @@ import nanopk
 from nanopk import NanopkError
 from nanopk.calibrate import (Constant, InstanceSimulator, calibrate_constants, calibration_points, null_predictor, score,
                               study_folds)
-from nanopk.calibrate.predict import parse_dose, parse_particle, predict
+from nanopk.calibrate.predict import constant_draws, parse_dose, parse_particle, predict
 from nanopk.calibrate.store import calibrated_values, load_calibration
 from nanopk.cli import main
 
@@ -137,6 +137,63 @@ def test_predict_de24_equals_simulate_with_calibrated_constants():
     lo, hi = out["delivery"]["DE24"]["low"], out["delivery"]["DE24"]["high"]
     assert lo < out["delivery"]["DE24"]["value"] < hi
     assert all(r["high"] <= 100.0 for rows in out["organs"].values() for r in rows)  # no organ holds > 100 %ID
+
+
+def test_predict_without_draws_is_the_between_study_interval():
+    """parameter_draws=0: every interval is value ×/÷ 10^(z·√(τ² + σ²)) (z = 1.645 for 90 %), to 1e-12."""
+    rec = load_calibration()
+    out = predict(PEG50, dose="1mg/kg", times=[24.0], parameter_draws=0)
+    factor = 10 ** (1.6448536269514722 * math.hypot(rec["tau_log10"], rec["sigma_log10"]))
+    de = out["delivery"]["DE24"]
+    assert de["value"] / de["low"] == pytest.approx(factor, rel=1e-12) and de["sd_parameter_log10"] == 0.0
+    assert out["parameter_draws"] == 0 and out["parameter_uncertainty"] == "not propagated"
+
+
+def test_predict_adds_the_constants_uncertainty_by_draws():
+    """The interval's parameter share is the SD of log10 DE24 over the constants' draws (recomputed here, to 1e-9),
+    added in quadrature to the between-study SD; the same seed gives the same interval."""
+    rec = load_calibration()
+    out = predict(PEG50, dose="1mg/kg", times=[24.0], parameter_draws=20, seed=3)
+    p = nanopk.Particle(material="Au", core_diameter_nm=50, coating="PEG", coating_mw_da=5000)
+    m = nanopk.load_model("mouse_tumour_full", particle=p)
+    bounds = {k: m.parameters[k].bounds for k in rec["constants"]}
+    draws, how, held = constant_draws(rec, 20, seed=3, bounds=bounds)
+    from nanopk.delivery import pk_metrics
+    logs = [math.log10(pk_metrics(m, {**d, "BW": 0.02, "dose": 20.0}, blood_states=False)["DE24"]) for d in draws]
+    de = out["delivery"]["DE24"]
+    assert de["sd_parameter_log10"] == pytest.approx(float(np.std(logs, ddof=1)), rel=1e-9)
+    assert de["sd_parameter_log10"] > 0.05  # the constants' share is not negligible for a 50 nm PEG-gold particle
+    assert de["sd_log10"] == pytest.approx(math.hypot(out["sd_log10"], de["sd_parameter_log10"]), rel=1e-12)
+    assert out["failed_draws"] == 0 and out["held_constants"] == held == ["Kmax_tumour", "k_cap_ops_spleen"]
+    assert "truncated to the model's bounds" in out["parameter_uncertainty"] == how
+    assert predict(PEG50, dose="1mg/kg", times=[24.0], parameter_draws=20, seed=3)["delivery"]["DE24"] == de
+
+
+@settings(max_examples=15, deadline=None)
+@given(se=st.floats(0.05, 1.0), value=st.floats(0.1, 10.0), upper=st.floats(0.5, 20.0))
+def test_constant_draws_are_log_normal_truncated_to_the_bounds(se, value, upper):
+    """Draws of one constant: log10 mean and SD as given (within 10 % / 0.1·SE, 2000 draws) when the bounds are far;
+    every draw inside the bounds; a constant without an SE held at its estimate."""
+    rec = {"constants": {"a": {"value": value, "se_log10": se, "identified": True},
+                         "b": {"value": 2.0, "se_log10": None, "identified": False}}}
+    far, how, held = constant_draws(rec, 2000, seed=1)
+    x = np.log10([d["a"] for d in far])
+    assert x.mean() == pytest.approx(math.log10(value), abs=0.1 * se) and x.std(ddof=1) == pytest.approx(se, rel=0.1)
+    assert held == ["b"] and all(d["b"] == 2.0 for d in far) and "independent" in how
+    cut, _, _ = constant_draws(rec, 200, seed=1, bounds={"a": (0.0, max(upper, value))})
+    assert all(d["a"] <= max(upper, value) for d in cut)
+    with pytest.raises(NanopkError, match=r"only 0 of 200000 draws of the calibrated constants lie inside the model's bounds"):
+        constant_draws(rec, 200, seed=1, bounds={"a": (value * 10 ** (40 * se), math.inf)})
+
+
+def test_constant_draws_follow_a_stored_covariance():
+    """With a covariance_log10 in the record the draws have its correlation (−0.8, within 0.05 over 4000 draws)."""
+    cov = [[0.04, -0.8 * 0.2 * 0.1], [-0.8 * 0.2 * 0.1, 0.01]]
+    rec = {"constants": {"a": {"value": 1.0, "se_log10": 0.2}, "b": {"value": 5.0, "se_log10": 0.1}},
+           "covariance_log10": {"names": ["a", "b"], "matrix": cov}}
+    draws, how, _ = constant_draws(rec, 4000, seed=2)
+    r = np.corrcoef(np.log10([d["a"] for d in draws]), np.log10([d["b"] for d in draws]))[0, 1]
+    assert r == pytest.approx(-0.8, abs=0.05) and "covariance of 2 constants" in how
 
 
 def test_parse_particle_aliases_and_errors():

@@ -4,7 +4,6 @@ The page itself, in a real browser, is tested in tests/test_web_browser.py.
 """
 import asyncio
 import json
-import re
 import shutil
 import socket
 import xml.etree.ElementTree as ET
@@ -157,9 +156,11 @@ def test_design_is_nanopk_predict(capsys):
     assert out["command"] == f"nanopk predict --particle {out['particle']} --dose 2mg/kg"
     printed = _predict_cli(capsys, out["particle"], out["dose"]).splitlines()
     de_lines = [line for line in printed if line.startswith(("DE24 =", "DE168 =", "DEmax ="))]
-    assert len(de_lines) == 3 and out["lines"][1:] == de_lines  # the page shows these lines, digit for digit
-    factor = re.search(r"value × / ÷ (\S+)", next(line for line in printed if "population interval:" in line)).group(1)
-    assert f"value × / ÷ {factor} " in out["lines"][0]
+    assert len(de_lines) == 3 and out["de_lines"] == de_lines  # the page shows these lines, digit for digit
+    # and the same notes on what the interval holds: the between-study spread and the constants' draws
+    notes = [line[2:] for line in printed if line.startswith(("# 90 % population interval", "# combined with", "# held at"))]
+    assert len(notes) == 3 and out["notes"] == notes and out["lines"] == notes + de_lines
+    assert "× / ÷ 24.8 (between-study" in notes[0] and "100 draws" in notes[1]
     api = predict("material=Au,core_nm=15,coating=PEG,peg_mw=5000", dose="2mg/kg")
     for k in ("DE24", "DE168", "DEmax"):
         assert out["prediction"]["delivery"][k] == pytest.approx(api["delivery"][k], rel=1e-12)
@@ -217,7 +218,7 @@ def test_compare_particles_is_two_predictions_and_their_ratio(capsys):
         assert out["ratios"][k] == pytest.approx(b[k]["value"] / a[k]["value"], rel=1e-12)
     printed_b = _predict_cli(capsys, "material=Au,core_diameter_nm=15,coating=none", "2mg/kg")
     assert out["b"]["particle"] == "material=Au,core_diameter_nm=15,coating=none"  # no MW on a bare particle
-    for line in out["b"]["lines"][1:]:
+    for line in out["b"]["de_lines"]:
         assert line in printed_b.splitlines() and f"  {line}" in out["lines"]
     assert f"  DE24 B/A = {out['ratios']['DE24']:.3g}" in out["lines"]
     att = out["attribution"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from statistics import NormalDist
 
 from ..errors import NanopkError
 
@@ -58,6 +59,27 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def interval_note(out) -> list[str]:
+    """What a prediction's population interval is made of, as ``nanopk predict`` and the web page print it."""
+    pct = int(round(100 * out["level"]))
+    between = 10 ** (out["sd_log10"] * NormalDist().inv_cdf(0.5 + out["level"] / 2))
+    lines = [f"{pct} % population interval (log-normal; upper end capped at 100 %ID): a new study's spread, × / ÷ "
+             f"{between:.3g} (between-study τ and residual σ of the calibration)"]
+    if out.get("parameter_draws"):
+        de = out["delivery"].get("DE24") or next(iter(out["delivery"].values()), None)
+        widened = f"; it widens DE24 to × / ÷ {de['high'] / de['value']:.3g}" if de and de["high"] < 100.0 else ""
+        lines.append(f"combined with the calibrated constants' uncertainty: {out['parameter_draws']} draws, "
+                     f"{out['parameter_uncertainty']}{widened}")
+        if out.get("failed_draws"):
+            lines.append(f"{out['failed_draws']} of the draws failed to simulate and are left out of the interval")
+        if out.get("held_constants"):
+            lines.append(f"held at their estimate (not identified by the calibration, their uncertainty not included): "
+                         f"{', '.join(out['held_constants'])}")
+    else:
+        lines.append("the calibrated constants' own uncertainty is not included (parameter_draws=0)")
+    return lines
+
+
 def cmd_predict(args) -> int:
     """Organ %ID and DE24/DE168/DEmax of a particle, with the population interval."""
     from .predict import predict
@@ -74,8 +96,8 @@ def cmd_predict(args) -> int:
     print(f"# {out['model']} with the calibrated constants ({cal.get('benchmark')}, {cal.get('date')}; "
           f"{cal.get('n_studies')} studies, {cal.get('n_points')} points)")
     print(f"# particle {out['particle']}; dose {out['dose_ug']:.4g} µg IV; {out['species']} {out['body_weight_g']:g} g")
-    print(f"# {pct} % population interval: a new study's value × / ÷ {10 ** (out['sd_log10'] * 1.6448536):.3g} "
-          if abs(out["level"] - 0.9) < 1e-9 else f"# {pct} % population interval (log-normal, SD {out['sd_log10']:.3f} log10)")
+    for line in interval_note(out):
+        print(f"# {line}")
     organs = list(out["organs"])
     times_h = [r["time_h"] for r in out["organs"][organs[0]]]
     print("organ %ID".ljust(10) + "".join(f"{t:>26g} h" for t in times_h))

@@ -4,11 +4,18 @@
 constants (``calibrated.json``, :mod:`nanopk.calibrate.store`), the dose and the body
 weight, and returns organ %ID at the requested times and DE24 / DE168 / DEmax (as
 :func:`nanopk.delivery.pk_metrics` defines them).  The population interval is the
-spread a *new study* of this particle would show: log-normal with the calibration's
-between-study SD τ and residual SD σ (log10 %ID), ``value × 10^(± z·√(τ² + σ²))``,
-its upper end capped at 100 %ID (an organ cannot hold more than the dose).
-The uncertainty of the constants themselves (their SE in ``calibrated.json``) is not
-propagated; on the calibration's data it is much smaller than τ and σ.
+spread a *new study* of this particle would show, log-normal on log10 %ID with
+
+    s_k² = τ² + σ² + s_θ,k²,      interval = value × 10^(± z·s_k)
+
+(upper end capped at 100 %ID: an organ cannot hold more than the dose), where τ and σ
+are the calibration's between-study and residual SDs and s_θ,k is the spread that the
+uncertainty of the calibrated constants themselves gives output k: the SD of log10 of
+output k over ``parameter_draws`` simulations with the constants drawn log-normally
+around their estimates (with the record's ``covariance_log10`` when it has one, else
+independently from each constant's ``se_log10``, which ignores their correlation).  A
+constant the calibration did not identify (no finite SE) is held at its estimate and
+listed in ``held_constants``: its uncertainty is not in the interval.
 """
 from __future__ import annotations
 
@@ -21,7 +28,7 @@ import numpy as np
 from ..errors import NanopkError, suggest
 from ..particle import Particle
 
-__all__ = ["parse_particle", "parse_dose", "predict", "PARTICLE_ALIASES", "MATERIAL_ALIASES"]
+__all__ = ["parse_particle", "parse_dose", "predict", "constant_draws", "PARTICLE_ALIASES", "MATERIAL_ALIASES"]
 
 #: Short field names accepted by ``--particle`` (``core_nm=50,peg_mw=5000``).
 PARTICLE_ALIASES = {"core_nm": "core_diameter_nm", "core": "core_diameter_nm", "size_nm": "core_diameter_nm",
@@ -101,7 +108,8 @@ def parse_dose(text: str, body_weight_g: float) -> float:
 
 
 def predict(particle: Particle | str | dict, dose="1mg/kg", times=(1.0, 4.0, 24.0, 168.0), species: str = "mouse",
-            body_weight_g: float = 20.0, calibration=None, level: float = 0.9, organs=None) -> dict:
+            body_weight_g: float = 20.0, calibration=None, level: float = 0.9, organs=None,
+            parameter_draws: int = 100, seed: int = 0) -> dict:
     """Organ %ID at ``times`` and DE24/DE168/DEmax for ``particle``, with population intervals.
 
     Parameters
@@ -119,13 +127,21 @@ def predict(particle: Particle | str | dict, dose="1mg/kg", times=(1.0, 4.0, 24.
         A calibration record (default: the shipped ``calibrated.json``).
     level : float
         Coverage of the population interval, in (0, 1).
+    parameter_draws : int
+        Draws of the calibrated constants for their share of the interval (0: leave it
+        out, the interval is the between-study spread alone).
+    seed : int
+        Seed of those draws (the same seed gives the same interval).
 
     Returns
     -------
     dict
-        ``particle``, ``dose_ug``, ``constants``, ``sd_log10``, ``level``, ``organs``
-        (``{organ: [{"time_h", "value", "low", "high"}]}``) and ``delivery``
-        (``{DE24|DE168|DEmax: {"value", "low", "high"}}``).
+        ``particle``, ``dose_ug``, ``constants``, ``sd_log10`` (√(τ² + σ²), the
+        between-study part), ``level``, ``organs`` (``{organ: [{"time_h", "value",
+        "low", "high", "sd_log10", "sd_parameter_log10"}]}``), ``delivery``
+        (``{DE24|DE168|DEmax: {...the same keys}}``), ``parameter_draws`` (used),
+        ``failed_draws`` (draws whose simulation failed, left out and counted),
+        ``parameter_uncertainty`` (how the constants were drawn) and ``held_constants``.
 
     Raises
     ------
@@ -152,26 +168,113 @@ def predict(particle: Particle | str | dict, dose="1mg/kg", times=(1.0, 4.0, 24.
         particle = parse_particle(particle)
     elif isinstance(particle, dict):
         particle = Particle(**particle)
+    if not (isinstance(parameter_draws, int) and parameter_draws >= 0):
+        raise NanopkError(f"parameter_draws {parameter_draws!r}: give a whole number ≥ 0 (e.g. 100; 0 leaves the "
+                          "constants' uncertainty out)")
     dose_ug = float(dose) if isinstance(dose, (int, float)) else parse_dose(dose, body_weight_g)
     record = calibration if isinstance(calibration, dict) else load_calibration(calibration)
     constants = calibrated_values(record)
     sd = math.hypot(float(record["tau_log10"]), float(record["sigma_log10"]))
-    factor = 10 ** (NormalDist().inv_cdf(0.5 + level / 2) * sd)
+    z = NormalDist().inv_cdf(0.5 + level / 2)
     model = load_model(record.get("model", MODEL), particle=particle)
-    params = {**constants, "BW": body_weight_g / 1000.0, "dose": dose_ug}
-    sim = simulate(model, np.unique(times), params=params)
-    organs = list(organs or ("blood", "liver", "spleen", "kidney", "lung", "tumour", "brain", "muscle", "urine", "faeces"))
-    out_organs = {}
-    for organ in organs:
-        if organ not in sim.columns:
+    grid = np.unique(times)
+    organs = [o for o in (organs or ("blood", "liver", "spleen", "kidney", "lung", "tumour", "brain", "muscle", "urine",
+                                     "faeces")) if o in model.observable_names]
+    base = {"BW": body_weight_g / 1000.0, "dose": dose_ug}
+
+    def outputs(values: dict) -> dict:
+        params = {**values, **base}
+        sim = simulate(model, grid, params=params)
+        metrics = pk_metrics(model, params, blood_states=False)
+        out = {(organ, float(t)): float(v) for organ in organs for t, v in zip(sim.index, sim[organ])}
+        out.update({(k, None): float(metrics[k]) for k in ("DE24", "DE168", "DEmax") if metrics.get(k) is not None})
+        return out
+
+    central = outputs(constants)
+    draws, how, held = constant_draws(record, parameter_draws, seed,
+                                      bounds={k: model.parameters[k].bounds for k in constants if k in model.parameters})
+    logs, failed = [], 0
+    for values in draws:
+        try:
+            got = outputs(values)
+        except NanopkError:  # a solver failure at an extreme draw: counted, not hidden
+            failed += 1
             continue
-        out_organs[organ] = [{"time_h": float(t), "value": float(v), "low": float(v) / factor,
-                              "high": min(float(v) * factor, 100.0)}
-                             for t, v in zip(sim.index, sim[organ])]
-    metrics = pk_metrics(model, params, blood_states=False)
-    delivery = {k: {"value": float(metrics[k]), "low": float(metrics[k]) / factor, "high": min(float(metrics[k]) * factor, 100.0)}
-                for k in ("DE24", "DE168", "DEmax") if metrics.get(k) is not None}
+        logs.append({key: math.log10(v) for key, v in got.items() if v > 0})
+
+    def interval(key) -> dict:
+        value = central[key]
+        spread = [d[key] for d in logs if key in d]
+        s_theta = float(np.std(spread, ddof=1)) if len(spread) >= 2 else 0.0
+        s_total = math.hypot(sd, s_theta)
+        factor = 10 ** (z * s_total)
+        return {"value": value, "low": value / factor, "high": min(value * factor, 100.0), "sd_log10": s_total,
+                "sd_parameter_log10": s_theta}
+
+    out_organs = {organ: [{"time_h": float(t), **interval((organ, float(t)))} for t in grid] for organ in organs}
+    delivery = {k: interval((k, None)) for k in ("DE24", "DE168", "DEmax") if (k, None) in central}
     return {"particle": particle.to_dict(), "model": model.name, "structure_hash": model.structure_hash, "species": species, "body_weight_g": body_weight_g,
             "dose_ug": dose_ug, "constants": constants, "sd_log10": sd, "level": level, "organs": out_organs,
-            "delivery": delivery, "calibration": {k: record.get(k) for k in ("date", "database", "benchmark", "n_studies",
+            "delivery": delivery, "parameter_draws": len(draws), "failed_draws": failed, "parameter_uncertainty": how,
+            "held_constants": held, "calibration": {k: record.get(k) for k in ("date", "database", "benchmark", "n_studies",
                                                                              "n_points", "tau_log10", "sigma_log10")}}
+
+
+def constant_draws(record: dict, n: int, seed: int = 0, bounds: dict | None = None) -> tuple[list[dict], str, list[str]]:
+    """``n`` draws of a calibration's constants, log-normal around their estimates.
+
+        log10 θ ~ N(log10 θ̂, Σ),  truncated to ``bounds``
+
+    Σ is the record's ``covariance_log10`` (``{"names": [...], "matrix": [[...]]}``) when
+    it has one, else diagonal with each identified constant's ``se_log10``.  Constants
+    without a finite SE are held at their estimate.  ``bounds`` (``{constant: (low,
+    high)}``, the model's) truncate the distribution by rejection: a constant cannot leave
+    the range the model admits (e.g. ``n_recognition`` ≤ 6), and dropping the draws that
+    do would bias the spread instead.
+
+    Raises
+    ------
+    NanopkError
+        If fewer than 1 in 1000 draws fall inside ``bounds`` (the estimate is far outside them).
+
+    Returns
+    -------
+    draws : list of dict
+        ``{constant: value}`` per draw (all constants, held ones at their estimate).
+    how : str
+        How the draws were made (for the report).
+    held : list of str
+        The constants held at their estimate.
+    """
+    values = {k: float(v["value"]) for k, v in record["constants"].items()}
+    se = {k: v.get("se_log10") for k, v in record["constants"].items()}
+    cov = record.get("covariance_log10")
+    if cov:
+        names = [k for k in cov["names"] if k in values]
+        idx = [cov["names"].index(k) for k in names]
+        sigma = np.asarray(cov["matrix"], float)[np.ix_(idx, idx)]
+        how = f"log-normal with the calibration's covariance of {len(names)} constants"
+    else:
+        names = [k for k, s in se.items() if s is not None and math.isfinite(s) and s > 0 and
+                 record["constants"][k].get("identified", True)]
+        sigma = np.diag([float(se[k]) ** 2 for k in names])
+        how = (f"log-normal, independent, with the SEs of {len(names)} constants "
+               "(the calibration record stores no covariance)")
+    held = sorted(set(values) - set(names))
+    if n == 0 or not names:
+        return [], "not propagated" if n == 0 else how, held
+    rng = np.random.default_rng(seed)
+    mean = np.log10([values[k] for k in names])
+    lo = np.log10([max((bounds or {}).get(k, (0.0, math.inf))[0], 1e-300) for k in names])
+    hi = np.log10([(bounds or {}).get(k, (0.0, math.inf))[1] for k in names])
+    kept, tried = [], 0
+    while len(kept) < n:
+        x = rng.multivariate_normal(mean, sigma, size=n, method="eigh")
+        tried += n
+        kept.extend(row for row in x if np.all((row >= lo) & (row <= hi)))
+        if len(kept) < n and tried >= 1000 * n:
+            raise NanopkError(f"only {len(kept)} of {tried} draws of the calibrated constants lie inside the model's bounds; "
+                              "check the calibration record's values against the model's parameter bounds")
+    if bounds:
+        how += ", truncated to the model's bounds"
+    return [{**values, **dict(zip(names, map(float, 10 ** row)))} for row in kept[:n]], how, held

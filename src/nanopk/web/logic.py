@@ -21,7 +21,6 @@ import re
 import shutil
 import warnings
 from pathlib import Path
-from statistics import NormalDist
 from typing import Callable, Mapping
 
 from ..errors import NanopkError
@@ -357,14 +356,14 @@ def dose_text(dose_mg_kg) -> str:
         return f"{dose_mg_kg}mg/kg"
 
 
-def predict_lines(out: Mapping) -> list[str]:
-    """The interval and DE lines ``nanopk predict`` prints for a prediction (same format, so the same digits)."""
+def predict_lines(out: Mapping) -> tuple[list[str], list[str]]:
+    """What ``nanopk predict`` prints for a prediction (same format, so the same digits):
+    the notes on what its interval is made of, and the DE24/DE168/DEmax lines."""
+    from ..calibrate.commands import interval_note
+
     pct = int(round(100 * out["level"]))
-    factor = 10 ** (out["sd_log10"] * NormalDist().inv_cdf(0.5 + out["level"] / 2))
-    lines = [f"{pct} % population interval: a new study's value × / ÷ {factor:.3g} (upper end capped at 100 %ID)"]
-    lines += [f"{k} = {v['value']:.3g} %ID ({pct} % population interval {v['low']:.3g}–{v['high']:.3g})"
-              for k, v in out["delivery"].items()]
-    return lines
+    return interval_note(out), [f"{k} = {v['value']:.3g} %ID ({pct} % population interval {v['low']:.3g}–{v['high']:.3g})"
+                                for k, v in out["delivery"].items()]
 
 
 def design(*, material, core_diameter_nm, coating, coating_mw_da=None, dose_mg_kg=1.0, times_h=None,
@@ -381,7 +380,8 @@ def design(*, material, core_diameter_nm, coating, coating_mw_da=None, dose_mg_k
     dict
         ``prediction`` (predict's dict; its ``organs`` at ``times_h``, default 60 times
         from 0.1 to 168 h), ``particle`` and ``dose`` (the CLI arguments), ``command``
-        (the equivalent ``nanopk predict`` call) and ``lines`` (:func:`predict_lines`).
+        (the equivalent ``nanopk predict`` call), ``notes`` and ``de_lines`` (:func:`predict_lines`)
+        and ``lines`` (the two together, as the page shows them).
 
     Raises
     ------
@@ -396,7 +396,9 @@ def design(*, material, core_diameter_nm, coating, coating_mw_da=None, dose_mg_k
     dose = dose_text(dose_mg_kg)
     times = np.asarray(times_h if times_h is not None else np.geomspace(0.1, 168, 60), float)
     out = predict(particle, dose=dose, times=times, level=level)
-    return {"prediction": out, "particle": particle, "dose": dose, "lines": predict_lines(out),
+    notes, de_lines = predict_lines(out)
+    return {"prediction": out, "particle": particle, "dose": dose, "notes": notes, "de_lines": de_lines,
+            "lines": notes + de_lines,
             "command": f"nanopk predict --particle {particle} --dose {dose}"}
 
 
@@ -476,8 +478,8 @@ def compare_particles(a: Mapping, b: Mapping, *, level: float = 0.9, times_h=Non
     for name, d in designs.items():
         lines += ["", f"particle {name}: {d['particle']}; dose {d['dose']} ({d['prediction']['dose_ug']:.4g} µg IV)",
                   f"  {d['command']}"]
-        lines += [f"  {line}" for line in d["lines"][1:]]
-    lines += ["", f"{designs['A']['lines'][0]}", "ratio B/A of the predictions (the population interval is of one "
+        lines += [f"  {line}" for line in d["de_lines"]]
+    lines += [""] + designs["A"]["notes"] + ["ratio B/A of the predictions (the population interval is of one "
               "particle in a new study, not of the ratio):"]
     lines += [f"  {k} B/A = {r:.3g}" if r is not None else f"  {k} B/A: not defined (A's {k} is 0)"
               for k, r in ratios.items()]
