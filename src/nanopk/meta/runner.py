@@ -94,6 +94,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FitError, ModelError, NanopkError
+from ..parallel import RunInterrupted, StopOnSigterm, Terminated, dask_client, open_sqlite, settings_diff
+from ..parallel import plain as _plain  # the name tests and older callers use
 
 __all__ = ["run_meta", "fit_item", "item_objective", "MetaFitSettings", "DEFAULT_VARY", "POPULATION_PRIOR", "empirical_prior",
            "open_store", "done_ids", "PRIORS", "MetaStoreError", "MetaInterrupted", "settings_record", "settings_key"]
@@ -103,33 +105,13 @@ class MetaStoreError(NanopkError, ValueError):
     """A results store cannot be resumed with these settings (or is not a meta store)."""
 
 
-class MetaInterrupted(NanopkError, RuntimeError):
+class MetaInterrupted(RunInterrupted):
     """The run was stopped by a signal; the store is consistent and the same call resumes.
 
-    Attributes
-    ----------
-    signum : int
-        The signal (``signal.SIGTERM`` or ``signal.SIGINT``).
-    store : str
-        The results store.
-    n_fitted : int
-        Rows this run wrote before it stopped.
+    Attributes (:class:`nanopk.parallel.RunInterrupted`): ``signum``, ``store`` and
+    ``n_fitted``, the rows this run wrote before it stopped.
     """
 
-    def __init__(self, signum: int, store: str, n_fitted: int):
-        self.signum, self.store, self.n_fitted = int(signum), str(store), int(n_fitted)
-        name = signal.Signals(self.signum).name
-        super().__init__(f"stopped by {name} after {n_fitted} new row(s); the workers are ended and the store "
-                         f"{self.store!r} is consistent: run the same command again to resume")
-
-
-class _Terminated(BaseException):
-    """Raised by the SIGTERM handler; a BaseException so that no ``except Exception`` of a
-    fit swallows it (it becomes :class:`MetaInterrupted` once the pool is down)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
 
 #: Tumour parameters fitted per dataset: identifiable from ~4 points of tumour %ID.
 DEFAULT_VARY = ("PATC_tumour", "P_tumour", "Kmax_tumour", "K50_tumour", "Krelease_tumour")
@@ -431,19 +413,16 @@ def open_store(path) -> sqlite3.Connection:
     MetaStoreError
         ``path`` is not an SQLite file, or cannot be written.
     """
-    try:
-        con = sqlite3.connect(str(path), timeout=30)
-        con.executescript(_SCHEMA)
+    def migrate(con):
         for table in _TABLES:  # a store from an earlier nanopk: its rows keep NULL there
             have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
             for name, kind in _ADDED_COLUMNS:
                 if name not in have:
                     con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-        con.commit()
-    except sqlite3.DatabaseError as exc:  # OperationalError (read-only, missing folder) included
-        raise MetaStoreError(f"cannot use {str(path)!r} as a meta-analysis results store ({exc}); give --store a new "
-                             f"or an existing nanopk meta .sqlite file in a writable folder") from None
-    return con
+
+    return open_sqlite(path, _SCHEMA, lambda exc: MetaStoreError(
+        f"cannot use {str(path)!r} as a meta-analysis results store ({exc}); give --store a new or an existing "
+        f"nanopk meta .sqlite file in a writable folder"), migrate)
 
 
 def done_ids(store, retry_failed: bool = False, table: str = "results", settings_key: str | None = None) -> set[str]:
@@ -478,11 +457,6 @@ def _model_fingerprint(model) -> str:
         p = model.parameters[name]
         h.update(repr((name, p.value, tuple(p.bounds) if p.bounds is not None else None)).encode())
     return h.hexdigest()[:20]
-
-
-def _plain(value):
-    """JSON-ready copy (tuples as lists, numpy scalars as floats) for hashing and storing."""
-    return json.loads(json.dumps(value, default=float))
 
 
 def settings_record(settings: MetaFitSettings, prior_kind: str, informative_t_h: float | None, model) -> dict:
@@ -522,25 +496,6 @@ def _how_to_proceed(store, resumable: bool = True) -> str:
     return text + ("; or rerun with the stored settings to resume." if resumable else ".")
 
 
-_UNSET = object()
-
-
-def _show(value) -> str:
-    return "(not set)" if value is _UNSET else json.dumps(value)
-
-
-def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """One line per setting that differs (nested dicts by dotted name), in name order."""
-    out = []
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k, _UNSET), new.get(k, _UNSET)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _diff(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append(f"  {prefix}{k}: stored {_show(a)}, now {_show(b)}")
-    return out
-
-
 def _check_store(con, store, requested: dict, keys: dict) -> None:
     """Refuse rows of other settings (module docstring, 'Settings key').
 
@@ -567,12 +522,12 @@ def _check_store(con, store, requested: dict, keys: dict) -> None:
                 raise MetaStoreError(f"store {str(store)!r} holds {n} row(s) in table {table!r} with settings key "
                                      f"{key!r} but no record of those settings (the store was edited?). "
                                      + _how_to_proceed(store, resumable=False))
-            lines = _diff(record["requested"], requested)
+            lines = settings_diff(record["requested"], requested)
             what = "with other settings"
             if not lines:  # same request, another prior: the empirical prior itself changed
                 if mine is None:
                     continue  # compared once the prior is known (after stage 1)
-                lines = _diff({k: record.get(k) for k in ("prior_used", "prior", "sigma_log")},
+                lines = settings_diff({k: record.get(k) for k in ("prior_used", "prior", "sigma_log")},
                               {k: mine[1].get(k) for k in ("prior_used", "prior", "sigma_log")})
                 what = ("with another empirical prior (the collection's informative datasets or their stage-1 "
                         "fits changed since)")
@@ -676,18 +631,6 @@ def _progress(total: int, enabled: bool | None, desc: str):
     return progress_bar(total, desc, "dataset", enabled)
 
 
-def _dask_client(scheduler):
-    try:
-        import distributed
-    except ImportError:
-        raise ImportError("running on a Dask cluster needs distributed: pip install 'nanopk[parallel]'") from None
-    if isinstance(scheduler, distributed.Client):
-        return scheduler, False
-    if hasattr(scheduler, "scheduler_address"):  # a LocalCluster or other cluster object
-        return distributed.Client(scheduler), True
-    return distributed.Client(str(scheduler)), True
-
-
 class _Executor:
     """Runs fits on the chosen backend, yielding rows as they finish."""
 
@@ -702,7 +645,7 @@ class _Executor:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_init,
                                              initargs=(self.model_name, os.getpid()))
         elif self.kind == "dask":
-            self._client, self._owned = _dask_client(self.scheduler)
+            self._client, self._owned = dask_client(self.scheduler, "nanopk meta")
             self.workers = int(sum(self._client.nthreads().values())) or None
         else:
             _load(self.model_name)
@@ -909,7 +852,7 @@ def run_meta(collection, model: str = "mouse_tumour", scheduler=None, store="met
     complete = False
     stopped = None
     try:
-        with _StopOnSigterm(), _Executor(kind, n_workers, settings.model, scheduler) as ex:
+        with StopOnSigterm(), _Executor(kind, n_workers, settings.model, scheduler) as ex:
             n_workers = ex.workers
             if prior_kind == "empirical" and not empirical:
                 n_inf = len(informative)
@@ -944,7 +887,7 @@ def run_meta(collection, model: str = "mouse_tumour", scheduler=None, store="met
                 run_stage(ex, pending, settings, "results", "meta", key2)
         complete = key2 is not None and len(_done(con, "results", retry_failed, key2) & set(collection.ids)) == len(collection)
         interrupted = 0
-    except _Terminated as exc:
+    except Terminated as exc:
         stopped = exc.signum
     except KeyboardInterrupt:  # Ctrl-C: the same clean stop as SIGTERM
         stopped = signal.SIGINT
@@ -965,27 +908,3 @@ def run_meta(collection, model: str = "mouse_tumour", scheduler=None, store="met
         "complete": complete, "settings_key": key2,
     }
 
-
-class _StopOnSigterm:
-    """While a run is on, SIGTERM raises :class:`_Terminated` in the main thread, so the pool is
-    ended and the run recorded before the process goes (the default action would leave the
-    workers running and the run marked as still going).  Installed only from the main
-    thread and only over the default action: a handler the caller set is left alone."""
-
-    def __enter__(self):
-        self._previous = None
-        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            self._hit = False
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self._hit:  # already stopping: let the clean-up finish
-            return
-        self._hit = True
-        raise _Terminated(signum)
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-        return False
