@@ -65,6 +65,8 @@ DISTRIBUTION = {"liver": 0.08}
 DISTRIBUTION_DEFAULT = 0.15
 #: Permeability-surface-area coefficients as fractions of organ blood flow (Lin 2016).
 PAC = {"liver": 0.001, "spleen": 0.15, "kidney": 0.01, "lung": 0.001, "muscle": 5e-5, "rest": 5e-5, "brain": 1e-6}
+#: Choices of ``whole_body(liver_outflow=...)``: what drains the liver's capillary blood.
+LIVER_OUTFLOWS = ("hepatic_vein", "hepatic_artery")
 #: Capillary blood fraction of the rest of the body, taken equal to muscle (Chou 2023).
 REST_CAPILLARY_FRACTION = 0.04
 
@@ -102,7 +104,7 @@ def capillary_exchange(organ: str, flow: sp.Expr) -> tuple[tuple, tuple]:
 
 @declare(provides=("circulation",), groups={"extravasation": ("PAC", "P")})  # nanopk.compare tests each group as one
 def whole_body(ctx: BuildContext, organs=DEFAULT_ORGANS, phagocyte_organs=("liver", "spleen", "kidney", "lung"),
-               body_weight_kg: float | None = None) -> Part:
+               body_weight_kg: float | None = None, liver_outflow: str = "hepatic_vein") -> Part:
     """Whole-body blood-flow- and permeability-limited PBPK skeleton.
 
     Parameters
@@ -116,13 +118,25 @@ def whole_body(ctx: BuildContext, organs=DEFAULT_ORGANS, phagocyte_organs=("live
         organs with published uptake parameters (Lin 2016; Chou 2023).
     body_weight_kg : float, optional
         Body weight; defaults to the species table's reference weight.
+    liver_outflow : {"hepatic_vein", "hepatic_artery"}
+        Flow that drains the liver's capillary blood to the venous pool.
+        ``"hepatic_vein"`` (default): hepatic artery plus the portal (splenic) flow
+        that enters it, ``(Q_liver + Q_spleen) · C_liver,cap`` — every flow that enters
+        an organ leaves it.  ``"hepatic_artery"``: ``Q_liver · C_liver,cap`` only, as
+        the published code of Chou et al. 2023 writes it (UFPBPK/Nano-AI-PBPK-G1
+        ``Main_Code.R``: ``RV = QL*CVL + ...`` while ``RLb = QL*(CA-CVL) + QS*CVS ...``),
+        so the portal flow's particles stay in the liver's capillary blood until the
+        hepatic artery flow carries them out (before uptake, C_liver,cap ≈
+        (Q_liver + Q_spleen)/Q_liver ≈ 1.55 × C_arterial in the mouse); needed to
+        reproduce that model's fitted per-dataset outputs.  Mass balance is exact
+        either way (each flux moves what it removes).
 
     Notes
     -----
     Blood pools hold plasma volume split 20 % arterial / 80 % venous, as in the
     Lin/Chou model; NPs do not enter red cells.  ``rest`` gets the cardiac output and
     body mass not assigned to other organs; a tumour added later (EPR) draws its small
-    flow (1 % of cardiac output) from the arterial pool on top of these.
+    flow (2 % of cardiac output in the mouse) from the arterial pool on top of these.
     """
     phys = ctx.physiology
     organs = tuple(organs)
@@ -130,6 +144,10 @@ def whole_body(ctx: BuildContext, organs=DEFAULT_ORGANS, phagocyte_organs=("live
         if required not in organs:
             from ..errors import SpecError
             raise SpecError(f"circulation.whole_body needs organ {required!r} (got {list(organs)})")
+    if liver_outflow not in LIVER_OUTFLOWS:
+        from ..errors import SpecError
+        raise SpecError(f"circulation.whole_body: liver_outflow must be one of {', '.join(map(repr, LIVER_OUTFLOWS))} "
+                        f"(got {liver_outflow!r})")
     ctx.organs = list(organs)
     ctx.phagocyte_organs = [o for o in phagocyte_organs if o in organs]
     bw = phys.body_weight_kg if body_weight_kg is None else float(body_weight_kg)
@@ -195,7 +213,11 @@ def whole_body(ctx: BuildContext, organs=DEFAULT_ORGANS, phagocyte_organs=("live
         if organ == "spleen" and "liver" in organs:
             fluxes.append(Flux("spleen_to_liver", "spleen_capillary", "liver_capillary", S("Q_spleen") * c_cap, "splenic vein into the portal vein"))
         elif organ == "liver" and "spleen" in organs:
-            fluxes.append(Flux("liver_to_venous", "liver_capillary", "venous_blood", (S("Q_liver") + S("Q_spleen")) * c_cap, "hepatic vein: hepatic artery plus portal flow"))
+            if liver_outflow == "hepatic_artery":  # Chou 2023 Main_Code.R: RV = QL*CVL + ... (see the docstring)
+                fluxes.append(Flux("liver_to_venous", "liver_capillary", "venous_blood", S("Q_liver") * c_cap,
+                                   "hepatic artery flow only (Chou 2023 published code)"))
+            else:
+                fluxes.append(Flux("liver_to_venous", "liver_capillary", "venous_blood", (S("Q_liver") + S("Q_spleen")) * c_cap, "hepatic vein: hepatic artery plus portal flow"))
         else:
             fluxes.append(Flux(f"{organ}_to_venous", f"{organ}_capillary", "venous_blood", S(f"Q_{organ}") * c_cap, f"venous return from {organ}"))
     return Part("circulation.whole_body", tuple(states), tuple(params), tuple(fluxes), assignments=tuple(assignments))
