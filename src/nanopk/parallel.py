@@ -6,20 +6,25 @@
 - :class:`StopOnSigterm` / :class:`Terminated`: SIGTERM becomes an exception in the main
   thread, so a run can end its workers and leave its store consistent;
   :class:`RunInterrupted` is what the run then raises (the CLI exits 128 + signal).
+- :func:`init_worker`: a worker process ends with its parent and leaves signals to it.
 - :func:`open_sqlite`, :func:`plain`, :func:`settings_diff`: a results store, the
   JSON form of settings and the one-line-per-setting difference a store that refuses
   to resume with other settings prints.
 """
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import signal
 import sqlite3
+import sys
 import threading
+import time
 
 from .errors import NanopkError
 
-__all__ = ["ParallelDependencyError", "require_distributed", "dask_client", "RunInterrupted", "Terminated", "StopOnSigterm", "open_sqlite",
+__all__ = ["ParallelDependencyError", "require_distributed", "dask_client", "RunInterrupted", "Terminated", "StopOnSigterm", "init_worker", "open_sqlite",
            "plain", "settings_diff"]
 
 #: The install command every "needs dask" message names.
@@ -110,6 +115,41 @@ class StopOnSigterm:
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
         return False
+
+
+#: Seconds between a worker's checks that its parent is still alive.
+_PARENT_POLL_S = 0.5
+
+
+def _die_with_parent(parent_pid: int) -> None:  # pragma: no cover - runs in child processes
+    """End this worker when the process that started it is gone (SIGKILL leaves no chance to
+    shut the pool down, and an orphaned worker would wait on its queue forever)."""
+    if sys.platform.startswith("linux"):
+        try:  # the kernel sends SIGKILL when the parent dies, even mid-fit with the GIL held
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # died before the line above took effect
+        os._exit(1)
+
+    def watch():  # every platform: reparenting (to init or a subreaper) means the parent is gone
+        while True:
+            time.sleep(_PARENT_POLL_S)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="nanopk-parent-watch", daemon=True).start()
+
+
+def init_worker(parent_pid: int | None = None) -> None:  # pragma: no cover - runs in child processes
+    """Initialise a local worker process: end it with ``parent_pid`` (when given); ignore
+    Ctrl-C, which reaches the whole process group (the parent alone decides, and ends the
+    pool); and take SIGTERM's default action, so a :class:`StopOnSigterm` handler
+    inherited over ``fork`` does not raise in a worker the parent terminates."""
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def open_sqlite(path, schema: str, refuse, migrate=None) -> sqlite3.Connection:

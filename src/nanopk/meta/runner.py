@@ -74,7 +74,6 @@ empirical Bayes data analysis. Am Stat 1985;39:83.
 """
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import math
@@ -82,7 +81,6 @@ import multiprocessing
 import os
 import signal
 import sqlite3
-import sys
 import threading
 import time
 import traceback
@@ -94,7 +92,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FitError, ModelError, NanopkError
-from ..parallel import RunInterrupted, StopOnSigterm, Terminated, dask_client, open_sqlite, settings_diff
+from ..parallel import (RunInterrupted, StopOnSigterm, Terminated, dask_client, init_worker, open_sqlite,
+                        settings_diff)
 from ..parallel import plain as _plain  # the name tests and older callers use
 
 __all__ = ["run_meta", "fit_item", "item_objective", "MetaFitSettings", "DEFAULT_VARY", "POPULATION_PRIOR", "empirical_prior",
@@ -583,35 +582,8 @@ def _set_info(con, key: str, value) -> None:
 
 
 # --------------------------------------------------------------------------- executors
-#: Seconds between a worker's checks that its parent is still alive.
-_PARENT_POLL_S = 0.5
-
-
-def _die_with_parent(parent_pid: int) -> None:  # pragma: no cover - runs in child processes
-    """End this worker when the process that started it is gone (SIGKILL leaves no chance to
-    shut the pool down, and an orphaned worker would wait on its queue forever)."""
-    if sys.platform.startswith("linux"):
-        try:  # the kernel sends SIGKILL when the parent dies, even mid-fit with the GIL held
-            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent_pid:  # died before the line above took effect
-        os._exit(1)
-
-    def watch():  # every platform: reparenting (to init or a subreaper) means the parent is gone
-        while True:
-            time.sleep(_PARENT_POLL_S)
-            if os.getppid() != parent_pid:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="nanopk-meta-parent-watch", daemon=True).start()
-
-
 def _worker_init(model_name, parent_pid=None):  # pragma: no cover - runs in child processes
-    if parent_pid is not None:
-        _die_with_parent(parent_pid)
-    # Ctrl-C reaches the whole process group: the parent alone decides, and ends the pool.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    init_worker(parent_pid)
     try:
         _load(model_name)
     except NanopkError:
