@@ -1,6 +1,7 @@
 """``nanopk calibrate`` and ``nanopk predict`` (registered by :func:`add_parsers` in :mod:`nanopk.cli`).
 
-    nanopk calibrate [--database PATH] [--folds K] [--workers N] [--output FILE] [--report FILE.md]
+    nanopk calibrate [--database PATH] [--folds K] [--workers N | --scheduler ADDRESS] [--store FILE.sqlite]
+                     [--overwrite] [--output FILE] [--report FILE.md]
     nanopk predict --particle material=gold,core_nm=50,coating=PEG,peg_mw=5000 [--dose 1mg/kg]
                    [--times 1,4,24,168] [--species mouse] [--body-weight 20] [--level 0.9]
                    [--calibration FILE] [--json FILE]
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from statistics import NormalDist
 
@@ -30,26 +32,43 @@ def _writable(option: str, value: str | None) -> None:
 
 
 def cmd_calibrate(args) -> int:
-    """Calibrate on the NTUA workbook, cross-validate by study, write the record."""
+    """Calibrate on the NTUA workbook, cross-validate by study, write the record.
+
+    Every evaluation and finished fit goes to the SQLite ``--store`` as it finishes
+    (default ``calibrate.sqlite``): after an interruption (Ctrl-C, SIGTERM, a crash) the
+    same command resumes and reaches the same numbers, simulating only what was never
+    finished.  ``--scheduler tcp://host:8786`` runs the simulations on a Dask cluster
+    (the numbers do not change); otherwise ``--workers`` local processes (default:
+    every core).  A progress bar per fit is drawn on stderr when it is a terminal.
+    Interrupted: exit status 128 + the signal's number.
+    """
+    from ..parallel import require_distributed
+    from .core import CalibrationInterrupted
     from .store import save_calibration
     from .validate import NTUA_DEFAULT, run_calibration
 
     _writable("--output", args.output)
     _writable("--report", args.report)
+    if args.scheduler:
+        require_distributed("nanopk calibrate --scheduler", args.scheduler)
     database = Path(args.database) if args.database else NTUA_DEFAULT
     if not database.exists():
         raise NanopkError(f"--database {str(database)!r} does not exist; give the NTUA NMs_Database.xlsx "
                           "(or the folder holding it)")
     if args.folds < 2:
         raise NanopkError(f"--folds {args.folds}: give an integer ≥ 2 (studies are split into K groups)")
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise NanopkError(f"--workers {args.workers}: give an integer ≥ 1")
-    command = (f"nanopk calibrate --database {database} --folds {args.folds} --workers {args.workers} "
-               f"--max-nfev {args.max_nfev}")
+    command = f"nanopk calibrate --database {database} --folds {args.folds} --max-nfev {args.max_nfev}"
     # The settings of benchmarks/calibrate_ntua.py (two EM rounds for the full fit, one per fold).
-    record = run_calibration(database, folds=args.folds, workers=args.workers, max_nfev=args.max_nfev, em_rounds=2,
-                             cv_max_nfev=max(1, round(args.max_nfev * 5 / 8)), cv_em_rounds=1, command=command,
-                             log=lambda *a, **k: print(*a, **{**k, "flush": True}))
+    try:
+        record = run_calibration(database, folds=args.folds, workers=args.workers, max_nfev=args.max_nfev, em_rounds=2,
+                                 cv_max_nfev=max(1, round(args.max_nfev * 5 / 8)), cv_em_rounds=1, command=command,
+                                 log=lambda *a, **k: print(*a, **{**k, "flush": True}), scheduler=args.scheduler or None,
+                                 store=args.store, overwrite=args.overwrite)
+    except CalibrationInterrupted as exc:  # the shell's convention for a signal: 128 + its number
+        print(f"nanopk calibrate: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     print(record["markdown"])
     save_calibration({k: v for k, v in record.items() if k != "markdown"}, args.output)
     print(f"wrote {args.output}")
@@ -119,7 +138,14 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("calibrate", help="fit the particle → parameter constants to the NTUA database, validated by study")
     p.add_argument("--database", help="NTUA NMs_Database.xlsx or its folder (default: ../shared/datasets/raw/ntua-...)")
     p.add_argument("--folds", type=int, default=5, help="K of the leave-study-out cross-validation (default 5)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes per model evaluation (default 2)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes per model evaluation (default: every core)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help='run the simulations on a Dask cluster, e.g. tcp://host:8786 (needs pip install "nanopk[parallel]")')
+    p.add_argument("--store", default="calibrate.sqlite",
+                   help="SQLite store of every evaluation: an interrupted run resumes from it (default calibrate.sqlite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard what --store holds (needed to reuse a store with other settings)")
     p.add_argument("--max-nfev", type=int, default=8,
                    help="least-squares steps of the full fit (default 8; each fold gets 5/8 of it)")
     p.add_argument("--output", default="calibration.json", help="calibration record to write (default calibration.json)")

@@ -28,7 +28,20 @@ has b = 0 and the population interval ``± z·√(τ² + σ²)`` on log10 %ID.
 
 Each evaluation simulates every instance once (``InstanceSimulator``; a compiled
 model per structure, the instance's particle, dose, body weight and tumour mass as
-parameter overrides, in forked worker processes when ``workers > 1``).
+parameter overrides), in chunks of instances: in forked worker processes when
+``workers > 1`` (``workers=None``: every core), or as tasks on a Dask cluster with
+``scheduler="tcp://host:8786"`` (a ``distributed.Client`` or a cluster object also do;
+each worker process loads each model once).  The solver and its inputs are the same
+either way, so the numbers are too.
+
+Resume.  With ``store=`` (a :class:`CalibrationStore`, SQLite) every evaluation is
+written as it finishes — the constants as exact floats, the predictions bit for bit —
+and every finished fit too.  The least-squares optimiser is deterministic, so a run
+stopped by SIGTERM, Ctrl-C or a crash and started again asks for the same constants in
+the same order, reads them back, and simulates only what was never finished; it ends
+at the uninterrupted run's numbers exactly.  A store keeps the settings of its run
+(:meth:`InstanceSimulator.settings`: model, solver tolerance, data, nanopk version, and
+what the caller adds) and refuses others, naming each setting that differs.
 """
 from __future__ import annotations
 
@@ -36,17 +49,25 @@ import hashlib
 import json
 import math
 import multiprocessing
+import os
+import signal
+import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..errors import NanopkError
+from ..parallel import (RunInterrupted, StopOnSigterm, Terminated, dask_client, init_worker, open_sqlite, plain,
+                        require_distributed, settings_diff)
 
 __all__ = ["CONSTANTS", "Constant", "InstanceSimulator", "CalibrationResult", "calibrate_constants",
-           "study_folds", "null_predictor", "score"]
+           "study_folds", "null_predictor", "score", "CalibrationStore", "CalibrationStoreError", "CalibrationInterrupted"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +108,179 @@ def _particle_key(particle: dict) -> str:
     return json.dumps(sorted(particle.items()), default=str)
 
 
+class CalibrationStoreError(NanopkError, ValueError):
+    """A calibration store cannot be used: another run's settings, or not a usable SQLite file."""
+
+
+class CalibrationInterrupted(RunInterrupted):
+    """SIGTERM or Ctrl-C stopped a calibration; its store is consistent and the same call resumes.
+
+    Attributes (:class:`nanopk.parallel.RunInterrupted`): ``signum``, ``store`` and
+    ``n_fitted``, the new evaluations this run stored before it stopped.
+    """
+
+
+_STORE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calibrate_settings (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS calibrate_evaluations (
+    key TEXT PRIMARY KEY, constants TEXT NOT NULL, pred BLOB NOT NULL, failures TEXT NOT NULL, finished_at TEXT);
+CREATE TABLE IF NOT EXISTS calibrate_fits (key TEXT PRIMARY KEY, label TEXT, record TEXT NOT NULL, finished_at TEXT);
+"""
+
+
+def _constants_key(constants: dict) -> tuple[str, str]:
+    """Key (hash) and text of a constants dict: each value as its exact float (``float.hex``)."""
+    text = json.dumps([[k, float(v).hex()] for k, v in sorted(constants.items())])
+    return hashlib.sha256(text.encode()).hexdigest(), text
+
+
+class CalibrationStore:
+    """The SQLite store of one calibration: every evaluation and every finished fit.
+
+    An evaluation row holds the constants (each value exactly, as ``float.hex``), the
+    log10 predictions of every point (float64, bit for bit) and the failed instances; a
+    fit row holds a finished :class:`CalibrationResult`, keyed by everything the fit
+    was given.  Each row is one SQLite transaction, committed as soon as it is made, so
+    the store is consistent whenever the run stops.  Because the least-squares optimiser
+    is deterministic, a resumed fit asks for the same constants in the same order and
+    finds them here: it reaches the same numbers bit for bit without simulating them
+    again, and a finished fit is read back whole.
+
+    Parameters
+    ----------
+    path : str or Path
+        SQLite file (created if missing).
+    settings : dict
+        Everything that changes a stored number (JSON-able).  The store keeps the
+        settings of its first run; any other settings are refused.
+    overwrite : bool
+        Forget every stored row and setting first.
+
+    Raises
+    ------
+    CalibrationStoreError
+        ``path`` is not an SQLite file or cannot be written, or the store holds a
+        calibration run with other settings (each differing setting is named, stored
+        and now).
+    """
+
+    def __init__(self, path, settings: dict, overwrite: bool = False):
+        self.path = Path(path)
+        self.con = open_sqlite(self.path, _STORE_SCHEMA, lambda exc: CalibrationStoreError(
+            f"cannot use {str(path)!r} as a calibration store ({exc}); give --store a new file or a store "
+            f"`nanopk calibrate` wrote, in a writable folder"))
+        try:
+            if overwrite:
+                for table in ("calibrate_settings", "calibrate_evaluations", "calibrate_fits"):
+                    self.con.execute(f"DELETE FROM {table}")
+                self.con.commit()
+            self.settings = plain(settings)
+            row = self.con.execute("SELECT record FROM calibrate_settings WHERE id = 1").fetchone()
+            if row is None:
+                self.con.execute("INSERT INTO calibrate_settings VALUES (1, ?)", (json.dumps(self.settings, sort_keys=True),))
+                self.con.commit()
+            else:
+                lines = settings_diff(json.loads(row[0]), self.settings)
+                if lines:
+                    raise CalibrationStoreError(
+                        f"store {str(path)!r} holds a calibration run with other settings; resuming would mix its "
+                        f"evaluations with this run's. Settings that differ:\n" + "\n".join(lines) +
+                        "\nUse a new --store for these settings, --overwrite to discard the stored run, or rerun "
+                        "with the stored settings to resume.")
+        except BaseException:
+            self.con.close()
+            raise
+        self.n_new = 0
+
+    def __len__(self) -> int:
+        return int(self.con.execute("SELECT COUNT(*) FROM calibrate_evaluations").fetchone()[0])
+
+    def evaluation(self, constants: dict):
+        """``(predictions, failures)`` stored for ``constants``, or None."""
+        key, _ = _constants_key(constants)
+        row = self.con.execute("SELECT pred, failures FROM calibrate_evaluations WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        return np.frombuffer(row[0], dtype=np.float64).copy(), json.loads(row[1])
+
+    def save_evaluation(self, constants: dict, pred: np.ndarray, failures: dict) -> None:
+        key, text = _constants_key(constants)
+        self.con.execute("INSERT OR REPLACE INTO calibrate_evaluations VALUES (?, ?, ?, ?, ?)",
+                         (key, text, np.ascontiguousarray(pred, dtype=np.float64).tobytes(), json.dumps(failures),
+                          datetime.now(timezone.utc).isoformat()))
+        self.con.commit()
+        self.n_new += 1
+
+    def fit(self, key: str) -> dict | None:
+        """The finished fit stored under ``key`` (:func:`calibrate_constants` makes the key), or None."""
+        row = self.con.execute("SELECT record FROM calibrate_fits WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def save_fit(self, key: str, label: str, record: dict) -> None:
+        self.con.execute("INSERT OR REPLACE INTO calibrate_fits VALUES (?, ?, ?, ?)",
+                         (key, label, json.dumps(record), datetime.now(timezone.utc).isoformat()))
+        self.con.commit()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+class _Solver:
+    """What simulating instances needs, picklable (a Dask task carries it); each structure's
+    model is loaded (and its compiled library opened) on first use in a process, once."""
+
+    def __init__(self, model_name: str, rtol: float, times: np.ndarray, particles: dict, overrides: list, structure: list):
+        self.model_name, self.rtol, self.times = model_name, rtol, times
+        self.particles, self.overrides, self.structure = particles, overrides, structure
+        self.token = hashlib.sha256(json.dumps([model_name, rtol.hex(), [t.hex() for t in map(float, times)],
+                                                [[list(k), v] for k, v in particles.items()], overrides, structure],
+                                               default=str).encode()).hexdigest()
+        self._models: dict = {}
+        self.n_loaded = 0
+
+    def __getstate__(self):
+        return {**self.__dict__, "_models": {}, "n_loaded": 0}  # models are rebuilt where they run
+
+    def model(self, struct: tuple):
+        with _SOLVER_LOCK:
+            if struct not in self._models:
+                from ..spec import load_model
+
+                self._models[struct] = load_model(self.model_name, particle=self.particles[struct])
+                self.n_loaded += 1
+            return self._models[struct]
+
+    def solve(self, i: int, constants: dict) -> np.ndarray:
+        from ..simulate import solve_states
+
+        model = self.model(self.structure[i])
+        params = {**self.overrides[i], **constants}
+        t, Y, p, comp, _ = solve_states(model, self.times, params, None, "auto", self.rtol, 1e-9)
+        return comp.observe(t, Y, p)
+
+    def run(self, indices, constants) -> dict:
+        out = {}
+        for i in indices:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    out[int(i)] = self.solve(int(i), constants)
+            except (NanopkError, ArithmeticError, ValueError) as exc:
+                out[int(i)] = str(exc).splitlines()[0]
+        return out
+
+
+_SOLVER_LOCK = threading.RLock()
+#: A Dask worker process's solvers by token: its models are loaded once, not per task.
+_WORKER_SOLVERS: dict[str, _Solver] = {}
+
+
+def _dask_chunk(solver: _Solver, indices, constants):  # runs on a Dask worker
+    with _SOLVER_LOCK:
+        solver = _WORKER_SOLVERS.setdefault(solver.token, solver)
+    return solver.run(indices, constants)
+
+
 class InstanceSimulator:
     """log10 %ID predicted at every point of ``points`` for given constants.
 
@@ -96,27 +290,50 @@ class InstanceSimulator:
         From :func:`nanopk.calibrate.calibration_points`.
     model : str
         Bundled model name.
-    workers : int
-        Processes used per evaluation (1: this process).
+    workers : int or None
+        Local processes used per evaluation (1: this process; None: every core).
+        Ignored with ``scheduler``.
     rtol : float
         Relative tolerance of the solver (1e-5: well below the data's scatter, σ ≈ 0.3–0.5 log10).
+    scheduler : str, distributed.Client or cluster, optional
+        Run each evaluation's simulations on a Dask cluster (``"tcp://host:8786"``), in
+        chunks of instances; each worker process loads each model once.  The numbers
+        are those of a local run (the same solver on the same inputs).  Needs
+        ``pip install "nanopk[parallel]"``.
+    store : str, Path or CalibrationStore, optional
+        SQLite store of every evaluation (see :class:`CalibrationStore`): an evaluation
+        found there is read, not simulated, so an interrupted calibration resumes.  A
+        path opens a store whose settings are :meth:`settings` plus ``store_settings``.
+    store_settings : dict, optional
+        More settings the store must match (e.g. the fit options of a whole run).
+    overwrite : bool
+        Discard what the store at ``store`` holds.
+
+    Raises
+    ------
+    ParallelDependencyError
+        ``scheduler`` given but dask.distributed is not installed.
+    CalibrationStoreError
+        ``store`` holds a run with other settings, or is not a usable file.
     """
 
-    def __init__(self, instances: pd.DataFrame, points: pd.DataFrame, model: str = "mouse_tumour_full", workers: int = 1,
-                 rtol: float = 1e-5):
+    def __init__(self, instances: pd.DataFrame, points: pd.DataFrame, model: str = "mouse_tumour_full",
+                 workers: int | None = 1, rtol: float = 1e-5, scheduler=None, store=None, store_settings: dict | None = None,
+                 overwrite: bool = False):
         from ..spec import load_model
 
+        if scheduler is not None:
+            require_distributed("nanopk calibrate", scheduler)  # before the models are built
         self.model_name = model
         self.instances = instances.reset_index(drop=True)
         self.points = points.reset_index(drop=True)
-        self.workers = max(1, int(workers))
+        self.workers = max(1, int(workers if workers is not None else (os.cpu_count() or 1)))
         self.rtol = float(rtol)
         base = load_model(model)
+        self._base = base
         self.default_values = {k: p.value for k, p in base.parameters.items()}
         self.bounds = {k: tuple(p.bounds) for k, p in base.parameters.items()}
-        self._models: dict[tuple, object] = {}
-        self._overrides: list[dict] = []
-        self._structure: list[tuple] = []
+        overrides, structure, particles = [], [], {}
         cache = _particle_cache(model, self.default_values)
         for row in self.instances.itertuples():
             key = _particle_key(row.particle)
@@ -129,8 +346,7 @@ class InstanceSimulator:
                 cache["dirty"] = True
             entry = cache["particles"][key]
             struct = tuple(entry["structure"])
-            if struct not in self._models:
-                self._models[struct] = load_model(model, particle=row.particle)
+            particles.setdefault(struct, row.particle)
             over = dict(entry["params"])
             over["BW"] = row.body_weight_g / 1000.0
             over["dose"] = row.dose_ug
@@ -138,90 +354,169 @@ class InstanceSimulator:
                 over["f_V_tumour"] = float(np.clip(row.tumour_g / row.body_weight_g, 1e-4, 0.25))
             if row.perfused:
                 over["f_residual_blood"] = 0.0
-            self._overrides.append(over)
-            self._structure.append(struct)
+            overrides.append(over)
+            structure.append(struct)
         _save_particle_cache(cache)
         self.times = np.unique(self.points["time_h"].to_numpy(float))
         self.times = self.times[self.times > 0]
+        self._solver = _Solver(model, self.rtol, self.times, particles, overrides, structure)
         name_index = {n: i for i, n in enumerate(self.instances["name"])}
         self._point_inst = self.points["name"].map(name_index).to_numpy(int)
         self._point_time = np.searchsorted(self.times, self.points["time_h"].to_numpy(float))
         self._tissues = sorted(self.points["tissue"].unique())
-        obs = list(next(iter(self._models.values())).observables)
+        obs = list(self._solver.model(structure[0]).observables) if structure else list(base.observables)
         missing = [t for t in self._tissues if t not in obs]
         if missing:
             raise NanopkError(f"model {model!r} has no observable for tissue(s) {', '.join(missing)}; "
                               f"observables: {', '.join(obs)}")
         self._obs_index = np.array([obs.index(t) for t in self.points["tissue"]])
         self.n_evaluations = 0
+        self.n_reused = 0
         self.seconds = 0.0
         self.failures: dict[str, str] = {}
         self._pool = None
+        self._client = self._spec = None
+        self._owned = False
+        self.scheduler = scheduler
+        self.store = None
+        if store is not None:
+            self.open_store(store, store_settings, overwrite)
         # Compile and load each structure's library here, before any worker is forked.
-        for struct in self._models:
-            self._run([self._structure.index(struct)], {})
+        for struct in particles:
+            self._solver.run([structure.index(struct)], {})
+
+    # ------------------------------------------------------------------ settings and store
+    def settings(self) -> dict:
+        """What the simulated numbers depend on: the model (its equations and every parameter's
+        value and bounds), the solver tolerance, the data (a hash of instances and points)
+        and the nanopk version.  Not the workers or scheduler: they do not change a number."""
+        from .._version import __version__
+        from ..meta.runner import _model_fingerprint
+
+        inst = self.instances[["name", "study", "body_weight_g", "dose_ug", "tumour_g", "perfused", "particle"]]
+        pts = self.points[["name", "study", "tissue", "time_h", "pid"]]
+        data = hashlib.sha256(json.dumps([inst.to_dict("list"), pts.to_dict("list")], default=str).encode())
+        return {"model": self.model_name, "model_fingerprint": _model_fingerprint(self._base), "rtol": self.rtol,
+                "data": data.hexdigest()[:20], "n_instances": len(self.instances), "n_points": len(self.points),
+                "nanopk": __version__}
+
+    def open_store(self, store, settings: dict | None = None, overwrite: bool = False) -> CalibrationStore:
+        """Keep every evaluation in ``store`` (a path or a :class:`CalibrationStore`) from now on."""
+        if not isinstance(store, CalibrationStore):
+            store = CalibrationStore(store, {"simulator": self.settings(), **(settings or {})}, overwrite)
+        self.store = store
+        return store
 
     # ------------------------------------------------------------------ simulation
-    def _solve(self, i: int, constants: dict) -> np.ndarray:
-        from ..simulate import solve_states
-
-        model = self._models[self._structure[i]]
-        params = {**self._overrides[i], **constants}
-        t, Y, p, comp, _ = solve_states(model, self.times, params, None, "auto", self.rtol, 1e-9)
-        return comp.observe(t, Y, p)
-
-    def _run(self, indices, constants):
-        out = {}
-        for i in indices:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    out[i] = self._solve(i, constants)
-            except (NanopkError, ArithmeticError, ValueError) as exc:
-                out[i] = str(exc).splitlines()[0]
-        return out
-
     def simulate_all(self, constants: dict) -> dict:
-        """``{instance index: observable array (times × observables) or an error message}``."""
+        """``{instance index: observable array (times × observables) or an error message}``.
+
+        Locally the instances are split into chunks over ``workers`` forked processes;
+        with a scheduler the same chunks are Dask tasks."""
         n = len(self.instances)
+        if self.scheduler is not None:
+            return self._simulate_dask(constants)
         if self.workers == 1 or n < 2 or "fork" not in multiprocessing.get_all_start_methods():
-            return self._run(range(n), constants)
+            return self._solver.run(range(n), constants)
         if self._pool is None:
-            _JOB["sim"] = self
-            self._pool = multiprocessing.get_context("fork").Pool(self.workers)
-        chunks = [list(c) for c in np.array_split(np.arange(n), self.workers * 4) if len(c)]
+            _JOB["sim"] = self._solver
+            self._pool = multiprocessing.get_context("fork").Pool(self.workers, initializer=init_worker,
+                                                                  initargs=(os.getpid(),))
         out = {}
-        for part in self._pool.starmap(_run_chunk, [(c, constants) for c in chunks]):
+        for part in self._pool.starmap(_run_chunk, [(c, constants) for c in self._chunks(self.workers)]):
             out.update(part)
         return out
 
-    def close(self):
-        """Stop the worker processes (if any)."""
+    def _chunks(self, workers: int) -> list[list[int]]:
+        n = len(self.instances)
+        return [list(map(int, c)) for c in np.array_split(np.arange(n), min(n, workers * 4)) if len(c)]
+
+    def _simulate_dask(self, constants: dict) -> dict:
+        if self._client is None:
+            self._client, self._owned = dask_client(self.scheduler, "nanopk calibrate")
+            # One copy of the solver per worker; tasks refer to it (not 40 kB of overrides each).
+            self._spec = self._client.scatter(self._solver, broadcast=True, hash=False)
+        workers = int(sum(self._client.nthreads().values())) or 1
+        futures = [self._client.submit(_dask_chunk, self._spec, c, constants, pure=False) for c in self._chunks(workers)]
+        try:
+            out = {}
+            for part in self._client.gather(futures):
+                out.update(part)
+            return out
+        finally:
+            self._client.cancel([f for f in futures if not f.done()])
+
+    def stop_workers(self):
+        """Stop the local worker processes (if any); the next evaluation starts new ones."""
         if self._pool is not None:
             self._pool.terminate()
             self._pool.join()
             self._pool = None
 
+    def close(self):
+        """Stop the worker processes (if any), close an owned Dask client and the store."""
+        self.stop_workers()
+        if self._client is not None:
+            if self._owned:
+                self._client.close()
+            self._client = self._spec = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
     def predict_log10(self, constants: dict, subset=None) -> np.ndarray:
-        """log10 predicted %ID per point (NaN where the instance's simulation failed)."""
+        """log10 predicted %ID per point (NaN where the instance's simulation failed).
+
+        With a store, an evaluation stored for exactly these constants is read back
+        (``n_reused``); otherwise it is simulated (``n_evaluations``) and stored."""
+        constants = {k: float(v) for k, v in constants.items()}
+        if self.store is not None:
+            hit = self.store.evaluation(constants)
+            if hit is not None:
+                self.n_reused += 1
+                self.failures.update(hit[1])
+                return hit[0]
         t0 = time.perf_counter()
         sims = self.simulate_all(constants)
         self.n_evaluations += 1
         self.seconds += time.perf_counter() - t0
         pred = np.full(len(self.points), np.nan)
+        failures = {}
         for i, res in sims.items():
             sel = self._point_inst == i
             if isinstance(res, str):
-                self.failures[self.instances["name"][i]] = res
+                failures[self.instances["name"][i]] = res
                 continue
             vals = res[self._point_time[sel], self._obs_index[sel]]
             with np.errstate(divide="ignore", invalid="ignore"):
                 pred[sel] = np.log10(np.maximum(vals, 1e-12))
+        self.failures.update(failures)
+        if self.store is not None:
+            self.store.save_evaluation(constants, pred, failures)
         return pred
 
 
+@contextmanager
+def _interruptible(sim: InstanceSimulator):
+    """With a store, SIGTERM or Ctrl-C ends the workers and raises :class:`CalibrationInterrupted`
+    (the store holds every finished evaluation); without one, nothing changes."""
+    if sim.store is None:
+        yield
+        return
+    try:
+        with StopOnSigterm():
+            yield
+        return
+    except Terminated as exc:
+        signum = exc.signum
+    except KeyboardInterrupt:
+        signum = signal.SIGINT
+    sim.stop_workers()
+    raise CalibrationInterrupted(signum, str(sim.store.path), sim.store.n_new, "new evaluation(s) stored")
+
+
 def _run_chunk(indices, constants):  # pragma: no cover - runs in forked workers
-    return _JOB["sim"]._run(indices, constants)
+    return _JOB["sim"].run(indices, constants)
 
 
 def _particle_cache(model: str, defaults: dict) -> dict:
@@ -271,6 +566,8 @@ class CalibrationResult:
     cost: float
     history: list = field(default_factory=list)
     failures: dict = field(default_factory=dict)
+    #: Evaluations this call simulated (the others were read from the simulator's store).
+    n_simulated: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -310,7 +607,7 @@ def _blup(resid: np.ndarray, groups: np.ndarray, n_groups: int, ratio: float):
 
 def calibrate_constants(sim: InstanceSimulator, constants=CONSTANTS, start: dict | None = None, point_mask=None,
                         max_nfev: int = 40, em_rounds: int = 4, tau0: float = 0.3, sigma0: float = 0.5,
-                        random_effect: bool = True, progress=None) -> CalibrationResult:
+                        random_effect: bool = True, progress=None, label: str = "fit") -> CalibrationResult:
     """Fit ``constants`` to the points of ``sim`` (those in ``point_mask``), with a study random effect.
 
     Parameters
@@ -329,11 +626,35 @@ def calibrate_constants(sim: InstanceSimulator, constants=CONSTANTS, start: dict
         Alternations of the θ fit and the variance update.
     random_effect : bool
         Without it the fit is plain least squares (τ = 0).
+    progress : callable, optional
+        Called with the number of distinct evaluations so far after each new one
+        (stored evaluations replayed from the store included).
+    label : str
+        Name of the fit in the simulator's store (``"full"``, ``"fold 2"``...).
+
+    Returns
+    -------
+    CalibrationResult
+        ``n_evaluations`` counts the distinct constants the optimiser asked for,
+        ``n_simulated`` those this call simulated (not found in the store).
 
     Raises
     ------
     NanopkError
         If a starting value lies outside its constant's bounds or no point is selected.
+    CalibrationInterrupted
+        With a store (``sim.store``): SIGTERM or Ctrl-C stopped the fit; every finished
+        evaluation is stored, and the same call resumes from them to the same numbers.
+
+    Notes
+    -----
+    Resume.  With ``sim.store`` every evaluation is written as it finishes, and the fit,
+    once finished, under a key of everything it was given (constants and bounds, start,
+    points, evaluation budget, EM rounds, starting variances).  The optimiser is
+    deterministic, so the same call after an interruption asks for the same constants in
+    the same order, reads them from the store, and simulates only the evaluations that
+    were never finished: its result equals an uninterrupted run's bit for bit.  A
+    finished fit is read back whole.
     """
     from scipy.optimize import least_squares
 
@@ -376,50 +697,64 @@ def calibrate_constants(sim: InstanceSimulator, constants=CONSTANTS, start: dict
         b, _ = _blup(r, groups, n_groups, ratio)
         return np.concatenate([r - b[groups], math.sqrt(ratio) * b])
 
-    t0 = time.perf_counter()
-    x = x0.copy()
-    history = []
-    res = None
-    for rnd in range(max(1, em_rounds)):
-        res = least_squares(residuals, x, bounds=(lo, hi), method="trf", x_scale=1.0, diff_step=1e-2,
-                            max_nfev=max_nfev if rnd == 0 else max(2, max_nfev // 2), xtol=1e-3, ftol=1e-4)
-        x = res.x
+    fit_key = None
+    if sim.store is not None:
+        fit_key = hashlib.sha256(json.dumps(plain({
+            "constants": [[c.name, c.lower, c.upper] for c in constants], "start": [float(v).hex() for v in x0],
+            "points": hashlib.sha256(mask.tobytes()).hexdigest(), "max_nfev": max_nfev, "em_rounds": em_rounds,
+            "tau0": tau0, "sigma0": sigma0, "random_effect": random_effect}), sort_keys=True).encode()).hexdigest()
+        stored = sim.store.fit(fit_key)
+        if stored is not None:  # finished before: read back, not refitted
+            return CalibrationResult(**{**stored, "n_simulated": 0})
+    n_simulated0 = sim.n_evaluations
+    with _interruptible(sim):
+        t0 = time.perf_counter()
+        x = x0.copy()
+        history = []
+        res = None
+        for rnd in range(max(1, em_rounds)):
+            res = least_squares(residuals, x, bounds=(lo, hi), method="trf", x_scale=1.0, diff_step=1e-2,
+                                max_nfev=max_nfev if rnd == 0 else max(2, max_nfev // 2), xtol=1e-3, ftol=1e-4)
+            x = res.x
+            r = y - predicted(x)
+            r = np.where(np.isfinite(r), r, FAILED_RESIDUAL)
+            if not random_effect:
+                sigma2 = float(np.mean(r ** 2))
+                history.append({"round": rnd + 1, "cost": float(res.cost), "sigma": math.sqrt(sigma2), "tau": 0.0})
+                break
+            b, counts = _blup(r, groups, n_groups, sigma2 / tau2)
+            v = 1.0 / (counts / sigma2 + 1.0 / tau2)
+            new_tau2 = float(np.mean(b ** 2 + v))
+            new_sigma2 = float((np.sum((r - b[groups]) ** 2) + np.sum(counts * v)) / len(r))
+            history.append({"round": rnd + 1, "cost": float(res.cost), "sigma": math.sqrt(new_sigma2),
+                            "tau": math.sqrt(new_tau2), "x": dict(zip(names, map(float, x)))})
+            done = abs(new_tau2 / tau2 - 1) < 0.05 and abs(new_sigma2 / sigma2 - 1) < 0.05
+            tau2, sigma2 = new_tau2, new_sigma2
+            if done:
+                break
+        J = res.jac
+        dof = max(1, len(res.fun) - len(x))
+        s2 = 2 * float(res.cost) / dof
+        try:
+            cov = s2 * np.linalg.pinv(J.T @ J)
+            se = np.sqrt(np.clip(np.diag(cov), 0, None))
+        except np.linalg.LinAlgError:
+            se = np.full(len(x), np.nan)
+        at_bound = (np.isclose(x, lo, atol=1e-3) | np.isclose(x, hi, atol=1e-3))
+        se = np.where(at_bound, np.nan, se)
         r = y - predicted(x)
         r = np.where(np.isfinite(r), r, FAILED_RESIDUAL)
-        if not random_effect:
-            sigma2 = float(np.mean(r ** 2))
-            history.append({"round": rnd + 1, "cost": float(res.cost), "sigma": math.sqrt(sigma2), "tau": 0.0})
-            break
-        b, counts = _blup(r, groups, n_groups, sigma2 / tau2)
-        v = 1.0 / (counts / sigma2 + 1.0 / tau2)
-        new_tau2 = float(np.mean(b ** 2 + v))
-        new_sigma2 = float((np.sum((r - b[groups]) ** 2) + np.sum(counts * v)) / len(r))
-        history.append({"round": rnd + 1, "cost": float(res.cost), "sigma": math.sqrt(new_sigma2),
-                        "tau": math.sqrt(new_tau2), "x": dict(zip(names, map(float, x)))})
-        done = abs(new_tau2 / tau2 - 1) < 0.05 and abs(new_sigma2 / sigma2 - 1) < 0.05
-        tau2, sigma2 = new_tau2, new_sigma2
-        if done:
-            break
-    J = res.jac
-    dof = max(1, len(res.fun) - len(x))
-    s2 = 2 * float(res.cost) / dof
-    try:
-        cov = s2 * np.linalg.pinv(J.T @ J)
-        se = np.sqrt(np.clip(np.diag(cov), 0, None))
-    except np.linalg.LinAlgError:
-        se = np.full(len(x), np.nan)
-    at_bound = (np.isclose(x, lo, atol=1e-3) | np.isclose(x, hi, atol=1e-3))
-    se = np.where(at_bound, np.nan, se)
-    r = y - predicted(x)
-    r = np.where(np.isfinite(r), r, FAILED_RESIDUAL)
-    b, _ = _blup(r, groups, n_groups, sigma2 / tau2) if random_effect else (np.zeros(n_groups), None)
-    inst_mask = sim.instances["name"].isin(set(sim.points["name"][mask]))
-    return CalibrationResult(
-        values=dict(zip(names, (float(v) for v in 10 ** x))), se_log10=dict(zip(names, (float(s) for s in se))),
-        tau=math.sqrt(tau2), sigma=math.sqrt(sigma2), study_offsets=dict(zip(codes, map(float, b))),
-        n_points=int(mask.sum()), n_instances=int(inst_mask.sum()), n_studies=n_groups,
-        n_evaluations=len(memo), seconds=time.perf_counter() - t0, cost=float(res.cost), history=history,
-        failures=dict(sim.failures))
+        b, _ = _blup(r, groups, n_groups, sigma2 / tau2) if random_effect else (np.zeros(n_groups), None)
+        inst_mask = sim.instances["name"].isin(set(sim.points["name"][mask]))
+        result = CalibrationResult(
+            values=dict(zip(names, (float(v) for v in 10 ** x))), se_log10=dict(zip(names, (float(s) for s in se))),
+            tau=math.sqrt(tau2), sigma=math.sqrt(sigma2), study_offsets=dict(zip(codes, map(float, b))),
+            n_points=int(mask.sum()), n_instances=int(inst_mask.sum()), n_studies=n_groups,
+            n_evaluations=len(memo), seconds=time.perf_counter() - t0, cost=float(res.cost), history=history,
+            failures=dict(sim.failures), n_simulated=sim.n_evaluations - n_simulated0)
+    if fit_key is not None:
+        sim.store.save_fit(fit_key, label, {k: v for k, v in asdict(result).items() if k != "n_simulated"})
+    return result
 
 
 # ---------------------------------------------------------------------- validation

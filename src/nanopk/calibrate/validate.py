@@ -116,10 +116,34 @@ def _anchor_lines(before: dict, after: dict) -> list[str]:
             f"{after['peg5k_50nm_blood_t_half_h']:.3g} | hours (Perrault 2009) |", ""]
 
 
-def run_calibration(database=None, folds: int = 5, workers: int = 2, max_nfev: int = 12, em_rounds: int = 3,
+def run_calibration(database=None, folds: int = 5, workers: int | None = None, max_nfev: int = 12, em_rounds: int = 3,
                     cv_max_nfev: int = 8, cv_em_rounds: int = 2, command: str = "", log=print,
-                    checkpoint=None) -> dict:
+                    checkpoint=None, scheduler=None, store=None, overwrite: bool = False,
+                    progress: bool | None = None) -> dict:
     """Calibrate on the NTUA database, cross-validate by study, score the bundled studies.
+
+    Parameters
+    ----------
+    database : str or Path, optional
+        The NTUA ``NMs_Database.xlsx`` (default :data:`NTUA_DEFAULT`).
+    folds : int
+        K of the leave-study-out cross-validation.
+    workers : int, optional
+        Local processes per evaluation (default: every core); ignored with ``scheduler``.
+    max_nfev, em_rounds, cv_max_nfev, cv_em_rounds : int
+        Budget of the full fit and of each fold's fit (:func:`calibrate_constants`).
+    scheduler : str, distributed.Client or cluster, optional
+        Simulate on a Dask cluster (``"tcp://host:8786"``); the numbers are those of a
+        local run.  Needs ``pip install "nanopk[parallel]"``.
+    store : str or Path, optional
+        SQLite store of every evaluation and finished fit (:class:`CalibrationStore`):
+        an interrupted run resumes from it to the same numbers, finished folds are read
+        back.  It holds one run's settings (the data, model, solver tolerance, folds
+        and budgets); other settings are refused unless ``overwrite``.
+    overwrite : bool
+        Discard what ``store`` holds first.
+    progress : bool, optional
+        Progress bar per fit on stderr (default: when stderr is a terminal).
 
     Returns
     -------
@@ -132,6 +156,12 @@ def run_calibration(database=None, folds: int = 5, workers: int = 2, max_nfev: i
     NanopkError
         If the workbook cannot be read (DataError) or ``folds`` is not an integer from 2
         to the number of studies.
+    CalibrationStoreError
+        ``store`` holds a run with other settings (each is named) or is not usable.
+    CalibrationInterrupted
+        SIGTERM or Ctrl-C (with a store): the workers are ended and the same call resumes.
+    ParallelDependencyError
+        ``scheduler`` given without dask.distributed installed.
 
     Notes
     -----
@@ -140,13 +170,17 @@ def run_calibration(database=None, folds: int = 5, workers: int = 2, max_nfev: i
     """
     from types import SimpleNamespace
 
+    from ..meta.ntua import read_ntua_database
+    from ..parallel import require_distributed
+    from . import CONSTANTS, InstanceSimulator, calibration_points, study_folds
+    from .core import _interruptible
+    from .data import HELD_OUT_DOIS
+
     args = SimpleNamespace(database=str(database or NTUA_DEFAULT), folds=folds, workers=workers, max_nfev=max_nfev,
                            em_rounds=em_rounds, cv_max_nfev=cv_max_nfev, cv_em_rounds=cv_em_rounds)
+    if scheduler is not None:
+        require_distributed("nanopk calibrate", scheduler)  # before the workbook is read
     print = log  # noqa: A001 - progress lines go where the caller wants them
-    from . import (CONSTANTS, InstanceSimulator, calibrate_constants, calibration_points, null_predictor,
-                                  study_folds)
-    from ..meta.ntua import read_ntua_database
-    from .data import HELD_OUT_DOIS
 
     t_all = time.perf_counter()
     t0 = time.perf_counter()
@@ -167,20 +201,57 @@ def run_calibration(database=None, folds: int = 5, workers: int = 2, max_nfev: i
 
     folds = study_folds(inst["study"], args.folds, seed=0)  # a bad K is refused before any fit
     t0 = time.perf_counter()
-    sim = InstanceSimulator(inst, pts, workers=args.workers)
+    # What the stored numbers depend on besides the simulator (InstanceSimulator.settings):
+    # a store of another run is refused, naming the setting.
+    run_settings = {"run": {"folds": args.folds, "fold_seed": 0, "max_nfev": args.max_nfev, "em_rounds": args.em_rounds,
+                            "cv_max_nfev": args.cv_max_nfev, "cv_em_rounds": args.cv_em_rounds,
+                            "constants": [[c.name, c.lower, c.upper] for c in CONSTANTS]}}
+    sim = InstanceSimulator(inst, pts, workers=args.workers, scheduler=scheduler, store=store,
+                            store_settings=run_settings, overwrite=overwrite)
+    try:
+        with _interruptible(sim):
+            return _calibrate_and_validate(args, sim, inst, inst_h, pts, pts_h, folds, collection, summary, command,
+                                           checkpoint, progress, scheduler, t_all, t0, print)
+    finally:
+        sim.close()
+
+
+def _fit(sim, label: str, progress, log=None, **options):
+    """One :func:`calibrate_constants` of :data:`CONSTANTS`, with a progress bar (and a log
+    line every 10 evaluations when ``log``)."""
+    from ..progress import progress_bar
+    from . import CONSTANTS, calibrate_constants
+
+    bar = progress_bar(None, f"calibrate {label}", "evaluation", progress)
+
+    def step(k):
+        bar.update(1)
+        if log is not None and k % 10 == 0:
+            log(f"  ... {k} evaluations", flush=True)
+
+    try:
+        return calibrate_constants(sim, CONSTANTS, progress=step, label=label, **options)
+    finally:
+        bar.close()
+
+
+def _calibrate_and_validate(args, sim, inst, inst_h, pts, pts_h, folds, collection, summary, command, checkpoint,
+                            progress, scheduler, t_all, t0, print):  # noqa: A002 - the caller's log
+    from . import InstanceSimulator, null_predictor
+    from .data import HELD_OUT_DOIS
+
     sim_h = InstanceSimulator(inst_h, pts_h, workers=1)
-    print(f"simulators ready in {time.perf_counter() - t0:.1f} s")
+    where = f"Dask scheduler {scheduler}" if scheduler is not None else f"{sim.workers} local process(es)"
+    print(f"simulators ready in {time.perf_counter() - t0:.1f} s ({where}"
+          + (f"; store {str(sim.store.path)!r} holds {len(sim.store)} evaluation(s))" if sim.store is not None else ")"))
     t0 = time.perf_counter()
     uncal = sim.predict_log10({})
     t_eval = time.perf_counter() - t0
-    print(f"one evaluation (all {len(inst)} instances, {args.workers} workers): {t_eval:.2f} s")
-
-    def progress(k):
-        if k % 10 == 0:
-            print(f"  ... {k} evaluations", flush=True)
+    eval_text = "read from the store" if sim.n_evaluations == 0 else f"{t_eval:.2f} s"
+    print(f"one evaluation (all {len(inst)} instances, {where}): {eval_text}")
 
     t0 = time.perf_counter()
-    full = calibrate_constants(sim, CONSTANTS, max_nfev=args.max_nfev, em_rounds=args.em_rounds, progress=progress)
+    full = _fit(sim, "full", progress, print, max_nfev=args.max_nfev, em_rounds=args.em_rounds)
     t_full = time.perf_counter() - t0
     print(f"full calibration: {t_full:.0f} s, {full.n_evaluations} evaluations; tau {full.tau:.3f}, sigma {full.sigma:.3f}")
     for k, v in full.values.items():
@@ -194,7 +265,8 @@ def run_calibration(database=None, folds: int = 5, workers: int = 2, max_nfev: i
     for k, test_studies in enumerate(folds):
         test = pts["study"].isin(set(test_studies)).to_numpy()
         assert not set(pts.loc[~test, "study"]) & set(test_studies)
-        fit = calibrate_constants(sim, CONSTANTS, point_mask=~test, max_nfev=args.cv_max_nfev, em_rounds=args.cv_em_rounds)
+        fit = _fit(sim, f"fold {k + 1}", progress, point_mask=~test, max_nfev=args.cv_max_nfev,
+                   em_rounds=args.cv_em_rounds)
         cv_cal[test] = sim.predict_log10(fit.values)[test]
         cv_null[test] = null_predictor(pts[~test], pts[test])
         fold_fits.append({"fold": k + 1, "test_studies": len(test_studies), "test_points": int(test.sum()),
@@ -219,7 +291,6 @@ def run_calibration(database=None, folds: int = 5, workers: int = 2, max_nfev: i
         before, after = anchors(None), anchors(full.values)  # both inside the model's bounds (calibrate_constants)
     except Exception as exc:  # noqa: BLE001 - reported in the record and the report, not hidden
         before = after = {"error": f"{type(exc).__name__}: {exc}"}
-    sim.close()
     t_total = time.perf_counter() - t_all
 
     date = datetime.date.today().isoformat()
@@ -231,8 +302,10 @@ def run_calibration(database=None, folds: int = 5, workers: int = 2, max_nfev: i
              "| level | reason | instances | points |", "|---|---|---|---|"]
     lines += [f"| {lvl} | {reason} | {int(r.instances)} | {int(r.points)} |" for (lvl, reason), r in summary.iterrows()]
     lines += ["",
-             f"Wall time on this machine ({args.workers} workers): one evaluation {t_eval:.2f} s; full calibration "
-             f"{t_full:.0f} s ({full.n_evaluations} evaluations); {args.folds}-fold CV {t_cv:.0f} s; whole script {t_total:.0f} s.", "",
+             f"Wall time on this machine ({where}): one evaluation {eval_text}; full calibration "
+             f"{t_full:.0f} s ({full.n_evaluations} evaluations); {args.folds}-fold CV {t_cv:.0f} s; whole script {t_total:.0f} s"
+             + (f" ({sim.n_reused} evaluation(s) read from the store {str(sim.store.path)!r}, "
+                f"{sim.n_evaluations} simulated)." if sim.store is not None else "."), "",
              "#### Calibrated constants (all calibration studies)", "",
              "| constant | default | calibrated | SE log10 | 95 % interval |", "|---|---|---|---|---|"]
     d = full.to_dict()
