@@ -1,6 +1,7 @@
 """nanopk calibrate at scale: Dask and local runs agree, the SQLite store resumes a killed run exactly."""
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -182,3 +183,16 @@ def test_missing_dask_names_the_install_command(case, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "nanopk calibrate: error: nanopk calibrate --scheduler (scheduler 'tcp://127.0.0.1:8786') needs " \
            'dask.distributed, which is not installed: pip install "nanopk[parallel]"' in err, err
+
+
+def test_progress_bar_counts_evaluations_on_stderr(case, capsys):
+    """With progress on, each fit draws a tqdm bar on stderr naming the fit and counting its evaluations."""
+    pytest.importorskip("tqdm")
+    from nanopk.calibrate.validate import _fit
+
+    inst, pts, _ = case
+    sim = InstanceSimulator(inst, pts)
+    fit = _fit(sim, "fold 3", True, max_nfev=1, em_rounds=1)
+    counts = [int(n) for n in re.findall(r"calibrate fold 3: (\d+)evaluation", capsys.readouterr().err)]
+    # tqdm redraws at most every 0.1 s, so not every count is drawn; those drawn rise from 0.
+    assert counts[0] == 0 and counts == sorted(counts) and 0 < counts[-1] <= fit.n_evaluations, counts
