@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import nanopk
 from nanopk.spec import model_path
@@ -89,7 +91,6 @@ def db():
 
 def reproduce(model, db, tumour_from_rest: bool) -> dict:
     """Every dataset simulated with its published parameters; the residual figures."""
-    names = set(model.parameter_names)
     fq_rest, fv_rest = model.parameters["f_Q_rest"].value, model.parameters["f_V_rest"].value
     times, errors, per_dataset, de24, skipped, worst_balance = [], [], [], [], {}, 0.0
     for item in db:
@@ -179,3 +180,22 @@ def test_hepatic_artery_outflow_keeps_mass_and_holds_more_in_the_liver(chou_mode
     assert np.allclose(chou["total"].to_numpy()[1:], 100.0, atol=1e-6)
     ratio = chou["liver"].iloc[1] / default["liver"].iloc[1]
     assert ratio == pytest.approx(1.416, rel=0.01)  # measured; (Q_liver + Q_spleen)/Q_liver = 1.55 bounds it
+
+
+_VARIED = ["f_Q_liver", "f_Q_spleen", "f_B_liver", "Kmax_liver", "Kmax_muscle", "Kmax_rest", "PATC_tumour",
+           "Kmax_tumour", "K50_tumour", "f_Q_tumour", "f_V_tumour"]
+
+
+@settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_chou2023_configuration_conserves_mass_at_random_parameters(chou_model, data):
+    """Anywhere inside the bounds, the Chou 2023 configuration (hepatic-artery outflow, muscle/rest phagocytes): total = 100 %ID (1e-6), no negative state."""
+    params = {}
+    for name in _VARIED:
+        lo, hi = chou_model.parameters[name].bounds
+        lo = max(lo, 1e-3)  # log-uniform needs a positive floor (Kmax may be 0)
+        params[name] = math.exp(data.draw(st.floats(math.log(lo), math.log(hi)), label=name))
+    sim = chou_model.simulate(np.linspace(0.0, 168.0, 25), params=params, states=True)
+    np.testing.assert_allclose(sim["total"], 100.0, atol=1e-6)
+    states = sim[[c for c in sim if c.startswith("state:")]].to_numpy()
+    assert states.min() >= -1e-9 * sim.attrs["dose_ug"]
