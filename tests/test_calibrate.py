@@ -100,6 +100,10 @@ def test_calibration_recovers_known_constants(synthetic):
     assert fit.values["S_V_tumour"] == pytest.approx(truth["S_V_tumour"], rel=0.05)
     assert fit.study_offsets["A"] > 0 > fit.study_offsets["B"]
     assert fit.n_studies == 2 and fit.n_points == len(sim.points)
+    # the record carries the covariance predict draws from: its diagonal is the SEs squared (to 1e-12)
+    cov = fit.to_dict()["covariance_log10"]
+    assert cov["names"] == ["signal_50", "S_V_tumour"]  # both identified
+    assert np.allclose(np.diag(cov["matrix"]), [fit.se_log10[n] ** 2 for n in cov["names"]], rtol=1e-12)
 
 
 def test_calibration_start_outside_bounds_is_refused(synthetic):

@@ -568,9 +568,14 @@ class CalibrationResult:
     failures: dict = field(default_factory=dict)
     #: Evaluations this call simulated (the others were read from the simulator's store).
     n_simulated: int = 0
+    #: Gauss–Newton covariance of the identified constants' log10 values:
+    #: ``{"names": [...], "matrix": [[...]]}`` (empty when none is identified);
+    #: :func:`nanopk.calibrate.predict.constant_draws` draws from it.
+    covariance_log10: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {
+        extra = {"covariance_log10": self.covariance_log10} if self.covariance_log10 else {}
+        return {**extra, 
             "constants": {k: {"value": v, "se_log10": _finite(self.se_log10.get(k)), "interval95": _interval(v, self.se_log10.get(k)),
                               "identified": _interval(v, self.se_log10.get(k)) is not None}
                           for k, v in self.values.items()},
@@ -739,9 +744,14 @@ def calibrate_constants(sim: InstanceSimulator, constants=CONSTANTS, start: dict
             cov = s2 * np.linalg.pinv(J.T @ J)
             se = np.sqrt(np.clip(np.diag(cov), 0, None))
         except np.linalg.LinAlgError:
-            se = np.full(len(x), np.nan)
+            cov, se = None, np.full(len(x), np.nan)
         at_bound = (np.isclose(x, lo, atol=1e-3) | np.isclose(x, hi, atol=1e-3))
         se = np.where(at_bound, np.nan, se)
+        # The covariance of the constants the fit identified (the ones an interval is reported
+        # for), so that predict can draw them with their correlations.
+        ident = [i for i, v in enumerate(se) if np.isfinite(v) and 0 < v <= SE_NOT_IDENTIFIED]
+        covariance = ({"names": [names[i] for i in ident], "matrix": cov[np.ix_(ident, ident)].tolist()}
+                      if cov is not None and ident else {})
         r = y - predicted(x)
         r = np.where(np.isfinite(r), r, FAILED_RESIDUAL)
         b, _ = _blup(r, groups, n_groups, sigma2 / tau2) if random_effect else (np.zeros(n_groups), None)
@@ -751,7 +761,7 @@ def calibrate_constants(sim: InstanceSimulator, constants=CONSTANTS, start: dict
             tau=math.sqrt(tau2), sigma=math.sqrt(sigma2), study_offsets=dict(zip(codes, map(float, b))),
             n_points=int(mask.sum()), n_instances=int(inst_mask.sum()), n_studies=n_groups,
             n_evaluations=len(memo), seconds=time.perf_counter() - t0, cost=float(res.cost), history=history,
-            failures=dict(sim.failures), n_simulated=sim.n_evaluations - n_simulated0)
+            failures=dict(sim.failures), n_simulated=sim.n_evaluations - n_simulated0, covariance_log10=covariance)
     if fit_key is not None:
         sim.store.save_fit(fit_key, label, {k: v for k, v in asdict(result).items() if k != "n_simulated"})
     return result
