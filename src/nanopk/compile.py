@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import threading
 import warnings
+from typing import TYPE_CHECKING
 
-from .backends.base import CompiledModel, SymbolicSystem
+from .backends.base import CompiledModel
 from .errors import ModelError
+
+if TYPE_CHECKING:
+    from .backends.symbolic import SymbolicSystem
 
 __all__ = ["compile_model", "BACKENDS", "BackendFallbackWarning"]
 
 BACKENDS = ("auto", "cvode", "roadrunner", "reference")
 _MEMO: dict[tuple[str, str], CompiledModel] = {}
-_SYSTEMS: dict[str, SymbolicSystem] = {}
+_SYSTEMS: dict[str, "LazySystem"] = {}
 #: Compiling happens once per model; the lock makes it once when threads of a fit ask
 #: for the same model at the same time (and so one fallback warning, not one a thread).
 _LOCK = threading.RLock()
@@ -32,11 +36,52 @@ class BackendFallbackWarning(UserWarning):
     """The compiled backend could not be built; the reference backend is used instead."""
 
 
-def symbolic_system(model) -> SymbolicSystem:
+class LazySystem:
+    """A model's :class:`~nanopk.backends.symbolic.SymbolicSystem`, built on first use.
+
+    The names, sizes and structural hash come from the model itself (for a model
+    recalled by :mod:`nanopk.prebuilt`, from its skeleton); every other attribute (the
+    symbols, the equations, their derivatives) is the symbolic system's, which is built
+    -- with the model's equations and SymPy -- the first time one is asked for.  So the
+    compiled backend, which needs only the hash to find its library in the cache, runs a
+    cached model without importing SymPy (issue 25: `nanopk fit` on a cached model).
+    """
+
+    def __init__(self, model):
+        self.state_names = model.state_names
+        self.parameter_names = model.parameter_names
+        self.observable_names = model.observable_names
+        self.hash = model.structure_hash
+        self.n_states = len(self.state_names)
+        self.n_params = len(self.parameter_names)
+        self._model = model
+
+    @property
+    def full(self) -> "SymbolicSystem":
+        """The symbolic system itself (built now if it was not)."""
+        system = self.__dict__.get("_full")
+        if system is None:
+            with _LOCK:
+                system = self.__dict__.get("_full")
+                if system is None:
+                    from .backends.symbolic import SymbolicSystem
+
+                    system = self.__dict__["_full"] = SymbolicSystem(self._model)
+        return system
+
+    def __getattr__(self, name):
+        # Only for attributes not set above; dunder look-ups (pickle, copy) are not the system's.
+        if name.startswith("__") or "_model" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self.full, name)
+
+
+def symbolic_system(model) -> LazySystem:
+    """The symbolic system of ``model``'s structure (one per structural hash), built on first use."""
     key = model.structure_hash
     with _LOCK:
         if key not in _SYSTEMS:
-            _SYSTEMS[key] = SymbolicSystem(model)
+            _SYSTEMS[key] = LazySystem(model)
         return _SYSTEMS[key]
 
 

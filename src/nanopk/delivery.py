@@ -311,7 +311,7 @@ def reject_unknown_keywords(caller: str, given: Mapping, valid: Iterable[str]) -
 
 
 def _require_tumour(model) -> None:
-    if "tumour" not in model.observables:
+    if "tumour" not in model.observable_names:
         raise ModelError(
             f"model {model.name!r} has no 'tumour' observable, so it has no delivery efficiency; "
             f"use a tumour-bearing model (e.g. 'mouse_tumour') or nanopk.delivery.pk_metrics for blood kinetics"
@@ -640,7 +640,7 @@ def predict_delivery(model_name_or_model, particles=None, base: Mapping | None =
         model = load_model(source, particle=particle, params=dict(params) if params else None)
         regimen = f"{dose} mg/kg" if isinstance(dose, (int, float)) else dose
         m = pk_metrics(model, None, dose=regimen)
-        if "tumour" not in model.observables:
+        if "tumour" not in model.observable_names:
             raise ModelError(f"model {model.name!r} has no 'tumour' observable; predict_delivery needs a tumour model")
         row = {**particle.to_dict(), "dose": dose, "d_h": particle.hydrodynamic_diameter}
         row.update({k: m.get(k) for k in ("DE24", "DE168", "DEmax", "t_max_h")})

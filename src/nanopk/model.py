@@ -15,15 +15,17 @@ Observables: one per organ named on the states (``State.organ``), in %ID, plus
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections import Counter, OrderedDict
 from dataclasses import replace
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
-import sympy as sp
-from sympy.core.operations import AssocOp
+
+if TYPE_CHECKING:
+    import sympy as sp
 
 from . import unitcheck
 from .errors import ModelError, suggest
@@ -34,7 +36,6 @@ from .parts import (
     INFUSION_RATE,
     MASS_KINDS,
     STATE_KINDS,
-    TIME,
     Assignment,
     Flux,
     Observable,
@@ -246,6 +247,10 @@ class Model:
         """
         values = dict(values or {}, **kwargs)
         self.check_parameter_names(values)
+        if self.__dict__.get("_build") is not None:  # recalled, equations not built: keep them deferred
+            copy = self._deferred_with_values(values)
+            if copy is not None:
+                return copy
         new_parts = []
         for part in self._parts:
             new_params = tuple(p.with_value(values[p.name]) if p.name in values else p for p in part.parameters)
@@ -256,6 +261,28 @@ class Model:
             model._parameters = tuple(p.with_value(builtin[p.name]) if p.name in builtin else p for p in model._parameters)
             model._cache.pop("parameter_defaults", None)
         return model
+
+    def _deferred_with_values(self, values: Mapping[str, float]) -> "Model | None":
+        """:meth:`with_parameters` of a recalled model whose equations are not built: a
+        model from the same skeleton with those values, its equations deferred too (a fit
+        on a cached model then never builds them, nor imports SymPy).
+
+        Values do not enter the equations, the structural hash or the unit check, so
+        the copy is as valid as this model if each value is admissible; ``None`` if one
+        is not, and :meth:`with_parameters` builds the model, whose ``validate`` then
+        reports it as for any model.
+        """
+        params = tuple(p.with_value(values[p.name]) if p.name in values else p for p in self._parameters)
+        if any(p.problem(p.value, "default") for p in params):
+            return None
+        skeleton = {
+            "name": self._name, "dose_target": self._dose_target, "description": self._description,
+            "metadata": self._metadata, "states": self._states, "parameters": params,
+            "observables": self._observable_heads, "notes": self._notes,
+            "structure_hash": self._cache["hash"], "n_fluxes": self._cache["n_fluxes"],
+        }
+        return Model._deferred(skeleton, functools.partial(_built_with_values, self.__dict__["_build"],
+                                                           tuple(values.items())))
 
     def with_parts(self, *parts: Part, name: str | None = None) -> "Model":
         """A new model with extra parts added."""
@@ -339,6 +366,8 @@ class Model:
         """
         key = "assign_order"
         if key not in self._cache:
+            import sympy as sp
+
             ordered: list[Assignment] = []
             pending = {a.symbol: a for a in self._assignments}
             while pending:
@@ -353,6 +382,8 @@ class Model:
         """``{symbol: expression in states, parameters and t}`` with nested assignments resolved."""
         key = "assign_subs"
         if key not in self._cache:
+            import sympy as sp
+
             resolved: dict = {}
             for a in self.ordered_assignments():
                 resolved[a.symbol] = sp.sympify(a.expr).xreplace(resolved)
@@ -366,6 +397,8 @@ class Model:
         (+1); a rate rule drives its own state (+1).  So ``dy_i/dt = Σ sign · rate``,
         and a derivative of the system needs each rate law differentiated only once.
         """
+        import sympy as sp
+
         index = {s.name: i for i, s in enumerate(self._states)}
         terms = [(sp.sympify(f.rate), ((index[f.source], -1), (index[f.target], 1))) for f in self._fluxes]
         terms += [(sp.sympify(r.expr), ((index[r.state], 1),)) for r in self._rate_rules]
@@ -379,6 +412,8 @@ class Model:
         """
         key = ("rhs", substitute)
         if key not in self._cache:
+            import sympy as sp
+
             subs = self.assignment_substitutions() if substitute else {}
             terms: list[list] = [[] for _ in self._states]
             for rate, changes in self.rate_terms():
@@ -390,11 +425,15 @@ class Model:
         return self._cache[key]
 
     def observable_expressions(self, substitute: bool = True) -> "OrderedDict[str, sp.Expr]":
+        import sympy as sp
+
         subs = self.assignment_substitutions() if substitute else {}
         return OrderedDict((o.name, sp.sympify(o.expr).xreplace(subs)) for o in self._observables)
 
     def initial_state_expressions(self, substitute: bool = True) -> list[sp.Expr]:
         """Initial values before dosing: 0 for mass; the declared value for the rest."""
+        import sympy as sp
+
         subs = self.assignment_substitutions() if substitute else {}
         out = []
         for s in self._states:
@@ -420,6 +459,8 @@ class Model:
         """
         key = "hash"
         if key not in self._cache:
+            import sympy as sp
+
             h = hashlib.sha256()
             h.update(repr(self.state_names).encode())
             h.update(repr(self.parameter_names).encode())
@@ -471,6 +512,8 @@ class Model:
             problems.append(f"dose target {self._dose_target!r} is not a state{suggest(self._dose_target, states)}")
         elif states[self._dose_target].kind != "particle":
             problems.append(f"dose target {self._dose_target!r} must be a particle state (got kind {states[self._dose_target].kind!r})")
+        from .parts import TIME
+
         known = {symbol(n) for n in names} | {TIME}
         for f in self._fluxes:
             for end, sname in (("source", f.source), ("target", f.target)):
@@ -560,6 +603,12 @@ class Model:
         return Integrator(self, params=params, **options)
 
 
+def _built_with_values(build, values: tuple) -> "Model":
+    """The model ``build()`` makes, with parameter ``values`` (a partial of this, not a
+    closure, is what a deferred copy carries, so that it pickles for worker processes)."""
+    return build().with_parameters(dict(values))
+
+
 def _providers_of(capability: str) -> list[str]:
     """The registered mechanisms that provide ``capability`` (for the validation message)."""
     from .mechanisms.base import providers_of
@@ -581,6 +630,8 @@ def _tree_text(expr, memo: dict) -> str:
     if expr.is_Atom:
         out = f"{type(expr).__name__}{expr._hashable_content()!r}"
     else:
+        from sympy.core.operations import AssocOp  # here: importing the model needs no SymPy
+
         args = [_tree_text(a, memo) for a in expr.args]
         if isinstance(expr, AssocOp) and expr.is_commutative:
             args.sort()
@@ -590,5 +641,7 @@ def _tree_text(expr, memo: dict) -> str:
 
 
 def _undeclared(where: str, expr, known: set, names: Sequence[str]) -> list[str]:
+    import sympy as sp
+
     missing = sorted(str(s) for s in sp.sympify(expr).free_symbols - known)
     return [f"{where} uses undeclared symbol {m!r}{suggest(m, names)}" for m in missing]

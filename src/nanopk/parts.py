@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-import sympy as sp
+if TYPE_CHECKING:  # SymPy is imported where an expression is made: a model recalled from
+    import sympy as sp  # the cache and run from its compiled library never needs it (issue 25)
 
 __all__ = [
     "DOSE",
@@ -60,12 +61,21 @@ DOSE = "dose"
 INFUSION_RATE = "infusion_rate"
 DEPOT = "depot"
 
-#: Model time, in hours since the first dose.
-TIME = sp.Symbol("t", real=True, nonnegative=True)
+def __getattr__(name: str):
+    # ``TIME`` (model time, in hours since the first dose) is made on first use, so that
+    # importing the parts does not import SymPy.
+    if name == "TIME":
+        import sympy as sp
+
+        globals()["TIME"] = value = sp.Symbol("t", real=True, nonnegative=True)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def symbol(name: str) -> sp.Symbol:
     """The SymPy symbol nanopk uses for a state, parameter or assignment name."""
+    import sympy as sp
+
     return sp.Symbol(name, real=True)
 
 
@@ -208,6 +218,8 @@ class Observable:
 
 def amount_observable(name: str, states: Iterable[str], dose: str = "dose", description: str = "") -> Observable:
     """Observable in %ID: ``100 · Σ states / dose``."""
+    import sympy as sp
+
     total = sp.Add(*[symbol(s) for s in states])
     return Observable(name, 100 * total / symbol(dose), "percent_ID", description)
 
@@ -331,6 +343,8 @@ def observed_amounts(states) -> "dict[str, sp.Expr]":
     It lives here, below the model and the mechanisms, because it is how the data are
     measured (homogenates hold their residual blood), which both need.
     """
+    import sympy as sp
+
     f_res = symbol(RESIDUAL_BLOOD_PARAMETER)
     terms: dict[str, list] = {}
     for s in states:

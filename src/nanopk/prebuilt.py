@@ -46,11 +46,12 @@ def _package_hash() -> str:
     """Hash of the package's Python and C source (read once per process).
 
     Mechanisms, physiology and materials tables are Python; bundled specs and datasets
-    are not hashed here (a spec's own text is part of the key)."""
-    import sympy
+    are not hashed here (a spec's own text is part of the key).  SymPy's version is read
+    from its installed metadata: importing SymPy (0.6-2 s) is what recalling avoids."""
+    from importlib.metadata import version
 
     root = Path(__file__).resolve().parent
-    h = hashlib.sha256(f"{_FORMAT} {sys.version} sympy {sympy.__version__}".encode())
+    h = hashlib.sha256(f"{_FORMAT} {sys.version} sympy {version('sympy')}".encode())
     for path in sorted(root.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".c"):
             h.update(str(path.relative_to(root)).encode())

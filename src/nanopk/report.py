@@ -29,7 +29,7 @@ def parse_params(items) -> dict:
 def fit_delivery(result):
     """DE24/DE168/DEmax of a fit of a model with a tumour (``None`` without one); the fit keeps
     the result in its JSON (DESIGN.md fit JSON)."""
-    if "tumour" not in result.model.observables:
+    if "tumour" not in result.model.observable_names:
         return None
     return result.delivery()
 

@@ -4,13 +4,24 @@ from __future__ import annotations
 import abc
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import sympy as sp
 
-from .symbolic import SymbolicSystem
+if TYPE_CHECKING:
+    from .symbolic import SymbolicSystem
 
 __all__ = ["CompiledModel", "SolveResult", "SymbolicSystem"]
+
+
+def __getattr__(name: str):
+    # SymbolicSystem (and with it SymPy) loads on first use: a backend that finds its
+    # compiled library in the cache runs without SymPy (issue 25).
+    if name == "SymbolicSystem":
+        from .symbolic import SymbolicSystem
+
+        return SymbolicSystem
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -50,11 +61,15 @@ class CompiledModel(abc.ABC):
 
     @functools.cached_property
     def _observe(self):
+        import sympy as sp
+
         args = (self.system.t, self.system.y, self.system.p)
         return sp.lambdify(args, self.system.observables, modules="numpy", cse=True)
 
     @functools.cached_property
     def _initial(self):
+        import sympy as sp
+
         return sp.lambdify((self.system.p,), self.system.initial, modules="numpy")
 
     @property

@@ -67,14 +67,17 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import BackendError, ExportError
 from ..resources import CacheWarning, cache_dir, use_temporary_cache, write_atomic
-from .base import CompiledModel, SolveResult, SymbolicSystem
-from .ccode import c_dfdp_code, c_initial_body, c_jacobian_code, c_jacobian_pattern, c_observe_body, c_rhs_code
+from .base import CompiledModel, SolveResult
 from .sparse_lu import c_newton_lu, plan_newton_lu
+
+if TYPE_CHECKING:
+    from .symbolic import SymbolicSystem
 
 __all__ = ["CvodeModel", "BackendUnavailable", "sundials_libraries", "cache_dir", "build_library", "load_library", "read_verified"]
 
@@ -226,6 +229,9 @@ def generate_source(system: SymbolicSystem, sensitivities: tuple[int, ...] | Non
 
     With ``sensitivities`` (parameter indices) it also integrates dy/dp for them.
     """
+    # The printers (and SymPy) load only when a library is built, not when a cached one is loaded.
+    from .ccode import c_dfdp_code, c_initial_body, c_jacobian_pattern, c_observe_body, c_rhs_code
+
     source = (
         f"/* nanopk model {system.hash}: {system.n_states} states, {system.n_params} parameters */\n"
         f"#define NANOPK_N {system.n_states}\n"
@@ -270,6 +276,8 @@ def generate_jacobian_source(system: SymbolicSystem) -> str:
     """The Jacobian's translation unit: ``nanopk_jac``, or with hubs ``nanopk_jac_split`` and
     ``nanopk_jac`` assembled from it, each also hoisted (:func:`.ccode.c_jacobian_code`)
     with its constants kept per thread."""
+    from .ccode import c_jacobian_code
+
     hubs = newton_lu_plan(system)[1]
     if hubs:
         return (f"#define J_N {system.n_states}\n#define J_H {hubs}\n"

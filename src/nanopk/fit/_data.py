@@ -183,7 +183,7 @@ def _standard(table: pd.DataFrame, value: str, sd: str, se: str, lloq: str, name
 
 def _tables_of(item, key, index, model, tissue_map) -> list[tuple]:
     """``[(name, standard %ID table, dose_ug, meta, excluded)]``, one per group of ``item``."""
-    observables = set(model.observables) - {"total"}
+    observables = set(model.observable_names) - {"total"}
     if isinstance(item, pd.DataFrame):
         attrs = dict(item.attrs)
         name = key or attrs.get("name") or f"dataset{index + 1}"
@@ -300,7 +300,7 @@ def _weighting(rows: pd.DataFrame) -> str:
 
 
 def _prepare(name, table, dose_ug, meta, excluded, source, model, log_scale, censored, tissue_map, body_weight) -> FitData:
-    observables = set(model.observables) - {"total"}
+    observables = set(model.observable_names) - {"total"}
     tissue = table["tissue"].to_numpy(dtype=object)
     mapped = np.array([tissue_map.get(t, t) for t in tissue], dtype=object)
     time_h, value = table["time_h"].to_numpy(dtype=float), table["value"].to_numpy(dtype=float)

@@ -198,7 +198,7 @@ class Objective(DerivedMembers):
         #: sensitivities, and the Jacobian at the same x reuses that solve.
         self.sensitive = False
         self._solutions: dict = {}  # dataset name -> (x as bytes, Solution) of its last sensitivity solve
-        self._obs_index = {n: i for i, n in enumerate(model.observables)}
+        self._obs_index = {n: i for i, n in enumerate(model.observable_names)}
         self._arrays = {}
         for d in self.datasets:
             d.rows["sigma"] = self._base_sigma(d)

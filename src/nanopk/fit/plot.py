@@ -409,7 +409,7 @@ def save_figures(result, path) -> list:
         prof = path.with_name(f"{path.stem}-profiles{path.suffix}")
         plot_profiles(result, path=prof)
         written.append(prof)
-    if "tumour" in result.model.observables:
+    if "tumour" in result.model.observable_names:
         from ..delivery import plot_delivery
 
         de = path.with_name(f"{path.stem}-delivery{path.suffix}")

@@ -497,7 +497,7 @@ class FitResult:
         model = self.model
         values = {n: p.value for n, p in self.params.items() if n in model.parameters}
         values.update({k: float(v) for k, v in (params or {}).items() if k in model.parameters})
-        if "tumour" not in model.observables:  # before drawing: the draws would be wasted
+        if "tumour" not in model.observable_names:  # before drawing: the draws would be wasted
             delivery(model)  # raises the ModelError that says what to use instead
         data = observed_blood_kinetics(self.predictions)
         sampled = sampled_window(self.predictions) if data is None else None  # no blood measured
