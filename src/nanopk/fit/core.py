@@ -523,7 +523,7 @@ def build_objective(model, data, vary=None, shared=None, error_model: str = "log
     if clash:
         raise FitError("a parameter cannot be both varied and set by its dataset (attrs['parameters']): "
                        + "; ".join(f"{', '.join(map(repr, v))} in dataset {k!r}" for k, v in clash.items()))
-    priors, prior_info = resolve_priors(priors, model, specs)
+    priors, prior_info = resolve_priors(priors, model, specs, datasets)  # datasets: the particle-conditional priors
     if prior_info["kind"] == "population" and priors and loss != "linear":
         # A robust loss would also down-weight the prior rows (Objective refuses an explicit
         # prior with it); the default steps aside and says so in the fit's warnings.

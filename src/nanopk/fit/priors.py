@@ -30,6 +30,20 @@ docstring gives the figures).  So the MPS uptake, the other organs' partition an
 permeability and the excretion rates get **no prior**: they are fitted by maximum
 likelihood and the report lists them as such.
 
+**Priors conditional on the particle.**  Where the particle's descriptors predict a tumour
+parameter better than its marginal median on studies left out of the estimate, the prior
+is the particle's: ``conditional_priors.csv`` holds, per parameter, an OLS regression
+``ln θ = b0 + Σ b_j·term_j`` on the :data:`TERMS` a sidecar's ``particle`` gives (written by
+``tools/population_priors.py`` from the same Chou et al. 2023 fits, with the bundled
+studies left out), and the regression's residual SD is the prior's ln-SD.  Of the six
+Lin-lab tumour parameters only ``Krelease_tumour`` earns one (on ln(hydrodynamic diameter /
+100 nm): leave-study-out RMSE of ln θ 2.528 against 2.610 for the marginal median; the
+tool's docstring gives every parameter's figures); the others keep the marginal row.  A
+dataset whose particle lacks a descriptor the regression needs (e.g. no measured
+``hydrodynamic_diameter_nm``) gets the marginal prior, and the fit's report says which
+descriptor was missing; the report's ``prior of <name>:`` line gives the regression, the
+descriptor values and the resulting median for every conditional-table parameter fitted.
+
 ``priors=None`` (or ``False``; ``--no-prior`` on the command line) is the plain
 maximum-likelihood fit; a dict ``{name: (median, ln_sd)}`` gives exactly those priors
 (as before this default existed).  :func:`population_priors` returns the table.
@@ -45,7 +59,8 @@ import numpy as np
 
 from ..errors import FitError, suggest
 
-__all__ = ["POPULATION", "population_priors", "population_table", "resolve_priors", "prior_rows", "prior_summary", "Z95"]
+__all__ = ["POPULATION", "population_priors", "population_table", "resolve_priors", "prior_rows", "prior_summary",
+           "Z95", "conditional_table", "conditional_prior", "particle_terms", "TERMS"]
 
 #: The ``priors`` value that selects the bundled population priors (the default of :func:`nanopk.fit`).
 POPULATION = "population"
@@ -114,13 +129,20 @@ def population_priors(model=None, names=None) -> tuple[dict, dict]:
     return priors, without
 
 
-def resolve_priors(priors, model, specs) -> tuple[dict | None, dict]:
+def resolve_priors(priors, model, specs, datasets=None) -> tuple[dict | None, dict]:
     """``priors`` as :func:`nanopk.fit` takes it -> ``(dict or None, info)``.
 
     ``"population"`` becomes the table's priors of the varied model parameters; ``None``
     and ``False`` no priors; a dict is kept as given.  ``info`` records the kind
     (``"population"``, ``"given"``, ``"none"``), the table's sources and, for the
     population kind, ``without``: ``{varied name: why it has no prior}``.
+
+    With ``datasets`` (the fit's ``FitData``), a parameter with a row in the
+    particle-conditional table (:func:`conditional_table`) gets the prior its dataset's
+    particle predicts (:func:`conditional_prior`); ``info["basis"]`` says, per fitted name,
+    whether it is conditional on the particle or the marginal prior, and why.  A parameter
+    shared by datasets whose particles predict different priors keeps the marginal prior
+    (said in ``basis``); a per-dataset copy gets its own dataset's.
 
     Raises
     ------
@@ -136,11 +158,45 @@ def resolve_priors(priors, model, specs) -> tuple[dict | None, dict]:
         varied = list(dict.fromkeys(s.model_name for s in specs))
         chosen, without = population_priors(model, varied)
         sources = {n: population_table()[n]["source"] for n in chosen}
-        return chosen or None, {"kind": POPULATION, "without": without, "sources": sources}
+        basis = _conditional_priors(chosen, sources, specs, datasets) if datasets is not None else {}
+        return chosen or None, {"kind": POPULATION, "without": without, "sources": sources, "basis": basis}
     if isinstance(priors, dict):
         return priors, {"kind": "given"}
     raise FitError(f"`priors` must be 'population', None, False or a dict {{name: (median, ln_sd)}} "
                    f"(got {type(priors).__name__})")
+
+
+def _conditional_priors(chosen: dict, sources: dict, specs, datasets) -> dict:
+    """Replace marginal priors in ``chosen`` by the particle's (in place); ``{fitted name: basis}``."""
+    table = conditional_table()
+    particles = dataset_particles(datasets)
+    basis = {}
+    for spec in specs:
+        name = spec.model_name
+        if name not in chosen or name not in table:
+            continue
+        marginal = chosen[name]
+        if spec.dataset is not None:  # a per-dataset copy: its own dataset's particle
+            cond = conditional_prior(name, particles.get(spec.dataset), marginal)
+            if cond[2]["kind"] == "particle":
+                chosen[spec.name] = cond[:2]
+                sources[spec.name] = table[name]["source"]
+            basis[spec.name] = cond[2]
+            continue
+        conds = {n: conditional_prior(name, p, marginal) for n, p in particles.items()}
+        values = {c[:2] for c in conds.values()}
+        if len(values) == 1:
+            cond = next(iter(conds.values()))
+            if cond[2]["kind"] == "particle":
+                chosen[name] = cond[:2]
+                sources[name] = table[name]["source"]
+            basis[name] = cond[2]
+        else:
+            shown = "; ".join(f"{n}: {c[0]:.4g}" for n, c in conds.items())
+            basis[name] = {"kind": "marginal", "terms": {}, "missing": [],
+                           "text": f"marginal prior: {name} is shared by datasets whose particles predict different "
+                                   f"prior medians ({shown}); vary it per dataset (shared=...) for each its own"}
+    return basis
 
 
 def prior_summary(result) -> dict:
@@ -178,9 +234,11 @@ def prior_summary(result) -> dict:
             center, lo, hi = math.log(m), m * math.exp(-Z95 * s), m * math.exp(Z95 * s)
         else:
             center, lo, hi = m, m - Z95 * s, m + Z95 * s
+        sources, basis = info.get("sources", {}), info.get("basis", {})
         entry.update(prior={"median" if spec.log else "mean": m, "ln_sd" if spec.log else "sd": s,
                             "distribution": "lognormal" if spec.log else "normal", "ci95": [lo, hi],
-                            "source": info.get("sources", {}).get(spec.model_name)},
+                            "source": sources.get(spec.name, sources.get(spec.model_name)),
+                            "basis": basis.get(spec.name)},
                      z=(x - center) / s, posterior_sd=se, shrinkage=None if se is None else 1.0 - se / s)
         rows[spec.name] = entry
     return {"kind": info["kind"], "parameters": rows,
@@ -221,7 +279,11 @@ def summary_lines(result) -> list[str]:
     lines.append("  z = (estimate − prior median)/prior SD on the log scale; shrinkage = 1 − posterior SD/prior SD "
                  "(0: the data added nothing to the prior; near 1: the data alone determine it)")
     if summary["kind"] == POPULATION:
-        sources = sorted(set((info.get("sources") or {}).values()))
+        for name, e in rows.items():  # where each conditional-table prior came from: the particle, or why not
+            basis = (e.get("prior") or {}).get("basis")
+            if basis:
+                lines.append(f"  prior of {name}: {basis['text']}")
+        sources = sorted({e["prior"]["source"] for e in rows.values() if e.get("prior") and e["prior"].get("source")})
         lines += [f"  source: {src}" for src in sources]
     lines.append(f"  prior penalty Σ((x − x̃)/s)² = {result.prior_penalty:.4g} over {result.metrics.get('n_priors', 0)} "
                  "prior row(s)")
@@ -289,3 +351,129 @@ def prior_rows(priors, specs) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]
         sd.append(spread)
     return resolved, np.array(index, dtype=int), np.array(center, dtype=float), np.array(sd, dtype=float)
 
+
+
+# ------------------------------------------------------------------ priors conditional on the particle
+_CONDITIONAL_TABLE = "conditional_priors.csv"
+#: Reference hydrodynamic diameter (nm) of the ``ln_hd_100nm`` term: ln(HD/100 nm) is 0 at 100 nm.
+HD_REFERENCE_NM = 100.0
+#: The regression terms a conditional prior may use: ``{term: (what it is, the sidecar field it needs)}``.
+#: Each is computed from a particle's *given* fields only (:func:`particle_terms`); the database side
+#: (Model_dataset.xlsx columns) is in ``tools/population_priors.py``.
+TERMS = {
+    "inorganic": ("1 for an inorganic core (nanopk.materials: Au, Ag, ZnO, Fe3O4, CdSe, TiO2, SiO2), 0 for polymer "
+                  "or lipid; database: Type Inorganic or Hybrid", "particle.material"),
+    "ln_hd_100nm": ("ln(hydrodynamic diameter / 100 nm), the measured diameter; database: HD",
+                    "particle.hydrodynamic_diameter_nm"),
+    "active_targeting": ("1 for active targeting, 0 for passive; database: TS", "particle.targeting"),
+    "nonspherical": ("1 for any shape but a sphere; database: Shape other than Spherical", "particle.shape"),
+    "positive_zeta": ("1 for a positive zeta potential; database: Charge 1 (positive)", "particle.zeta_mV"),
+}
+
+
+def _given(particle, key):
+    """A field of a sidecar ``particle`` dict (or an object with that attribute), None when not given."""
+    if particle is None:
+        return None
+    value = particle.get(key) if isinstance(particle, dict) else getattr(particle, key, None)
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def particle_terms(particle) -> dict:
+    """``{term: value or None}`` of :data:`TERMS` for a particle's given fields (None: not given).
+
+    ``particle`` is a dataset sidecar's ``particle`` dict (or a :class:`nanopk.Particle`).  A
+    field the sidecar does not give is ``None`` -- never the :class:`~nanopk.Particle` default
+    (an unmeasured hydrodynamic diameter is not the core-plus-shell estimate the database never used).
+    """
+    from ..materials import MATERIALS
+
+    material = _given(particle, "material")
+    hd = _given(particle, "hydrodynamic_diameter_nm")
+    targeting = _given(particle, "targeting")
+    shape = _given(particle, "shape")
+    zeta = _given(particle, "zeta_mV")
+    inorganic = MATERIALS[material].inorganic if material in MATERIALS else None
+    return {"inorganic": None if inorganic is None else float(bool(inorganic)),
+            "ln_hd_100nm": math.log(float(hd) / HD_REFERENCE_NM) if hd is not None and float(hd) > 0 else None,
+            "active_targeting": None if targeting is None else float(str(targeting).lower() == "active"),
+            "nonspherical": None if shape is None else float(str(shape).lower() != "sphere"),
+            "positive_zeta": None if zeta is None else float(float(zeta) > 0)}
+
+
+@lru_cache(maxsize=1)
+def conditional_table() -> dict:
+    """``{parameter: {"coefficients": {term: b}, "ln_sd", "n_datasets", "n_studies", "rmse", "source"}}``.
+
+    The bundled ``conditional_priors.csv`` (written by ``tools/population_priors.py``): one row
+    per term of each parameter's regression ``ln θ = b0 + Σ b_j·term_j`` (``intercept`` is
+    ``b0``), ``ln_sd`` the residual SD (the prior SD), and the leave-study-out RMSEs (ln scale)
+    of the marginal median, of the between-study mean and of the regression that earned it
+    its place (see the tool's docstring).
+    """
+    try:
+        text = resources.files("nanopk.data").joinpath(_CONDITIONAL_TABLE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    out = {}
+    for r in csv.DictReader(text.splitlines()):
+        entry = out.setdefault(r["parameter"], {
+            "coefficients": {}, "ln_sd": float(r["ln_sd"]), "unit": r["unit"], "n_datasets": int(r["n_datasets"]),
+            "n_studies": int(r["n_studies"]), "source": r["source"],
+            "rmse": {k: float(r[f"loso_rmse_{k}"]) for k in ("marginal", "mean", "conditional", "nested")}})
+        entry["coefficients"][r["term"]] = float(r["coefficient"])
+    return out
+
+
+def conditional_prior(name: str, particle, marginal: tuple[float, float] | None = None):
+    """The prior of ``name`` for ``particle``: ``(median, ln_sd, basis)``, or None without a conditional row.
+
+    With every descriptor its regression needs, the prior is ``exp(b0 + Σ b_j·term_j)``
+    with the regression's residual SD.  Without one (e.g. no measured hydrodynamic diameter)
+    the parameter falls back to its marginal prior ``marginal`` (the population table's row),
+    and ``basis`` says which descriptor was missing: never silently.
+
+    Returns
+    -------
+    (median, ln_sd, basis) or None
+        ``basis``: ``{"kind": "particle" | "marginal", "text": ..., "terms": {term: value}}``.
+    """
+    row = conditional_table().get(name)
+    if row is None:
+        return None
+    coef = row["coefficients"]
+    values = particle_terms(particle)
+    needed = [t for t in coef if t != "intercept"]
+    missing = [t for t in needed if values.get(t) is None]
+    if missing:
+        if marginal is None:
+            return None
+        fields = ", ".join(TERMS[t][1] for t in missing)
+        text = (f"marginal prior: the dataset's particle gives no {fields}, which the particle-conditional prior of "
+                f"{name} needs (ln {name} = {_formula(coef)}), so the marginal between-study prior is used")
+        return marginal[0], marginal[1], {"kind": "marginal", "text": text, "terms": {}, "missing": missing}
+    ln_median = coef.get("intercept", 0.0) + sum(coef[t] * values[t] for t in needed)
+    given = ", ".join(f"{TERMS[t][1]} = {_given(particle, TERMS[t][1].split('.', 1)[1])}" for t in needed)
+    shown = ", ".join(f"{t} = {values[t]:.4g}" for t in needed)
+    text = (f"conditional on the particle's descriptors ({given}): ln {name} = {_formula(coef)} with {shown} "
+            f"-> median {math.exp(ln_median):.4g} {row['unit']}, ln-SD {row['ln_sd']:.3g} (the regression's residual "
+            f"SD); leave-study-out RMSE (ln) {row['rmse']['nested']:.3f} vs {row['rmse']['marginal']:.3f} for the "
+            f"marginal median")
+    return math.exp(ln_median), row["ln_sd"], {"kind": "particle", "text": text,
+                                               "terms": {t: values[t] for t in needed}, "missing": []}
+
+
+def _formula(coef: dict) -> str:
+    parts = [f"{coef.get('intercept', 0.0):.4g}"]
+    parts += [f"{'+' if b >= 0 else '−'} {abs(b):.4g}·{t}" for t, b in coef.items() if t != "intercept"]
+    return " ".join(parts)
+
+
+def dataset_particles(datasets) -> dict:
+    """``{dataset name: sidecar particle dict or None}`` of the fit's datasets (``FitData``)."""
+    out = {}
+    for d in datasets or ():
+        meta = getattr(d, "meta", None) or {}
+        particle = meta.get("particle") if isinstance(meta, dict) else None
+        out[getattr(d, "name", str(len(out)))] = particle if isinstance(particle, dict) else None
+    return out
