@@ -12,7 +12,7 @@ unit.  Numbers are dimensionless, so write ``(t/K50)**n`` rather than ``t**n``.
 """
 from __future__ import annotations
 
-import pint
+from .units import pint  # without dask (nanopk.units._import_pint)
 import sympy as sp
 
 from .parts import TIME

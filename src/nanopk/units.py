@@ -11,10 +11,33 @@ parses them and :func:`dimensionality` gives what ``Model.validate`` compares.
 from __future__ import annotations
 
 import functools
-
-import pint
+import sys
 
 from .resources import cache_dir
+
+
+def _import_pint():
+    """pint, imported without its optional dask support unless dask is already loaded.
+
+    pint imports dask at start-up when it is installed (``pint.compat``), 0.2-0.5 s of
+    every command that reads a dataset (issue 25); nanopk never puts a dask array in a
+    pint quantity.  A process that has imported dask before pint keeps pint's dask
+    support, and dask itself stays importable afterwards.
+    """
+    if "pint" in sys.modules or "dask" in sys.modules:
+        import pint
+
+        return pint
+    sys.modules["dask"] = None  # find_spec("dask") is None: pint sees no dask
+    try:
+        import pint
+    finally:
+        if "dask" in sys.modules and sys.modules["dask"] is None:
+            del sys.modules["dask"]
+    return pint
+
+
+pint = _import_pint()
 
 __all__ = [
     "ureg", "Q_", "parse_unit", "dimensionality", "to_pint_string",

@@ -35,9 +35,10 @@ sheet's header and the dose unit alike.
 """
 from __future__ import annotations
 
+import functools
 import math
 
-import pint
+from ..units import pint  # without dask (nanopk.units._import_pint)
 
 from ..units import Q_, is_dose_fraction, parse_unit
 
@@ -206,6 +207,16 @@ def percent_id_factor(unit: str, organ_mass_g: float | None = None, dose_ug: flo
     >>> round(500 * percent_id_factor("ng/g", organ_mass_g=1.1, dose_ug=20), 12)
     2.75
     """
+    key = (unit, organ_mass_g, dose_ug)
+    try:
+        hash(key)
+    except TypeError:  # an unhashable argument (an array): computed, not remembered
+        return _percent_id_factor(*key)
+    return _remembered_factor(*key)
+
+
+def _percent_id_factor(unit, organ_mass_g, dose_ug) -> float:
+    """:func:`percent_id_factor` itself: five pint quantities, ~0.1 ms."""
     kind = classify_unit(unit)
     if kind is None:
         hint = bare_number_hint(unit)
@@ -223,6 +234,12 @@ def percent_id_factor(unit: str, organ_mass_g: float | None = None, dose_ug: flo
             raise ValueError(f"unit {unit!r} needs the injected dose (µg) to become %ID")
         q = q / Q_(float(dose_ug), "microgram")
     return float(q.to("percent_ID").magnitude)
+
+
+#: The factors computed in this process: a fit asks for the same few (unit, organ mass,
+#: dose) again at every step of its parameter selection (~600 times for the README's
+#: fit, 0.1-0.2 s of pint); errors are not remembered, so a bad unit raises each time.
+_remembered_factor = functools.lru_cache(maxsize=4096)(_percent_id_factor)
 
 
 def dose_in_ug(value, unit: str, body_weight_g: float | None = None) -> tuple[float | None, str]:

@@ -37,7 +37,7 @@ import json
 import math
 from pathlib import Path
 
-import pint
+from ..units import pint  # without dask (nanopk.units._import_pint)
 
 from ..errors import suggest
 from ..units import COMMON_UNITS, parse_unit

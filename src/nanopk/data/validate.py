@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import pint
+from ..units import pint  # without dask (nanopk.units._import_pint)
 
 from ..errors import suggest
 from ..units import COMMON_UNITS
