@@ -196,3 +196,14 @@ def test_progress_bar_counts_evaluations_on_stderr(case, capsys):
     counts = [int(n) for n in re.findall(r"calibrate fold 3: (\d+)evaluation", capsys.readouterr().err)]
     # tqdm redraws at most every 0.1 s, so not every count is drawn; those drawn rise from 0.
     assert counts[0] == 0 and counts == sorted(counts) and 0 < counts[-1] <= fit.n_evaluations, counts
+
+
+def test_an_unreachable_scheduler_is_named(monkeypatch):
+    """A scheduler address nobody answers at: one error naming the address and how to start one (not a bare OSError)."""
+    from nanopk import parallel
+
+    monkeypatch.setattr(parallel, "CONNECT_TIMEOUT_S", 1)
+    with pytest.raises(parallel.SchedulerUnreachable,
+                       match=r"^nanopk calibrate: no Dask scheduler answers at 'tcp://127.0.0.1:1' \(.*\); start one "
+                             r"\(`dask scheduler`.*or run without --scheduler$"):
+        parallel.dask_client("tcp://127.0.0.1:1", "nanopk calibrate")

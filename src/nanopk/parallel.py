@@ -24,9 +24,11 @@ import time
 
 from .errors import NanopkError
 
-__all__ = ["ParallelDependencyError", "require_distributed", "dask_client", "RunInterrupted", "Terminated", "StopOnSigterm", "init_worker", "open_sqlite",
+__all__ = ["ParallelDependencyError", "SchedulerUnreachable", "require_distributed", "dask_client", "RunInterrupted", "Terminated", "StopOnSigterm", "init_worker", "open_sqlite",
            "plain", "settings_diff"]
 
+#: Seconds to wait for a Dask scheduler to answer (distributed's own default is 30).
+CONNECT_TIMEOUT_S = 20
 #: The install command every "needs dask" message names.
 INSTALL_PARALLEL = 'pip install "nanopk[parallel]"'
 
@@ -54,13 +56,23 @@ def dask_client(scheduler, what: str = "running on a Dask cluster"):
     ------
     ParallelDependencyError
         dask.distributed is not installed (the message names the install command).
+    SchedulerUnreachable
+        No scheduler answers at the address (the message names it and what to check).
     """
     distributed = require_distributed(what, scheduler)
     if isinstance(scheduler, distributed.Client):
         return scheduler, False
-    if hasattr(scheduler, "scheduler_address"):  # a LocalCluster or other cluster object
-        return distributed.Client(scheduler), True
-    return distributed.Client(str(scheduler)), True
+    target = scheduler if hasattr(scheduler, "scheduler_address") else str(scheduler)  # a LocalCluster... or an address
+    try:
+        return distributed.Client(target, timeout=f"{CONNECT_TIMEOUT_S}s"), True
+    except (OSError, TimeoutError) as exc:  # distributed raises OSError (or TimeoutError) when no scheduler answers
+        raise SchedulerUnreachable(f"{what}: no Dask scheduler answers at {str(target)!r} ({exc}); start one "
+                                   "(`dask scheduler`, then `dask worker ADDRESS` on each machine) and give its "
+                                   "address as tcp://HOST:PORT, or run without --scheduler") from None
+
+
+class SchedulerUnreachable(NanopkError):
+    """No Dask scheduler answered at the address given."""
 
 
 class RunInterrupted(NanopkError, RuntimeError):
