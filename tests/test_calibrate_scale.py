@@ -204,6 +204,6 @@ def test_an_unreachable_scheduler_is_named(monkeypatch):
 
     monkeypatch.setattr(parallel, "CONNECT_TIMEOUT_S", 1)
     with pytest.raises(parallel.SchedulerUnreachable,
-                       match=r"^nanopk calibrate: no Dask scheduler answers at 'tcp://127.0.0.1:1' \(.*\); start one "
+                       match=r"^no Dask scheduler answers at 'tcp://127.0.0.1:1' for nanopk calibrate \(.*\); start one "
                              r"\(`dask scheduler`.*or run without --scheduler$"):
         parallel.dask_client("tcp://127.0.0.1:1", "nanopk calibrate")

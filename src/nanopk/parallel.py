@@ -66,7 +66,7 @@ def dask_client(scheduler, what: str = "running on a Dask cluster"):
     try:
         return distributed.Client(target, timeout=f"{CONNECT_TIMEOUT_S}s"), True
     except (OSError, TimeoutError) as exc:  # distributed raises OSError (or TimeoutError) when no scheduler answers
-        raise SchedulerUnreachable(f"{what}: no Dask scheduler answers at {str(target)!r} ({exc}); start one "
+        raise SchedulerUnreachable(f"no Dask scheduler answers at {str(target)!r} for {what} ({exc}); start one "
                                    "(`dask scheduler`, then `dask worker ADDRESS` on each machine) and give its "
                                    "address as tcp://HOST:PORT, or run without --scheduler") from None
 
