@@ -123,7 +123,8 @@ class Solution:
     indices : tuple of int
         The parameter indices of ``s``.
     stats : dict
-        ``n_steps``, ``n_rhs``, ``linear_solver``, ``dense_fallbacks`` (see :func:`nanopk.simulate`).
+        ``n_steps``, ``n_rhs``, ``linear_solver``, ``dense_fallbacks``, ``n_lin_setups``,
+        ``n_nonlin_iters``, ``n_jac_evals`` (see :func:`nanopk.simulate`).
     """
 
     times: np.ndarray
@@ -235,7 +236,8 @@ class Runner:
         t_end = max(times[-1], max(regimen.breakpoints()))
         bounds = [b for b in regimen.breakpoints() if b < t_end] + [t_end]
         out = np.empty((times.size, y.size))
-        stats = {"n_steps": 0, "n_rhs": 0, "linear_solver": "", "dense_fallbacks": 0}
+        stats = {"n_steps": 0, "n_rhs": 0, "linear_solver": "", "dense_fallbacks": 0, "n_lin_setups": 0,
+                 "n_nonlin_iters": 0, "n_jac_evals": 0}
         for k, a in enumerate(bounds[:-1] if len(bounds) > 1 else bounds):
             b = bounds[k + 1] if len(bounds) > 1 else a
             for t_b, amount in regimen.boluses:
@@ -261,6 +263,9 @@ class Runner:
             stats["n_rhs"] += res.n_rhs
             stats["linear_solver"] = res.linear_solver
             stats["dense_fallbacks"] += res.dense_fallbacks
+            stats["n_lin_setups"] += res.n_lin_setups
+            stats["n_nonlin_iters"] += res.n_nonlin_iters
+            stats["n_jac_evals"] += res.n_jac_evals
             if not res.success:
                 _count("sensitivities" if sens else "states")
                 raise solver_error(self.model, p, res, a, b, self.backend, rtol, atol, y, self.compiled)

@@ -66,7 +66,11 @@ def simulate(model, times_h, params: Mapping[str, float] | None = None, dose=Non
         low-rank update"``, that of J's direct part updated through shared moments; or
         ``"dense"``) and
         ``dense_fallbacks`` (factorisations the sparse LU handed to the dense one, see
-        :mod:`nanopk.backends.sparse_lu`).
+        :mod:`nanopk.backends.sparse_lu`); the Newton work: ``n_lin_setups``
+        (factorisations of the Newton matrix), ``n_nonlin_iters`` (Newton iterations, one
+        linear solve each) and ``n_jac_evals`` (Jacobian evaluations), summed over the
+        dosing segments (0 on backends that do not count them; benchmarks/floor.py
+        turns them into the solve's arithmetic floor).
 
     Raises
     ------

@@ -43,6 +43,12 @@ class SolveResult:
     #: What the solver library itself said during the solve (CVODE's warnings and error
     #: texts, "W|E <function>: <text>"); also passed to logging (see :mod:`.cvode`).
     solver_messages: tuple = ()
+    #: The Newton work of the solve (CVODE's counters; 0 where a backend does not report
+    #: them): linear-solver setups (one factorisation of M = I - γJ each), nonlinear
+    #: iterations (one linear solve each) and Jacobian evaluations (a setup may reuse J).
+    n_lin_setups: int = 0
+    n_nonlin_iters: int = 0
+    n_jac_evals: int = 0
 
 
 class CompiledModel(abc.ABC):

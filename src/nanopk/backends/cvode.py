@@ -630,7 +630,7 @@ class CvodeModel(CompiledModel):
 
 
 #: Length of the driver's ``info`` array (see run_cvode in cvode_driver.c).
-_INFO = 8
+_INFO = 10
 _LOG = logging.getLogger("nanopk.solver")
 
 
@@ -663,7 +663,7 @@ def _result(t_out, y, flag, info, lib=None, t0=0.0) -> SolveResult:
         solver = solver.replace("dense", "sparse LU" if info[4] == 1 else "sparse LU + low-rank update")
     messages = _messages(lib, info, t0, t_out) if lib is not None else ()
     return SolveResult(t_out, y, flag == 0, float(info[0]), _CVODE_FLAGS.get(flag, f"CVODE flag {flag}"),
-                       int(info[1]), int(info[2]), solver, int(info[5]), messages)
+                       int(info[1]), int(info[2]), solver, int(info[5]), messages, int(info[7]), int(info[8]), int(info[9]))
 
 
 #: How the driver solved the Newton systems (its info[3]; "dense" becomes "sparse LU"

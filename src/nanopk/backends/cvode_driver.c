@@ -59,6 +59,9 @@ extern int CVodeSetJacFn(void *mem, CVLsJacFn jac);
 extern int CVode(void *mem, sunrealtype tout, N_Vector yout, sunrealtype *tret, int itask);
 extern int CVodeGetNumSteps(void *mem, long *n);
 extern int CVodeGetNumRhsEvals(void *mem, long *n);
+extern int CVodeGetNumLinSolvSetups(void *mem, long *n);
+extern int CVodeGetNumNonlinSolvIters(void *mem, long *n);
+extern int CVodeGetNumJacEvals(void *mem, long *n);
 extern int CVodeGetCurrentGamma(void *mem, sunrealtype *gamma);
 extern void CVodeFree(void **mem);
 
@@ -541,7 +544,9 @@ static void project_output(double *y)
  * yout[k*n ... k*n+n-1].  info[0] = time reached, info[1] = steps, info[2] = f
  * evaluations, info[3] = linear solver (0 dense, 1 dense blocks, 2 band), info[4] = 1 if
  * the sparse LU factored the dense or block matrices (2: with the low-rank update),
- * info[5] = setups it declined, info[6] = messages SUNDIALS issued (nanopk_messages).
+ * info[5] = setups it declined, info[6] = messages SUNDIALS issued (nanopk_messages),
+ * info[7] = linear-solver setups (factorisations of M), info[8] = nonlinear iterations
+ * (one linear solve each), info[9] = Jacobian evaluations (info has 10 entries).
  * block = 0: dense Newton matrix filled by jac.  block = N > 0: block-diagonal with
  * N x N blocks, jac filling one block; if the block solve cannot be installed, a band
  * matrix of half-bandwidth N - 1 filled by band_jac.  constraints: NULL, or n values,
@@ -644,11 +649,17 @@ static int run_cvode(int n, int block, CVRhsFn rhs, CVLsJacFn jac, CVLsJacFn ban
     }
 done:
     if (mem) {
-        long nst = 0, nfe = 0;
+        long nst = 0, nfe = 0, nsetups = 0, nni = 0, nje = 0;
         CVodeGetNumSteps(mem, &nst);
         CVodeGetNumRhsEvals(mem, &nfe);
+        CVodeGetNumLinSolvSetups(mem, &nsetups);
+        CVodeGetNumNonlinSolvIters(mem, &nni);
+        CVodeGetNumJacEvals(mem, &nje);
         info[1] = (double)nst;
         info[2] = (double)nfe;
+        info[7] = (double)nsetups;
+        info[8] = (double)nni;
+        info[9] = (double)nje;
         info[5] = (double)newton_lu.fallbacks;
         CVodeFree(&mem);
     }
