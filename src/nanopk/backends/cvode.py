@@ -258,9 +258,18 @@ def newton_lu_plan(system: SymbolicSystem):
     """
     cached = system.__dict__.get("_newton_lu_plan")
     if cached is None:
-        plan, hubs = plan_newton_lu(system.n_states, system.layered_jacobian), 0
-        split = system.low_rank_split if plan is None else None
-        if split is not None and len(split.hubs) <= MAX_HUBS:
+        # J's structural pattern (a superset of its non-zeros) decides first: where even
+        # it has a sparse plan, or where there is no usable split, J is differentiated and
+        # planned as before; where it is dense and hubs split it, J itself is never built
+        # (at 101 aggregation states differentiating it took longer than all the rest).
+        split = None
+        if plan_newton_lu(system.n_states, system.structural_pattern) is None:
+            split = system.low_rank_split
+            if split is not None and len(split.hubs) > MAX_HUBS:
+                split = None
+        plan = None if split is not None else plan_newton_lu(system.n_states, system.layered_jacobian)
+        hubs = 0
+        if split is not None:
             plan = plan_newton_lu(system.n_states, split.direct)
             hubs = len(split.hubs) if plan is not None else 0
         cached = system.__dict__["_newton_lu_plan"] = (plan, hubs)
