@@ -165,6 +165,11 @@ class _Printer(C99CodePrinter):
         return f"({guard} ? exp({argument}) : {fallback})"
 
 
+#: The unhoisted ``nanopk_rhs`` is printed beside the hoisted core only while the core has
+#: at most this many characters (mouse_tumour_full's: 15 519; 101 aggregation states':
+#: 118 000, printed twice and compiled twice for a comparison only the tests make).
+PLAIN_MAX_CHARS = 20_000
+
 #: Powers C prints as sqrt/cbrt, cheaper than exp·log.
 _ROOTS = (sp.S.Half, -sp.S.Half, sp.Rational(1, 3))
 
@@ -264,7 +269,7 @@ def c_rhs_body(system) -> str:
     return _block(system, [(f"dydt[{i}]", e) for i, e in rhs.outputs.items()], rhs.definitions)
 
 
-def c_hoisted_function(system, name: str, arrays: tuple[str, ...], outputs, plain: str | None = None,
+def c_hoisted_function(system, name: str, arrays: tuple[str, ...], outputs, plain=None,
                        definitions=()) -> str:
     """C definitions of the function ``name`` with its parameter-only work done once per solve.
 
@@ -273,13 +278,17 @@ def c_hoisted_function(system, name: str, arrays: tuple[str, ...], outputs, plai
     <arrays>, p, c)`` writes ``outputs`` (``(target, expression)`` in the ``arrays``)
     from them (:func:`_hoisted_block`).  ``<name>(t, y, <arrays>, p)`` is for single calls
     (Python's ``rhs``/``jac``): with ``plain``, the unhoisted function with that body,
-    printed as before, which the tests compare with the core in whole solves; without, the
+    printed as before, which the tests compare with the core in whole solves (``plain`` may
+    be a function returning that body, called only if the core has at most
+    :data:`PLAIN_MAX_CHARS` characters); without, the
     constants (on the stack) and the core, so the outputs are printed once -- printing them
     twice took the Jacobian's translation unit of the 21-state aggregation model from
     3.1 s to 5.9 s.  The core's values differ from the unhoisted printer's by rounding
     only: products keep their order, and the powers agree within ~1e-13 relative.
     """
     constants, core, count = _hoisted_block(system, outputs, definitions)
+    if callable(plain):  # printed only for a core small enough (PLAIN_MAX_CHARS)
+        plain = plain() if len(core) <= PLAIN_MAX_CHARS else None
     out = ", ".join(f"double *{a}" for a in arrays)
     unused = " ".join(f"(void){a};" for a in arrays)
     macro = f"{name.upper()}_NC"
@@ -300,11 +309,15 @@ def c_rhs_code(system) -> str:
     :func:`c_hoisted_function` ``nanopk_rhs`` writing ``dydt``: on mouse_pbpk the constants
     (volumes, flows, ``BW**0.75``, rate constants over volumes) were a third of every
     call's arithmetic, and its four Hill terms ``(t/K)**n`` share one ``log t``
-    (:meth:`_Printer._print_exp_log`).  ``nanopk_rhs`` itself is :func:`c_rhs_body`'s.
+    (:meth:`_Printer._print_exp_log`).  ``nanopk_rhs`` itself is :func:`c_rhs_body`'s, kept
+    for the tests that compare the two printers, where the core has at most
+    :data:`PLAIN_MAX_CHARS` characters (every bundled model; not the aggregation model
+    from ~35 size classes, whose f printed twice was a third of the C compiler's time at
+    101 states): above, ``nanopk_rhs`` is the constants and the core, like J.
     """
     rhs = system.layered_rhs
     return c_hoisted_function(system, "nanopk_rhs", ("dydt",), [(f"dydt[{i}]", e) for i, e in rhs.outputs.items()],
-                              c_rhs_body(system), rhs.definitions)
+                              lambda: c_rhs_body(system), rhs.definitions)
 
 
 def c_jacobian_code(system, split: bool = False) -> str:
