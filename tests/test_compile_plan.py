@@ -81,3 +81,61 @@ def test_unhoisted_rhs_is_printed_only_for_small_models(tmp_path):
     core = large[large.index("void nanopk_rhs_core"):large.index("void nanopk_rhs(double t")]
     assert len(core) > PLAIN_MAX_CHARS
     assert "nanopk_rhs_core(t, y, dydt, p, c);" in _rhs_body(large) and "dydt[0] =" not in _rhs_body(large)
+
+
+def _lu_library(tmp_path, name: str, plan, n: int):
+    """The sparse LU (``sparse_lu.c``) with ``plan``'s tables and solve, compiled alone."""
+    import ctypes
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from nanopk.backends.sparse_lu import c_newton_lu
+
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    assert cc, "needs a C compiler"
+    loops = (Path(nanopk.backends.__file__).parent / "sparse_lu.c").read_text()
+    (tmp_path / f"{name}.c").write_text(f"#include <math.h>\n#include <string.h>\n#define NANOPK_N {n}\n"
+                                        + c_newton_lu(plan) + loops)
+    subprocess.run([cc, "-O1", "-std=c99", "-Wall", "-Werror", "-shared", "-fPIC", "-o", f"{name}.so", f"{name}.c",
+                    "-lm"], cwd=tmp_path, check=True, capture_output=True)
+    lib = ctypes.CDLL(str(tmp_path / f"{name}.so"))
+    lib.nanopk_lu_check.restype = ctypes.c_double
+    lib.nanopk_lu_check.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    return lib
+
+
+def test_large_sparse_lu_solves_in_loops_with_the_straight_line_results(tmp_path, monkeypatch):
+    """A plan above MAX_STRAIGHT_SOLVE (70 states, dense lower triangle as coagulation's
+    direct part: 2 415 operations) is solved by loops over tables, which give the
+    straight-line solve's results bit for bit (same operations, same order) and solve as
+    numpy does (1e-12 of |x|)."""
+    import numpy as np
+
+    from nanopk.backends import sparse_lu
+
+    n = 70
+    pattern = {(i, j) for i in range(n) for j in range(i + 1)} | {(0, n - 1)}
+    plan = plan_newton_lu(n, pattern)
+    assert plan is not None
+    assert sum(map(len, plan.below)) + sum(map(len, plan.right)) > sparse_lu.MAX_STRAIGHT_SOLVE
+    assert "solve_l_row" in sparse_lu.c_newton_lu(plan)
+    loops = _lu_library(tmp_path, "loops", plan, n)
+    monkeypatch.setattr(sparse_lu, "MAX_STRAIGHT_SOLVE", 10**9)
+    assert "solve_l_row" not in sparse_lu.c_newton_lu(plan)
+    straight = _lu_library(tmp_path, "straight", plan, n)
+    rng = np.random.default_rng(25)
+    for _ in range(10):
+        M = np.eye(n)
+        for i, j in pattern:
+            M[i, j] -= 10.0 ** rng.uniform(-3, 0) * rng.normal()
+        b = rng.normal(size=n)
+        A = np.asfortranarray(M)  # column-major, as CVODE stores it; held while C reads it
+        results = []
+        for lib in (loops, straight):
+            x = b.copy()
+            assert 0.0 <= lib.nanopk_lu_check(A.ctypes.data, x.ctypes.data) <= 1e-14
+            results.append(x)
+        np.testing.assert_array_equal(results[0], results[1])
+        np.testing.assert_allclose(results[0], np.linalg.solve(M, b), rtol=0, atol=1e-12 * np.abs(results[0]).max())
