@@ -89,12 +89,6 @@ MAX_WORK_FRACTION = 0.25
 #: The solve is printed straight-line, one statement per entry of L and U: above this
 #: many it would compile slowly for little gain.
 MAX_STATEMENTS = 60_000
-#: Above this many operations (entries of L and U off the diagonal) the solve loops over
-#: tables instead: 5 049 straight-line statements at 101 aggregation states (its dense
-#: lower-triangular direct part) were ~2 of the model unit's 7.6 s of GCC CPU time.  Every
-#: bundled model (mouse_tumour_full: a few hundred) and the aggregation model up to ~60
-#: size classes stay straight-line.
-MAX_STRAIGHT_SOLVE = 2000
 
 
 def elimination_order(n: int, pattern) -> list[int]:
@@ -194,36 +188,6 @@ def _starts(groups) -> list[int]:
     return starts
 
 
-def _solve_loops(plan: NewtonLU) -> list[str]:
-    """``nanopk_lu_solve`` as loops over tables: the straight-line solve's operations in
-    its order (so the same results), for plans above :data:`MAX_STRAIGHT_SOLVE`."""
-    n, slots, order = plan.n, plan.slots, plan.order
-    lower = [(i, k) for k in range(n) for i in plan.below[k]]
-    upper = [(k, j) for k in range(n) for j in plan.right[k]]  # grouped by row k
-    return [
-        _table("solve_perm", [order[k] for k in range(n)]),
-        _table("solve_l_row", [i for i, _ in lower]),
-        _table("solve_l_col", [k for _, k in lower]),
-        _table("solve_l_slot", [slots[ik] for ik in lower]),
-        _table("solve_u_start", _starts(plan.right)),
-        _table("solve_u_col", [j for _, j in upper]),
-        _table("solve_u_slot", [slots[kj] for kj in upper]),
-        "/* x = M^-1 x with the factors: P^T U^-1 L^-1 P x (loops: the plan is too large to print",
-        "   straight-line). */",
-        "static void nanopk_lu_solve(const double *lu, double *x)",
-        "{",
-        f"    double z[{n}];",
-        f"    for (int k = 0; k < {n}; k++) z[k] = x[solve_perm[k]];",
-        f"    for (int q = 0; q < {len(lower)}; q++) z[solve_l_row[q]] -= lu[solve_l_slot[q]] * z[solve_l_col[q]];",
-        f"    for (int k = {n - 1}; k >= 0; k--) {{",
-        "        for (int q = solve_u_start[k]; q < solve_u_start[k + 1]; q++) z[k] -= lu[solve_u_slot[q]] * z[solve_u_col[q]];",
-        "        z[k] *= lu[lu_diag[k]];",
-        "    }",
-        f"    for (int k = 0; k < {n}; k++) x[solve_perm[k]] = z[k];",
-        "}",
-    ]
-
-
 def c_newton_lu(plan: NewtonLU | None, hubs: int = 0) -> str:
     """The C tables the sparse LU's loops read (``sparse_lu.c``), and its solve.
 
@@ -274,9 +238,6 @@ def c_newton_lu(plan: NewtonLU | None, hubs: int = 0) -> str:
     # The solve runs at every Newton iteration, the factorisation once per setup: the
     # solve is printed straight-line (a loop over one or two entries per state cost
     # ~10 % of a mouse_pbpk simulation more), the factorisation loops over tables.
-    if sum(map(len, plan.below)) + sum(map(len, plan.right)) > MAX_STRAIGHT_SOLVE:
-        tables += ["", *_solve_loops(plan)]
-        return bound + "\n".join(tables) + "\n"
     solve = [f"    double z[{n}];"]
     solve += [f"    z[{k}] = x[{order[k]}];" for k in range(n)]
     for k in range(n):  # L z = Pb, L unit lower triangular
