@@ -73,8 +73,11 @@ class NoBar:
         return False
 
 
-def progress_bar(total: int, desc: str, unit: str = "it", progress: bool | None = None):
-    """A tqdm bar on stderr (a context manager with ``update``), or one that draws nothing."""
+def progress_bar(total: int, desc: str, unit: str = "it", progress: bool | None = None, mininterval: float = 0.1):
+    """A tqdm bar on stderr (a context manager with ``update``), or one that draws nothing.
+
+    ``mininterval`` (s) is tqdm's: the bar redraws at most that often (0 redraws on every
+    update, for slow steps such as a calibration's whole-database evaluations)."""
     if not progress_enabled(progress):
         return NoBar()
     import tqdm as _tqdm
@@ -83,4 +86,4 @@ def progress_bar(total: int, desc: str, unit: str = "it", progress: bool | None 
     # No monitor thread: batch runs fork worker processes while a bar is open, and a
     # fork with another thread holding a lock can deadlock the child.
     _tqdm.tqdm.monitor_interval = 0
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, mininterval=mininterval)

@@ -222,7 +222,8 @@ def _fit(sim, label: str, progress, log=None, **options):
     from ..progress import progress_bar
     from . import CONSTANTS, calibrate_constants
 
-    bar = progress_bar(None, f"calibrate {label}", "evaluation", progress)
+    # Each evaluation simulates every instance (seconds): draw every one.
+    bar = progress_bar(None, f"calibrate {label}", "evaluation", progress, mininterval=0)
 
     def step(k):
         bar.update(1)
