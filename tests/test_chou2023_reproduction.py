@@ -19,8 +19,6 @@ Chou 2023 configuration below sets back:
    ``f_Q_rest`` and ``f_V_rest`` are lowered by QTC and VTC.
 """
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,13 +31,9 @@ from nanopk import SpecError
 from nanopk.meta import read_nano_tumor_db
 from nanopk.meta import runner
 
-REPO = Path(__file__).resolve().parents[1]
-RAW = REPO.parent / "shared" / "datasets" / "raw"
-_HAVE_RAW = (RAW / "UFPBPK__Nano-AI-PBPK-G1").is_dir()
-_MISSING = f"Nano-Tumor Database files not found under {RAW}"
-#: As tests/test_meta.py: outside CI a missing data folder skips; in CI (CI=true) the db fixture fails.
-_IN_CI = os.environ.get("CI", "").lower() == "true"
-needs_raw = pytest.mark.skipif(not _HAVE_RAW and not _IN_CI, reason=_MISSING)
+# Where the Nano-Tumor Database lies and the skip rule, shared with tests/test_meta.py: outside CI a
+# missing data folder skips; in CI (CI=true) the db fixture fails.
+from test_meta import _HAVE_RAW, _MISSING, RAW, needs_raw  # noqa: E402
 
 #: Time windows (h), (lo, hi], of the per-window median signed log10(model / measured).
 WINDOWS = ((0, 1), (1, 4), (4, 12), (12, 30), (30, 80), (80, math.inf))
