@@ -18,8 +18,8 @@ where the data differ by more than 2-fold) beside the "no effect" predictor r = 
 :func:`size_elasticity` estimates d log10 %ID / d log10 core diameter per tissue from
 pairs that differ only in size, with a bootstrap interval over studies.
 
-This is the design of a paired comparison (Altman & Bland, BMJ 1994;309:996, within-
-subject differences) applied to biodistribution studies as the units.
+This is a paired comparison with the study as the unit: what is shared within a study
+cancels in the difference, as a subject's own baseline does in a within-subject design.
 """
 from __future__ import annotations
 
