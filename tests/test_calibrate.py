@@ -143,6 +143,15 @@ def test_predict_de24_equals_simulate_with_calibrated_constants():
     assert all(r["high"] <= 100.0 for rows in out["organs"].values() for r in rows)  # no organ holds > 100 %ID
 
 
+def test_predict_refuses_an_unknown_organ():
+    """An organ asked for by name that the model does not observe is refused with the valid names (not dropped)."""
+    with pytest.raises(NanopkError, match=r"organs 'livr'; did you mean 'liver'.*: not observables of mouse_tumour_full; "
+                                          r"valid: .*liver"):
+        predict(PEG50, times=[24.0], organs=["liver", "livr"], parameter_draws=0)
+    out = predict(PEG50, times=[24.0], organs=["liver"], parameter_draws=0)
+    assert list(out["organs"]) == ["liver"]
+
+
 def test_predict_without_draws_is_the_between_study_interval():
     """parameter_draws=0: every interval is value ×/÷ 10^(z·√(τ² + σ²)) (z = 1.645 for 90 %), to 1e-12."""
     rec = load_calibration()

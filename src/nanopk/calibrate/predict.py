@@ -178,6 +178,11 @@ def predict(particle: Particle | str | dict, dose="1mg/kg", times=(1.0, 4.0, 24.
     z = NormalDist().inv_cdf(0.5 + level / 2)
     model = load_model(record.get("model", MODEL), particle=particle)
     grid = np.unique(times)
+    if organs is not None:  # asked for by name: an unknown one is an error, not a silent omission
+        unknown = [o for o in organs if o not in model.observable_names]
+        if unknown:
+            raise NanopkError("organs " + ", ".join(f"{o!r}{suggest(str(o), model.observable_names)}" for o in unknown)
+                              + f": not observables of {model.name}; valid: {', '.join(model.observable_names)}")
     organs = [o for o in (organs or ("blood", "liver", "spleen", "kidney", "lung", "tumour", "brain", "muscle", "urine",
                                      "faeces")) if o in model.observable_names]
     base = {"BW": body_weight_g / 1000.0, "dose": dose_ug}
