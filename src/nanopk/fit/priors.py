@@ -171,26 +171,24 @@ def _conditional_priors(chosen: dict, sources: dict, specs, datasets) -> dict:
     table = conditional_table()
     particles = dataset_particles(datasets)
     basis = {}
+
+    def take(key, name, cond):
+        if cond[2]["kind"] == "particle":
+            chosen[key] = cond[:2]
+            sources[key] = table[name]["source"]
+        basis[key] = cond[2]
+
     for spec in specs:
         name = spec.model_name
         if name not in chosen or name not in table:
             continue
         marginal = chosen[name]
         if spec.dataset is not None:  # a per-dataset copy: its own dataset's particle
-            cond = conditional_prior(name, particles.get(spec.dataset), marginal)
-            if cond[2]["kind"] == "particle":
-                chosen[spec.name] = cond[:2]
-                sources[spec.name] = table[name]["source"]
-            basis[spec.name] = cond[2]
+            take(spec.name, name, conditional_prior(name, particles.get(spec.dataset), marginal))
             continue
         conds = {n: conditional_prior(name, p, marginal) for n, p in particles.items()}
-        values = {c[:2] for c in conds.values()}
-        if len(values) == 1:
-            cond = next(iter(conds.values()))
-            if cond[2]["kind"] == "particle":
-                chosen[name] = cond[:2]
-                sources[name] = table[name]["source"]
-            basis[name] = cond[2]
+        if len({c[:2] for c in conds.values()}) == 1:
+            take(name, name, next(iter(conds.values())))
         else:
             shown = "; ".join(f"{n}: {c[0]:.4g}" for n, c in conds.items())
             basis[name] = {"kind": "marginal", "terms": {}, "missing": [],
@@ -350,7 +348,6 @@ def prior_rows(priors, specs) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]
         center.append(math.log(median) if s.log else median)
         sd.append(spread)
     return resolved, np.array(index, dtype=int), np.array(center, dtype=float), np.array(sd, dtype=float)
-
 
 
 # ------------------------------------------------------------------ priors conditional on the particle
