@@ -12,7 +12,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from statistics import NormalDist
 
 from ..errors import NanopkError
 
@@ -78,30 +77,9 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-def interval_note(out) -> list[str]:
-    """What a prediction's population interval is made of, as ``nanopk predict`` and the web page print it."""
-    pct = int(round(100 * out["level"]))
-    between = 10 ** (out["sd_log10"] * NormalDist().inv_cdf(0.5 + out["level"] / 2))
-    lines = [f"{pct} % population interval (log-normal; upper end capped at 100 %ID): a new study's spread, × / ÷ "
-             f"{between:.3g} (between-study τ and residual σ of the calibration)"]
-    if out.get("parameter_draws"):
-        de = out["delivery"].get("DE24") or next(iter(out["delivery"].values()), None)
-        widened = f"; it widens DE24 to × / ÷ {de['high'] / de['value']:.3g}" if de and de["high"] < 100.0 else ""
-        lines.append(f"combined with the calibrated constants' uncertainty: {out['parameter_draws']} draws, "
-                     f"{out['parameter_uncertainty']}{widened}")
-        if out.get("failed_draws"):
-            lines.append(f"{out['failed_draws']} of the draws failed to simulate and are left out of the interval")
-        if out.get("held_constants"):
-            lines.append(f"held at their estimate (not identified by the calibration, their uncertainty not included): "
-                         f"{', '.join(out['held_constants'])}")
-    else:
-        lines.append("the calibrated constants' own uncertainty is not included (parameter_draws=0)")
-    return lines
-
-
 def cmd_predict(args) -> int:
     """Organ %ID and DE24/DE168/DEmax of a particle, with the population interval."""
-    from .predict import predict
+    from .predict import interval_note, predict
 
     _writable("--json", args.json)
     try:

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import NanopkError, suggest
 from ..particle import Particle
 
-__all__ = ["parse_particle", "parse_dose", "predict", "constant_draws", "PARTICLE_ALIASES", "MATERIAL_ALIASES"]
+__all__ = ["parse_particle", "parse_dose", "predict", "constant_draws", "interval_note", "PARTICLE_ALIASES", "MATERIAL_ALIASES"]
 
 #: Short field names accepted by ``--particle`` (``core_nm=50,peg_mw=5000``).
 PARTICLE_ALIASES = {"core_nm": "core_diameter_nm", "core": "core_diameter_nm", "size_nm": "core_diameter_nm",
@@ -223,6 +223,27 @@ def predict(particle: Particle | str | dict, dose="1mg/kg", times=(1.0, 4.0, 24.
             "delivery": delivery, "parameter_draws": len(draws), "failed_draws": failed, "parameter_uncertainty": how,
             "held_constants": held, "calibration": {k: record.get(k) for k in ("date", "database", "benchmark", "n_studies",
                                                                              "n_points", "tau_log10", "sigma_log10")}}
+
+
+def interval_note(out) -> list[str]:
+    """What a prediction's population interval is made of, as ``nanopk predict`` and the web page print it."""
+    pct = int(round(100 * out["level"]))
+    between = 10 ** (out["sd_log10"] * NormalDist().inv_cdf(0.5 + out["level"] / 2))
+    lines = [f"{pct} % population interval (log-normal; upper end capped at 100 %ID): a new study's spread, × / ÷ "
+             f"{between:.3g} (between-study τ and residual σ of the calibration)"]
+    if out.get("parameter_draws"):
+        de = out["delivery"].get("DE24") or next(iter(out["delivery"].values()), None)
+        widened = f"; it widens DE24 to × / ÷ {de['high'] / de['value']:.3g}" if de and de["high"] < 100.0 else ""
+        lines.append(f"combined with the calibrated constants' uncertainty: {out['parameter_draws']} draws, "
+                     f"{out['parameter_uncertainty']}{widened}")
+        if out.get("failed_draws"):
+            lines.append(f"{out['failed_draws']} of the draws failed to simulate and are left out of the interval")
+        if out.get("held_constants"):
+            lines.append(f"held at their estimate (not identified by the calibration, their uncertainty not included): "
+                         f"{', '.join(out['held_constants'])}")
+    else:
+        lines.append("the calibrated constants' own uncertainty is not included (parameter_draws=0)")
+    return lines
 
 
 def constant_draws(record: dict, n: int, seed: int = 0, bounds: dict | None = None) -> tuple[list[dict], str, list[str]]:

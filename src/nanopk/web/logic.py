@@ -359,7 +359,7 @@ def dose_text(dose_mg_kg) -> str:
 def predict_lines(out: Mapping) -> tuple[list[str], list[str]]:
     """What ``nanopk predict`` prints for a prediction (same format, so the same digits):
     the notes on what its interval is made of, and the DE24/DE168/DEmax lines."""
-    from ..calibrate.commands import interval_note
+    from ..calibrate.predict import interval_note
 
     pct = int(round(100 * out["level"]))
     return interval_note(out), [f"{k} = {v['value']:.3g} %ID ({pct} % population interval {v['low']:.3g}–{v['high']:.3g})"
