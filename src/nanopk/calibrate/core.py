@@ -357,6 +357,15 @@ class InstanceSimulator:
             overrides.append(over)
             structure.append(struct)
         _save_particle_cache(cache)
+        # Instances of one structure share the model of its first particle, and an instance's
+        # overrides list only what differs from the *base* model.  A parameter that the shared
+        # model's particle sets away from the base default must therefore be set back for every
+        # instance that does not set it itself (else a 15 nm PEG-5k gold instance — the base
+        # particle — would inherit the first particle's core size, coating and density).
+        shared = {struct: cache["particles"][_particle_key(p)]["params"] for struct, p in particles.items()}
+        for over, struct in zip(overrides, structure):
+            for k in shared[struct]:
+                over.setdefault(k, self.default_values[k])
         self.times = np.unique(self.points["time_h"].to_numpy(float))
         self.times = self.times[self.times > 0]
         self._solver = _Solver(model, self.rtol, self.times, particles, overrides, structure)
