@@ -131,6 +131,37 @@ def test_calibration_recovers_known_constants(synthetic):
     assert np.allclose(np.diag(cov["matrix"]), [fit.se_log10[n] ** 2 for n in cov["names"]], rtol=1e-12)
 
 
+def test_calibration_estimates_the_mean_study_offset():
+    """Studies that all report less than the model (offsets −0.2, −0.3, −0.4, −0.5 log10, mean −0.35) give μ = −0.35
+    (to 0.02) with its SE, the constants within 5 %, and a new study predicted at that level; study_mean=False (the
+    earlier calibrations) reports μ = 0 without an SE."""
+    particles = [dict(material="Au", core_diameter_nm=15.0, coating="PEG", coating_mw_da=5000.0),
+                 dict(material="Au", core_diameter_nm=80.0, coating="none")]
+    offsets = {"A": -0.2, "B": -0.3, "C": -0.4, "D": -0.5}
+    inst = pd.DataFrame([{"name": f"i{j}_{s}", "study": s, "species": "mouse", "body_weight_g": 20.0, "dose_ug": 20.0,
+                          "tumour_g": math.nan, "has_tumour": True, "perfused": False, "particle": p, "citation": ""}
+                         for j, p in enumerate(particles) for s in offsets])
+    pts = pd.DataFrame([{"name": n, "study": s, "tissue": t, "time_h": h, "pid": 1.0}
+                        for n, s in zip(inst["name"], inst["study"]) for t in ("blood", "liver", "spleen", "tumour")
+                        for h in (1.0, 4.0, 24.0, 72.0)])
+    sim = InstanceSimulator(inst, pts, workers=1)
+    truth = {"signal_50": 0.05, "S_V_tumour": 1200.0}
+    sim.points["pid"] = 10 ** (sim.predict_log10(truth) + pts["study"].map(offsets).to_numpy())
+    constants = (Constant("signal_50", 1e-3, 1e3, ""), Constant("S_V_tumour", 1.0, 1e5, ""))
+    options = dict(start={"signal_50": 0.35, "S_V_tumour": 400.0}, max_nfev=30, em_rounds=2, tau0=0.1, sigma0=0.05)
+    fit = calibrate_constants(sim, constants, **options)
+    assert fit.offset_log10 == pytest.approx(-0.35, abs=0.02)
+    assert 0 < fit.offset_se_log10 < 0.2
+    assert fit.values["signal_50"] == pytest.approx(truth["signal_50"], rel=0.05)
+    assert fit.values["S_V_tumour"] == pytest.approx(truth["S_V_tumour"], rel=0.05)
+    assert fit.to_dict()["offset_log10"] == fit.offset_log10
+    new_study = sim.predict_log10(fit.values) + fit.offset_log10
+    truth_mean = sim.predict_log10(truth) - 0.35
+    assert np.median(np.abs(new_study - truth_mean)) < 0.03
+    fixed = calibrate_constants(sim, constants, study_mean=False, **options)
+    assert fixed.offset_log10 == 0.0 and fixed.offset_se_log10 is None
+
+
 def test_calibration_start_outside_bounds_is_refused(synthetic):
     """A starting value outside a constant's bounds names the constant and the bounds."""
     sim, _ = synthetic
@@ -153,12 +184,16 @@ def test_shipped_calibration_has_values_intervals_and_source():
 
 
 def test_predict_de24_equals_simulate_with_calibrated_constants():
-    """predict's DE24 is the 0–24 h mean of the tumour curve simulated with the calibrated constants (within 1 %)."""
+    """predict's DE24 is the 0–24 h mean of the tumour curve simulated with the calibrated constants, times 10^μ (the
+    studies' mean offset), within 1 %; an organ value is the simulated one times 10^μ (to 1e-3)."""
     out = predict(PEG50, dose="1mg/kg", times=[24.0])
     p = nanopk.Particle(material="Au", core_diameter_nm=50, coating="PEG", coating_mw_da=5000)
     m = nanopk.load_model("mouse_tumour_full", particle=p)
     grid = np.linspace(0, 24, 2401)
     sim = nanopk.simulate(m, grid, params={**calibrated_values(), "BW": 0.02, "dose": 20.0})
+    mu = load_calibration().get("offset_log10") or 0.0
+    assert out["offset_log10"] == mu
+    sim = sim * 10 ** mu
     y = sim["tumour"].to_numpy()
     de24 = float(np.sum((y[1:] + y[:-1]) * np.diff(grid)) / 2) / 24.0  # trapezoid rule
     assert out["delivery"]["DE24"]["value"] == pytest.approx(de24, rel=0.01)
@@ -178,10 +213,10 @@ def test_predict_refuses_an_unknown_organ():
 
 
 def test_predict_without_draws_is_the_between_study_interval():
-    """parameter_draws=0: every interval is value ×/÷ 10^(z·√(τ² + σ²)) (z = 1.645 for 90 %), to 1e-12."""
+    """parameter_draws=0: every interval is value ×/÷ 10^(z·√(τ² + σ² + SE(μ)²)) (z = 1.645 for 90 %), to 1e-12."""
     rec = load_calibration()
     out = predict(PEG50, dose="1mg/kg", times=[24.0], parameter_draws=0)
-    factor = 10 ** (1.6448536269514722 * math.hypot(rec["tau_log10"], rec["sigma_log10"]))
+    factor = 10 ** (1.6448536269514722 * math.hypot(rec["tau_log10"], rec["sigma_log10"], rec.get("offset_se_log10") or 0))
     de = out["delivery"]["DE24"]
     assert de["value"] / de["low"] == pytest.approx(factor, rel=1e-12) and de["sd_parameter_log10"] == 0.0
     assert out["parameter_draws"] == 0 and out["parameter_uncertainty"] == "not propagated"

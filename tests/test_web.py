@@ -4,6 +4,7 @@ The page itself, in a real browser, is tested in tests/test_web_browser.py.
 """
 import asyncio
 import json
+import math
 import shutil
 import socket
 import xml.etree.ElementTree as ET
@@ -17,6 +18,7 @@ pytest.importorskip("shiny", reason="the web extra (pip install 'nanopk[web]') i
 
 import nanopk  # noqa: E402
 from nanopk.calibrate.predict import parse_particle, predict  # noqa: E402
+from nanopk.calibrate.store import load_calibration  # noqa: E402
 from nanopk.cli import main  # noqa: E402
 from nanopk.data.reader import resolve_path  # noqa: E402
 from nanopk.errors import DataError, NanopkError  # noqa: E402
@@ -158,9 +160,13 @@ def test_design_is_nanopk_predict(capsys):
     de_lines = [line for line in printed if line.startswith(("DE24 =", "DE168 =", "DEmax ="))]
     assert len(de_lines) == 3 and out["de_lines"] == de_lines  # the page shows these lines, digit for digit
     # and the same notes on what the interval holds: the between-study spread and the constants' draws
-    notes = [line[2:] for line in printed if line.startswith(("# 90 % population interval", "# combined with", "# held at"))]
-    assert len(notes) == 3 and out["notes"] == notes and out["lines"] == notes + de_lines
-    assert "× / ÷ 24.8 (between-study" in notes[0] and "100 draws" in notes[1]
+    notes = [line[2:] for line in printed if line.startswith(("# values as a study reports them", "# 90 % population interval",
+                                                              "# combined with", "# held at"))]
+    assert len(notes) == 4 and out["notes"] == notes and out["lines"] == notes + de_lines
+    rec = load_calibration()
+    between = 10 ** (1.6448536269514722 * math.hypot(rec["tau_log10"], rec["sigma_log10"], rec["offset_se_log10"]))
+    assert f"× {10 ** rec['offset_log10']:.3g} (the calibration studies' mean offset" in notes[0]
+    assert f"× / ÷ {between:.3g} (between-study" in notes[1] and "100 draws" in notes[2]
     api = predict("material=Au,core_nm=15,coating=PEG,peg_mw=5000", dose="2mg/kg")
     for k in ("DE24", "DE168", "DEmax"):
         assert out["prediction"]["delivery"][k] == pytest.approx(api["delivery"][k], rel=1e-12)

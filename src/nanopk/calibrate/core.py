@@ -14,8 +14,10 @@ Lindstrom & Bates 1990 for the linear random effect, with the nonlinear part by 
 squares):
 
 1. for fixed variances, θ minimises the penalised residual sum of squares
-   ``Σ (y − log10 f(θ) − b̂_s)² + (σ²/τ²)·Σ b̂_s²`` with ``b̂_s`` the conditional mode
-   (BLUP) of each study's offset, ``b̂_s = Σ_{j∈s} r_j / (n_s + σ²/τ²)``
+   ``Σ (y − log10 f(θ) − μ − b̂_s)² + (σ²/τ²)·Σ b̂_s²`` with μ the mean of the study
+   offsets (their GLS mean, ``μ = Σ_s S_s/(n_s + σ²/τ²) / Σ_s n_s/(n_s + σ²/τ²)``,
+   S_s the sum of a study's residuals r = y − log10 f) and ``b̂_s`` the conditional mode
+   (BLUP) of each study's offset about it, ``b̂_s = (S_s − n_s μ) / (n_s + σ²/τ²)``
    (:func:`scipy.optimize.least_squares`, trust region reflective, finite differences
    in log10 θ);
 2. the variances are re-estimated by EM:
@@ -24,7 +26,11 @@ squares):
 
 repeated until τ² and σ² change by < 5 %.  Standard errors of log10 θ come from the
 Gauss–Newton covariance ``s²·(JᵀJ)⁻¹`` of the last step.  A new study's prediction
-has b = 0 and the population interval ``± z·√(τ² + σ²)`` on log10 %ID.
+is log10 f(θ) + μ (its offset at the mean) with the population interval
+``± z·√(τ² + σ² + SE(μ)²)`` on log10 %ID.  μ says how much of the mass-balanced
+model's %ID the studies report (10^μ); fixing it at 0, as the first calibrations did,
+predicted every organ of a new study too high, because reported organs add up to well
+under the dose and no constant can lower all of them at once.
 
 Each evaluation simulates every instance once (``InstanceSimulator``; a compiled
 model per structure, the instance's particle, dose, body weight and tumour mass as
@@ -581,10 +587,16 @@ class CalibrationResult:
     #: ``{"names": [...], "matrix": [[...]]}`` (empty when none is identified);
     #: :func:`nanopk.calibrate.predict.constant_draws` draws from it.
     covariance_log10: dict = field(default_factory=dict)
+    #: Mean of the study offsets μ (log10), estimated with them: a new study is predicted at
+    #: log10 f(θ) + μ.  10^μ is the share of the mass-balanced model's %ID that the
+    #: calibration studies report (0 when the fit was asked not to estimate it).
+    offset_log10: float = 0.0
+    #: Standard error of μ (GLS with the random study effect), or None.
+    offset_se_log10: float | None = None
 
     def to_dict(self) -> dict:
         extra = {"covariance_log10": self.covariance_log10} if self.covariance_log10 else {}
-        return {**extra, 
+        return {**extra, "offset_log10": self.offset_log10, "offset_se_log10": _finite(self.offset_se_log10),
             "constants": {k: {"value": v, "se_log10": _finite(self.se_log10.get(k)), "interval95": _interval(v, self.se_log10.get(k)),
                               "identified": _interval(v, self.se_log10.get(k)) is not None}
                           for k, v in self.values.items()},
@@ -610,18 +622,31 @@ def _interval(value: float, se) -> list | None:
     return [value / 10 ** (1.96 * se), value * 10 ** (1.96 * se)]
 
 
-def _blup(resid: np.ndarray, groups: np.ndarray, n_groups: int, ratio: float):
-    """Conditional mode of each study's offset and the residuals it leaves."""
+def _blup(resid: np.ndarray, groups: np.ndarray, n_groups: int, ratio: float, estimate_mean: bool = False):
+    """The mean μ of the study offsets and each study's offset b about it (conditional modes).
+
+    Minimises Σ (r − μ − b_g)² + ratio·Σ b_g² (ratio = σ²/τ²); for a given μ,
+    b_g = (S_g − n_g·μ)/(n_g + ratio), and the μ that minimises the rest is the GLS mean
+    μ = Σ_g S_g/(n_g + ratio) / Σ_g n_g/(n_g + ratio).  Without ``estimate_mean``, μ = 0.
+
+    Returns
+    -------
+    (float, ndarray, ndarray)
+        μ, the offsets b and the number of points per study.
+    """
     ok = np.isfinite(resid)
     sums = np.bincount(groups[ok], weights=resid[ok], minlength=n_groups)
     counts = np.bincount(groups[ok], minlength=n_groups).astype(float)
-    b = sums / (counts + ratio)
-    return b, counts
+    mu = 0.0
+    if estimate_mean and counts.sum() > 0:
+        mu = float(np.sum(sums / (counts + ratio)) / np.sum(counts / (counts + ratio)))
+    return mu, (sums - counts * mu) / (counts + ratio), counts
 
 
 def calibrate_constants(sim: InstanceSimulator, constants=CONSTANTS, start: dict | None = None, point_mask=None,
                         max_nfev: int = 40, em_rounds: int = 4, tau0: float = 0.3, sigma0: float = 0.5,
-                        random_effect: bool = True, progress=None, label: str = "fit") -> CalibrationResult:
+                        random_effect: bool = True, study_mean: bool = True, progress=None,
+                        label: str = "fit") -> CalibrationResult:
     """Fit ``constants`` to the points of ``sim`` (those in ``point_mask``), with a study random effect.
 
     Parameters
@@ -640,6 +665,11 @@ def calibrate_constants(sim: InstanceSimulator, constants=CONSTANTS, start: dict
         Alternations of the θ fit and the variance update.
     random_effect : bool
         Without it the fit is plain least squares (τ = 0).
+    study_mean : bool
+        Estimate the mean μ of the study offsets (b ~ N(μ, τ²)) instead of fixing it at
+        0.  The studies' reported %ID can sit below a mass-balanced model in every organ
+        at once (the NTUA studies' measured organs add up to a median 39 %ID), which no
+        constant can absorb; with μ fixed at 0 a new study is then predicted too high.
     progress : callable, optional
         Called with the number of distinct evaluations so far after each new one
         (stored evaluations replayed from the store included).
@@ -706,17 +736,18 @@ def calibrate_constants(sim: InstanceSimulator, constants=CONSTANTS, start: dict
         r = y - predicted(x)
         r = np.where(np.isfinite(r), r, FAILED_RESIDUAL)
         if not random_effect or tau2 <= 0:
-            return r
+            return r - (float(np.mean(r)) if study_mean else 0.0)
         ratio = sigma2 / tau2
-        b, _ = _blup(r, groups, n_groups, ratio)
-        return np.concatenate([r - b[groups], math.sqrt(ratio) * b])
+        mu, b, _ = _blup(r, groups, n_groups, ratio, study_mean)
+        return np.concatenate([r - mu - b[groups], math.sqrt(ratio) * b])
 
     fit_key = None
     if sim.store is not None:
         fit_key = hashlib.sha256(json.dumps(plain({
             "constants": [[c.name, c.lower, c.upper] for c in constants], "start": [float(v).hex() for v in x0],
             "points": hashlib.sha256(mask.tobytes()).hexdigest(), "max_nfev": max_nfev, "em_rounds": em_rounds,
-            "tau0": tau0, "sigma0": sigma0, "random_effect": random_effect}), sort_keys=True).encode()).hexdigest()
+            "tau0": tau0, "sigma0": sigma0, "random_effect": random_effect, "study_mean": study_mean}),
+            sort_keys=True).encode()).hexdigest()
         stored = sim.store.fit(fit_key)
         if stored is not None:  # finished before: read back, not refitted
             return CalibrationResult(**{**stored, "n_simulated": 0})
@@ -733,15 +764,17 @@ def calibrate_constants(sim: InstanceSimulator, constants=CONSTANTS, start: dict
             r = y - predicted(x)
             r = np.where(np.isfinite(r), r, FAILED_RESIDUAL)
             if not random_effect:
+                r = r - (float(np.mean(r)) if study_mean else 0.0)
                 sigma2 = float(np.mean(r ** 2))
                 history.append({"round": rnd + 1, "cost": float(res.cost), "sigma": math.sqrt(sigma2), "tau": 0.0})
                 break
-            b, counts = _blup(r, groups, n_groups, sigma2 / tau2)
+            mu, b, counts = _blup(r, groups, n_groups, sigma2 / tau2, study_mean)
+            r = r - mu
             v = 1.0 / (counts / sigma2 + 1.0 / tau2)
             new_tau2 = float(np.mean(b ** 2 + v))
             new_sigma2 = float((np.sum((r - b[groups]) ** 2) + np.sum(counts * v)) / len(r))
             history.append({"round": rnd + 1, "cost": float(res.cost), "sigma": math.sqrt(new_sigma2),
-                            "tau": math.sqrt(new_tau2), "x": dict(zip(names, map(float, x)))})
+                            "tau": math.sqrt(new_tau2), "offset": mu, "x": dict(zip(names, map(float, x)))})
             done = abs(new_tau2 / tau2 - 1) < 0.05 and abs(new_sigma2 / sigma2 - 1) < 0.05
             tau2, sigma2 = new_tau2, new_sigma2
             if done:
@@ -763,14 +796,21 @@ def calibrate_constants(sim: InstanceSimulator, constants=CONSTANTS, start: dict
                       if cov is not None and ident else {})
         r = y - predicted(x)
         r = np.where(np.isfinite(r), r, FAILED_RESIDUAL)
-        b, _ = _blup(r, groups, n_groups, sigma2 / tau2) if random_effect else (np.zeros(n_groups), None)
+        if random_effect:
+            mu, b, counts = _blup(r, groups, n_groups, sigma2 / tau2, study_mean)
+            # GLS variance of the mean with a random study effect: 1 / Σ_g n_g / (σ² + n_g τ²)
+            mu_se = math.sqrt(1.0 / float(np.sum(counts / (sigma2 + counts * tau2)))) if study_mean else None
+        else:
+            mu = float(np.mean(r)) if study_mean else 0.0
+            b, mu_se = np.zeros(n_groups), (math.sqrt(sigma2 / len(r)) if study_mean else None)
         inst_mask = sim.instances["name"].isin(set(sim.points["name"][mask]))
         result = CalibrationResult(
             values=dict(zip(names, (float(v) for v in 10 ** x))), se_log10=dict(zip(names, (float(s) for s in se))),
             tau=math.sqrt(tau2), sigma=math.sqrt(sigma2), study_offsets=dict(zip(codes, map(float, b))),
             n_points=int(mask.sum()), n_instances=int(inst_mask.sum()), n_studies=n_groups,
             n_evaluations=len(memo), seconds=time.perf_counter() - t0, cost=float(res.cost), history=history,
-            failures=dict(sim.failures), n_simulated=sim.n_evaluations - n_simulated0, covariance_log10=covariance)
+            failures=dict(sim.failures), n_simulated=sim.n_evaluations - n_simulated0, covariance_log10=covariance,
+            offset_log10=float(mu), offset_se_log10=mu_se)
     if fit_key is not None:
         sim.store.save_fit(fit_key, label, {k: v for k, v in asdict(result).items() if k != "n_simulated"})
     return result

@@ -6,7 +6,11 @@ weight, and returns organ %ID at the requested times and DE24 / DE168 / DEmax (a
 :func:`nanopk.delivery.pk_metrics` defines them).  The population interval is the
 spread a *new study* of this particle would show, log-normal on log10 %ID with
 
-    s_k² = τ² + σ² + s_θ,k²,      interval = value × 10^(± z·s_k)
+    value = 10^μ · f_k(θ̂),   s_k² = τ² + σ² + SE(μ)² + s_θ,k²,   interval = value × 10^(± z·s_k)
+
+where f_k is the model's output k and μ the calibration's mean study offset
+(``offset_log10``): the studies report 10^μ of what the mass-balanced model holds, so a
+new study's reported %ID is predicted at that level (records without μ: μ = 0);
 
 (upper end capped at 100 %ID: an organ cannot hold more than the dose), where τ and σ
 are the calibration's between-study and residual SDs and s_θ,k is the spread that the
@@ -136,8 +140,8 @@ def predict(particle: Particle | str | dict, dose="1mg/kg", times=(1.0, 4.0, 24.
     Returns
     -------
     dict
-        ``particle``, ``dose_ug``, ``constants``, ``sd_log10`` (√(τ² + σ²), the
-        between-study part), ``level``, ``organs`` (``{organ: [{"time_h", "value",
+        ``particle``, ``dose_ug``, ``constants``, ``offset_log10`` (μ), ``sd_log10``
+        (√(τ² + σ² + SE(μ)²), the between-study part), ``level``, ``organs`` (``{organ: [{"time_h", "value",
         "low", "high", "sd_log10", "sd_parameter_log10"}]}``), ``delivery``
         (``{DE24|DE168|DEmax: {...the same keys}}``), ``parameter_draws`` (used),
         ``failed_draws`` (draws whose simulation failed, left out and counted),
@@ -174,7 +178,9 @@ def predict(particle: Particle | str | dict, dose="1mg/kg", times=(1.0, 4.0, 24.
     dose_ug = float(dose) if isinstance(dose, (int, float)) else parse_dose(dose, body_weight_g)
     record = calibration if isinstance(calibration, dict) else load_calibration(calibration)
     constants = calibrated_values(record)
-    sd = math.hypot(float(record["tau_log10"]), float(record["sigma_log10"]))
+    offset = float(record.get("offset_log10") or 0.0)
+    sd = math.hypot(float(record["tau_log10"]), float(record["sigma_log10"]), float(record.get("offset_se_log10") or 0.0))
+    scale = reported_scale(record)  # as a new study would report it (module docstring)
     z = NormalDist().inv_cdf(0.5 + level / 2)
     model = load_model(record.get("model", MODEL), particle=particle)
     grid = np.unique(times)
@@ -191,8 +197,8 @@ def predict(particle: Particle | str | dict, dose="1mg/kg", times=(1.0, 4.0, 24.
         params = {**values, **base}
         sim = simulate(model, grid, params=params)
         metrics = pk_metrics(model, params, blood_states=False)
-        out = {(organ, float(t)): float(v) for organ in organs for t, v in zip(sim.index, sim[organ])}
-        out.update({(k, None): float(metrics[k]) for k in ("DE24", "DE168", "DEmax") if metrics.get(k) is not None})
+        out = {(organ, float(t)): scale * float(v) for organ in organs for t, v in zip(sim.index, sim[organ])}
+        out.update({(k, None): scale * float(metrics[k]) for k in ("DE24", "DE168", "DEmax") if metrics.get(k) is not None})
         return out
 
     central = outputs(constants)
@@ -219,18 +225,35 @@ def predict(particle: Particle | str | dict, dose="1mg/kg", times=(1.0, 4.0, 24.
     out_organs = {organ: [{"time_h": float(t), **interval((organ, float(t)))} for t in grid] for organ in organs}
     delivery = {k: interval((k, None)) for k in ("DE24", "DE168", "DEmax") if (k, None) in central}
     return {"particle": particle.to_dict(), "model": model.name, "structure_hash": model.structure_hash, "species": species, "body_weight_g": body_weight_g,
-            "dose_ug": dose_ug, "constants": constants, "sd_log10": sd, "level": level, "organs": out_organs,
+            "dose_ug": dose_ug, "constants": constants, "offset_log10": offset, "sd_log10": sd, "level": level,
+            "organs": out_organs,
             "delivery": delivery, "parameter_draws": len(draws), "failed_draws": failed, "parameter_uncertainty": how,
             "held_constants": held, "calibration": {k: record.get(k) for k in ("date", "database", "benchmark", "n_studies",
                                                                              "n_points", "tau_log10", "sigma_log10")}}
+
+
+def reported_scale(record: dict | None = None) -> float:
+    """10^μ: the factor from the mass-balanced model's %ID to what a new study reports (1 without μ).
+
+    :func:`predict` applies it to every organ value and to DE24/DE168/DEmax; anything else
+    that shows predict's numbers from a direct simulation (the web page's scans) must too."""
+    from .store import load_calibration
+
+    record = record if record is not None else load_calibration()
+    return 10 ** float(record.get("offset_log10") or 0.0)
 
 
 def interval_note(out) -> list[str]:
     """What a prediction's population interval is made of, as ``nanopk predict`` and the web page print it."""
     pct = int(round(100 * out["level"]))
     between = 10 ** (out["sd_log10"] * NormalDist().inv_cdf(0.5 + out["level"] / 2))
-    lines = [f"{pct} % population interval (log-normal; upper end capped at 100 %ID): a new study's spread, × / ÷ "
-             f"{between:.3g} (between-study τ and residual σ of the calibration)"]
+    lines = []
+    if out.get("offset_log10"):
+        lines.append(f"values as a study reports them: the model's %ID × {10 ** out['offset_log10']:.3g} (the calibration "
+                     f"studies' mean offset μ = {out['offset_log10']:+.3g} log10: their measured organs hold less than the "
+                     "mass-balanced model; CALIBRATION.md)")
+    lines.append(f"{pct} % population interval (log-normal; upper end capped at 100 %ID): a new study's spread, × / ÷ "
+                 f"{between:.3g} (between-study τ and residual σ of the calibration, and the uncertainty of μ)")
     if out.get("parameter_draws"):
         de = out["delivery"].get("DE24") or next(iter(out["delivery"].values()), None)
         widened = f"; it widens DE24 to × / ÷ {de['high'] / de['value']:.3g}" if de and de["high"] < 100.0 else ""

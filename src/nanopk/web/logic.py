@@ -410,14 +410,15 @@ def scan_params() -> dict:
 
 
 def design_scan(*, material, sizes, coatings, coating_mw_da=None, dose_mg_kg=1.0):
-    """DE24, DE168, DEmax over a size × coating grid: ``nanopk scan mouse_tumour_full`` with the calibrated constants.
+    """DE24, DE168, DEmax over a size × coating grid: ``nanopk scan mouse_tumour_full`` with the calibrated constants,
+    times the calibration's 10^μ (:func:`nanopk.calibrate.predict.reported_scale`).
 
     So each cell is the DE24 that ``nanopk predict`` (and the design page) gives the same
     particle; the population interval of every cell is that of :func:`design`.
     """
     import pandas as pd
 
-    from ..calibrate.predict import MODEL, parse_dose
+    from ..calibrate.predict import MODEL, parse_dose, reported_scale
     from ..scan import scan
 
     parse_dose(dose_text(dose_mg_kg), 20.0)  # a missing or bad dose: nanopk predict's --dose message
@@ -429,7 +430,10 @@ def design_scan(*, material, sizes, coatings, coating_mw_da=None, dose_mg_kg=1.0
             base["coating_mw_da"] = float(coating_mw_da)
         rows.append(scan(MODEL, {"size": [float(s) for s in sizes], "coating": [coating], "dose": [float(dose_mg_kg)]},
                          base=base, params=params))
-    return pd.concat(rows, ignore_index=True)
+    table = pd.concat(rows, ignore_index=True)
+    delivery = [c for c in ("DE24", "DE168", "DEmax") if c in table]
+    table[delivery] = table[delivery] * reported_scale()  # %ID as a study reports it, as predict gives it
+    return table
 
 
 def compare_particles(a: Mapping, b: Mapping, *, level: float = 0.9, times_h=None) -> dict:
@@ -474,6 +478,11 @@ def compare_particles(a: Mapping, b: Mapping, *, level: float = 0.9, times_h=Non
                                 "dose": d["prediction"]["dose_ug"]})
               for name, d in designs.items()}
     attribution = particle_attribution(models, ["A", "B"])
+    # The attribution simulates the mass-balanced model; predict's DE24s are those × 10^μ (the shares do not change).
+    from ..calibrate.predict import reported_scale
+
+    scaled = ["metric_reference", "metric_group", "metric_swapped"]
+    attribution[scaled] = attribution[scaled].astype(float) * reported_scale()
     lines = [f"{pa['model']} with the calibrated constants (nanopk predict), {pa['species']} {pa['body_weight_g']:g} g"]
     for name, d in designs.items():
         lines += ["", f"particle {name}: {d['particle']}; dose {d['dose']} ({d['prediction']['dose_ug']:.4g} µg IV)",
