@@ -481,7 +481,7 @@ def compare_particles(a: Mapping, b: Mapping, *, level: float = 0.9, times_h=Non
     # The attribution simulates the mass-balanced model; predict's DE24s are those × 10^μ (the shares do not change).
     from ..calibrate.predict import reported_scale
 
-    scaled = ["metric_reference", "metric_group", "metric_swapped"]
+    scaled = ["metric_reference", "metric_group", "metric_swapped"]  # a failed swap's None becomes NaN here
     attribution[scaled] = attribution[scaled].astype(float) * reported_scale()
     lines = [f"{pa['model']} with the calibrated constants (nanopk predict), {pa['species']} {pa['body_weight_g']:g} g"]
     for name, d in designs.items():
@@ -500,7 +500,8 @@ def compare_particles(a: Mapping, b: Mapping, *, level: float = 0.9, times_h=Non
                 share = "share not defined"
             else:
                 share = f"{round(100 * row.share) or 0:.0f} % of the difference"  # `or 0`: no "-0 %"
-            moved = "no solution" if row.metric_swapped is None else f"DE24 {row.metric_swapped:.3g}"
+            failed = row.metric_swapped is None or row.metric_swapped != row.metric_swapped  # None or NaN
+            moved = "no solution" if failed else f"DE24 {row.metric_swapped:.3g}"
             lines.append(f"  {row.parameter}: {row.reference_value:.4g} → {row.value:.4g}: {moved} ({share})")
     else:
         lines += ["", "A and B give the model the same parameter values: the same prediction"]
