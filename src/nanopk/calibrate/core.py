@@ -29,8 +29,8 @@ Gauss–Newton covariance ``s²·(JᵀJ)⁻¹`` of the last step.  A new study's
 is log10 f(θ) + μ (its offset at the mean) with the population interval
 ``± z·√(τ² + σ² + SE(μ)²)`` on log10 %ID.  μ says how much of the mass-balanced
 model's %ID the studies report (10^μ); fixing it at 0, as the first calibrations did,
-predicted every organ of a new study too high, because reported organs add up to well
-under the dose and no constant can lower all of them at once.
+predicted nearly every organ of a new study too high, because reported organs add up to
+well under the dose and no constant can lower all of them at once.
 
 Each evaluation simulates every instance once (``InstanceSimulator``; a compiled
 model per structure, the instance's particle, dose, body weight and tumour mass as
@@ -667,8 +667,8 @@ def calibrate_constants(sim: InstanceSimulator, constants=CONSTANTS, start: dict
         Without it the fit is plain least squares (τ = 0).
     study_mean : bool
         Estimate the mean μ of the study offsets (b ~ N(μ, τ²)) instead of fixing it at
-        0.  The studies' reported %ID can sit below a mass-balanced model in every organ
-        at once (the NTUA studies' measured organs add up to a median 39 %ID), which no
+        0.  The studies' reported %ID can sit below a mass-balanced model in nearly every
+        organ at once (the NTUA studies' measured organs add up to a median 39 %ID), which no
         constant can absorb; with μ fixed at 0 a new study is then predicted too high.
     progress : callable, optional
         Called with the number of distinct evaluations so far after each new one
