@@ -130,7 +130,12 @@ def add_parsers(sub) -> None:
     p.add_argument("--report", help="also write the markdown report here")
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("predict", help="a priori organ %%ID and DE24/DE168/DEmax of a particle (calibrated constants)")
+    p = sub.add_parser("predict", help="a priori organ %%ID and DE24/DE168/DEmax of a particle (calibrated constants)",
+                       description="A priori organ %ID and DE24/DE168/DEmax of a particle from mouse_tumour_full with "
+                                   "the constants calibrated on the NTUA database, as a new study would report them "
+                                   "(the model's %ID × 10^μ, μ the studies' mean offset), with the population interval "
+                                   "of a new study (90 % by default). Read CALIBRATION.md for how well this predicts "
+                                   "studies left out of the calibration.")
     p.add_argument("--particle", required=True,
                    help="e.g. material=gold,core_nm=50,coating=PEG,peg_mw=5000 (Particle field names work too)")
     p.add_argument("--dose", default="1mg/kg", help="IV bolus, e.g. 1mg/kg or 20ug (default 1mg/kg)")
