@@ -40,7 +40,6 @@ from nanopk.dosing import Bolus
 
 MODEL = "mouse_tumour_full"
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 GRID = np.concatenate([[0.0], np.geomspace(1.0 / 60.0, 336.0, 400)])
 T_REF = 5.0 / 60.0  # h: reference time of the blood t½ (after mixing)
 
@@ -223,11 +222,9 @@ def cho2010_anchors(ctx: Context) -> list[Row]:
 
 def _cho2010_spleen_liver(ctx: Context) -> Row:
     """Spleen/liver concentration of 100 nm PEG-5k Au, the calibration of k_cap_ops_spleen (read from the dataset)."""
-    data = np.genfromtxt(ROOT / "datasets" / "cho2010_peg_au_100nm.csv", delimiter=",", names=True, dtype=None,
-                         encoding="utf-8")
-    conc = {(float(r["time"]), str(r["tissue"])): float(r["value"]) for r in data}
+    conc = nanopk.read_dataset("cho2010_peg_au_100nm").table.pivot_table(index="time_h", columns="tissue", values="value")
     times = (0.5, 24.0, 168.0)
-    observed = [conc[t, "spleen"] / conc[t, "liver"] for t in times]
+    observed = [conc.loc[t, "spleen"] / conc.loc[t, "liver"] for t in times]
     particle = peg(100.0)
     pars = ctx.model(particle).parameters
     mass_ratio = pars["f_V_liver"].value / pars["f_V_spleen"].value

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import sympy as sp
 from hypothesis import given, settings
@@ -212,8 +210,7 @@ def test_spleen_liver_split_of_captured_particles_follows_cho2010(models):
     """Cho et al. 2010 (datasets/cho2010_peg_au_100nm), the calibration of k_cap_ops_spleen: 100 nm PEG-5k Au, captured
     almost entirely as opsonised particles, has a spleen/liver concentration ratio of 1.02, 1.22 and 1.94 at 0.5, 24
     and 168 h; the model is within 2× at each time."""
-    data = pd.read_csv(Path(__file__).resolve().parents[1] / "datasets" / "cho2010_peg_au_100nm.csv")
-    conc = data.pivot_table(index="time", columns="tissue", values="value")
+    conc = nanopk.read_dataset("cho2010_peg_au_100nm").table.pivot_table(index="time_h", columns="tissue", values="value")
     model = models(peg(100.0))
     sim = model.simulate([0.5, 24.0, 168.0])
     organ_mass_ratio = model.parameters["f_V_liver"].value / model.parameters["f_V_spleen"].value
