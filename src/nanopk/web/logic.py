@@ -402,11 +402,12 @@ def design(*, material, core_diameter_nm, coating, coating_mw_da=None, dose_mg_k
             "command": f"nanopk predict --particle {particle} --dose {dose}"}
 
 
-def scan_params() -> dict:
-    """The parameters ``nanopk predict`` sets besides the particle and dose: the calibrated constants, a 20 g mouse."""
+def scan_params(record: dict | None = None) -> dict:
+    """The parameters ``nanopk predict`` sets besides the particle and dose: the calibrated constants (of ``record``,
+    default the shipped calibration), a 20 g mouse."""
     from ..calibrate.store import calibrated_values, load_calibration
 
-    return {**calibrated_values(load_calibration()), "BW": 0.020}
+    return {**calibrated_values(record if record is not None else load_calibration()), "BW": 0.020}
 
 
 def design_scan(*, material, sizes, coatings, coating_mw_da=None, dose_mg_kg=1.0):
@@ -419,10 +420,12 @@ def design_scan(*, material, sizes, coatings, coating_mw_da=None, dose_mg_kg=1.0
     import pandas as pd
 
     from ..calibrate.predict import MODEL, parse_dose, reported_scale
+    from ..calibrate.store import load_calibration
     from ..scan import scan
 
     parse_dose(dose_text(dose_mg_kg), 20.0)  # a missing or bad dose: nanopk predict's --dose message
-    params = scan_params()
+    record = load_calibration()  # read once: the constants and 10^μ come from it
+    params = scan_params(record)
     rows = []
     for coating in coatings:  # coating_mw_da only for polymer coatings
         base = {"material": material}
@@ -432,7 +435,7 @@ def design_scan(*, material, sizes, coatings, coating_mw_da=None, dose_mg_kg=1.0
                          base=base, params=params))
     table = pd.concat(rows, ignore_index=True)
     delivery = [c for c in ("DE24", "DE168", "DEmax") if c in table]
-    table[delivery] = table[delivery] * reported_scale()  # %ID as a study reports it, as predict gives it
+    table[delivery] = table[delivery] * reported_scale(record)  # %ID as a study reports it, as predict gives it
     return table
 
 
@@ -478,11 +481,10 @@ def compare_particles(a: Mapping, b: Mapping, *, level: float = 0.9, times_h=Non
                                 "dose": d["prediction"]["dose_ug"]})
               for name, d in designs.items()}
     attribution = particle_attribution(models, ["A", "B"])
-    # The attribution simulates the mass-balanced model; predict's DE24s are those × 10^μ (the shares do not change).
-    from ..calibrate.predict import reported_scale
-
+    # The attribution simulates the mass-balanced model; predict's DE24s are those × 10^μ, the factor the two
+    # predictions carry (the shares do not change).
     scaled = ["metric_reference", "metric_group", "metric_swapped"]  # a failed swap's None becomes NaN here
-    attribution[scaled] = attribution[scaled].astype(float) * reported_scale()
+    attribution[scaled] = attribution[scaled].astype(float) * 10 ** pa["offset_log10"]
     lines = [f"{pa['model']} with the calibrated constants (nanopk predict), {pa['species']} {pa['body_weight_g']:g} g"]
     for name, d in designs.items():
         lines += ["", f"particle {name}: {d['particle']}; dose {d['dose']} ({d['prediction']['dose_ug']:.4g} µg IV)",
