@@ -70,24 +70,39 @@ def test_score_counts_fold_errors():
 
 
 # ---------------------------------------------------------------------- recovery on synthetic data
+PEG15 = dict(material="Au", core_diameter_nm=15.0, coating="PEG", coating_mw_da=5000.0)
+BARE80 = dict(material="Au", core_diameter_nm=80.0, coating="none")
+TRUTH = {"signal_50": 0.05, "S_V_tumour": 1200.0}
+TWO_CONSTANTS = (Constant("signal_50", 1e-3, 1e3, ""), Constant("S_V_tumour", 1.0, 1e5, ""))
+
+
+def _simulator(instances, tissues, times, truth=None, offsets=None, noise_sd=0.0, seed=7) -> InstanceSimulator:
+    """A simulator of ``instances`` ((name, study, particle) triples: a 20 g mouse, 20 µg IV) at every tissue × time.
+
+    With ``truth`` its points are the model's log10 %ID at those constants plus each study's ``offsets`` entry plus
+    seeded normal noise of SD ``noise_sd``; without, every point is 1 %ID."""
+    inst = pd.DataFrame([{"name": n, "study": s, "species": "mouse", "body_weight_g": 20.0, "dose_ug": 20.0,
+                          "tumour_g": math.nan, "has_tumour": True, "perfused": False, "particle": p, "citation": ""}
+                         for n, s, p in instances])
+    pts = pd.DataFrame([{"name": n, "study": s, "tissue": t, "time_h": h, "pid": 1.0}
+                        for n, s, _ in instances for t in tissues for h in times])
+    sim = InstanceSimulator(inst, pts, workers=1)
+    if truth is not None:
+        y = sim.predict_log10(truth) + pts["study"].map(offsets or {}).fillna(0.0).to_numpy()
+        sim.points["pid"] = 10 ** (y + np.random.default_rng(seed).normal(0.0, noise_sd, len(pts)))
+    return sim
+
+
+def _two_particles_in(studies):
+    return [(f"i{j}_{s}", s, p) for j, p in enumerate((PEG15, BARE80)) for s in studies]
+
+
 @pytest.fixture(scope="module")
 def synthetic():
     """Four instances (two particles × two studies) simulated with known constants and study offsets."""
-    particles = [dict(material="Au", core_diameter_nm=15.0, coating="PEG", coating_mw_da=5000.0),
-                 dict(material="Au", core_diameter_nm=80.0, coating="none")]
-    inst = pd.DataFrame([{"name": f"i{j}_{s}", "study": s, "species": "mouse", "body_weight_g": 20.0, "dose_ug": 20.0,
-                          "tumour_g": math.nan, "has_tumour": True, "perfused": False, "particle": p, "citation": ""}
-                         for j, p in enumerate(particles) for s in ("A", "B")])
-    times = [1.0, 4.0, 24.0, 72.0]
-    pts = pd.DataFrame([{"name": n, "study": s, "tissue": t, "time_h": h, "pid": 1.0}
-                        for n, s in zip(inst["name"], inst["study"]) for t in ("blood", "liver", "spleen", "tumour")
-                        for h in times])
-    sim = InstanceSimulator(inst, pts, workers=1)
-    truth = {"signal_50": 0.05, "S_V_tumour": 1200.0}
-    offsets = {"A": 0.1, "B": -0.1}
-    y = sim.predict_log10(truth) + pts["study"].map(offsets).to_numpy()
-    sim.points["pid"] = 10 ** y
-    return sim, truth
+    sim = _simulator(_two_particles_in(("A", "B")), ("blood", "liver", "spleen", "tumour"), (1.0, 4.0, 24.0, 72.0),
+                     truth=TRUTH, offsets={"A": 0.1, "B": -0.1})
+    return sim, TRUTH
 
 
 @pytest.mark.parametrize("order", [(0, 1), (1, 0)])
@@ -95,16 +110,10 @@ def test_instances_sharing_a_model_keep_their_own_particle(order):
     """Two particles of one model structure — the base model's own (15 nm PEG-5k Au) and a 50 nm PEG-2k one — are
     each predicted as a direct simulation of their own particle (to 1e-3 log10), whichever comes first (a
     regression: the second instance used to inherit the first one's core size and PEG)."""
-    particles = [dict(material="Au", core_diameter_nm=50.0, coating="PEG", coating_mw_da=2000.0),
-                 dict(material="Au", core_diameter_nm=15.0, coating="PEG", coating_mw_da=5000.0)]
+    particles = [dict(material="Au", core_diameter_nm=50.0, coating="PEG", coating_mw_da=2000.0), PEG15]
     particles = [particles[i] for i in order]
-    inst = pd.DataFrame([{"name": f"i{j}", "study": f"S{j}", "species": "mouse", "body_weight_g": 20.0, "dose_ug": 20.0,
-                          "tumour_g": math.nan, "has_tumour": True, "perfused": False, "particle": p, "citation": ""}
-                         for j, p in enumerate(particles)])
-    pts = pd.DataFrame([{"name": n, "study": s, "tissue": t, "time_h": h, "pid": 1.0}
-                        for n, s in zip(inst["name"], inst["study"]) for t in ("blood", "liver", "tumour")
-                        for h in (1.0, 24.0)])
-    sim = InstanceSimulator(inst, pts, workers=1)
+    sim = _simulator([(f"i{j}", f"S{j}", p) for j, p in enumerate(particles)], ("blood", "liver", "tumour"), (1.0, 24.0))
+    pts = sim.points
     assert sim._solver.structure[0] == sim._solver.structure[1]  # one shared model: the case under test
     got = sim.predict_log10({})
     for j, p in enumerate(particles):
@@ -118,9 +127,8 @@ def test_instances_sharing_a_model_keep_their_own_particle(order):
 def test_calibration_recovers_known_constants(synthetic):
     """Two constants used to simulate noise-free data (with ±0.1 log10 study offsets) are recovered within 5 %."""
     sim, truth = synthetic
-    constants = (Constant("signal_50", 1e-3, 1e3, ""), Constant("S_V_tumour", 1.0, 1e5, ""))
-    fit = calibrate_constants(sim, constants, start={"signal_50": 0.35, "S_V_tumour": 400.0}, max_nfev=30, em_rounds=2,
-                              tau0=0.1, sigma0=0.05)
+    fit = calibrate_constants(sim, TWO_CONSTANTS, start={"signal_50": 0.35, "S_V_tumour": 400.0}, max_nfev=30,
+                              em_rounds=2, tau0=0.1, sigma0=0.05)
     assert fit.values["signal_50"] == pytest.approx(truth["signal_50"], rel=0.05)
     assert fit.values["S_V_tumour"] == pytest.approx(truth["S_V_tumour"], rel=0.05)
     assert fit.study_offsets["A"] > 0 > fit.study_offsets["B"]
@@ -135,30 +143,20 @@ def test_calibration_estimates_the_mean_study_offset():
     """Studies that all report less than the model (offsets −0.2, −0.3, −0.4, −0.5 log10, mean −0.35) give μ = −0.35
     (to 0.02) with its SE, the constants within 5 %, and a new study predicted at that level; study_mean=False (the
     earlier calibrations) reports μ = 0 without an SE."""
-    particles = [dict(material="Au", core_diameter_nm=15.0, coating="PEG", coating_mw_da=5000.0),
-                 dict(material="Au", core_diameter_nm=80.0, coating="none")]
     offsets = {"A": -0.2, "B": -0.3, "C": -0.4, "D": -0.5}
-    inst = pd.DataFrame([{"name": f"i{j}_{s}", "study": s, "species": "mouse", "body_weight_g": 20.0, "dose_ug": 20.0,
-                          "tumour_g": math.nan, "has_tumour": True, "perfused": False, "particle": p, "citation": ""}
-                         for j, p in enumerate(particles) for s in offsets])
-    pts = pd.DataFrame([{"name": n, "study": s, "tissue": t, "time_h": h, "pid": 1.0}
-                        for n, s in zip(inst["name"], inst["study"]) for t in ("blood", "liver", "spleen", "tumour")
-                        for h in (1.0, 4.0, 24.0, 72.0)])
-    sim = InstanceSimulator(inst, pts, workers=1)
-    truth = {"signal_50": 0.05, "S_V_tumour": 1200.0}
-    sim.points["pid"] = 10 ** (sim.predict_log10(truth) + pts["study"].map(offsets).to_numpy())
-    constants = (Constant("signal_50", 1e-3, 1e3, ""), Constant("S_V_tumour", 1.0, 1e5, ""))
+    sim = _simulator(_two_particles_in(offsets), ("blood", "liver", "spleen", "tumour"), (1.0, 4.0, 24.0, 72.0),
+                     truth=TRUTH, offsets=offsets)
     options = dict(start={"signal_50": 0.35, "S_V_tumour": 400.0}, max_nfev=30, em_rounds=2, tau0=0.1, sigma0=0.05)
-    fit = calibrate_constants(sim, constants, **options)
+    fit = calibrate_constants(sim, TWO_CONSTANTS, **options)
     assert fit.offset_log10 == pytest.approx(-0.35, abs=0.02)
     assert 0 < fit.offset_se_log10 < 0.2
-    assert fit.values["signal_50"] == pytest.approx(truth["signal_50"], rel=0.05)
-    assert fit.values["S_V_tumour"] == pytest.approx(truth["S_V_tumour"], rel=0.05)
+    assert fit.values["signal_50"] == pytest.approx(TRUTH["signal_50"], rel=0.05)
+    assert fit.values["S_V_tumour"] == pytest.approx(TRUTH["S_V_tumour"], rel=0.05)
     assert fit.to_dict()["offset_log10"] == fit.offset_log10
     new_study = sim.predict_log10(fit.values) + fit.offset_log10
-    truth_mean = sim.predict_log10(truth) - 0.35
+    truth_mean = sim.predict_log10(TRUTH) - 0.35
     assert np.median(np.abs(new_study - truth_mean)) < 0.03
-    fixed = calibrate_constants(sim, constants, study_mean=False, **options)
+    fixed = calibrate_constants(sim, TWO_CONSTANTS, study_mean=False, **options)
     assert fixed.offset_log10 == 0.0 and fixed.offset_se_log10 is None
 
 
@@ -166,27 +164,15 @@ def test_calibration_recovers_constants_mean_offset_and_between_study_sd():
     """Ten studies of two particles, simulated with known constants, study offsets of mean μ = −0.3 and SD τ = 0.3
     log10 (a fixed standardised set, so their SD is exactly τ) and residual noise σ = 0.1 (seeded): each constant and
     μ lie inside their 95 % intervals, and τ̂ is within 30 % of τ (issue 20's recovery test)."""
-    particles = [dict(material="Au", core_diameter_nm=15.0, coating="PEG", coating_mw_da=5000.0),
-                 dict(material="Au", core_diameter_nm=80.0, coating="none")]
     z = np.array([-1.6, -1.1, -0.7, -0.35, -0.1, 0.1, 0.35, 0.7, 1.1, 1.6])
     z = (z - z.mean()) / z.std()
     studies = [f"S{k}" for k in range(len(z))]
-    offsets = dict(zip(studies, -0.3 + 0.3 * z))
-    inst = pd.DataFrame([{"name": f"i{j}_{s}", "study": s, "species": "mouse", "body_weight_g": 20.0, "dose_ug": 20.0,
-                          "tumour_g": math.nan, "has_tumour": True, "perfused": False, "particle": p, "citation": ""}
-                         for j, p in enumerate(particles) for s in studies])
-    pts = pd.DataFrame([{"name": n, "study": s, "tissue": t, "time_h": h, "pid": 1.0}
-                        for n, s in zip(inst["name"], inst["study"]) for t in ("blood", "liver", "tumour")
-                        for h in (1.0, 24.0)])
-    sim = InstanceSimulator(inst, pts, workers=1)
-    truth = {"signal_50": 0.05, "S_V_tumour": 1200.0}
-    noise = np.random.default_rng(7).normal(0.0, 0.1, len(pts))
-    sim.points["pid"] = 10 ** (sim.predict_log10(truth) + pts["study"].map(offsets).to_numpy() + noise)
-    constants = (Constant("signal_50", 1e-3, 1e3, ""), Constant("S_V_tumour", 1.0, 1e5, ""))
-    fit = calibrate_constants(sim, constants, start={"signal_50": 0.35, "S_V_tumour": 400.0}, max_nfev=30, em_rounds=4,
-                              tau0=0.2, sigma0=0.2)
+    sim = _simulator(_two_particles_in(studies), ("blood", "liver", "tumour"), (1.0, 24.0), truth=TRUTH,
+                     offsets=dict(zip(studies, -0.3 + 0.3 * z)), noise_sd=0.1)
+    fit = calibrate_constants(sim, TWO_CONSTANTS, start={"signal_50": 0.35, "S_V_tumour": 400.0}, max_nfev=30,
+                              em_rounds=4, tau0=0.2, sigma0=0.2)
     record = fit.to_dict()["constants"]
-    for name, value in truth.items():
+    for name, value in TRUTH.items():
         low, high = record[name]["interval95"]
         assert low < value < high, (name, low, value, high)
     assert abs(fit.offset_log10 + 0.3) < 1.96 * fit.offset_se_log10, (fit.offset_log10, fit.offset_se_log10)
